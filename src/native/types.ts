@@ -1,0 +1,156 @@
+// Types of the native addon (native/*.cpp). This file and binding.ts are the only places that
+// know the addon's shape; everything else imports from src/native/index.ts.
+
+export type GpuChoice = "auto" | "cuda" | "cpu";
+
+export interface BackendDevice {
+  name: string;
+  description: string;
+  type: "cpu" | "gpu" | "igpu" | "accel" | "other";
+  memoryFree: number;
+  memoryTotal: number;
+}
+
+export interface LoadModelOptions {
+  /** Layers to offload to the GPU: -1 = all (default when a GPU backend is used), 0 = none. */
+  gpuLayers?: number;
+  useMmap?: boolean;
+  /** Load progress 0..1; called on the JS thread. */
+  onProgress?: (progress: number) => void;
+}
+
+export interface ModelInfo {
+  architecture: string;
+  description: string;
+  parameterCount: number;
+  sizeBytes: number;
+  contextLengthTrained: number;
+  embeddingLength: number;
+  layerCount: number;
+  vocabSize: number;
+  hasEncoder: boolean;
+  hasDecoder: boolean;
+  bos: number;
+  eos: number;
+  eot: number;
+  addBos: boolean;
+  addEos: boolean;
+  /** `tokenizer.chat_template`, or "" when the file has none. */
+  chatTemplate: string;
+  /** Every GGUF key/value pair as llama.cpp renders it (arrays abbreviated by llama.cpp). */
+  metadata: Record<string, string>;
+}
+
+export interface ContextOptions {
+  /** KV cells shared by all sequences (one unified cache). */
+  nCtx: number;
+  /** Largest sequence id + 1 (running sequences and cached prefixes each take one id). */
+  nSeqMax: number;
+  nBatch: number;
+  nUbatch: number;
+  flashAttn?: "auto" | "on" | "off";
+  typeK?: "f16" | "q8_0" | "q4_0" | "f32";
+  typeV?: "f16" | "q8_0" | "q4_0" | "f32";
+  threads?: number;
+  /** Context that returns pooled embeddings instead of logits. */
+  embeddings?: boolean;
+  pooling?: "model" | "mean" | "cls" | "last" | "none";
+}
+
+export interface SamplerParams {
+  temperature: number;
+  topK: number;
+  topP: number;
+  minP: number;
+  typicalP: number;
+  seed: number;
+  repeatLastN: number;
+  repeatPenalty: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /** token id -> bias added to its logit (-Infinity bans it). */
+  logitBias?: Array<[number, number]>;
+  /** GBNF grammar with root rule `root`. */
+  grammar?: string;
+  /** Number of top alternatives to report with each sampled token (0 = no logprobs). */
+  topLogprobs?: number;
+  /** Report the sampled token's logprob (implied by topLogprobs > 0). */
+  logprobs?: boolean;
+}
+
+/**
+ * One step: a batch of tokens of many sequences. Entry i is token `tokens[i]` of sequence
+ * `seqIds[i]` at position `positions[i]`; `sample[i] = 1` asks for the next token of that
+ * sequence to be sampled from this entry's logits (its sequence must have a sampler).
+ * `accept[i] = 1` feeds a prompt token to the sequence's penalty window without sampling.
+ */
+export interface StepPlanArrays {
+  tokens: Int32Array;
+  positions: Int32Array;
+  seqIds: Int32Array;
+  sample: Uint8Array;
+}
+
+export interface StepResult {
+  /** "ok", or "no_room": the KV cache had no free cells for the batch; nothing was decoded. */
+  status: "ok" | "no_room";
+  /** One entry per sampled row, in the order of the plan's entries with sample = 1. */
+  sampledSeqIds: Int32Array;
+  sampledTokens: Int32Array;
+  /** logprob of each sampled token (NaN when not requested). */
+  sampledLogprobs: Float32Array;
+  /** topLogprobs ids/logprobs per row, `topN` wide (rows without logprobs are filled with -1/NaN). */
+  topN: number;
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
+  /** Time spent in llama_decode and in sampling, in nanoseconds. */
+  decodeNs: number;
+  sampleNs: number;
+}
+
+export interface EmbedResult {
+  status: "ok" | "no_room";
+  /** Pooled embeddings of the plan's sequences with sample = 1, `nEmbd` floats each. */
+  seqIds: Int32Array;
+  embeddings: Float32Array;
+  nEmbd: number;
+}
+
+export interface NativeModel {
+  readonly info: ModelInfo;
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string;
+  /** Raw bytes of a token's text (may be part of a multi-byte character). */
+  tokenBytes(token: number, special: boolean): Uint8Array;
+  isEog(token: number): boolean;
+  createContext(options: ContextOptions): Promise<NativeContext>;
+  dispose(): Promise<void>;
+}
+
+export interface NativeContext {
+  readonly nCtx: number;
+  readonly nSeqMax: number;
+  readonly nBatch: number;
+  setSampler(seqId: number, params: SamplerParams): void;
+  clearSampler(seqId: number): void;
+  /** Feed tokens (already in the KV cache) to the sequence's repeat-penalty window. */
+  acceptTokens(seqId: number, tokens: Int32Array): void;
+  step(plan: StepPlanArrays): Promise<StepResult>;
+  embed(plan: StepPlanArrays): Promise<EmbedResult>;
+  seqRemove(seqId: number, p0: number, p1: number): boolean;
+  seqCopy(src: number, dst: number, p0: number, p1: number): void;
+  seqKeep(seqId: number): void;
+  seqPosMin(seqId: number): number;
+  seqPosMax(seqId: number): number;
+  clear(): void;
+  dispose(): Promise<void>;
+}
+
+export interface NativeAddon {
+  /** Loads ggml backends once; returns the devices found and the chosen backend. */
+  init(gpu: GpuChoice): { backend: "cuda" | "cpu"; devices: BackendDevice[]; systemInfo: string };
+  loadModel(path: string, options: LoadModelOptions): Promise<NativeModel>;
+  jsonSchemaToGrammar(schemaJson: string): string;
+  /** Bytes of native memory held by live models and contexts (for leak tests). */
+  liveObjects(): { models: number; contexts: number };
+}
