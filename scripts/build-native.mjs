@@ -10,13 +10,13 @@
 // VLLAMA_CUDA_ARCHS picks the CUDA architectures (default "native"; "90a" for H100/H200).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const require = createRequire(path.join(root, "package.json"));
-const llamaDir = path.join(path.dirname(require.resolve("node-llama-cpp/package.json")), "llama");
+// Resolved by folder, not by require(): these packages' "exports" hide their package.json.
+const packageDir = (name) => path.join(root, "node_modules", name);
+const llamaDir = path.join(packageDir("node-llama-cpp"), "llama");
 const { tag } = JSON.parse(readFileSync(path.join(llamaDir, "llama.cpp.info.json"), "utf8"));
 const sourceDir = path.join(root, "deps", `llama.cpp-${tag}`);
 
@@ -47,16 +47,14 @@ const cuda = mode === "source" && (process.env.VLLAMA_CUDA ? process.env.VLLAMA_
 
 const defines = [`--CDVLLAMA_LLAMA_SOURCE_DIR=${sourceDir}`, `--CDVLLAMA_BUILD=${mode}`];
 if (mode === "prebuilt") {
-  const prebuiltDir = path.join(path.dirname(require.resolve("@node-llama-cpp/linux-x64/package.json")), "bins", "linux-x64");
+  const prebuiltDir = path.join(packageDir("@node-llama-cpp/linux-x64"), "bins", "linux-x64");
   defines.push(`--CDVLLAMA_PREBUILT_DIR=${prebuiltDir}`, `--CDVLLAMA_PREBUILT_TAG=${tag}`);
 } else {
   defines.push(`--CDGGML_CUDA=${cuda ? "ON" : "OFF"}`);
   if (cuda) defines.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.VLLAMA_CUDA_ARCHS ?? "native"}`);
 }
 
-// Node-API needs only node_api.h; use the headers of the running Node instead of downloading them.
-const nodeDir = process.env.npm_config_nodedir ?? path.resolve(path.dirname(process.execPath), "..");
-const cmakeJs = path.join(path.dirname(require.resolve("cmake-js/package.json")), "bin", "cmake-js");
+const cmakeJs = path.join(packageDir("cmake-js"), "bin", "cmake-js");
 run(process.execPath, [cmakeJs, "compile", "--log-level", "warn", "--directory", root,
-  "--runtime-directory", nodeDir, "--parallel", String(Math.max(2, (await import("node:os")).availableParallelism())), ...defines]);
+  "--parallel", String(Math.max(2, (await import("node:os")).availableParallelism())), ...defines]);
 console.log(`vllama: native addon built (${mode}${cuda ? ", CUDA" : ""}, llama.cpp ${tag})`);

@@ -148,7 +148,7 @@ export interface NativeContext {
 
 export interface NativeAddon {
   /** Loads ggml backends once; returns the devices found and the chosen backend. */
-  init(gpu: GpuChoice): { backend: "cuda" | "cpu"; devices: BackendDevice[]; systemInfo: string };
+  init(gpu: GpuChoice, backendDir: string): { backend: "cuda" | "cpu"; devices: BackendDevice[]; systemInfo: string };
   loadModel(path: string, options: LoadModelOptions): Promise<NativeModel>;
   jsonSchemaToGrammar(schemaJson: string): string;
   /** Bytes of native memory held by live models and contexts (for leak tests). */

@@ -1,0 +1,128 @@
+// Module entry: backend selection, model loading, JSON-schema-to-grammar, log capture.
+#include "common.h"
+#include "context.h"
+#include "model.h"
+
+#include "ggml-backend.h"
+#include "json-schema-to-grammar.h"
+#include "llama.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+std::atomic<int> g_liveModels{0};
+std::atomic<int> g_liveContexts{0};
+
+static std::mutex g_log_mutex;
+static std::string g_last_error;
+static bool g_log_to_stderr = std::getenv("VLLAMA_LLAMA_LOG") != nullptr;
+
+static void OnLlamaLog(enum ggml_log_level level, const char * text, void *) {
+    if (g_log_to_stderr) fputs(text, stderr);
+    if (level != GGML_LOG_LEVEL_ERROR) return;
+    std::lock_guard<std::mutex> lock(g_log_mutex);
+    g_last_error = text;
+    while (!g_last_error.empty() && (g_last_error.back() == '\n' || g_last_error.back() == ' ')) g_last_error.pop_back();
+}
+
+void InstallLogCapture() { llama_log_set(OnLlamaLog, nullptr); }
+
+std::string TakeLastLlamaError() {
+    std::lock_guard<std::mutex> lock(g_log_mutex);
+    std::string out;
+    out.swap(g_last_error);
+    return out;
+}
+
+static std::vector<ggml_backend_dev_t> g_model_devices;
+std::vector<ggml_backend_dev_t> & ModelDevices() { return g_model_devices; }
+static bool g_initialized = false;
+static std::string g_backend = "cpu";
+
+static const char * DeviceType(enum ggml_backend_dev_type t) {
+    switch (t) {
+        case GGML_BACKEND_DEVICE_TYPE_CPU: return "cpu";
+        case GGML_BACKEND_DEVICE_TYPE_GPU: return "gpu";
+        case GGML_BACKEND_DEVICE_TYPE_IGPU: return "igpu";
+        case GGML_BACKEND_DEVICE_TYPE_ACCEL: return "accel";
+        default: return "other";
+    }
+}
+
+// init(gpu: "auto" | "cuda" | "cpu", backendDir) -> { backend, devices, systemInfo }
+// Backends are loaded once per process; later calls report the same choice.
+static Napi::Value Init(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    std::string gpu = StringArg(info, 0, "gpu");
+    if (gpu != "auto" && gpu != "cuda" && gpu != "cpu") ThrowCoded(env, "gpu must be auto, cuda or cpu", "ERR_INVALID_ARG");
+    if (!g_initialized) {
+        InstallLogCapture();
+        // Prebuilt libraries load their CPU (and GPU) backends from files beside the addon.
+        if (info.Length() > 1 && info[1].IsString()) ggml_backend_load_all_from_path(info[1].As<Napi::String>().Utf8Value().c_str());
+        llama_backend_init();
+        g_initialized = true;
+    }
+    std::vector<ggml_backend_dev_t> gpus;
+    Napi::Array devices = Napi::Array::New(env);
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+        ggml_backend_dev_t dev = ggml_backend_dev_get(i);
+        size_t free = 0, total = 0;
+        ggml_backend_dev_memory(dev, &free, &total);
+        Napi::Object d = Napi::Object::New(env);
+        d.Set("name", ggml_backend_dev_name(dev));
+        d.Set("description", ggml_backend_dev_description(dev));
+        d.Set("type", DeviceType(ggml_backend_dev_type(dev)));
+        d.Set("memoryFree", static_cast<double>(free));
+        d.Set("memoryTotal", static_cast<double>(total));
+        devices.Set(devices.Length(), d);
+        std::string reg = ggml_backend_reg_name(ggml_backend_dev_backend_reg(dev));
+        if (ggml_backend_dev_type(dev) == GGML_BACKEND_DEVICE_TYPE_GPU && reg == "CUDA") gpus.push_back(dev);
+    }
+    if (gpu == "cuda" && gpus.empty()) {
+        ThrowCoded(env, "gpu \"cuda\" was requested but no CUDA device is usable (build with VLLAMA_BUILD=source on a machine with nvcc)", "ERR_NO_GPU");
+    }
+    g_model_devices = gpu == "cpu" ? std::vector<ggml_backend_dev_t>{} : gpus;
+    g_backend = g_model_devices.empty() ? "cpu" : "cuda";
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("backend", g_backend);
+    r.Set("devices", devices);
+    r.Set("systemInfo", llama_print_system_info());
+    return r;
+}
+
+static Napi::Value LoadModel(const Napi::CallbackInfo & info) {
+    if (!g_initialized) ThrowCoded(info.Env(), "call init() before loadModel()", "ERR_INVALID_ARG");
+    return Model::Load(info);
+}
+
+// jsonSchemaToGrammar(schemaJson) -> GBNF, with llama.cpp's own converter.
+static Napi::Value JsonSchemaToGrammar(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    std::string text = StringArg(info, 0, "schema");
+    try {
+        return Napi::String::New(env, json_schema_to_grammar(common_json::parse(text)));
+    } catch (const std::exception & e) {
+        ThrowCoded(env, std::string("invalid JSON schema: ") + e.what(), "ERR_SCHEMA");
+    }
+}
+
+static Napi::Value LiveObjects(const Napi::CallbackInfo & info) {
+    Napi::Object r = Napi::Object::New(info.Env());
+    r.Set("models", g_liveModels.load());
+    r.Set("contexts", g_liveContexts.load());
+    return r;
+}
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+    exports.Set("init", Napi::Function::New(env, Init));
+    exports.Set("loadModel", Napi::Function::New(env, LoadModel));
+    exports.Set("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar));
+    exports.Set("liveObjects", Napi::Function::New(env, LiveObjects));
+    exports.Set("Model", Model::Init(env));
+    exports.Set("Context", Context::Init(env));
+    return exports;
+}
+
+NODE_API_MODULE(vllama, InitModule)

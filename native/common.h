@@ -1,0 +1,107 @@
+// Shared plumbing for the binding: promise-returning workers, argument checks, llama.cpp log capture.
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+// Runs `execute` on a libuv worker thread and settles a promise on the JS thread with
+// `resolve(env)`. Any exception thrown by `execute` rejects the promise with its message.
+class PromiseWorker : public Napi::AsyncWorker {
+  public:
+    using Job = std::function<void()>;
+    using Resolve = std::function<Napi::Value(Napi::Env)>;
+
+    static Napi::Promise Run(Napi::Env env, Job execute, Resolve resolve, const char * code = "ERR_NATIVE") {
+        auto * worker = new PromiseWorker(env, std::move(execute), std::move(resolve), code);
+        auto promise = worker->deferred_.Promise();
+        worker->Napi::AsyncWorker::Queue();
+        return promise;
+    }
+
+  protected:
+    void Execute() override {
+        try {
+            execute_();
+        } catch (const std::exception & e) {
+            SetError(e.what());
+        }
+    }
+    void OnOK() override {
+        Napi::HandleScope scope(Env());
+        try {
+            deferred_.Resolve(resolve_(Env()));
+        } catch (const Napi::Error & e) {
+            deferred_.Reject(e.Value());
+        }
+    }
+    void OnError(const Napi::Error & error) override {
+        Napi::Error e = Napi::Error::New(Env(), error.Message());
+        e.Set("code", Napi::String::New(Env(), code_));
+        deferred_.Reject(e.Value());
+    }
+
+  private:
+    PromiseWorker(Napi::Env env, Job execute, Resolve resolve, const char * code)
+        : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)),
+          execute_(std::move(execute)), resolve_(std::move(resolve)), code_(code) {}
+
+    Napi::Promise::Deferred deferred_;
+    Job execute_;
+    Resolve resolve_;
+    const char * code_;
+};
+
+// A JS Error with a `code` property the TypeScript layer maps to typed errors.
+[[noreturn]] inline void ThrowCoded(Napi::Env env, const std::string & message, const char * code) {
+    Napi::Error e = Napi::Error::New(env, message);
+    e.Set("code", Napi::String::New(env, code));
+    throw e;
+}
+
+inline double NumberArg(const Napi::CallbackInfo & info, size_t i, const char * name) {
+    if (info.Length() <= i || !info[i].IsNumber()) {
+        ThrowCoded(info.Env(), std::string(name) + " must be a number", "ERR_INVALID_ARG");
+    }
+    return info[i].As<Napi::Number>().DoubleValue();
+}
+
+inline std::string StringArg(const Napi::CallbackInfo & info, size_t i, const char * name) {
+    if (info.Length() <= i || !info[i].IsString()) {
+        ThrowCoded(info.Env(), std::string(name) + " must be a string", "ERR_INVALID_ARG");
+    }
+    return info[i].As<Napi::String>().Utf8Value();
+}
+
+inline Napi::Object ObjectArg(const Napi::CallbackInfo & info, size_t i, const char * name) {
+    if (info.Length() <= i || !info[i].IsObject()) {
+        ThrowCoded(info.Env(), std::string(name) + " must be an object", "ERR_INVALID_ARG");
+    }
+    return info[i].As<Napi::Object>();
+}
+
+template <typename T>
+T OptionalNumber(const Napi::Object & o, const char * key, T fallback) {
+    Napi::Value v = o.Get(key);
+    return v.IsNumber() ? static_cast<T>(v.As<Napi::Number>().DoubleValue()) : fallback;
+}
+
+inline bool OptionalBool(const Napi::Object & o, const char * key, bool fallback) {
+    Napi::Value v = o.Get(key);
+    return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
+}
+
+inline std::string OptionalString(const Napi::Object & o, const char * key, const std::string & fallback) {
+    Napi::Value v = o.Get(key);
+    return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
+}
+
+// llama.cpp reports why a load failed only through its log; keep the last error line per thread.
+void InstallLogCapture();
+std::string TakeLastLlamaError();
+
+// Counts of live native objects, for leak tests.
+extern std::atomic<int> g_liveModels;
+extern std::atomic<int> g_liveContexts;

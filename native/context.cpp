@@ -1,0 +1,443 @@
+#include "context.h"
+
+#include "model.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+Napi::FunctionReference Context::constructor;
+
+void CheckTokens(Napi::Env env, const llama_vocab * vocab, const int32_t * tokens, size_t n);
+
+Napi::Function Context::Init(Napi::Env env) {
+    Napi::Function fn = DefineClass(env, "Context", {
+        InstanceMethod("setSampler", &Context::SetSampler),
+        InstanceMethod("clearSampler", &Context::ClearSampler),
+        InstanceMethod("acceptTokens", &Context::AcceptTokens),
+        InstanceMethod("step", &Context::Step),
+        InstanceMethod("embed", &Context::Embed),
+        InstanceMethod("seqRemove", &Context::SeqRemove),
+        InstanceMethod("seqCopy", &Context::SeqCopy),
+        InstanceMethod("seqKeep", &Context::SeqKeep),
+        InstanceMethod("seqPosMin", &Context::SeqPosMin),
+        InstanceMethod("seqPosMax", &Context::SeqPosMax),
+        InstanceMethod("clear", &Context::Clear),
+        InstanceMethod("dispose", &Context::Dispose),
+    });
+    constructor = Napi::Persistent(fn);
+    constructor.SuppressDestruct();
+    return fn;
+}
+
+static enum ggml_type CacheType(Napi::Env env, const std::string & name) {
+    if (name == "f16") return GGML_TYPE_F16;
+    if (name == "f32") return GGML_TYPE_F32;
+    if (name == "q8_0") return GGML_TYPE_Q8_0;
+    if (name == "q4_0") return GGML_TYPE_Q4_0;
+    ThrowCoded(env, "unsupported KV cache type '" + name + "' (f16, q8_0, q4_0, f32)", "ERR_INVALID_ARG");
+}
+
+static enum llama_pooling_type Pooling(Napi::Env env, const std::string & name) {
+    if (name == "model") return LLAMA_POOLING_TYPE_UNSPECIFIED;
+    if (name == "mean") return LLAMA_POOLING_TYPE_MEAN;
+    if (name == "cls") return LLAMA_POOLING_TYPE_CLS;
+    if (name == "last") return LLAMA_POOLING_TYPE_LAST;
+    if (name == "none") return LLAMA_POOLING_TYPE_NONE;
+    ThrowCoded(env, "unsupported pooling '" + name + "' (model, mean, cls, last, none)", "ERR_INVALID_ARG");
+}
+
+static enum llama_flash_attn_type FlashAttn(Napi::Env env, const std::string & name) {
+    if (name == "auto") return LLAMA_FLASH_ATTN_TYPE_AUTO;
+    if (name == "on") return LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    if (name == "off") return LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    ThrowCoded(env, "flashAttn must be auto, on or off", "ERR_INVALID_ARG");
+}
+
+struct CreateJob {
+    llama_context_params params = llama_context_default_params();
+    llama_model * model = nullptr;
+    llama_context * ctx = nullptr;
+};
+
+// model.createContext({ nCtx, nSeqMax, nBatch, nUbatch, flashAttn, typeK, typeV, threads, embeddings, pooling })
+Napi::Value Context::Create(const Napi::CallbackInfo & info, Model * model) {
+    Napi::Env env = info.Env();
+    Napi::Object o = ObjectArg(info, 0, "options");
+    auto job = std::make_shared<CreateJob>();
+    job->model = model->Get(env);
+    auto & p = job->params;
+    p.n_ctx = OptionalNumber<uint32_t>(o, "nCtx", 4096);
+    p.n_seq_max = OptionalNumber<uint32_t>(o, "nSeqMax", 1);
+    p.n_batch = OptionalNumber<uint32_t>(o, "nBatch", 512);
+    p.n_ubatch = std::min(p.n_batch, OptionalNumber<uint32_t>(o, "nUbatch", 512));
+    if (p.n_seq_max < 1 || p.n_seq_max > 256) ThrowCoded(env, "nSeqMax must be in [1, 256]", "ERR_INVALID_ARG");
+    if (p.n_ctx < 1 || p.n_batch < 1) ThrowCoded(env, "nCtx and nBatch must be positive", "ERR_INVALID_ARG");
+    // One cache for all sequences: cells are taken on demand, not split per sequence.
+    p.kv_unified = true;
+    p.flash_attn_type = FlashAttn(env, OptionalString(o, "flashAttn", "auto"));
+    p.type_k = CacheType(env, OptionalString(o, "typeK", "f16"));
+    p.type_v = CacheType(env, OptionalString(o, "typeV", "f16"));
+    int32_t threads = OptionalNumber<int32_t>(o, "threads", static_cast<int32_t>(std::thread::hardware_concurrency()));
+    p.n_threads = p.n_threads_batch = std::max(1, threads);
+    p.embeddings = OptionalBool(o, "embeddings", false);
+    p.pooling_type = Pooling(env, OptionalString(o, "pooling", "model"));
+    p.no_perf = true;
+    Napi::Object model_obj = info.This().As<Napi::Object>();
+    auto model_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(model_obj));
+    return PromiseWorker::Run(env,
+        [job]() {
+            TakeLastLlamaError();
+            job->ctx = llama_init_from_model(job->model, job->params);
+            if (job->ctx == nullptr) {
+                std::string reason = TakeLastLlamaError();
+                throw std::runtime_error("failed to create context" + (reason.empty() ? "" : ": " + reason));
+            }
+        },
+        [job, model_ref](Napi::Env env) -> Napi::Value {
+            return constructor.New({Napi::External<llama_context>::New(env, job->ctx), model_ref->Value()});
+        },
+        "ERR_CONTEXT");
+}
+
+Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(info) {
+    if (info.Length() != 2 || !info[0].IsExternal() || !info[1].IsObject()) {
+        ThrowCoded(info.Env(), "Context cannot be constructed directly; use model.createContext()", "ERR_INVALID_ARG");
+    }
+    ctx_ = info[0].As<Napi::External<llama_context>>().Data();
+    model_ref_ = Napi::Persistent(info[1].As<Napi::Object>());
+    model_ = Model::Unwrap(info[1].As<Napi::Object>());
+    model_->live_contexts++;
+    n_ctx_ = static_cast<int32_t>(llama_n_ctx(ctx_));
+    n_seq_max_ = static_cast<int32_t>(llama_n_seq_max(ctx_));
+    n_batch_ = static_cast<int32_t>(llama_n_batch(ctx_));
+    const llama_model * m = llama_get_model(ctx_);
+    encoder_only_ = llama_model_has_encoder(m) && !llama_model_has_decoder(m);
+    batch_ = llama_batch_init(n_batch_, 0, 1);
+    g_liveContexts++;
+    Napi::Object self = info.This().As<Napi::Object>();
+    self.Set("nCtx", n_ctx_);
+    self.Set("nSeqMax", n_seq_max_);
+    self.Set("nBatch", n_batch_);
+}
+
+Context::~Context() { Free(); }
+
+void Context::Free() {
+    if (ctx_ == nullptr) return;
+    samplers_.clear();
+    llama_batch_free(batch_);
+    llama_free(ctx_);
+    ctx_ = nullptr;
+    model_->live_contexts--;
+    model_ref_.Reset();
+    g_liveContexts--;
+}
+
+llama_context * Context::Idle(Napi::Env env) const {
+    if (ctx_ == nullptr) ThrowCoded(env, "context is disposed", "ERR_DISPOSED");
+    if (busy_) ThrowCoded(env, "context is busy with a step", "ERR_BUSY");
+    return ctx_;
+}
+
+int32_t Context::SeqArg(const Napi::CallbackInfo & info, size_t i) const {
+    double v = NumberArg(info, i, "seqId");
+    if (v < 0 || v >= n_seq_max_ || v != std::floor(v)) {
+        ThrowCoded(info.Env(), "seqId " + std::to_string(v) + " is out of range [0, " + std::to_string(n_seq_max_) + ")",
+                   "ERR_INVALID_ARG");
+    }
+    return static_cast<int32_t>(v);
+}
+
+static std::vector<llama_logit_bias> LogitBias(Napi::Env env, Napi::Value v, const llama_vocab * vocab) {
+    std::vector<llama_logit_bias> out;
+    if (!v.IsArray()) return out;
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+        Napi::Value pair = a.Get(i);
+        if (!pair.IsArray() || pair.As<Napi::Array>().Length() != 2) {
+            ThrowCoded(env, "logitBias entries must be [token, bias] pairs", "ERR_INVALID_ARG");
+        }
+        int32_t token = pair.As<Napi::Array>().Get(0u).As<Napi::Number>().Int32Value();
+        float bias = pair.As<Napi::Array>().Get(1u).As<Napi::Number>().FloatValue();
+        CheckTokens(env, vocab, &token, 1);
+        out.push_back({token, bias});
+    }
+    return out;
+}
+
+// setSampler(seqId, params)
+Napi::Value Context::SetSampler(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Idle(env);
+    int32_t seq = SeqArg(info, 0);
+    Napi::Object o = ObjectArg(info, 1, "params");
+    SamplerParams p;
+    p.temperature = OptionalNumber<float>(o, "temperature", p.temperature);
+    p.top_k = OptionalNumber<int32_t>(o, "topK", p.top_k);
+    p.top_p = OptionalNumber<float>(o, "topP", p.top_p);
+    p.min_p = OptionalNumber<float>(o, "minP", p.min_p);
+    p.typical_p = OptionalNumber<float>(o, "typicalP", p.typical_p);
+    double seed = OptionalNumber<double>(o, "seed", -1);
+    p.seed = seed < 0 ? LLAMA_DEFAULT_SEED : static_cast<uint32_t>(seed);
+    p.repeat_last_n = OptionalNumber<int32_t>(o, "repeatLastN", p.repeat_last_n);
+    p.repeat_penalty = OptionalNumber<float>(o, "repeatPenalty", p.repeat_penalty);
+    p.presence_penalty = OptionalNumber<float>(o, "presencePenalty", p.presence_penalty);
+    p.frequency_penalty = OptionalNumber<float>(o, "frequencyPenalty", p.frequency_penalty);
+    p.logit_bias = LogitBias(env, o.Get("logitBias"), model_->vocab());
+    p.grammar = OptionalString(o, "grammar", "");
+    p.top_logprobs = std::max(0, OptionalNumber<int32_t>(o, "topLogprobs", 0));
+    p.logprobs = OptionalBool(o, "logprobs", false);
+    try {
+        TakeLastLlamaError();
+        samplers_[seq] = std::make_unique<SequenceSampler>(model_->vocab(), p);
+    } catch (const std::invalid_argument & e) {
+        std::string reason = TakeLastLlamaError();
+        ThrowCoded(env, std::string(e.what()) + (reason.empty() ? "" : ": " + reason), "ERR_GRAMMAR");
+    }
+    return env.Undefined();
+}
+
+Napi::Value Context::ClearSampler(const Napi::CallbackInfo & info) {
+    Idle(info.Env());
+    samplers_.erase(SeqArg(info, 0));
+    return info.Env().Undefined();
+}
+
+// acceptTokens(seqId, Int32Array): the prompt enters the repeat-penalty window.
+Napi::Value Context::AcceptTokens(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Idle(env);
+    int32_t seq = SeqArg(info, 0);
+    auto it = samplers_.find(seq);
+    if (it == samplers_.end()) ThrowCoded(env, "sequence " + std::to_string(seq) + " has no sampler", "ERR_INVALID_ARG");
+    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+        ThrowCoded(env, "tokens must be an Int32Array", "ERR_INVALID_ARG");
+    }
+    Napi::Int32Array tokens = info[1].As<Napi::Int32Array>();
+    it->second->Accept(tokens.Data(), tokens.ElementLength());
+    return env.Undefined();
+}
+
+// The plan copied out of JS memory, so the worker thread never touches JS objects.
+struct Context::Batch {
+    std::vector<int32_t> tokens, positions, seq_ids;
+    std::vector<uint8_t> sample;
+    std::vector<int32_t> rows;  // batch index of each sampled entry
+    // results
+    int32_t status = 0;
+    std::vector<int32_t> out_seq, out_token, top_ids;
+    std::vector<float> out_logprob, top_lps, embeddings;
+    int32_t top_n = 0, n_embd = 0;
+    int64_t decode_ns = 0, sample_ns = 0;
+};
+
+template <typename T>
+static const T * TypedData(Napi::Env env, Napi::Object plan, const char * key, napi_typedarray_type type, size_t & n) {
+    Napi::Value v = plan.Get(key);
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+        ThrowCoded(env, std::string("plan.") + key + " has the wrong type", "ERR_INVALID_ARG");
+    }
+    Napi::TypedArrayOf<T> a = v.As<Napi::TypedArrayOf<T>>();
+    n = a.ElementLength();
+    return a.Data();
+}
+
+std::shared_ptr<Context::Batch> Context::ReadPlan(const Napi::CallbackInfo & info, bool need_samplers) {
+    Napi::Env env = info.Env();
+    Napi::Object plan = ObjectArg(info, 0, "plan");
+    size_t n, n_pos, n_seq, n_sample;
+    const int32_t * tokens = TypedData<int32_t>(env, plan, "tokens", napi_int32_array, n);
+    const int32_t * positions = TypedData<int32_t>(env, plan, "positions", napi_int32_array, n_pos);
+    const int32_t * seq_ids = TypedData<int32_t>(env, plan, "seqIds", napi_int32_array, n_seq);
+    const uint8_t * sample = TypedData<uint8_t>(env, plan, "sample", napi_uint8_array, n_sample);
+    if (n_pos != n || n_seq != n || n_sample != n) ThrowCoded(env, "plan arrays differ in length", "ERR_INVALID_ARG");
+    if (n == 0) ThrowCoded(env, "plan is empty", "ERR_INVALID_ARG");
+    if (static_cast<int32_t>(n) > n_batch_) {
+        ThrowCoded(env, "plan has " + std::to_string(n) + " tokens, more than nBatch " + std::to_string(n_batch_), "ERR_INVALID_ARG");
+    }
+    CheckTokens(env, model_->vocab(), tokens, n);
+    auto b = std::make_shared<Batch>();
+    b->tokens.assign(tokens, tokens + n);
+    b->positions.assign(positions, positions + n);
+    b->seq_ids.assign(seq_ids, seq_ids + n);
+    b->sample.assign(sample, sample + n);
+    for (size_t i = 0; i < n; i++) {
+        if (seq_ids[i] < 0 || seq_ids[i] >= n_seq_max_) ThrowCoded(env, "plan.seqIds out of range", "ERR_INVALID_ARG");
+        if (positions[i] < 0 || positions[i] >= n_ctx_) ThrowCoded(env, "plan.positions out of range", "ERR_INVALID_ARG");
+        if (!sample[i]) continue;
+        b->rows.push_back(static_cast<int32_t>(i));
+        if (need_samplers && samplers_.find(seq_ids[i]) == samplers_.end()) {
+            ThrowCoded(env, "sequence " + std::to_string(seq_ids[i]) + " has no sampler", "ERR_INVALID_ARG");
+        }
+        if (need_samplers) b->top_n = std::max(b->top_n, samplers_[seq_ids[i]]->wants_top());
+    }
+    return b;
+}
+
+int32_t Context::Decode(const Batch & b) {
+    batch_.n_tokens = static_cast<int32_t>(b.tokens.size());
+    for (size_t i = 0; i < b.tokens.size(); i++) {
+        batch_.token[i] = b.tokens[i];
+        batch_.pos[i] = b.positions[i];
+        batch_.n_seq_id[i] = 1;
+        batch_.seq_id[i][0] = b.seq_ids[i];
+        batch_.logits[i] = b.sample[i];
+    }
+    return encoder_only_ ? llama_encode(ctx_, batch_) : llama_decode(ctx_, batch_);
+}
+
+static int64_t NowNs() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Decode outcome: 0 ok, 1 no KV room (nothing decoded; the caller frees cells and retries).
+static void CheckDecode(int32_t ret) {
+    if (ret != 0 && ret != 1) {
+        std::string reason = TakeLastLlamaError();
+        throw std::runtime_error("llama_decode failed with code " + std::to_string(ret) + (reason.empty() ? "" : ": " + reason));
+    }
+}
+
+static Napi::Int32Array ToInt32(Napi::Env env, const std::vector<int32_t> & v) {
+    Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), a.Data());
+    return a;
+}
+
+static Napi::Float32Array ToFloat32(Napi::Env env, const std::vector<float> & v) {
+    Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
+    std::copy(v.begin(), v.end(), a.Data());
+    return a;
+}
+
+// step(plan) -> Promise<StepResult>: one llama_decode over the mixed batch, then sampling.
+Napi::Value Context::Step(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Idle(env);
+    auto b = ReadPlan(info, true);
+    busy_ = true;
+    return PromiseWorker::Run(env,
+        [this, b]() {
+            struct Done { std::atomic<bool> & f; ~Done() { f = false; } } done{busy_};
+            int64_t t0 = NowNs();
+            b->status = Decode(*b);
+            CheckDecode(b->status);
+            int64_t t1 = NowNs();
+            b->decode_ns = t1 - t0;
+            if (b->status != 0) return;
+            const size_t rows = b->rows.size();
+            b->out_seq.resize(rows);
+            b->out_token.resize(rows);
+            b->out_logprob.resize(rows);
+            b->top_ids.assign(rows * b->top_n, -1);
+            b->top_lps.assign(rows * b->top_n, std::numeric_limits<float>::quiet_NaN());
+            for (size_t r = 0; r < rows; r++) {
+                const int32_t i = b->rows[r];
+                const float * logits = llama_get_logits_ith(ctx_, i);
+                if (logits == nullptr) throw std::runtime_error("no logits: is this an embeddings context?");
+                SampledToken s = samplers_[b->seq_ids[i]]->Sample(logits, b->top_ids.data() + r * b->top_n,
+                                                                   b->top_lps.data() + r * b->top_n);
+                b->out_seq[r] = b->seq_ids[i];
+                b->out_token[r] = s.token;
+                b->out_logprob[r] = s.logprob;
+            }
+            b->sample_ns = NowNs() - t1;
+        },
+        [b](Napi::Env env) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(env);
+            r.Set("status", b->status == 0 ? "ok" : "no_room");
+            r.Set("sampledSeqIds", ToInt32(env, b->out_seq));
+            r.Set("sampledTokens", ToInt32(env, b->out_token));
+            r.Set("sampledLogprobs", ToFloat32(env, b->out_logprob));
+            r.Set("topN", b->top_n);
+            r.Set("topIds", ToInt32(env, b->top_ids));
+            r.Set("topLogprobs", ToFloat32(env, b->top_lps));
+            r.Set("decodeNs", static_cast<double>(b->decode_ns));
+            r.Set("sampleNs", static_cast<double>(b->sample_ns));
+            return r;
+        },
+        "ERR_DECODE");
+}
+
+// embed(plan) -> Promise<EmbedResult>: pooled embeddings of the sequences marked in plan.sample.
+Napi::Value Context::Embed(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Idle(env);
+    auto b = ReadPlan(info, false);
+    busy_ = true;
+    return PromiseWorker::Run(env,
+        [this, b]() {
+            struct Done { std::atomic<bool> & f; ~Done() { f = false; } } done{busy_};
+            b->status = Decode(*b);
+            CheckDecode(b->status);
+            if (b->status != 0) return;
+            b->n_embd = llama_model_n_embd(llama_get_model(ctx_));
+            const bool pooled = llama_pooling_type(ctx_) != LLAMA_POOLING_TYPE_NONE;
+            for (int32_t i : b->rows) {
+                const float * e = pooled ? llama_get_embeddings_seq(ctx_, b->seq_ids[i]) : llama_get_embeddings_ith(ctx_, i);
+                if (e == nullptr) throw std::runtime_error("no embeddings for sequence " + std::to_string(b->seq_ids[i]));
+                b->out_seq.push_back(b->seq_ids[i]);
+                b->embeddings.insert(b->embeddings.end(), e, e + b->n_embd);
+            }
+        },
+        [b](Napi::Env env) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(env);
+            r.Set("status", b->status == 0 ? "ok" : "no_room");
+            r.Set("seqIds", ToInt32(env, b->out_seq));
+            r.Set("embeddings", ToFloat32(env, b->embeddings));
+            r.Set("nEmbd", b->n_embd);
+            return r;
+        },
+        "ERR_DECODE");
+}
+
+static int32_t PosArg(const Napi::CallbackInfo & info, size_t i) {
+    return info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().Int32Value() : -1;
+}
+
+Napi::Value Context::SeqRemove(const Napi::CallbackInfo & info) {
+    llama_context * ctx = Idle(info.Env());
+    return Napi::Boolean::New(info.Env(), llama_memory_seq_rm(llama_get_memory(ctx), SeqArg(info, 0), PosArg(info, 1), PosArg(info, 2)));
+}
+
+Napi::Value Context::SeqCopy(const Napi::CallbackInfo & info) {
+    llama_context * ctx = Idle(info.Env());
+    int32_t src = SeqArg(info, 0), dst = SeqArg(info, 1);
+    llama_memory_seq_cp(llama_get_memory(ctx), src, dst, PosArg(info, 2), PosArg(info, 3));
+    return info.Env().Undefined();
+}
+
+Napi::Value Context::SeqKeep(const Napi::CallbackInfo & info) {
+    llama_context * ctx = Idle(info.Env());
+    llama_memory_seq_keep(llama_get_memory(ctx), SeqArg(info, 0));
+    return info.Env().Undefined();
+}
+
+Napi::Value Context::SeqPosMin(const Napi::CallbackInfo & info) {
+    llama_context * ctx = Idle(info.Env());
+    return Napi::Number::New(info.Env(), llama_memory_seq_pos_min(llama_get_memory(ctx), SeqArg(info, 0)));
+}
+
+Napi::Value Context::SeqPosMax(const Napi::CallbackInfo & info) {
+    llama_context * ctx = Idle(info.Env());
+    return Napi::Number::New(info.Env(), llama_memory_seq_pos_max(llama_get_memory(ctx), SeqArg(info, 0)));
+}
+
+Napi::Value Context::Clear(const Napi::CallbackInfo & info) {
+    llama_context * ctx = Idle(info.Env());
+    llama_memory_clear(llama_get_memory(ctx), true);
+    return info.Env().Undefined();
+}
+
+Napi::Value Context::Dispose(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (busy_) ThrowCoded(env, "context is busy with a step", "ERR_BUSY");
+    Free();
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Resolve(env.Undefined());
+    return deferred.Promise();
+}

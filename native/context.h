@@ -1,0 +1,56 @@
+// A llama_context with one unified KV cache shared by all sequences, and the batched step.
+#pragma once
+
+#include "common.h"
+#include "llama.h"
+#include "sampler.h"
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <vector>
+
+class Model;
+
+class Context : public Napi::ObjectWrap<Context> {
+  public:
+    static Napi::Function Init(Napi::Env env);
+    static Napi::Value Create(const Napi::CallbackInfo & info, Model * model);
+    static Napi::FunctionReference constructor;
+
+    explicit Context(const Napi::CallbackInfo & info);
+    ~Context() override;
+
+  private:
+    struct Batch;
+
+    Napi::Value SetSampler(const Napi::CallbackInfo & info);
+    Napi::Value ClearSampler(const Napi::CallbackInfo & info);
+    Napi::Value AcceptTokens(const Napi::CallbackInfo & info);
+    Napi::Value Step(const Napi::CallbackInfo & info);
+    Napi::Value Embed(const Napi::CallbackInfo & info);
+    Napi::Value SeqRemove(const Napi::CallbackInfo & info);
+    Napi::Value SeqCopy(const Napi::CallbackInfo & info);
+    Napi::Value SeqKeep(const Napi::CallbackInfo & info);
+    Napi::Value SeqPosMin(const Napi::CallbackInfo & info);
+    Napi::Value SeqPosMax(const Napi::CallbackInfo & info);
+    Napi::Value Clear(const Napi::CallbackInfo & info);
+    Napi::Value Dispose(const Napi::CallbackInfo & info);
+
+    // Guards every call: not disposed, and no step running on a worker thread (the JS side
+    // serialises steps, but a second concurrent call must be refused, not race).
+    llama_context * Idle(Napi::Env env) const;
+    int32_t SeqArg(const Napi::CallbackInfo & info, size_t i) const;
+    std::shared_ptr<Batch> ReadPlan(const Napi::CallbackInfo & info, bool need_samplers);
+    int32_t Decode(const Batch & batch);
+    void Free();
+
+    llama_context * ctx_ = nullptr;
+    Model * model_ = nullptr;
+    Napi::ObjectReference model_ref_;
+    llama_batch batch_{};
+    int32_t n_ctx_ = 0, n_seq_max_ = 0, n_batch_ = 0;
+    bool encoder_only_ = false;
+    std::atomic<bool> busy_{false};
+    std::map<int32_t, std::unique_ptr<SequenceSampler>> samplers_;
+};

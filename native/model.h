@@ -1,0 +1,35 @@
+// A loaded llama_model exposed to JS. Contexts keep a reference to their model object.
+#pragma once
+
+#include "common.h"
+#include "llama.h"
+
+#include <atomic>
+
+class Model : public Napi::ObjectWrap<Model> {
+  public:
+    static Napi::Function Init(Napi::Env env);
+    static Napi::Value Load(const Napi::CallbackInfo & info);
+    static Napi::FunctionReference constructor;
+
+    explicit Model(const Napi::CallbackInfo & info);
+    ~Model() override;
+
+    // Throws a coded JS error when the model was disposed.
+    llama_model * Get(Napi::Env env) const;
+    const llama_vocab * vocab() const { return vocab_; }
+    std::atomic<int> live_contexts{0};
+
+  private:
+    Napi::Object Info(Napi::Env env);
+    Napi::Value Tokenize(const Napi::CallbackInfo & info);
+    Napi::Value Detokenize(const Napi::CallbackInfo & info);
+    Napi::Value TokenBytes(const Napi::CallbackInfo & info);
+    Napi::Value IsEog(const Napi::CallbackInfo & info);
+    Napi::Value CreateContext(const Napi::CallbackInfo & info);
+    Napi::Value Dispose(const Napi::CallbackInfo & info);
+    void Free();
+
+    llama_model * model_ = nullptr;
+    const llama_vocab * vocab_ = nullptr;
+};

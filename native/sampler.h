@@ -1,0 +1,58 @@
+// One sequence's sampling state: a llama.cpp sampler chain plus an optional grammar, and the
+// candidate buffer reused across steps.
+#pragma once
+
+#include "llama.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+struct SamplerParams {
+    float temperature = 0.8f;
+    int32_t top_k = 40;
+    float top_p = 0.9f;
+    float min_p = 0.0f;
+    float typical_p = 1.0f;
+    uint32_t seed = LLAMA_DEFAULT_SEED;
+    int32_t repeat_last_n = 64;
+    float repeat_penalty = 1.0f;
+    float presence_penalty = 0.0f;
+    float frequency_penalty = 0.0f;
+    std::vector<llama_logit_bias> logit_bias;
+    std::string grammar;
+    int32_t top_logprobs = 0;
+    bool logprobs = false;
+};
+
+struct SampledToken {
+    llama_token token;
+    float logprob;  // NaN unless requested
+};
+
+class SequenceSampler {
+  public:
+    // Throws std::invalid_argument when the grammar does not parse.
+    SequenceSampler(const llama_vocab * vocab, const SamplerParams & params);
+    ~SequenceSampler();
+    SequenceSampler(const SequenceSampler &) = delete;
+    SequenceSampler & operator=(const SequenceSampler &) = delete;
+
+    // Samples from one row of logits and accepts the result (penalty window, grammar state).
+    // `top_ids`/`top_logprobs` receive `wants_top()` entries when logprobs are requested.
+    SampledToken Sample(const float * logits, int32_t * top_ids, float * top_logprobs);
+    // Feeds tokens already in the context (the prompt) to the penalty window only.
+    void Accept(const llama_token * tokens, size_t n);
+    int32_t wants_top() const { return params_.top_logprobs; }
+
+  private:
+    void FillCandidates(const float * logits);
+    void ComputeLogprobs(const float * logits, llama_token token, float * logprob, int32_t * top_ids, float * top_lps);
+
+    SamplerParams params_;
+    int32_t n_vocab_;
+    llama_sampler * chain_ = nullptr;
+    llama_sampler * grammar_ = nullptr;
+    bool greedy_only_ = false;
+    std::vector<llama_token_data> candidates_;
+};

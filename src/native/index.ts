@@ -1,0 +1,88 @@
+// Typed front of the native addon: argument checks that need the file system, and native error
+// codes mapped to the project's typed errors. Engine code imports from here only.
+import { open } from "node:fs/promises";
+import os from "node:os";
+import { BadRequestError, InternalError, NotFoundError, VllamaError } from "../api/errors.js";
+import { addonDir, loadAddon } from "./binding.js";
+import type { BackendDevice, ContextOptions, GpuChoice, LoadModelOptions, NativeContext, NativeModel } from "./types.js";
+
+export type * from "./types.js";
+
+export interface BackendInfo {
+  backend: "cuda" | "cpu";
+  devices: BackendDevice[];
+  systemInfo: string;
+}
+
+let backendInfo: BackendInfo | undefined;
+
+/** Loads llama.cpp's backends once per process and picks CUDA or CPU. */
+export function initBackend(gpu: GpuChoice = "auto"): BackendInfo {
+  if (backendInfo && gpu === "auto") return backendInfo;
+  backendInfo = mapErrors(() => loadAddon().init(gpu, addonDir));
+  return backendInfo;
+}
+
+/** Native error codes that are the caller's fault; the rest are internal errors. */
+const badRequestCodes = new Set(["ERR_INVALID_ARG", "ERR_INVALID_TOKEN", "ERR_GRAMMAR", "ERR_SCHEMA", "ERR_MODEL_LOAD", "ERR_NO_GPU"]);
+
+export function toTypedError(error: unknown): VllamaError {
+  if (error instanceof VllamaError) return error;
+  const e = error as { message?: string; code?: string };
+  const message = e?.message ?? String(error);
+  return badRequestCodes.has(e?.code ?? "") ? new BadRequestError(message) : new InternalError(message);
+}
+
+function mapErrors<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    throw toTypedError(error);
+  }
+}
+
+async function checkGgufFile(path: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(path, "r");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new NotFoundError(`model file '${path}' not found`);
+    if (code === "EISDIR") throw new BadRequestError(`'${path}' is a directory, not a GGUF file`);
+    throw new BadRequestError(`cannot read '${path}': ${(error as Error).message}`);
+  }
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(4), 0, 4, 0);
+    if (bytesRead < 4 || buffer.toString("latin1") !== "GGUF") throw new BadRequestError(`'${path}' is not a GGUF file`);
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function loadModel(path: string, options: LoadModelOptions & { gpu?: GpuChoice } = {}): Promise<NativeModel> {
+  const { backend } = initBackend(options.gpu ?? "auto");
+  await checkGgufFile(path);
+  const gpuLayers = options.gpuLayers ?? (backend === "cpu" ? 0 : -1);
+  try {
+    return await loadAddon().loadModel(path, { ...options, gpuLayers });
+  } catch (error) {
+    throw toTypedError(error);
+  }
+}
+
+export async function createContext(model: NativeModel, options: ContextOptions): Promise<NativeContext> {
+  try {
+    return await model.createContext({ threads: os.availableParallelism(), ...options });
+  } catch (error) {
+    throw toTypedError(error);
+  }
+}
+
+/** GBNF for a JSON schema, by llama.cpp's own converter. */
+export function jsonSchemaToGrammar(schema: unknown): string {
+  return mapErrors(() => loadAddon().jsonSchemaToGrammar(JSON.stringify(schema)));
+}
+
+export function liveNativeObjects(): { models: number; contexts: number } {
+  return loadAddon().liveObjects();
+}
