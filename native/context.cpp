@@ -207,7 +207,8 @@ Napi::Value Context::ClearSampler(const Napi::CallbackInfo & info) {
     return info.Env().Undefined();
 }
 
-// acceptTokens(seqId, Int32Array): the prompt enters the repeat-penalty window.
+// acceptTokens(seqId, Int32Array, grammar): tokens enter the repeat-penalty window (and the
+// grammar's state when `grammar` is true).
 Napi::Value Context::AcceptTokens(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     Idle(env);
@@ -218,7 +219,8 @@ Napi::Value Context::AcceptTokens(const Napi::CallbackInfo & info) {
         ThrowCoded(env, "tokens must be an Int32Array", "ERR_INVALID_ARG");
     }
     Napi::Int32Array tokens = info[1].As<Napi::Int32Array>();
-    it->second->Accept(tokens.Data(), tokens.ElementLength());
+    CheckTokens(env, model_->vocab(), tokens.Data(), tokens.ElementLength());
+    it->second->Accept(tokens.Data(), tokens.ElementLength(), info.Length() > 2 && info[2].ToBoolean());
     return env.Undefined();
 }
 
@@ -378,6 +380,7 @@ Napi::Value Context::Embed(const Napi::CallbackInfo & info) {
             b->n_embd = llama_model_n_embd(llama_get_model(ctx_));
             const bool pooled = llama_pooling_type(ctx_) != LLAMA_POOLING_TYPE_NONE;
             for (int32_t i : b->rows) {
+                if (!b->out_seq.empty() && pooled && b->out_seq.back() == b->seq_ids[i]) continue;
                 const float * e = pooled ? llama_get_embeddings_seq(ctx_, b->seq_ids[i]) : llama_get_embeddings_ith(ctx_, i);
                 if (e == nullptr) throw std::runtime_error("no embeddings for sequence " + std::to_string(b->seq_ids[i]));
                 b->out_seq.push_back(b->seq_ids[i]);

@@ -110,7 +110,9 @@ void SequenceSampler::ComputeLogprobs(const float * logits, llama_token token, f
     }
 }
 
-void SequenceSampler::Accept(const llama_token * tokens, size_t n) {
-    if (greedy_only_) return;
-    for (size_t i = 0; i < n; i++) llama_sampler_accept(chain_, tokens[i]);
+void SequenceSampler::Accept(const llama_token * tokens, size_t n, bool grammar) {
+    for (size_t i = 0; i < n; i++) {
+        if (!greedy_only_) llama_sampler_accept(chain_, tokens[i]);
+        if (grammar && grammar_ != nullptr) llama_sampler_accept(grammar_, tokens[i]);
+    }
 }

@@ -41,8 +41,9 @@ class SequenceSampler {
     // Samples from one row of logits and accepts the result (penalty window, grammar state).
     // `top_ids`/`top_logprobs` receive `wants_top()` entries when logprobs are requested.
     SampledToken Sample(const float * logits, int32_t * top_ids, float * top_logprobs);
-    // Feeds tokens already in the context (the prompt) to the penalty window only.
-    void Accept(const llama_token * tokens, size_t n);
+    // Feeds tokens already in the context to the penalty window (the prompt), and to the
+    // grammar too when `grammar` (generated tokens replayed after a preemption).
+    void Accept(const llama_token * tokens, size_t n, bool grammar);
     int32_t wants_top() const { return params_.top_logprobs; }
 
   private:

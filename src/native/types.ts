@@ -110,7 +110,8 @@ export interface StepResult {
 
 export interface EmbedResult {
   status: "ok" | "no_room";
-  /** Pooled embeddings of the plan's sequences with sample = 1, `nEmbd` floats each. */
+  /** Pooled embeddings of the plan's sequences with sample = 1 (mark every token of a sequence
+   * for pooled models; its last token for pooling "none"), `nEmbd` floats each, in plan order. */
   seqIds: Int32Array;
   embeddings: Float32Array;
   nEmbd: number;
@@ -133,8 +134,8 @@ export interface NativeContext {
   readonly nBatch: number;
   setSampler(seqId: number, params: SamplerParams): void;
   clearSampler(seqId: number): void;
-  /** Feed tokens (already in the KV cache) to the sequence's repeat-penalty window. */
-  acceptTokens(seqId: number, tokens: Int32Array): void;
+  /** Feed tokens already in the KV cache to the repeat-penalty window (and the grammar). */
+  acceptTokens(seqId: number, tokens: Int32Array, grammar: boolean): void;
   step(plan: StepPlanArrays): Promise<StepResult>;
   embed(plan: StepPlanArrays): Promise<EmbedResult>;
   seqRemove(seqId: number, p0: number, p1: number): boolean;

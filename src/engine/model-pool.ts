@@ -1,0 +1,132 @@
+// Loaded models: reference-counted by the requests using them, unloaded after their keep-alive,
+// least recently used first when too many are loaded. Loading the same model twice at once
+// loads it once.
+import { ModelRunner, type RunnerOptions } from "./model-runner.js";
+
+interface PoolEntry {
+  key: string;
+  name: string;
+  digest: string;
+  size: number;
+  runner: Promise<ModelRunner>;
+  /** Set once the load finished. */
+  ready?: ModelRunner;
+  refs: number;
+  keepAliveMs: number;
+  expiresAt: number;
+  lastUsed: number;
+  timer?: NodeJS.Timeout;
+}
+
+export interface LoadedModelView {
+  name: string;
+  digest: string;
+  size: number;
+  expiresAt: number;
+  runner: ModelRunner;
+}
+
+export interface Lease {
+  runner: ModelRunner;
+  /** Nanoseconds this request spent waiting for the model to load (0 when already loaded). */
+  loadNs: number;
+  release(keepAliveMs: number): void;
+}
+
+export class ModelPool {
+  private readonly entries = new Map<string, PoolEntry>();
+
+  constructor(
+    private readonly maxLoaded: number,
+    private readonly runnerOptions: RunnerOptions,
+  ) {}
+
+  async acquire(model: { path: string; name: string; digest: string; size: number }, keepAliveMs: number): Promise<Lease> {
+    const started = process.hrtime.bigint();
+    let entry = this.entries.get(model.path);
+    if (!entry) {
+      await this.makeRoom();
+      entry = {
+        key: model.path, name: model.name, digest: model.digest, size: model.size,
+        runner: ModelRunner.load(model.path, this.runnerOptions),
+        refs: 0, keepAliveMs, expiresAt: Infinity, lastUsed: Date.now(),
+      };
+      this.entries.set(model.path, entry);
+      const loading = entry;
+      entry.runner.then(
+        (runner) => (loading.ready = runner),
+        () => this.entries.get(model.path) === loading && this.entries.delete(model.path),
+      );
+    }
+    entry.refs++;
+    clearTimeout(entry.timer);
+    let runner: ModelRunner;
+    try {
+      runner = await entry.runner;
+    } catch (error) {
+      entry.refs--;
+      throw error;
+    }
+    const held = entry;
+    let released = false;
+    return {
+      runner,
+      loadNs: Number(process.hrtime.bigint() - started),
+      release: (ms: number) => {
+        if (released) return;
+        released = true;
+        this.release(held, ms);
+      },
+    };
+  }
+
+  /** Models whose load has finished. */
+  loaded(): LoadedModelView[] {
+    return [...this.entries.values()].flatMap((e) =>
+      e.ready ? [{ name: e.name, digest: e.digest, size: e.size, expiresAt: e.expiresAt, runner: e.ready }] : []);
+  }
+
+  /** Unloads a model now if no request uses it (keep_alive 0 with an empty prompt). */
+  async unload(path: string): Promise<void> {
+    const entry = this.entries.get(path);
+    if (entry && entry.refs === 0) await this.drop(entry);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => this.drop(e)));
+  }
+
+  private release(entry: PoolEntry, keepAliveMs: number): void {
+    entry.refs--;
+    entry.lastUsed = Date.now();
+    entry.keepAliveMs = keepAliveMs;
+    if (entry.refs > 0) return;
+    entry.expiresAt = keepAliveMs === Infinity ? Infinity : Date.now() + keepAliveMs;
+    if (keepAliveMs === Infinity) return;
+    // setTimeout holds at most ~24.8 days; longer keep-alives are as good as forever.
+    entry.timer = setTimeout(() => {
+      if (entry.refs === 0) void this.drop(entry);
+    }, Math.min(keepAliveMs, 2 ** 31 - 1));
+    entry.timer.unref();
+  }
+
+  private async makeRoom(): Promise<void> {
+    while (this.entries.size >= this.maxLoaded) {
+      const idle = [...this.entries.values()].filter((e) => e.refs === 0).sort((a, b) => a.lastUsed - b.lastUsed);
+      // Every loaded model is busy: load one more rather than fail the request.
+      if (idle.length === 0) return;
+      await this.drop(idle[0]);
+    }
+  }
+
+  private async drop(entry: PoolEntry): Promise<void> {
+    if (this.entries.get(entry.key) !== entry) return;
+    this.entries.delete(entry.key);
+    clearTimeout(entry.timer);
+    try {
+      await (await entry.runner).close();
+    } catch {
+      // a model that failed to load has nothing to close
+    }
+  }
+}

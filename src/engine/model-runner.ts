@@ -1,0 +1,230 @@
+// One loaded model: its native model and context, the KV manager, the scheduler, and the step
+// loop that runs back to back while there is work:
+//   plan = scheduler.schedule(); outcome = executor.run(plan); scheduler.complete(plan)
+import { BadRequestError, CancelledError } from "../api/errors.js";
+import { createContext, loadModel, type GpuChoice, type NativeContext, type NativeModel } from "../native/index.js";
+import { EmbedBatcher } from "./embed-batcher.js";
+import { Executor, type SampledRow } from "./executor.js";
+import { KvManager } from "./kv-manager.js";
+import { Scheduler, type StepPlan } from "./scheduler.js";
+import { EngineMetrics } from "./metrics.js";
+import type { Sequence, TokenLogprobs } from "./sequence.js";
+
+export interface RunnerOptions {
+  /** Total KV cells of the unified cache (shared by all sequences). */
+  kvCells: number;
+  /** Most sequences generating at once. */
+  parallel: number;
+  /** Most requests waiting beyond `parallel`. */
+  maxQueue: number;
+  /** Tokens per step. */
+  batchSize: number;
+  flashAttention: "auto" | "on" | "off";
+  kvCacheType: "f16" | "q8_0" | "q4_0";
+  prefixCache: boolean;
+  gpu: GpuChoice;
+  threads: number;
+  gpuLayers?: number;
+  useMmap?: boolean;
+}
+
+// Sequence ids: running sequences plus sequences that hold cached prefixes (llama.cpp's maximum).
+const MAX_SEQ_IDS = 256;
+
+export class ModelRunner {
+  readonly metrics = new EngineMetrics();
+  private readonly kv: KvManager;
+  private readonly scheduler: Scheduler;
+  private readonly executor: Executor;
+  private readonly embedder: EmbedBatcher;
+  private looping = false;
+  private closed = false;
+
+  private constructor(
+    readonly path: string,
+    readonly model: NativeModel,
+    private readonly ctx: NativeContext,
+    readonly options: RunnerOptions,
+  ) {
+    this.kv = new KvManager(ctx, ctx.nCtx, ctx.nSeqMax, options.prefixCache);
+    this.scheduler = new Scheduler(this.kv, {
+      maxRunning: Math.min(options.parallel, ctx.nSeqMax),
+      tokenBudget: ctx.nBatch,
+      maxWaiting: options.maxQueue,
+    });
+    this.executor = new Executor(ctx);
+    this.embedder = new EmbedBatcher(model, options);
+  }
+
+  static async load(path: string, options: RunnerOptions, onProgress?: (p: number) => void): Promise<ModelRunner> {
+    const model = await loadModel(path, { gpu: options.gpu, gpuLayers: options.gpuLayers, useMmap: options.useMmap, onProgress });
+    try {
+      const ctx = await createContext(model, {
+        nCtx: options.kvCells,
+        nSeqMax: MAX_SEQ_IDS,
+        nBatch: options.batchSize,
+        nUbatch: options.batchSize,
+        flashAttn: options.flashAttention,
+        typeK: options.kvCacheType,
+        typeV: options.kvCacheType,
+        threads: options.threads,
+      });
+      return new ModelRunner(path, model, ctx, options);
+    } catch (error) {
+      await model.dispose();
+      throw error;
+    }
+  }
+
+  get kvCells(): number {
+    return this.ctx.nCtx;
+  }
+
+  get numRunning(): number {
+    return this.scheduler.running.length;
+  }
+
+  get numWaiting(): number {
+    return this.scheduler.waiting.length;
+  }
+
+  kvStats() {
+    return this.kv.stats();
+  }
+
+  /** Queues a sequence (BusyError when the queue is full); the step loop picks it up. */
+  submit(seq: Sequence, signal?: AbortSignal): void {
+    if (this.closed) throw new CancelledError("model is unloading");
+    if (seq.tokens.length >= this.ctx.nCtx) {
+      throw new BadRequestError(`prompt of ${seq.tokens.length} tokens does not fit in the KV cache (${this.ctx.nCtx} cells)`);
+    }
+    this.scheduler.add(seq);
+    if (signal) {
+      const onAbort = () => this.cancel(seq);
+      if (signal.aborted) onAbort();
+      signal.addEventListener("abort", onAbort, { once: true });
+      seq.events.onSettled(() => signal.removeEventListener("abort", onAbort));
+    }
+    void this.loop();
+  }
+
+  embed(tokens: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
+    return this.embedder.embed(tokens, signal);
+  }
+
+  /** Ends a sequence now; its cells are freed at the next step boundary. */
+  cancel(seq: Sequence): void {
+    if (seq.finished) return;
+    seq.fail(new CancelledError());
+    this.metrics.requestFinished("abort");
+    void this.loop();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const seq of [...this.scheduler.running, ...this.scheduler.waiting] as Sequence[]) {
+      seq.fail(new CancelledError("model was unloaded"));
+    }
+    while (this.looping) await new Promise((r) => setTimeout(r, 5));
+    await this.embedder.close();
+    await this.ctx.dispose();
+    await this.model.dispose();
+  }
+
+  private async loop(): Promise<void> {
+    if (this.looping) return;
+    this.looping = true;
+    try {
+      while (!this.closed) {
+        this.dropFinished();
+        if (!this.scheduler.hasWork) break;
+        await this.step();
+      }
+    } catch (error) {
+      this.failAll(error);
+    } finally {
+      this.dropFinished();
+      this.looping = false;
+    }
+  }
+
+  private async step(): Promise<void> {
+    const plan = this.scheduler.schedule();
+    this.metrics.preempted(plan.preempted.length);
+    this.start(plan);
+    if (plan.entries.length === 0) {
+      this.failUnschedulable();
+      return;
+    }
+    const outcome = await this.executor.run(plan);
+    if (outcome.status === "no_room") {
+      this.scheduler.rejectForNoRoom(plan);
+      this.metrics.preempted(1);
+      return;
+    }
+    this.scheduler.complete(plan);
+    for (const row of outcome.rows) this.deliver(row);
+  }
+
+  // Newly admitted sequences get their sampler under their (new) sequence id.
+  private start(plan: StepPlan): void {
+    for (const s of plan.admitted) {
+      const seq = s as Sequence;
+      const seqId = seq.lease!.seqId;
+      this.ctx.setSampler(seqId, seq.sampler);
+      const penaltyWindow = seq.tokens.slice(0, seq.promptLength);
+      if (penaltyWindow.length > 0) this.ctx.acceptTokens(seqId, Int32Array.from(penaltyWindow), false);
+      // After a preemption, the generated tokens replay into the grammar and penalty window.
+      if (seq.generatedCount > 0) this.ctx.acceptTokens(seqId, Int32Array.from(seq.tokens.slice(seq.promptLength)), true);
+      seq.noteAdmitted(seq.lease!.sharedTokens);
+    }
+  }
+
+  private deliver(row: SampledRow): void {
+    const seq = row.seq as Sequence;
+    if (seq.finished) return;
+    const done = seq.accept(row.token, Number.isNaN(row.logprob) ? undefined : this.logprobs(row));
+    this.metrics.tokenGenerated(seq);
+    if (done) {
+      this.metrics.requestFinished(seq.finishReason ?? "stop");
+      this.release(seq);
+    }
+  }
+
+  private logprobs(row: SampledRow): TokenLogprobs {
+    const piece = (id: number) => {
+      const bytes = this.model.tokenBytes(id, false);
+      return { token: Buffer.from(bytes).toString("utf8"), bytes: [...bytes] };
+    };
+    return {
+      ...piece(row.token),
+      logprob: row.logprob,
+      top: row.top.map((t) => ({ ...piece(t.id), logprob: t.logprob })),
+    };
+  }
+
+  private release(seq: Sequence): void {
+    const seqId = seq.lease?.seqId;
+    this.scheduler.remove(seq);
+    if (seqId !== undefined) this.ctx.clearSampler(seqId);
+  }
+
+  // Cancelled or failed sequences leave at a step boundary, when no step is running.
+  private dropFinished(): void {
+    for (const seq of [...this.scheduler.running, ...this.scheduler.waiting] as Sequence[]) {
+      if (seq.finished) this.release(seq);
+    }
+  }
+
+  // Nothing could be planned: the first waiting prompt needs more cells than the cache has.
+  private failUnschedulable(): void {
+    const seq = this.scheduler.waiting[0] as Sequence | undefined;
+    if (!seq) return;
+    seq.fail(new BadRequestError(`prompt of ${seq.tokens.length} tokens does not fit in the free KV cache (${this.kv.freeCells} of ${this.ctx.nCtx} cells)`));
+    this.release(seq);
+  }
+
+  private failAll(error: unknown): void {
+    for (const seq of [...this.scheduler.running, ...this.scheduler.waiting] as Sequence[]) seq.fail(error);
+  }
+}

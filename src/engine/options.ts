@@ -1,0 +1,30 @@
+// Options of `new Engine()`: the engine's part of the server configuration, validated once.
+import os from "node:os";
+import { z } from "zod";
+
+const KEEP_ALIVE_DEFAULT_MS = 5 * 60 * 1000;
+
+export const EngineOptionsSchema = z.object({
+  /** Ollama-layout model store; default VLLAMA_MODELS, OLLAMA_MODELS or ~/.ollama/models. */
+  modelsDir: z.string().optional(),
+  /** Sequences generating at once per model, batched into every step. */
+  parallel: z.int().min(1).max(256).default(32),
+  /** Requests waiting beyond `parallel` before new ones are refused as busy. */
+  maxQueue: z.int().min(0).default(512),
+  maxLoadedModels: z.int().min(1).default(3),
+  /** Default keep-alive of a loaded model after its last request (Infinity: forever). */
+  keepAliveMs: z.number().min(0).default(KEEP_ALIVE_DEFAULT_MS),
+  /** Default context length of one sequence (num_ctx). */
+  contextLength: z.int().min(16).default(4096),
+  /** Total KV cells of a model's unified cache; default from contextLength and parallel. */
+  kvCells: z.int().min(16).optional(),
+  /** Tokens per step (llama.cpp's n_batch). */
+  batchSize: z.int().min(16).max(8192).default(512),
+  flashAttention: z.enum(["auto", "on", "off"]).default("auto"),
+  kvCacheType: z.enum(["f16", "q8_0", "q4_0"]).default("f16"),
+  prefixCache: z.boolean().default(true),
+  gpu: z.enum(["auto", "cuda", "cpu"]).default("auto"),
+  threads: z.int().min(1).default(os.availableParallelism()),
+});
+
+export type EngineOptions = z.output<typeof EngineOptionsSchema>;

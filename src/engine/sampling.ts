@@ -1,0 +1,47 @@
+// Ollama request options -> the native sampler's parameters and a sequence's limits.
+import { BadRequestError } from "../api/errors.js";
+import type { Format, ResolvedOptions } from "../api/schemas.js";
+import { jsonSchemaToGrammar, type SamplerParams } from "../native/index.js";
+import type { SequenceLimits } from "./sequence.js";
+
+export interface SamplingRequest {
+  options: ResolvedOptions;
+  format?: Format;
+  logprobs?: boolean;
+  topLogprobs?: number;
+}
+
+export function samplerParams(req: SamplingRequest): SamplerParams {
+  const o = req.options;
+  return {
+    temperature: o.temperature,
+    topK: o.top_k,
+    topP: o.top_p,
+    minP: o.min_p,
+    typicalP: o.typical_p,
+    // Ollama: seed -1 means random; anything else reproduces the same text.
+    seed: o.seed < 0 ? Math.floor(Math.random() * 2 ** 32) : o.seed >>> 0,
+    repeatLastN: o.repeat_last_n,
+    repeatPenalty: o.repeat_penalty,
+    presencePenalty: o.presence_penalty,
+    frequencyPenalty: o.frequency_penalty,
+    grammar: formatGrammar(req.format),
+    logprobs: req.logprobs ?? false,
+    topLogprobs: req.topLogprobs ?? 0,
+  };
+}
+
+export function sequenceLimits(options: ResolvedOptions, ignoreEos = false): SequenceLimits {
+  return { maxTokens: options.num_predict < 0 ? -1 : options.num_predict, maxContext: options.num_ctx, stop: options.stop, ignoreEos };
+}
+
+/** `format: "json"` is any JSON object; a JSON schema object constrains output to that schema. */
+export function formatGrammar(format: Format | undefined): string | undefined {
+  if (format === undefined) return undefined;
+  const schema = format === "json" ? { type: "object" } : format;
+  try {
+    return jsonSchemaToGrammar(schema);
+  } catch (error) {
+    throw new BadRequestError(`invalid format: ${(error as Error).message}`);
+  }
+}

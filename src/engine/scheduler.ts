@@ -1,0 +1,195 @@
+// The scheduler decides. Each step it returns a plain StepPlan: which tokens of which sequences
+// to run. There is no prefill phase and no decode phase: a sequence simply has tokens that are
+// not yet in the KV cache (a whole prompt, a chunk of it, or the one token just sampled).
+import { BusyError } from "../api/errors.js";
+import { BLOCK_SIZE, type KvLease, type KvManager } from "./kv-manager.js";
+
+export interface ScheduledSequence {
+  readonly id: number;
+  /** Prompt followed by the tokens generated so far. */
+  tokens: number[];
+  /** Tokens of `tokens` whose cells are in the KV cache. */
+  numComputed: number;
+  lease: KvLease | undefined;
+  /** Times this sequence was preempted (reported in metrics). */
+  numPreemptions: number;
+}
+
+export interface PlanEntry {
+  seq: ScheduledSequence;
+  start: number;
+  count: number;
+  /** The entry reaches the end of the sequence's tokens: sample its next token. */
+  sample: boolean;
+}
+
+export interface StepPlan {
+  entries: PlanEntry[];
+  numTokens: number;
+  /** Sequences preempted while planning (their cells freed; they wait to be recomputed). */
+  preempted: ScheduledSequence[];
+  /** Sequences that start running in this step (with a new sequence id: set their sampler). */
+  admitted: ScheduledSequence[];
+}
+
+export interface SchedulerLimits {
+  /** Most sequences running at once. */
+  maxRunning: number;
+  /** Most tokens in one step (the context's nBatch). */
+  tokenBudget: number;
+  /** Most sequences waiting beyond the running ones; more is a BusyError. */
+  maxWaiting: number;
+}
+
+export class Scheduler {
+  readonly running: ScheduledSequence[] = [];
+  readonly waiting: ScheduledSequence[] = [];
+
+  constructor(
+    private readonly kv: KvManager,
+    private readonly limits: SchedulerLimits,
+  ) {}
+
+  get hasWork(): boolean {
+    return this.running.length > 0 || this.waiting.length > 0;
+  }
+
+  add(seq: ScheduledSequence): void {
+    if (this.waiting.length >= this.limits.maxWaiting) throw new BusyError("server busy, please try again.  maximum pending requests exceeded");
+    this.waiting.push(seq);
+  }
+
+  /** Removes a sequence wherever it is and frees its cells (finished or cancelled). */
+  remove(seq: ScheduledSequence): void {
+    const w = this.waiting.indexOf(seq);
+    if (w >= 0) this.waiting.splice(w, 1);
+    const r = this.running.indexOf(seq);
+    if (r >= 0) this.running.splice(r, 1);
+    if (seq.lease) this.kv.close(seq.lease);
+    seq.lease = undefined;
+  }
+
+  schedule(): StepPlan {
+    const plan: StepPlan = { entries: [], numTokens: 0, preempted: [], admitted: [] };
+    this.scheduleRunning(plan);
+    this.scheduleWaiting(plan);
+    return plan;
+  }
+
+  /** After the step ran: the planned tokens are in the cache; full blocks become shareable. */
+  complete(plan: StepPlan): void {
+    for (const e of plan.entries) {
+      e.seq.numComputed += e.count;
+      if (e.seq.lease) this.kv.commit(e.seq.lease, e.seq.tokens);
+    }
+  }
+
+  /**
+   * The step found no room in the KV cache (llama.cpp's own placement disagreed with the
+   * accounting). Undo the plan's allocations and preempt the newest running sequence.
+   */
+  rejectForNoRoom(plan: StepPlan): void {
+    for (const e of plan.entries) if (e.seq.lease) this.kv.shrink(e.seq.lease, e.count);
+    this.kv.evictAll();
+    const victim = this.running[this.running.length - 1];
+    if (victim && this.running.length > 1) this.preempt(victim);
+  }
+
+  // Running sequences first, oldest first: each gets its pending tokens (1 when decoding).
+  private scheduleRunning(plan: StepPlan): void {
+    for (let i = 0; i < this.running.length; i++) {
+      const seq = this.running[i];
+      const budget = this.limits.tokenBudget - plan.numTokens;
+      if (budget <= 0) break;
+      const count = Math.min(seq.tokens.length - seq.numComputed, budget);
+      if (count <= 0) continue;
+      if (!this.makeRoom(count, seq, plan)) {
+        // Not even preempting newer sequences freed enough: this one waits (recomputed later).
+        this.preempt(seq, plan);
+        i--;
+        continue;
+      }
+      this.addEntry(plan, seq, count);
+    }
+  }
+
+  // Then waiting sequences, in arrival order, while sequence slots, budget and cells last.
+  private scheduleWaiting(plan: StepPlan): void {
+    while (this.waiting.length > 0 && this.running.length < this.limits.maxRunning) {
+      const budget = this.limits.tokenBudget - plan.numTokens;
+      if (budget <= 0) break;
+      const seq = this.waiting[0];
+      if (this.sharesPrefillInFlight(seq)) break;
+      const cached = this.kv.matchLength(seq.tokens);
+      const count = Math.min(seq.tokens.length - cached, budget);
+      // Admit only what fits next to the running sequences' next decode tokens.
+      if (!this.kv.evict(count + this.running.length)) break;
+      const lease = this.kv.open(seq.tokens);
+      if (!lease) break;
+      this.waiting.shift();
+      seq.lease = lease;
+      seq.numComputed = lease.cells;
+      this.running.push(seq);
+      plan.admitted.push(seq);
+      this.addEntry(plan, seq, Math.min(seq.tokens.length - seq.numComputed, budget));
+    }
+  }
+
+  /**
+   * A waiting prompt that shares a not-yet-cached block with a prompt being prefilled right now
+   * waits: once that prefill's blocks are cached it attaches to them instead of computing the
+   * same prefix again (a burst of requests with one system prompt computes it once).
+   */
+  private sharesPrefillInFlight(seq: ScheduledSequence): boolean {
+    if (!this.kv.prefixCaching) return false;
+    const cached = this.kv.matchLength(seq.tokens);
+    return this.running.some((r) => {
+      const shareable = Math.floor(commonPrefix(r.tokens, seq.tokens, seq.tokens.length - 1) / BLOCK_SIZE) * BLOCK_SIZE;
+      return shareable > cached && r.numComputed < shareable;
+    });
+  }
+
+  private addEntry(plan: StepPlan, seq: ScheduledSequence, count: number): void {
+    this.kv.grow(seq.lease!, count);
+    const start = seq.numComputed;
+    plan.entries.push({ seq, start, count, sample: start + count === seq.tokens.length });
+    plan.numTokens += count;
+  }
+
+  /** Frees cells for `count` tokens: cached prefixes first, then the newest running sequences. */
+  private makeRoom(count: number, seq: ScheduledSequence, plan: StepPlan): boolean {
+    while (!this.kv.evict(count)) {
+      const victim = this.running[this.running.length - 1];
+      if (victim === seq) return false;
+      this.preempt(victim, plan);
+    }
+    return true;
+  }
+
+  private preempt(seq: ScheduledSequence, plan?: StepPlan): void {
+    if (plan) {
+      const planned = plan.entries.findIndex((e) => e.seq === seq);
+      if (planned >= 0) {
+        plan.numTokens -= plan.entries[planned].count;
+        plan.entries.splice(planned, 1);
+      }
+      plan.preempted.push(seq);
+      const admitted = plan.admitted.indexOf(seq);
+      if (admitted >= 0) plan.admitted.splice(admitted, 1);
+    }
+    this.running.splice(this.running.indexOf(seq), 1);
+    if (seq.lease) this.kv.close(seq.lease);
+    seq.lease = undefined;
+    seq.numComputed = 0;
+    seq.numPreemptions++;
+    // First in line again: it resumes by recomputing its prompt and what it generated.
+    this.waiting.unshift(seq);
+  }
+}
+
+function commonPrefix(a: number[], b: number[], max: number): number {
+  const n = Math.min(a.length, b.length, max);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
