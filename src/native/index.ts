@@ -48,11 +48,12 @@ async function checkGgufFile(path: string): Promise<void> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new NotFoundError(`model file '${path}' not found`);
-    if (code === "EISDIR") throw new BadRequestError(`'${path}' is a directory, not a GGUF file`);
     throw new BadRequestError(`cannot read '${path}': ${(error as Error).message}`);
   }
   try {
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(4), 0, 4, 0);
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(4), 0, 4, 0).catch((error: NodeJS.ErrnoException) => {
+      throw new BadRequestError(error.code === "EISDIR" ? `'${path}' is a directory, not a GGUF file` : `cannot read '${path}': ${error.message}`);
+    });
     if (bytesRead < 4 || buffer.toString("latin1") !== "GGUF") throw new BadRequestError(`'${path}' is not a GGUF file`);
   } finally {
     await handle.close();

@@ -1,0 +1,58 @@
+// `vllama run`: one prompt (argument or piped stdin) through /api/generate, or an interactive
+// chat through /api/chat that keeps the conversation. Pulls the model first when it is missing.
+import type { GenerateResponse } from "../api/schemas.js";
+import { createAnswerWriter, formatStats, type RequestBase } from "./answer.js";
+import { ApiError, type Client } from "./client.js";
+import { startChat } from "./interactive.js";
+import { createProgress, showProgress } from "./progress.js";
+import type { Ui } from "./ui.js";
+
+export interface RunOptions {
+  model: string;
+  prompt: string[];
+  format?: "json";
+  keepAlive?: string;
+  wordWrap: boolean;
+  stdin: NodeJS.ReadStream;
+}
+
+export async function runCommand(client: Client, ui: Ui, options: RunOptions): Promise<void> {
+  await ensureModel(client, ui, options.model);
+  const base: RequestBase = { model: options.model, format: options.format, keep_alive: options.keepAlive };
+  const argPrompt = options.prompt.join(" ");
+  if (argPrompt === "" && options.stdin.isTTY) {
+    await startChat(client, ui, base, { wordWrap: options.wordWrap, input: options.stdin });
+    return;
+  }
+  const piped = options.stdin.isTTY ? "" : await readAll(options.stdin);
+  const prompt = [piped.trimEnd(), argPrompt].filter((part) => part !== "").join(" ");
+  await generateOnce(client, ui, base, prompt, options.wordWrap);
+}
+
+/** Like `ollama run`: a model missing from the store is pulled before it runs. */
+async function ensureModel(client: Client, ui: Ui, model: string): Promise<void> {
+  try {
+    await client.show(model);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
+    await showProgress(client.pull(model), createProgress({ ...ui, json: false }));
+  }
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  let text = "";
+  stream.setEncoding("utf8");
+  for await (const chunk of stream) text += chunk as string;
+  return text;
+}
+
+async function generateOnce(client: Client, ui: Ui, base: RequestBase, prompt: string, wordWrap: boolean): Promise<void> {
+  const out = createAnswerWriter(ui, wordWrap);
+  let final: GenerateResponse | undefined;
+  for await (const chunk of client.generate({ ...base, prompt })) {
+    out.write(chunk.response);
+    if (chunk.done) final = chunk;
+  }
+  out.end();
+  if (final && ui.verbose) ui.stderr.write(formatStats(final));
+}

@@ -1,0 +1,66 @@
+// `vllama serve`: the configuration, a logger, the engine and the HTTP server; SIGINT/SIGTERM
+// close them in order. The engine and server are imported here, not at the top of the CLI, so
+// client commands never load the native addon.
+import { AddressInUseError } from "../api/errors.js";
+import type { LoadedConfig } from "../config.js";
+import { createLogger } from "./logger.js";
+import { CliError, type Ui } from "./ui.js";
+
+function addressInUse(host: string, port: number, err: unknown): CliError {
+  return new CliError(
+    `address ${host}:${port} is already in use (is another vllama or ollama serving there?); ` +
+      `choose another with --port ${port + 1} or OLLAMA_HOST=${host}:${port + 1}`,
+    { cause: err },
+  );
+}
+
+/** Resolves when the server has closed after a signal. */
+export async function serveCommand(ui: Ui, { config }: LoadedConfig): Promise<void> {
+  const logger = createLogger(config.logLevel, ui.color);
+  const [{ Engine }, { startServer }] = await Promise.all([import("../engine/engine.js"), import("../server/index.js")]);
+  const engine = new Engine({
+    modelsDir: config.modelsDir,
+    parallel: config.numParallel,
+    maxQueue: config.maxQueue,
+    maxLoadedModels: config.maxLoadedModels,
+    keepAliveMs: config.keepAliveMs,
+    contextLength: config.contextLength,
+    kvCells: config.kvCells,
+    flashAttention: config.flashAttention,
+    kvCacheType: config.kvCacheType,
+    prefixCache: config.prefixCache,
+    gpu: config.gpu,
+  });
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer({ engine, config, logger });
+  } catch (err) {
+    await engine.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (err instanceof AddressInUseError || code === "EADDRINUSE") throw addressInUse(config.host, config.port, err);
+    throw err;
+  }
+  const host = server.host.includes(":") ? `[${server.host}]` : server.host;
+  logger.info({ url: `http://${host}:${server.port}`, version: engine.version }, "vllama is listening");
+  if (!ui.quiet) ui.stdout.write(`Listening on http://${host}:${server.port} (vllama ${engine.version})\n`);
+
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, "second signal: exiting without waiting");
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, "shutting down");
+      // The server first: no new requests while the engine cancels the running ones.
+      server
+        .close()
+        .then(() => engine.close())
+        .catch((err: unknown) => logger.error({ err }, "error while shutting down"))
+        .finally(resolve);
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
+}

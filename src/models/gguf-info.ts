@@ -1,0 +1,78 @@
+// What the store derives from a GGUF header: the config blob's labels, /api/show's model_info,
+// and the capabilities list.
+
+import {
+  formatParameterSize,
+  ggufArchitecture,
+  ggufParameterCount,
+  ggufQuantizationLabel,
+} from "../gguf/reader.js";
+import { ggmlTypeName } from "../gguf/ggml-types.js";
+import { metadataString, type GgufArray, type GgufFile, type GgufValue } from "../gguf/values.js";
+import type { ModelConfig } from "./types.js";
+
+// Ollama reads arrays up to this length for /api/show unless `verbose`; longer ones (token lists,
+// merges) show as null.
+const MAX_SHOWN_ARRAY_LENGTH = 1024;
+
+// Architectures llama.cpp runs as encoders (no text generation).
+const EMBEDDING_ARCHITECTURES = new Set(["bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "neo-bert", "t5encoder"]);
+
+export function configFromGguf(file: GgufFile, layerDigests: string[]): ModelConfig {
+  const family = ggufArchitecture(file) ?? "unknown";
+  return {
+    model_format: "gguf",
+    model_family: family,
+    model_families: [family],
+    model_type: formatParameterSize(ggufParameterCount(file)),
+    file_type: ggufQuantizationLabel(file),
+    architecture: "amd64",
+    os: "linux",
+    rootfs: { type: "layers", diff_ids: layerDigests },
+  };
+}
+
+function plainArray(array: GgufArray): unknown[] {
+  return array.value.map((item: unknown) =>
+    typeof item === "bigint" ? Number(item) : typeof item === "object" ? plainArray(item as GgufArray) : item,
+  );
+}
+
+function plainValue(value: GgufValue, verbose: boolean): unknown {
+  if (value.type !== "array") return typeof value.value === "bigint" ? Number(value.value) : value.value;
+  if (!verbose && value.value.length > MAX_SHOWN_ARRAY_LENGTH) return null;
+  return plainArray(value);
+}
+
+/** /api/show's `model_info`: every GGUF key, plus `general.parameter_count` as Ollama adds it. */
+export function ggufModelInfo(file: GgufFile, verbose: boolean): Record<string, unknown> {
+  const info: Record<string, unknown> = {};
+  for (const [key, value] of file.metadata) info[key] = plainValue(value, verbose);
+  info["general.parameter_count"] = ggufParameterCount(file);
+  return Object.fromEntries(Object.entries(info).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+export function ggufTensorList(file: GgufFile): Array<{ name: string; type: string; shape: number[] }> {
+  return file.tensors.map((t) => ({ name: t.name, type: ggmlTypeName(t.type) ?? String(t.type), shape: t.dims }));
+}
+
+export function isEmbeddingModel(file: GgufFile): boolean {
+  const arch = ggufArchitecture(file) ?? "";
+  return EMBEDDING_ARCHITECTURES.has(arch) || file.metadata.has(`${arch}.pooling_type`);
+}
+
+/** The prompt template a model uses: its TEMPLATE layer, else the GGUF's own chat template. */
+export function effectiveTemplate(file: GgufFile, templateLayer: string | undefined): string {
+  return templateLayer ?? metadataString(file, "tokenizer.chat_template") ?? "";
+}
+
+/** Ollama's capability rules, applied to both Go-template and Jinja templates. */
+export function modelCapabilities(file: GgufFile, template: string, hasProjector: boolean): string[] {
+  if (isEmbeddingModel(file)) return ["embedding"];
+  const capabilities = ["completion"];
+  const lower = template.toLowerCase();
+  if (lower.includes("tools")) capabilities.push("tools");
+  if (lower.includes("suffix")) capabilities.push("insert");
+  if (hasProjector) capabilities.push("vision");
+  return capabilities;
+}

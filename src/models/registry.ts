@@ -1,0 +1,319 @@
+// Pull and push over the Docker registry v2 protocol, as Ollama's registry (and Hugging Face's
+// `hf.co` endpoint) speak it. Downloads land in `blobs/sha256-<hex>-partial` and resume with HTTP
+// Range; the manifest is written last, so a model never appears half-pulled.
+
+import { createReadStream } from "node:fs";
+import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { Readable, Transform } from "node:stream";
+import {
+  BadRequestError,
+  CancelledError,
+  InternalError,
+  NotFoundError,
+  UnauthorizedError,
+  VllamaError,
+} from "../api/errors.js";
+import { sha256File, shortDigest } from "./digest.js";
+import { parseModelName, type ModelName } from "./names.js";
+import type { ModelStore } from "./store.js";
+import { MANIFEST_MEDIA_TYPE, type Descriptor, type Manifest, type OnProgress } from "./types.js";
+
+export interface RegistryOptions {
+  signal?: AbortSignal;
+  /** Use plain http (Ollama's `insecure`). */
+  insecure?: boolean;
+  /** Overrides `scheme://host` (tests, mirrors). */
+  baseUrl?: string;
+}
+
+const PROGRESS_INTERVAL_MS = 100;
+const MAX_DOWNLOAD_ATTEMPTS = 3;
+
+function isLoopbackHost(host: string): boolean {
+  const hostname = host.replace(/:\d+$/, "").toLowerCase();
+  return hostname === "localhost" || hostname === "127.0.0.1";
+}
+
+function registryBaseUrl(name: ModelName, options: RegistryOptions): string {
+  if (options.baseUrl) return options.baseUrl.replace(/\/+$/, "");
+  const plain = options.insecure || process.env.VLLAMA_REGISTRY_SCHEME === "http" || isLoopbackHost(name.host);
+  return `${plain ? "http" : "https"}://${name.host}`;
+}
+
+/** `{base}/v2/{namespace}/{model}`: the repository all pull and push URLs hang off. */
+function repositoryUrl(name: ModelName, options: RegistryOptions): string {
+  return `${registryBaseUrl(name, options)}/v2/${name.namespace}/${name.model}`;
+}
+
+function causeMessage(error: unknown): string {
+  const { cause, message } = error as { cause?: { message?: string }; message?: string };
+  return cause?.message ?? message ?? String(error);
+}
+
+function transportError(error: unknown, what: string, signal: AbortSignal | undefined): VllamaError {
+  if (error instanceof VllamaError) return error;
+  if (signal?.aborted) return new CancelledError(`${what}: cancelled`);
+  return new InternalError(`${what}: ${causeMessage(error)}`);
+}
+
+async function send(url: string, init: RequestInit, what: string): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (error) {
+    throw transportError(error, `${what} (${url})`, init.signal ?? undefined);
+  }
+}
+
+/** The registry's `{"errors":[{"message"}]}` body, when it sent one. */
+async function registryErrorDetail(response: Response): Promise<string> {
+  const text = await response.text().catch(() => "");
+  try {
+    const body = JSON.parse(text) as { errors?: Array<{ message?: string }> };
+    const messages = body.errors?.map((e) => e.message).filter(Boolean);
+    if (messages?.length) return `: ${messages.join("; ")}`;
+  } catch {
+    // not JSON: fall back to the raw text
+  }
+  return text ? `: ${text.slice(0, 200)}` : "";
+}
+
+async function httpError(response: Response, what: string): Promise<VllamaError> {
+  const detail = await registryErrorDetail(response);
+  if (response.status === 401 || response.status === 403) return new UnauthorizedError(`${what}: unauthorized${detail}`);
+  return new InternalError(`${what}: HTTP ${response.status}${detail}`);
+}
+
+/** Emits `{status, digest, total, completed}` at most every PROGRESS_INTERVAL_MS, and always at the end. */
+function progressReporter(onProgress: OnProgress, status: string, layer: Descriptor) {
+  let last = 0;
+  return (completed: number, force = false): void => {
+    const now = Date.now();
+    if (!force && now - last < PROGRESS_INTERVAL_MS) return;
+    last = now;
+    onProgress({ status, digest: layer.digest, total: layer.size, completed });
+  };
+}
+
+function countingStream(onBytes: (count: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      onBytes(chunk.length);
+      callback(null, chunk);
+    },
+  });
+}
+
+function validateManifest(value: unknown): Manifest {
+  const manifest = value as Manifest;
+  const descriptors = manifest && Array.isArray(manifest.layers) && manifest.config ? [manifest.config, ...manifest.layers] : [];
+  const valid =
+    descriptors.length > 0 &&
+    descriptors.every((d) => /^sha256:[0-9a-f]{64}$/.test(d?.digest) && Number.isSafeInteger(d.size) && d.size >= 0);
+  if (!valid) throw new InternalError("pull model manifest: the registry sent an invalid manifest");
+  return manifest;
+}
+
+async function fetchManifest(repository: string, tag: string, signal: AbortSignal | undefined): Promise<{ manifest: Manifest; bytes: Buffer }> {
+  const what = "pull model manifest";
+  const response = await send(`${repository}/manifests/${tag}`, { headers: { Accept: MANIFEST_MEDIA_TYPE }, signal }, what);
+  if (response.status === 404) throw new NotFoundError(`${what}: file does not exist`);
+  if (!response.ok) throw await httpError(response, what);
+  let bytes: Buffer;
+  try {
+    bytes = Buffer.from(await response.arrayBuffer());
+  } catch (error) {
+    throw transportError(error, what, signal);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    throw new InternalError(`${what}: the registry sent invalid JSON`);
+  }
+  return { manifest: validateManifest(parsed), bytes };
+}
+
+async function fileSize(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** One GET of a blob into its partial file, starting at what the partial already holds. */
+async function downloadOnce(
+  url: string,
+  partial: string,
+  layer: Descriptor,
+  signal: AbortSignal | undefined,
+  report: (completed: number, force?: boolean) => void,
+): Promise<void> {
+  const what = `pull ${shortDigest(layer.digest)}`;
+  let offset = await fileSize(partial);
+  if (offset >= layer.size) return; // complete (or overlong: verification decides)
+  const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
+  const response = await send(url, { headers, signal, redirect: "follow" }, what);
+  if (response.status !== 200 && response.status !== 206) throw await httpError(response, what);
+  if (response.status === 200) offset = 0; // the server ignored the range: start over
+  if (!response.body) throw new InternalError(`${what}: empty response`);
+  let completed = offset;
+  report(completed, true);
+  await mkdir(dirname(partial), { recursive: true });
+  // Each chunk is on disk before the next is read, so after any failure the partial file holds
+  // every byte received and the next attempt resumes from there.
+  const file = await open(partial, offset > 0 ? "a" : "w");
+  try {
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+      await file.write(chunk);
+      report((completed += chunk.length));
+    }
+  } catch (error) {
+    throw transportError(error, `${what}: download interrupted after ${completed} of ${layer.size} bytes`, signal);
+  } finally {
+    await file.close();
+  }
+  report(completed, true);
+}
+
+/** Downloads a blob into its partial file, resuming after dropped connections. */
+// Concurrent pulls of the same blob in this process take turns on its partial file; the second
+// one then finds the blob committed, or resumes from where the first stopped.
+const blobLocks = new Map<string, Promise<unknown>>();
+
+async function withBlobLock<T>(key: string, work: () => Promise<T>): Promise<T> {
+  for (let held = blobLocks.get(key); held; held = blobLocks.get(key)) await held.catch(() => {});
+  const running = work();
+  blobLocks.set(key, running);
+  try {
+    return await running;
+  } finally {
+    blobLocks.delete(key);
+  }
+}
+
+/** Downloads a blob into its partial file, resuming after dropped connections. */
+async function downloadBlob(
+  store: ModelStore,
+  repository: string,
+  layer: Descriptor,
+  signal: AbortSignal | undefined,
+  onProgress: OnProgress,
+): Promise<void> {
+  const report = progressReporter(onProgress, `pulling ${shortDigest(layer.digest)}`, layer);
+  const url = `${repository}/blobs/${layer.digest}`;
+  const partial = store.partialBlobPath(layer.digest);
+  await withBlobLock(partial, async () => {
+    for (let attempt = 1; !(await store.hasBlob(layer.digest)); attempt++) {
+      try {
+        return await downloadOnce(url, partial, layer, signal, report);
+      } catch (error) {
+        const retryable = error instanceof InternalError && !signal?.aborted && attempt < MAX_DOWNLOAD_ATTEMPTS;
+        if (!retryable) throw error;
+      }
+    }
+    report(layer.size, true); // another pull committed it meanwhile
+  });
+}
+
+async function verifyAndCommit(store: ModelStore, layer: Descriptor): Promise<void> {
+  const partial = store.partialBlobPath(layer.digest);
+  await withBlobLock(partial, async () => {
+    if (await store.hasBlob(layer.digest)) return;
+    const actual = await sha256File(partial);
+    if (actual !== layer.digest) {
+      await rm(partial, { force: true });
+      throw new InternalError(`digest mismatch, file must be downloaded again: want ${layer.digest}, got ${actual}`);
+    }
+    await rename(partial, store.blobPath(layer.digest));
+  });
+}
+
+/** Descriptors once each: a blob can appear as config and layer, or twice as a layer. */
+function uniqueDescriptors(manifest: Manifest): Descriptor[] {
+  const seen = new Map<string, Descriptor>();
+  for (const d of [...manifest.layers, manifest.config]) if (!seen.has(d.digest)) seen.set(d.digest, d);
+  return [...seen.values()];
+}
+
+/** /api/pull. Progress: pulling manifest, pulling <digest>..., verifying, writing manifest, success. */
+export async function pull(store: ModelStore, input: string, options: RegistryOptions, onProgress: OnProgress): Promise<void> {
+  const name = parseModelName(input);
+  const { signal } = options;
+  const repository = repositoryUrl(name, options);
+  onProgress({ status: "pulling manifest" });
+  const { manifest, bytes } = await fetchManifest(repository, name.tag, signal);
+
+  const downloaded: Descriptor[] = [];
+  for (const layer of uniqueDescriptors(manifest)) {
+    if (await store.hasBlob(layer.digest)) {
+      onProgress({ status: `pulling ${shortDigest(layer.digest)}`, digest: layer.digest, total: layer.size, completed: layer.size });
+      continue;
+    }
+    await downloadBlob(store, repository, layer, signal, onProgress);
+    downloaded.push(layer);
+  }
+
+  onProgress({ status: "verifying sha256 digest" });
+  for (const layer of downloaded) await verifyAndCommit(store, layer);
+  onProgress({ status: "writing manifest" });
+  await store.writeManifest(name, bytes);
+  onProgress({ status: "success" });
+}
+
+async function uploadBlob(
+  store: ModelStore,
+  repository: string,
+  layer: Descriptor,
+  signal: AbortSignal | undefined,
+  onProgress: OnProgress,
+): Promise<void> {
+  const what = `push ${shortDigest(layer.digest)}`;
+  const report = progressReporter(onProgress, `pushing ${shortDigest(layer.digest)}`, layer);
+  const exists = await send(`${repository}/blobs/${layer.digest}`, { method: "HEAD", signal }, what);
+  if (exists.ok) {
+    report(layer.size, true);
+    return;
+  }
+  const started = await send(`${repository}/blobs/uploads/`, { method: "POST", signal }, what);
+  const location = started.headers.get("location");
+  if (started.status !== 202 || !location) throw await httpError(started, `${what}: start upload`);
+
+  const target = new URL(location, repository);
+  target.searchParams.set("digest", layer.digest);
+  let completed = 0;
+  report(completed, true);
+  const body = createReadStream(store.blobPath(layer.digest)).pipe(countingStream((count) => report((completed += count))));
+  const init: RequestInit & { duplex: "half" } = {
+    method: "PUT",
+    headers: { "Content-Type": "application/octet-stream", "Content-Length": String(layer.size) },
+    body: Readable.toWeb(body) as ReadableStream<Uint8Array>,
+    duplex: "half",
+    signal,
+  };
+  const finished = await send(target.toString(), init, what);
+  if (!finished.ok) throw await httpError(finished, what);
+  report(completed, true);
+}
+
+/** /api/push: uploads missing blobs (HEAD to skip present ones), then the manifest. */
+export async function push(store: ModelStore, input: string, options: RegistryOptions, onProgress: OnProgress): Promise<void> {
+  const name = parseModelName(input);
+  const { signal } = options;
+  const repository = repositoryUrl(name, options);
+  onProgress({ status: "retrieving manifest" });
+  const stored = await store.readManifest(input);
+  for (const layer of uniqueDescriptors(stored.manifest)) {
+    if (!(await store.hasBlob(layer.digest))) throw new BadRequestError(`blob ${layer.digest} of '${input}' is missing from the store`);
+    await uploadBlob(store, repository, layer, signal, onProgress);
+  }
+  onProgress({ status: "pushing manifest" });
+  const response = await send(
+    `${repository}/manifests/${name.tag}`,
+    { method: "PUT", headers: { "Content-Type": MANIFEST_MEDIA_TYPE }, body: new Uint8Array(stored.bytes), signal },
+    "push manifest",
+  );
+  if (!response.ok) throw await httpError(response, "push manifest");
+  onProgress({ status: "success" });
+}

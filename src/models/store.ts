@@ -1,0 +1,447 @@
+// The model store, in Ollama's on-disk layout so that an existing Ollama store works as it is and
+// Ollama can read what vllama writes:
+//   manifests/<host>/<namespace>/<model>/<tag>   Docker v2 schema-2 manifest (JSON)
+//   blobs/sha256-<hex>                           config and layer blobs
+
+import { createHash, randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, readFile, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { dirname, join, relative, sep } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { BadRequestError, InternalError, NotFoundError } from "../api/errors.js";
+import { readGgufHeader } from "../gguf/reader.js";
+import { createFromModelfile, createModel } from "./create.js";
+import { digestHex, sha256Digest } from "./digest.js";
+import { effectiveTemplate, ggufModelInfo, ggufTensorList, modelCapabilities } from "./gguf-info.js";
+import { formatParametersText, renderModelfile } from "./modelfile.js";
+import { displayName, manifestPathParts, nameKey, parseModelName, type ModelName } from "./names.js";
+import {
+  LAYER_MEDIA_TYPES,
+  type ChatMessage,
+  type CreateRequest,
+  type Descriptor,
+  type ListedModel,
+  type Manifest,
+  type ModelConfig,
+  type ModelDetails,
+  type ModelParameters,
+  type OnProgress,
+  type ResolvedModel,
+  type ShowResponse,
+} from "./types.js";
+
+/** `VLLAMA_MODELS`, else `OLLAMA_MODELS`, else Ollama's default `~/.ollama/models`. */
+export function defaultModelsDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.VLLAMA_MODELS || env.OLLAMA_MODELS || join(homedir(), ".ollama", "models");
+}
+
+/** A manifest as found on disk. */
+export interface StoredManifest {
+  name: ModelName;
+  path: string;
+  manifest: Manifest;
+  bytes: Buffer; // the file as written: copies and pushes keep it byte-identical, so its digest holds
+  digest: string; // hex sha256 of the manifest file
+  modifiedAt: Date;
+}
+
+export interface BlobRef {
+  digest: string; // "sha256:<hex>"
+  size: number;
+  existed: boolean; // the store already held this blob
+}
+
+/** The text and JSON layers of a model, read from its blobs. */
+interface ModelContents {
+  modelPath: string;
+  projectorPath?: string;
+  template?: string;
+  system?: string;
+  parameters: ModelParameters;
+  messages: ChatMessage[];
+  license: string[];
+}
+
+const TEMP_PREFIX = ".vllama-tmp-";
+
+function isMissing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === "ENOENT";
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).filter((entry) => !entry.startsWith("."));
+  } catch (error) {
+    if (isMissing(error) || (error as NodeJS.ErrnoException).code === "ENOTDIR") return [];
+    throw error;
+  }
+}
+
+/** Writes `data` to `path` through a temp file and a rename, so readers never see a partial file. */
+async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temp = join(dirname(path), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
+  try {
+    await writeFile(temp, data);
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+function notFound(input: string): NotFoundError {
+  return new NotFoundError(`model '${input}' not found`);
+}
+
+export function detailsFromConfig(config: ModelConfig): ModelDetails {
+  return {
+    parent_model: "",
+    format: config.model_format || "gguf",
+    family: config.model_family ?? "",
+    families: config.model_families ?? null,
+    parameter_size: config.model_type ?? "",
+    quantization_level: config.file_type ?? "",
+  };
+}
+
+export class ModelStore {
+  readonly manifestsDir: string;
+  readonly blobsDir: string;
+
+  constructor(readonly dir: string = defaultModelsDir()) {
+    this.manifestsDir = join(dir, "manifests");
+    this.blobsDir = join(dir, "blobs");
+  }
+
+  // ---- blobs ----
+
+  blobPath(digest: string): string {
+    return join(this.blobsDir, `sha256-${digestHex(digest)}`);
+  }
+
+  /** Where a registry download accumulates before its digest is verified (resumable). */
+  partialBlobPath(digest: string): string {
+    return `${this.blobPath(digest)}-partial`;
+  }
+
+  async hasBlob(digest: string): Promise<boolean> {
+    try {
+      return (await stat(this.blobPath(digest))).isFile();
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw error;
+    }
+  }
+
+  /** Stores a blob whose digest is known; a sha256 mismatch is a BadRequestError and leaves nothing behind. */
+  async writeBlob(digest: string, source: AsyncIterable<Uint8Array>): Promise<BlobRef> {
+    const expected = `sha256:${digestHex(digest)}`;
+    return this.ingestBlob(source, expected);
+  }
+
+  /** Stores a stream as a blob named by its own sha256. */
+  async importBlob(source: AsyncIterable<Uint8Array>): Promise<BlobRef> {
+    return this.ingestBlob(source, undefined);
+  }
+
+  /** Stores a small in-memory blob (a template, params JSON, a config). */
+  async addBlob(data: string | Uint8Array, mediaType: string): Promise<{ descriptor: Descriptor; existed: boolean }> {
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    const digest = sha256Digest(bytes);
+    const existed = await this.hasBlob(digest);
+    if (!existed) await writeFileAtomic(this.blobPath(digest), bytes);
+    return { descriptor: { mediaType, digest, size: bytes.length }, existed };
+  }
+
+  async readBlobText(digest: string): Promise<string> {
+    try {
+      return await readFile(this.blobPath(digest), "utf8");
+    } catch (error) {
+      if (isMissing(error)) throw new InternalError(`blob ${digest} is missing from the model store`);
+      throw error;
+    }
+  }
+
+  async readBlobJson<T>(digest: string): Promise<T> {
+    const text = await this.readBlobText(digest);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new InternalError(`blob ${digest} is not valid JSON`);
+    }
+  }
+
+  private async ingestBlob(source: AsyncIterable<Uint8Array>, expected: string | undefined): Promise<BlobRef> {
+    await mkdir(this.blobsDir, { recursive: true });
+    const temp = join(this.blobsDir, `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
+    const hash = createHash("sha256");
+    let size = 0;
+    try {
+      await pipeline(
+        source,
+        async function* (chunks: AsyncIterable<Uint8Array>) {
+          for await (const chunk of chunks) {
+            hash.update(chunk);
+            size += chunk.length;
+            yield chunk;
+          }
+        },
+        createWriteStream(temp),
+      );
+      const digest = `sha256:${hash.digest("hex")}`;
+      if (expected && digest !== expected) {
+        throw new BadRequestError(`digest mismatch: expected ${expected}, got ${digest}`);
+      }
+      const existed = await this.hasBlob(digest);
+      await rename(temp, this.blobPath(digest));
+      return { digest, size, existed };
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
+  // ---- manifests ----
+
+  /** Finds a manifest file by name, matching each path level case-insensitively as Ollama does. */
+  private async findManifestPath(name: ModelName): Promise<string | undefined> {
+    let dir = this.manifestsDir;
+    for (const part of manifestPathParts(name)) {
+      const entries = await listDir(dir);
+      const match = entries.includes(part) ? part : entries.find((e) => e.toLowerCase() === part.toLowerCase());
+      if (match === undefined) return undefined;
+      dir = join(dir, match);
+    }
+    return dir;
+  }
+
+  private async loadManifest(path: string): Promise<StoredManifest> {
+    const [bytes, info] = await Promise.all([readFile(path), stat(path)]);
+    let manifest: Manifest;
+    try {
+      manifest = JSON.parse(bytes.toString("utf8")) as Manifest;
+    } catch {
+      throw new InternalError(`manifest ${path} is not valid JSON`);
+    }
+    if (!manifest || !Array.isArray(manifest.layers) || !manifest.config?.digest) {
+      throw new InternalError(`manifest ${path} is not a model manifest`);
+    }
+    const [host, namespace, model, tag] = relative(this.manifestsDir, path).split(sep) as [string, string, string, string];
+    return {
+      name: { host, namespace, model, tag },
+      path,
+      manifest,
+      bytes,
+      digest: digestHex(sha256Digest(bytes)),
+      modifiedAt: info.mtime,
+    };
+  }
+
+  /** Reads a model's manifest; NotFoundError `model 'x' not found` when there is none. */
+  async readManifest(input: string): Promise<StoredManifest> {
+    const path = await this.findManifestPath(parseModelName(input));
+    if (!path) throw notFound(input);
+    try {
+      return await this.loadManifest(path);
+    } catch (error) {
+      if (isMissing(error) || (error as NodeJS.ErrnoException).code === "EISDIR") throw notFound(input);
+      throw error;
+    }
+  }
+
+  /**
+   * Writes a manifest atomically, reusing the spelling of an existing model that differs only in
+   * case. Pass the bytes as received (pull, copy) to keep the manifest's digest. Blobs only the
+   * replaced manifest used are removed, as Ollama does.
+   */
+  async writeManifest(name: ModelName, manifest: Manifest | Uint8Array): Promise<void> {
+    const existing = await this.findManifestPath(name);
+    const replaced = existing ? await this.loadManifest(existing).catch(() => undefined) : undefined;
+    const path = existing ?? join(this.manifestsDir, ...manifestPathParts(name));
+    await writeFileAtomic(path, manifest instanceof Uint8Array ? manifest : JSON.stringify(manifest));
+    if (replaced) await this.removeUnreferencedBlobs(replaced.manifest);
+  }
+
+  /** Every readable manifest in the store; malformed names and files are skipped, as Ollama does. */
+  async allManifests(): Promise<StoredManifest[]> {
+    const found: StoredManifest[] = [];
+    for (const host of await listDir(this.manifestsDir)) {
+      for (const namespace of await listDir(join(this.manifestsDir, host))) {
+        for (const model of await listDir(join(this.manifestsDir, host, namespace))) {
+          for (const tag of await listDir(join(this.manifestsDir, host, namespace, model))) {
+            const stored = await this.tryLoadManifest({ host, namespace, model, tag });
+            if (stored) found.push(stored);
+          }
+        }
+      }
+    }
+    return found;
+  }
+
+  private async tryLoadManifest(name: ModelName): Promise<StoredManifest | undefined> {
+    try {
+      parseModelName(`${name.host}/${name.namespace}/${name.model}:${name.tag}`);
+      return await this.loadManifest(join(this.manifestsDir, ...manifestPathParts(name)));
+    } catch {
+      return undefined;
+    }
+  }
+
+  async readConfig(manifest: Manifest): Promise<ModelConfig> {
+    return this.readBlobJson<ModelConfig>(manifest.config.digest);
+  }
+
+  // ---- the model-management operations ----
+
+  /** /api/tags entries, newest first. */
+  async list(): Promise<ListedModel[]> {
+    const entries: ListedModel[] = [];
+    for (const stored of await this.allManifests()) {
+      const config = await this.readConfig(stored.manifest).catch(() => undefined);
+      if (!config) continue;
+      const name = displayName(stored.name);
+      entries.push({
+        name,
+        model: name,
+        modified_at: stored.modifiedAt.toISOString(),
+        size: manifestSize(stored.manifest),
+        digest: stored.digest,
+        details: detailsFromConfig(config),
+      });
+    }
+    return entries.sort((a, b) => b.modified_at.localeCompare(a.modified_at));
+  }
+
+  private async readContents(stored: StoredManifest): Promise<ModelContents> {
+    const contents: Partial<ModelContents> & Pick<ModelContents, "parameters" | "messages" | "license"> = {
+      parameters: {},
+      messages: [],
+      license: [],
+    };
+    for (const layer of stored.manifest.layers) {
+      switch (layer.mediaType) {
+        case LAYER_MEDIA_TYPES.model:
+          contents.modelPath = this.blobPath(layer.digest);
+          break;
+        case LAYER_MEDIA_TYPES.projector:
+          contents.projectorPath = this.blobPath(layer.digest);
+          break;
+        case LAYER_MEDIA_TYPES.template:
+          contents.template = await this.readBlobText(layer.digest);
+          break;
+        case LAYER_MEDIA_TYPES.system:
+          contents.system = await this.readBlobText(layer.digest);
+          break;
+        case LAYER_MEDIA_TYPES.license:
+          contents.license.push(await this.readBlobText(layer.digest));
+          break;
+        case LAYER_MEDIA_TYPES.params:
+          contents.parameters = await this.readBlobJson<ModelParameters>(layer.digest);
+          break;
+        case LAYER_MEDIA_TYPES.messages:
+          contents.messages = await this.readBlobJson<ChatMessage[]>(layer.digest);
+          break;
+      }
+    }
+    if (!contents.modelPath) throw new InternalError(`model '${displayName(stored.name)}' has no model layer`);
+    return contents as ModelContents;
+  }
+
+  /** Everything the engine needs to load and prompt a model. */
+  async resolve(input: string): Promise<ResolvedModel> {
+    const stored = await this.readManifest(input);
+    const [config, contents] = await Promise.all([this.readConfig(stored.manifest), this.readContents(stored)]);
+    const { license, ...rest } = contents;
+    return {
+      name: displayName(stored.name),
+      ...rest,
+      ...(license.length > 0 ? { license: license.join("\n") } : {}),
+      digest: stored.digest,
+      size: manifestSize(stored.manifest),
+      modifiedAt: stored.modifiedAt,
+      details: detailsFromConfig(config),
+      config,
+    };
+  }
+
+  /** The /api/show response. `verbose` includes long GGUF arrays (vocabularies) and the tensor list. */
+  async show(input: string, verbose = false): Promise<ShowResponse> {
+    const model = await this.resolve(input);
+    const gguf = await readGgufHeader(model.modelPath);
+    const modelfile = renderModelfile({
+      from: model.modelPath,
+      template: model.template,
+      system: model.system,
+      parameters: model.parameters,
+      messages: model.messages,
+      license: model.license === undefined ? [] : [model.license],
+    });
+    const header = `# Modelfile generated by "vllama show"\n# To build a new Modelfile based on this, replace FROM with:\n# FROM ${model.name}\n\n`;
+    return {
+      modelfile: header + modelfile,
+      parameters: formatParametersText(model.parameters),
+      template: model.template ?? "",
+      system: model.system ?? "",
+      license: model.license ?? "",
+      details: model.details,
+      messages: model.messages,
+      model_info: ggufModelInfo(gguf, verbose),
+      ...(verbose ? { tensors: ggufTensorList(gguf) } : {}),
+      capabilities: modelCapabilities(gguf, effectiveTemplate(gguf, model.template), model.projectorPath !== undefined),
+      modified_at: model.modifiedAt.toISOString(),
+    };
+  }
+
+  /** /api/copy: the destination gets a byte-identical manifest (blobs are shared). */
+  async copy(source: string, destination: string): Promise<void> {
+    const stored = await this.readManifest(source);
+    const target = parseModelName(destination);
+    if (nameKey(target) === nameKey(stored.name)) return;
+    await this.writeManifest(target, stored.bytes);
+  }
+
+  /** /api/delete: removes the manifest, then the blobs no other manifest references. */
+  async delete(input: string): Promise<void> {
+    const stored = await this.readManifest(input);
+    await rm(stored.path);
+    await this.removeEmptyParents(dirname(stored.path));
+    await this.removeUnreferencedBlobs(stored.manifest);
+  }
+
+  /** Removes those of `candidate`'s blobs that no manifest in the store references. */
+  private async removeUnreferencedBlobs(candidate: Manifest): Promise<void> {
+    const referenced = new Set<string>();
+    for (const other of await this.allManifests()) {
+      for (const layer of [other.manifest.config, ...other.manifest.layers]) referenced.add(digestHex(layer.digest));
+    }
+    for (const layer of [candidate.config, ...candidate.layers]) {
+      if (!referenced.has(digestHex(layer.digest))) await rm(this.blobPath(layer.digest), { force: true });
+    }
+  }
+
+  private async removeEmptyParents(dir: string): Promise<void> {
+    for (let current = dir; current.startsWith(this.manifestsDir + sep); current = dirname(current)) {
+      try {
+        await rmdir(current);
+      } catch {
+        return; // not empty (or already gone): stop climbing
+      }
+    }
+  }
+
+  /** /api/create. Progress statuses follow Ollama's and end with `success`. */
+  async create(request: CreateRequest, onProgress: OnProgress = () => {}): Promise<void> {
+    await createModel(this, request, onProgress);
+  }
+
+  /** `vllama create NAME -f Modelfile`: relative FROM paths resolve against `baseDir`. */
+  async createFromModelfile(name: string, text: string, baseDir: string, onProgress: OnProgress = () => {}): Promise<void> {
+    await createFromModelfile(this, name, text, baseDir, onProgress);
+  }
+}
+
+/** Ollama counts the config blob too. */
+export function manifestSize(manifest: Manifest): number {
+  return [manifest.config, ...manifest.layers].reduce((sum, layer) => sum + layer.size, 0);
+}

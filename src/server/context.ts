@@ -1,0 +1,48 @@
+// What every handler is given, and the per-request notes that the access log and the error
+// middleware read back from `res.locals`.
+import type { Response } from "express";
+import type { Logger } from "pino";
+import type { EngineService } from "../api/engine-contract.js";
+import type { ServerConfig } from "../config.js";
+
+export type ServerSettings = Pick<ServerConfig, "host" | "port" | "origins" | "bodyLimit">;
+
+export interface ServerDeps {
+  engine: EngineService;
+  config: ServerSettings;
+  logger: Logger;
+}
+
+export type StreamFormat = "ndjson" | "sse";
+
+export interface RequestNotes {
+  requestId?: string;
+  model?: string;
+  promptTokens?: number;
+  evalTokens?: number;
+  error?: string;
+  /** Set once a stream's headers are sent: a later error must end that stream in its format. */
+  streamFormat?: StreamFormat;
+}
+
+export function notes(res: Response): RequestNotes {
+  return res.locals as RequestNotes;
+}
+
+/** Records token counts from a response's final object for the access log. */
+export function noteUsage(res: Response, usage: { prompt_eval_count?: number; eval_count?: number }): void {
+  const n = notes(res);
+  if (usage.prompt_eval_count !== undefined) n.promptTokens = usage.prompt_eval_count;
+  if (usage.eval_count !== undefined) n.evalTokens = usage.eval_count;
+}
+
+/** Passes a generation stream through, noting the final chunk's token counts. */
+export async function* notingUsage<T extends { done: boolean; prompt_eval_count?: number; eval_count?: number }>(
+  res: Response,
+  chunks: AsyncIterable<T>,
+): AsyncGenerator<T> {
+  for await (const chunk of chunks) {
+    if (chunk.done) noteUsage(res, chunk);
+    yield chunk;
+  }
+}

@@ -1,0 +1,439 @@
+// The OpenAI-compatible API as a translating layer: an OpenAI request becomes the native engine
+// call, and the native answer (or stream) is reshaped into OpenAI's objects and SSE chunks.
+import { randomBytes } from "node:crypto";
+import type { RequestHandler } from "express";
+import { BadRequestError } from "../api/errors.js";
+import {
+  ChatCompletionRequestSchema,
+  CompletionRequestSchema,
+  OpenAIEmbeddingRequestSchema,
+  parseRequest,
+  type ChatCompletion,
+  type ChatCompletionChunk,
+  type ChatCompletionRequest,
+  type ChatMessage,
+  type ChatRequest,
+  type ChatResponse,
+  type Completion,
+  type CompletionLogprobs,
+  type CompletionRequest,
+  type DoneReason,
+  type FinishReason,
+  type GenerateRequest,
+  type GenerateResponse,
+  type Logprob,
+  type OpenAIChatMessage,
+  type OpenAIEmbeddingResponse,
+  type OpenAILogprobs,
+  type OpenAIModel,
+  type OpenAIToolCall,
+  type OpenAIUsage,
+  type Options,
+  type ToolCall,
+} from "../api/schemas.js";
+import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
+import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
+
+const SYSTEM_FINGERPRINT = "fp_vllama";
+/** Ollama reports every local model as owned by "library". */
+const OWNED_BY = "library";
+
+interface CompletionMeta {
+  id: string;
+  created: number;
+  model: string;
+  system_fingerprint: string;
+}
+
+function completionMeta(prefix: "chatcmpl" | "cmpl", model: string): CompletionMeta {
+  return {
+    id: `${prefix}-${randomBytes(12).toString("hex")}`,
+    created: unixSeconds(new Date()),
+    model,
+    system_fingerprint: SYSTEM_FINGERPRINT,
+  };
+}
+
+function unixSeconds(date: Date): number {
+  return Math.floor(date.getTime() / 1000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests: OpenAI -> native
+
+type Sampling = Pick<
+  ChatCompletionRequest,
+  "temperature" | "top_p" | "seed" | "stop" | "frequency_penalty" | "presence_penalty"
+>;
+
+/** OpenAI's own defaults for temperature and top_p (1), not Ollama's, as Ollama's layer does. */
+function samplingOptions(body: Sampling, maxTokens: number | null | undefined): Options {
+  const options: Options = { temperature: body.temperature ?? 1, top_p: body.top_p ?? 1 };
+  if (maxTokens != null) options.num_predict = maxTokens;
+  if (body.seed != null) options.seed = body.seed;
+  if (body.stop != null) options.stop = body.stop;
+  if (body.frequency_penalty != null) options.frequency_penalty = body.frequency_penalty;
+  if (body.presence_penalty != null) options.presence_penalty = body.presence_penalty;
+  return options;
+}
+
+const DATA_URL = /^data:image\/[\w.+-]+;base64,(.+)$/s;
+
+/** Text parts are joined; images must be inline data URLs (the server fetches nothing). */
+function splitContent(content: OpenAIChatMessage["content"]): { text: string; images?: string[] } {
+  if (content == null) return { text: "" };
+  if (typeof content === "string") return { text: content };
+  const texts: string[] = [];
+  const images: string[] = [];
+  for (const part of content) {
+    if (part.type === "text") {
+      texts.push(part.text);
+      continue;
+    }
+    const url = typeof part.image_url === "string" ? part.image_url : part.image_url.url;
+    const match = DATA_URL.exec(url);
+    if (!match) throw new BadRequestError("invalid image_url: only base64 data URLs are supported");
+    images.push(match[1]!);
+  }
+  return images.length > 0 ? { text: texts.join("\n"), images } : { text: texts.join("\n") };
+}
+
+function parseToolArguments(text: string): Record<string, unknown> {
+  if (text.trim() === "") return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new BadRequestError("invalid tool_calls arguments: expected a JSON object string");
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new BadRequestError("invalid tool_calls arguments: expected a JSON object string");
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Tool results name their call by id; the native API names the tool, so ids are resolved here. */
+export function toOllamaMessages(messages: readonly OpenAIChatMessage[]): ChatMessage[] {
+  const toolNamesById = new Map<string, string>();
+  return messages.map((m) => {
+    const { text, images } = splitContent(m.content);
+    const message: ChatMessage = { role: m.role === "developer" ? "system" : m.role, content: text };
+    if (images) message.images = images;
+    if (m.reasoning !== undefined) message.thinking = m.reasoning;
+    if (m.tool_calls?.length) {
+      message.tool_calls = m.tool_calls.map((call) => {
+        if (call.id !== undefined) toolNamesById.set(call.id, call.function.name);
+        return { function: { name: call.function.name, arguments: parseToolArguments(call.function.arguments) } };
+      });
+    }
+    if (m.role === "tool") {
+      const name = (m.tool_call_id !== undefined ? toolNamesById.get(m.tool_call_id) : undefined) ?? m.name;
+      if (name !== undefined) message.tool_name = name;
+    }
+    return message;
+  });
+}
+
+function formatOf(responseFormat: ChatCompletionRequest["response_format"]): ChatRequest["format"] {
+  if (responseFormat == null || responseFormat.type === "text") return undefined;
+  return responseFormat.type === "json_object" ? "json" : responseFormat.json_schema.schema;
+}
+
+export function toChatRequest(body: ChatCompletionRequest): ChatRequest {
+  const request: ChatRequest = {
+    model: body.model,
+    messages: toOllamaMessages(body.messages),
+    stream: body.stream === true,
+    options: samplingOptions(body, body.max_completion_tokens ?? body.max_tokens),
+  };
+  // tool_choice "none" withholds the tools; "auto", "required" and named choices are left to the model.
+  if (body.tools?.length && body.tool_choice !== "none") request.tools = body.tools;
+  const format = formatOf(body.response_format);
+  if (format !== undefined) request.format = format;
+  if (body.reasoning_effort != null) request.think = body.reasoning_effort;
+  if (body.logprobs) {
+    request.logprobs = true;
+    if (body.top_logprobs != null) request.top_logprobs = body.top_logprobs;
+  }
+  return request;
+}
+
+export function toGenerateRequest(body: CompletionRequest): GenerateRequest {
+  const request: GenerateRequest = {
+    model: body.model,
+    prompt: body.prompt,
+    stream: body.stream === true,
+    options: samplingOptions(body, body.max_tokens),
+  };
+  if (body.suffix != null) request.suffix = body.suffix;
+  // Legacy `logprobs: n` asks for the chosen token's logprob plus the n most likely.
+  if (body.logprobs != null) {
+    request.logprobs = true;
+    request.top_logprobs = body.logprobs;
+  }
+  return request;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses: native -> OpenAI
+
+function finishReason(doneReason: DoneReason | undefined, calledTools: boolean): FinishReason {
+  if (calledTools) return "tool_calls";
+  return doneReason === "length" ? "length" : "stop";
+}
+
+function usageOf(final: { prompt_eval_count?: number; eval_count?: number }): OpenAIUsage {
+  const prompt = final.prompt_eval_count ?? 0;
+  const completion = final.eval_count ?? 0;
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+function toOpenAIToolCalls(calls: readonly ToolCall[]): Array<OpenAIToolCall & { id: string }> {
+  return calls.map((call) => ({
+    id: `call_${randomBytes(8).toString("hex")}`,
+    type: "function" as const,
+    function: { name: call.function.name, arguments: JSON.stringify(call.function.arguments) },
+  }));
+}
+
+function tokenBytes(token: string, bytes: number[] | undefined): number[] {
+  return bytes ?? [...Buffer.from(token, "utf8")];
+}
+
+function toOpenAILogprobs(logprobs: readonly Logprob[] | undefined): OpenAILogprobs | null {
+  if (!logprobs?.length) return null;
+  return {
+    content: logprobs.map((l) => ({
+      token: l.token,
+      logprob: l.logprob,
+      bytes: tokenBytes(l.token, l.bytes),
+      top_logprobs: (l.top_logprobs ?? []).map((t) => ({
+        token: t.token,
+        logprob: t.logprob,
+        bytes: tokenBytes(t.token, t.bytes),
+      })),
+    })),
+  };
+}
+
+/** Legacy completions logprobs; `offset` is where this piece starts in the whole text. */
+function toCompletionLogprobs(logprobs: readonly Logprob[] | undefined, offset: number): CompletionLogprobs | null {
+  if (!logprobs?.length) return null;
+  const text_offset: number[] = [];
+  let at = offset;
+  for (const l of logprobs) {
+    text_offset.push(at);
+    at += l.token.length;
+  }
+  return {
+    tokens: logprobs.map((l) => l.token),
+    token_logprobs: logprobs.map((l) => l.logprob),
+    top_logprobs: logprobs.map((l) => Object.fromEntries((l.top_logprobs ?? []).map((t) => [t.token, t.logprob]))),
+    text_offset,
+  };
+}
+
+export function toChatCompletion(response: ChatResponse, meta: CompletionMeta): ChatCompletion {
+  const toolCalls = response.message.tool_calls?.length ? toOpenAIToolCalls(response.message.tool_calls) : undefined;
+  const message: ChatCompletion["choices"][number]["message"] = {
+    role: "assistant",
+    content: toolCalls && response.message.content === "" ? null : response.message.content,
+  };
+  if (response.message.thinking) message.reasoning = response.message.thinking;
+  if (toolCalls) message.tool_calls = toolCalls;
+  return {
+    ...meta,
+    object: "chat.completion",
+    choices: [
+      {
+        index: 0,
+        message,
+        finish_reason: finishReason(response.done_reason, toolCalls !== undefined),
+        logprobs: toOpenAILogprobs(response.logprobs),
+      },
+    ],
+    usage: usageOf(response),
+  };
+}
+
+type ChunkChoice = ChatCompletionChunk["choices"][number];
+
+/**
+ * SSE chunks: the first delta carries the role, then content / reasoning / tool calls, then an
+ * empty delta with the finish reason, then (with include_usage) a usage chunk without choices.
+ */
+export async function* toChatCompletionChunks(
+  chunks: AsyncIterable<ChatResponse>,
+  meta: CompletionMeta,
+  includeUsage: boolean,
+): AsyncGenerator<ChatCompletionChunk> {
+  const frame = (choices: ChunkChoice[], usage: OpenAIUsage | null = null): ChatCompletionChunk => ({
+    ...meta,
+    object: "chat.completion.chunk",
+    choices,
+    ...(includeUsage ? { usage } : {}),
+  });
+  let first = true;
+  let toolCallCount = 0;
+  for await (const chunk of chunks) {
+    const { content, thinking, tool_calls } = chunk.message;
+    const delta: ChunkChoice["delta"] = first ? { role: "assistant", content } : {};
+    if (content) delta.content = content;
+    if (thinking) delta.reasoning = thinking;
+    if (tool_calls?.length) {
+      delta.tool_calls = toOpenAIToolCalls(tool_calls).map((call, i) => ({ index: toolCallCount + i, ...call }));
+      toolCallCount += tool_calls.length;
+    }
+    if (Object.keys(delta).length > 0) {
+      yield frame([{ index: 0, delta, finish_reason: null, logprobs: toOpenAILogprobs(chunk.logprobs) }]);
+    }
+    first = false;
+    if (chunk.done) {
+      yield frame([{ index: 0, delta: {}, finish_reason: finishReason(chunk.done_reason, toolCallCount > 0) }]);
+      if (includeUsage) yield frame([], usageOf(chunk));
+    }
+  }
+}
+
+export function toCompletion(response: GenerateResponse, meta: CompletionMeta, echoed: string): Completion {
+  return {
+    ...meta,
+    object: "text_completion",
+    choices: [
+      {
+        index: 0,
+        text: echoed + response.response,
+        finish_reason: finishReason(response.done_reason, false),
+        logprobs: toCompletionLogprobs(response.logprobs, echoed.length),
+      },
+    ],
+    usage: usageOf(response),
+  };
+}
+
+export async function* toCompletionChunks(
+  chunks: AsyncIterable<GenerateResponse>,
+  meta: CompletionMeta,
+  echoed: string,
+  includeUsage: boolean,
+): AsyncGenerator<Completion> {
+  const frame = (choices: Completion["choices"], usage: OpenAIUsage | null = null): Completion => ({
+    ...meta,
+    object: "text_completion",
+    choices,
+    ...(includeUsage ? { usage } : {}),
+  });
+  let textLength = 0;
+  let pendingEcho = echoed;
+  for await (const chunk of chunks) {
+    const text = pendingEcho + chunk.response;
+    if (text !== "") {
+      const logprobs = toCompletionLogprobs(chunk.logprobs, textLength + pendingEcho.length);
+      yield frame([{ index: 0, text, finish_reason: null, logprobs }]);
+    }
+    textLength += text.length;
+    pendingEcho = "";
+    if (chunk.done) {
+      yield frame([{ index: 0, text: "", finish_reason: finishReason(chunk.done_reason, false), logprobs: null }]);
+      if (includeUsage) yield frame([], usageOf(chunk));
+    }
+  }
+}
+
+/** OpenAI's base64 embeddings are little-endian float32 arrays. */
+function float32Base64(vector: readonly number[]): string {
+  const bytes = Buffer.alloc(vector.length * 4);
+  vector.forEach((value, i) => bytes.writeFloatLE(value, i * 4));
+  return bytes.toString("base64");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+export function openAIHandlers({ engine }: ServerDeps) {
+  const handlers = {
+    chatCompletions: async (req, res) => {
+      const body = parseRequest(ChatCompletionRequestSchema, req.body);
+      notes(res).model = body.model;
+      const request = toChatRequest(body);
+      const result = await engine.chat(request, { signal: abortOnDisconnect(res) });
+      const meta = completionMeta("chatcmpl", body.model);
+      if (!request.stream) {
+        const response = expectSingle(result);
+        noteUsage(res, response);
+        res.json(toChatCompletion(response, meta));
+        return;
+      }
+      const includeUsage = body.stream_options?.include_usage === true;
+      const chunks = notingUsage(res, expectStream(result));
+      await writeStream(res, "sse", toChatCompletionChunks(chunks, meta, includeUsage));
+    },
+
+    completions: async (req, res) => {
+      const body = parseRequest(CompletionRequestSchema, req.body);
+      notes(res).model = body.model;
+      const request = toGenerateRequest(body);
+      const result = await engine.generate(request, { signal: abortOnDisconnect(res) });
+      const meta = completionMeta("cmpl", body.model);
+      const echoed = body.echo ? body.prompt : "";
+      if (!request.stream) {
+        const response = expectSingle(result);
+        noteUsage(res, response);
+        res.json(toCompletion(response, meta, echoed));
+        return;
+      }
+      const includeUsage = body.stream_options?.include_usage === true;
+      const chunks = notingUsage(res, expectStream(result));
+      await writeStream(res, "sse", toCompletionChunks(chunks, meta, echoed, includeUsage));
+    },
+
+    listModels: async (_req, res) => {
+      const { models } = await engine.list();
+      const data: OpenAIModel[] = models.map((m) => ({
+        id: m.name,
+        object: "model",
+        created: unixSeconds(new Date(m.modified_at)),
+        owned_by: OWNED_BY,
+      }));
+      res.json({ object: "list", data });
+    },
+
+    getModel: async (req, res) => {
+      // The `*model` wildcard keeps names such as "hf.co/user/repo:Q4_K_M" whole.
+      const segments = req.params.model as unknown as string[];
+      const name = segments.join("/");
+      notes(res).model = name;
+      const shown = await engine.show({ model: name });
+      const model: OpenAIModel = {
+        id: name,
+        object: "model",
+        created: unixSeconds(new Date(shown.modified_at)),
+        owned_by: OWNED_BY,
+      };
+      res.json(model);
+    },
+
+    embeddings: async (req, res) => {
+      const body = parseRequest(OpenAIEmbeddingRequestSchema, req.body);
+      notes(res).model = body.model;
+      const response = await engine.embed(
+        { model: body.model, input: body.input, truncate: true, ...(body.dimensions ? { dimensions: body.dimensions } : {}) },
+        { signal: abortOnDisconnect(res) },
+      );
+      noteUsage(res, response);
+      const tokens = response.prompt_eval_count ?? 0;
+      const reply: OpenAIEmbeddingResponse = {
+        object: "list",
+        data: response.embeddings.map((vector, index) => ({
+          object: "embedding",
+          embedding: body.encoding_format === "base64" ? float32Base64(vector) : vector,
+          index,
+        })),
+        model: body.model,
+        usage: { prompt_tokens: tokens, total_tokens: tokens },
+      };
+      res.json(reply);
+    },
+  } satisfies Record<string, RequestHandler>;
+  return handlers;
+}
