@@ -22,9 +22,11 @@ static bool g_log_to_stderr = std::getenv("VLLAMA_LLAMA_LOG") != nullptr;
 static void OnLlamaLog(enum ggml_log_level level, const char * text, void *) {
     if (g_log_to_stderr) fputs(text, stderr);
     if (level != GGML_LOG_LEVEL_ERROR) return;
+    std::string line = text;
+    while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) line.pop_back();
     std::lock_guard<std::mutex> lock(g_log_mutex);
-    g_last_error = text;
-    while (!g_last_error.empty() && (g_last_error.back() == '\n' || g_last_error.back() == ' ')) g_last_error.pop_back();
+    // The first error of a failure names the cause; later ones only repeat "failed to load".
+    if (g_last_error.empty()) g_last_error = line;
 }
 
 void InstallLogCapture() { llama_log_set(OnLlamaLog, nullptr); }

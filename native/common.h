@@ -98,7 +98,8 @@ inline std::string OptionalString(const Napi::Object & o, const char * key, cons
     return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
 }
 
-// llama.cpp reports why a load failed only through its log; keep the last error line per thread.
+// llama.cpp reports why a load failed only through its log: keep the first error line since the
+// last Take (loads and context creation run one at a time per call site).
 void InstallLogCapture();
 std::string TakeLastLlamaError();
 

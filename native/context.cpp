@@ -78,6 +78,9 @@ Napi::Value Context::Create(const Napi::CallbackInfo & info, Model * model) {
     if (p.n_ctx < 1 || p.n_batch < 1) ThrowCoded(env, "nCtx and nBatch must be positive", "ERR_INVALID_ARG");
     // One cache for all sequences: cells are taken on demand, not split per sequence.
     p.kv_unified = true;
+    // llama.cpp sizes its output buffer for at least one row per sequence id; n_batch alone
+    // (clamped to a small n_ctx) can be less than that.
+    p.n_outputs_max = std::max(std::min(p.n_batch, p.n_ctx), p.n_seq_max);
     p.flash_attn_type = FlashAttn(env, OptionalString(o, "flashAttn", "auto"));
     p.type_k = CacheType(env, OptionalString(o, "typeK", "f16"));
     p.type_v = CacheType(env, OptionalString(o, "typeV", "f16"));

@@ -1,6 +1,8 @@
-// The `vllama` CLI, spawned as users run it, against a small fake Ollama-compatible server:
-// output formats, --json, exit codes (0/1/2), error lines with their hints, and the interactive
-// chat driven through a real pseudo-terminal (util-linux `script`).
+// The `vllama` CLI against a small fake Ollama-compatible server: output formats, --json, exit
+// codes (0/1/2), error lines with their hints, and the interactive chat driven through a real
+// pseudo-terminal (util-linux `script`). Most commands run in-process through `main(argv, io)`
+// (milliseconds each); what depends on the process itself (exit status, real stdin, the
+// terminal, serve) is spawned as users run it: `node --import tsx src/cli/main.ts ...`.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -9,7 +11,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { Readable, Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
+import { WordWrapper } from "../src/cli/answer.js";
+import { humanBytes, humanDuration, humanTime, processorLabel, table } from "../src/cli/format.js";
+import { InputCollector } from "../src/cli/interactive.js";
+import { main } from "../src/cli/main.js";
+import { progressLine } from "../src/cli/progress.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -21,6 +29,66 @@ const MODEL_SIZE = 2_019_393_189;
 const details = {
   parent_model: "", format: "gguf", family: "llama", families: ["llama"], parameter_size: "3.2B", quantization_level: "Q4_K_M",
 };
+
+// ---------------------------------------------------------------------------------------------
+// In-process: the formats and the input rules
+
+describe("formats", () => {
+  it("sizes in decimal units, as Ollama", () => {
+    assert.deepEqual(
+      [0, 999, 1000, 1500, 2_019_393_189, 12_300_000_000, 4_000_000_000_000].map(humanBytes),
+      ["0 B", "999 B", "1 KB", "1.5 KB", "2.0 GB", "12 GB", "4 TB"],
+    );
+  });
+
+  it("relative times, as docker/go-units", () => {
+    const now = Date.parse("2026-01-10T12:00:00Z");
+    const ago = (ms: number) => humanTime(new Date(now - ms).toISOString(), now);
+    assert.equal(ago(500), "Less than a second ago");
+    assert.equal(ago(30_000), "30 seconds ago");
+    assert.equal(ago(90_000), "About a minute ago");
+    assert.equal(ago(50 * HOUR), "2 days ago");
+    assert.equal(ago(20 * 24 * HOUR), "2 weeks ago");
+    assert.equal(ago(-4.5 * 60_000), "4 minutes from now");
+    assert.equal(humanTime("2318-01-01T00:00:00Z", now), "Forever");
+    assert.equal(humanTime("0001-01-01T00:00:00Z", now, "Stopping..."), "Stopping...");
+    assert.equal(humanDuration(3 * 365 * 24 * HOUR), "3 years");
+  });
+
+  it("processor split and columns", () => {
+    assert.deepEqual([processorLabel(100, 0), processorLabel(100, 100), processorLabel(100, 52)], ["100% CPU", "100% GPU", "48%/52% CPU/GPU"]);
+    assert.equal(table([["A", "B", "C"], ["long", "x", "y"]]), "A       B    C\nlong    x    y\n");
+  });
+
+  it("progress line: percent, bar, bytes and speed", () => {
+    const line = progressLine({ status: "pulling abc", total: 2_000_000_000, completed: 500_000_000 }, 25_000_000);
+    assert.equal(line, `pulling abc:  25% ▕${"█".repeat(6)}${" ".repeat(19)}▏ 500 MB/2 GB  25 MB/s`);
+    assert.equal(progressLine({ status: "writing manifest" }, undefined), "writing manifest");
+  });
+
+  it("word wrap breaks at spaces, never inside a word", () => {
+    let out = "";
+    const wrapper = new WordWrapper((text) => (out += text), 12);
+    for (const piece of ["The quick br", "own fox jumps over", " the lazy dog\nend"]) wrapper.push(piece);
+    wrapper.flush();
+    assert.equal(out, "The quick \nbrown fox \njumps over \nthe lazy dog\nend");
+    assert.ok(out.split("\n").every((line) => line.length <= 12));
+  });
+
+  it('input: """ blocks, commands, plain lines', () => {
+    const input = new InputCollector();
+    assert.deepEqual(input.feed("hello"), { kind: "message", text: "hello" });
+    assert.deepEqual(input.feed("/bye"), { kind: "command", name: "/bye" });
+    assert.deepEqual(input.feed('"""one line"""'), { kind: "message", text: "one line" });
+    assert.deepEqual(input.feed('"""first'), { kind: "more" });
+    assert.equal(input.inBlock, true);
+    assert.deepEqual(input.feed("/not a command inside"), { kind: "more" });
+    assert.deepEqual(input.feed('last"""'), { kind: "message", text: "first\n/not a command inside\nlast" });
+    assert.equal(input.inBlock, false);
+    assert.deepEqual(input.feed('"""'), { kind: "more" });
+    assert.deepEqual(input.feed('only"""'), { kind: "message", text: "only" });
+  });
+});
 
 // ---------------------------------------------------------------------------------------------
 // Fake server
@@ -190,7 +258,31 @@ interface Result {
   stderr: string;
 }
 
-function cli(args: string[], options: { input?: string; env?: Record<string, string> } = {}): Promise<Result> {
+interface CliOptions {
+  input?: string;
+  env?: Record<string, string>;
+}
+
+/** Output captured as text; not a terminal, as when piped. */
+class Capture extends Writable {
+  text = "";
+  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
+    this.text += chunk.toString();
+    done();
+  }
+}
+
+/** In-process: main() with its own streams and environment. */
+async function cli(args: string[], options: CliOptions = {}): Promise<Result> {
+  const stdout = new Capture();
+  const stderr = new Capture();
+  const stdin = Readable.from(options.input === undefined ? [] : [options.input]);
+  const code = await main(args, { stdin, stdout, stderr, env: cleanEnv(options.env ?? {}) });
+  return { code, stdout: stdout.text, stderr: stderr.text };
+}
+
+/** As a user runs it: a new node process. */
+function spawnCli(args: string[], options: CliOptions = {}): Promise<Result> {
   const child = spawn(process.execPath, ["--import", TSX, MAIN, ...args], { cwd: home, env: cleanEnv(options.env ?? {}) });
   return collect(child, options.input ?? "");
 }
@@ -221,7 +313,7 @@ after(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-// Spawning node + tsx costs about a second: independent commands run side by side.
+// Spawning node + tsx costs a second or more: independent tests run side by side.
 const parallel = { concurrency: 4 };
 
 describe("model commands", parallel, () => {
@@ -374,7 +466,7 @@ describe("run (not a terminal)", parallel, () => {
   });
 
   it("reads the prompt from piped stdin, before the argument", async () => {
-    const { code, stdout } = await cli(["run", "llama3.2", "summarize"], { input: "some text\n" });
+    const { code, stdout } = await spawnCli(["run", "llama3.2", "summarize"], { input: "some text\n" });
     assert.deepEqual([code, stdout], [0, "echo: some text summarize\n"]);
   });
 
@@ -395,7 +487,7 @@ describe("run (not a terminal)", parallel, () => {
 
 describe("errors and exit codes", parallel, () => {
   it("server not running: exit 1, one line with the address and the hint", async () => {
-    const { code, stderr } = await cli(["list", "--host", `127.0.0.1:${closedPort}`]);
+    const { code, stderr } = await spawnCli(["list", "--host", `127.0.0.1:${closedPort}`]);
     assert.equal(code, 1);
     assert.equal(stderr, `Error: could not connect to vllama at http://127.0.0.1:${closedPort}, is \`vllama serve\` running?\n`);
   });
@@ -409,7 +501,7 @@ describe("errors and exit codes", parallel, () => {
 
   it("bad usage exits 2", async () => {
     const results = await Promise.all([
-      cli(["frobnicate"]),
+      spawnCli(["frobnicate"]),
       cli([]),
       cli(["run"]),
       cli(["run", "m", "--format", "xml"]),
@@ -434,7 +526,7 @@ describe("errors and exit codes", parallel, () => {
     await new Promise<void>((done) => taken.listen(0, "127.0.0.1", done));
     const { port } = taken.address() as AddressInfo;
     try {
-      const { code, stderr } = await cli(["serve", "--host", `127.0.0.1:${port}`], { env: { VLLAMA_LOG_LEVEL: "silent" } });
+      const { code, stderr } = await spawnCli(["serve", "--host", `127.0.0.1:${port}`], { env: { VLLAMA_LOG_LEVEL: "silent" } });
       assert.equal(code, 1);
       assert.match(stderr, new RegExp(`^Error: address 127\\.0\\.0\\.1:${port} is already in use .*--port ${port + 1} or OLLAMA_HOST=127\\.0\\.0\\.1:${port + 1}\\n$`));
     } finally {

@@ -132,6 +132,8 @@ export const RuntimeOptionsSchema = z.object({
   presence_penalty: z.number().optional(),
   frequency_penalty: z.number().optional(),
   stop: Stop.optional(),
+  /** vllama extension (as in vLLM): keep generating past end-of-sequence tokens. */
+  ignore_eos: z.boolean().optional(),
 });
 
 /** Changing any of these needs the model (or its context) loaded again. */
@@ -177,6 +179,7 @@ const OLLAMA_DEFAULTS: Omit<ResolvedOptions, "num_ctx"> = {
   presence_penalty: 0,
   frequency_penalty: 0,
   stop: [],
+  ignore_eos: false,
   num_batch: 512,
   num_gpu: -1,
   main_gpu: 0,

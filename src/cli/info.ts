@@ -12,21 +12,21 @@ export function clientVersion(): string {
 }
 
 export async function versionCommand(client: Client, ui: Ui): Promise<void> {
-  const client_ = clientVersion();
+  const mine = clientVersion();
   let server: string | undefined;
   try {
     server = (await client.version()).version;
   } catch (err) {
     if (!(err instanceof ConnectionError)) throw err;
   }
-  if (ui.json) return printJson(ui, { client: client_, server: server ?? null });
+  if (ui.json) return printJson(ui, { client: mine, server: server ?? null });
   if (server === undefined) {
     ui.stdout.write(`Warning: could not connect to a running vllama instance at ${client.baseUrl}\n`);
-    ui.stdout.write(`Warning: client version is ${client_}\n`);
+    ui.stdout.write(`Warning: client version is ${mine}\n`);
     return;
   }
   ui.stdout.write(`vllama version is ${server}\n`);
-  if (server !== client_) ui.stdout.write(`Warning: client version is ${client_}\n`);
+  if (server !== mine) ui.stdout.write(`Warning: client version is ${mine}\n`);
 }
 
 /** Config values for people: durations and lists readable, "forever" and "computed" spelled out. */

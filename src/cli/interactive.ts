@@ -5,7 +5,7 @@ import { createInterface, type Interface } from "node:readline";
 import type { ChatMessage, ChatResponse } from "../api/schemas.js";
 import type { Client } from "./client.js";
 import { createAnswerWriter, formatStats, type RequestBase } from "./answer.js";
-import { renderError, type Ui } from "./ui.js";
+import { renderError, type InStream, type Ui } from "./ui.js";
 
 const PROMPT = ">>> ";
 const CONTINUATION = "... ";
@@ -48,7 +48,7 @@ export class InputCollector {
       if (rest.length >= FENCE.length && rest.endsWith(FENCE)) {
         return { kind: "message", text: rest.slice(0, -FENCE.length) };
       }
-      this.block = [rest];
+      this.block = rest === "" ? [] : [rest];
       return { kind: "more" };
     }
     if (trimmed.startsWith("/")) return { kind: "command", name: trimmed.split(/\s+/)[0]! };
@@ -126,7 +126,7 @@ export async function startChat(
   client: Client,
   ui: Ui,
   base: RequestBase,
-  options: { wordWrap: boolean; input: NodeJS.ReadStream },
+  options: { wordWrap: boolean; input: InStream },
 ): Promise<void> {
   const session: ChatSession = { client, ui, base, wordWrap: options.wordWrap, messages: [] };
   await preload(session);

@@ -14,7 +14,7 @@ import {
 } from "./models.js";
 import { runCommand } from "./run.js";
 import { serveCommand } from "./serve.js";
-import { createUi, EXIT_OK, exitCodeOf, renderError, UsageError, type Ui } from "./ui.js";
+import { createUi, EXIT_OK, exitCodeOf, processIo, renderError, UsageError, type Io, type Ui } from "./ui.js";
 
 interface GlobalArgs {
   host?: string;
@@ -26,22 +26,18 @@ interface GlobalArgs {
 }
 
 /** Flags named after config keys (host, and serve's own) as loadConfig reads them. */
-function configFrom(argv: GlobalArgs): LoadedConfig {
+function loadCliConfig(argv: GlobalArgs, env: NodeJS.ProcessEnv): LoadedConfig {
   const flags: Partial<Record<ConfigKey, RawValue>> = {};
   for (const key of ["host", ...configFlags().map((f) => f.key)] as ConfigKey[]) {
     const value = argv[key];
     if (value !== undefined) flags[key] = value as RawValue;
   }
   try {
-    return loadConfig({ flags, env: process.env });
+    return loadConfig({ flags, env });
   } catch (err) {
     if (err instanceof ConfigError && err.origin === "flag") throw new UsageError(err.message, { cause: err });
     throw err;
   }
-}
-
-function clientFrom(argv: GlobalArgs): Client {
-  return new Client(configFrom(argv).clientUrl);
 }
 
 /** serve and config take every server setting as a flag. */
@@ -49,17 +45,21 @@ function withServerFlags<T>(y: Argv<T>): Argv<T> {
   let out = y;
   for (const { key, flag, env, accepted } of configFlags()) {
     const envNote = env.length > 0 ? ` [env: ${env.join(", ")}]` : "";
-    out = out.option(flag.slice(2), { type: key === "prefixCache" ? "boolean" : "string", describe: `${accepted}${envNote}` });
+    // Strings, validated by loadConfig; a bare `--prefix-cache` means on, `--no-prefix-cache` off.
+    const coerce = key === "prefixCache" ? (v: unknown) => (v === "" ? true : v) : undefined;
+    out = out.option(flag.slice(2), { type: "string", coerce, describe: `${accepted}${envNote}` });
   }
   return out.group(configFlags().map((f) => f.flag.slice(2)), "Server settings:");
 }
 
-function buildParser(argv: string[], ui: { current: Ui }): Argv<GlobalArgs> {
+function buildParser(argv: string[], io: Io, ui: { current: Ui }): Argv<GlobalArgs> {
   // Every handler receives the parsed global flags: it makes the Ui from them before anything prints.
   const withUi = <A extends GlobalArgs>(handler: (args: A, ui: Ui) => Promise<void> | void) => async (args: A) => {
-    ui.current = createUi(args);
+    ui.current = createUi(args, io);
     await handler(args, ui.current);
   };
+  const configOf = (args: GlobalArgs) => loadCliConfig(args, io.env);
+  const clientFrom = (args: GlobalArgs) => new Client(configOf(args).clientUrl);
   return yargs(argv)
     .scriptName("vllama")
     .usage("Usage: $0 <command> [options]\n\nOllama's API and CLI with continuous batching, on llama.cpp.")
@@ -68,7 +68,7 @@ function buildParser(argv: string[], ui: { current: Ui }): Argv<GlobalArgs> {
     .option("quiet", { type: "boolean", describe: "print nothing but results and errors", global: true })
     .option("verbose", { type: "boolean", describe: "stack traces on errors; timings after run", global: true })
     .option("color", { type: "boolean", default: true, describe: "colors (--no-color or NO_COLOR to disable)", global: true })
-    .command("serve", "Start the vllama server", (y) => withServerFlags(y), withUi((args, ui) => serveCommand(ui, configFrom(args))))
+    .command("serve", "Start the vllama server", (y) => withServerFlags(y), withUi((args, ui) => serveCommand(ui, configOf(args))))
     .command(
       "run <model> [prompt..]",
       "Run a model: chat in a terminal, or answer one prompt (argument or stdin)",
@@ -86,7 +86,7 @@ function buildParser(argv: string[], ui: { current: Ui }): Argv<GlobalArgs> {
           format: args.format as "json" | undefined,
           keepAlive: args.keepalive as string | undefined,
           wordWrap: args.nowordwrap !== true,
-          stdin: process.stdin,
+          stdin: io.stdin,
         }),
       ),
     )
@@ -155,14 +155,15 @@ function buildParser(argv: string[], ui: { current: Ui }): Argv<GlobalArgs> {
       "config",
       "Show each effective server setting and where it came from",
       (y) => withServerFlags(y),
-      withUi((args, ui) => configCommand(ui, configFrom(args))),
+      withUi((args, ui) => configCommand(ui, configOf(args))),
     )
     .demandCommand(1, "a command is required")
     .strict()
     .help()
     .alias("help", "h")
     .version(false)
-    .wrap(Math.min(120, process.stdout.columns || 100))
+    .wrap(Math.min(120, io.stdout.columns || 100))
+    .exitProcess(false)
     .fail((message, err) => {
       throw err && message == null ? err : usageError(message ?? err?.message ?? "invalid usage", argv);
     }) as Argv<GlobalArgs>;
@@ -184,10 +185,11 @@ function usageError(message: string, argv: string[]): UsageError {
   return new UsageError(message);
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const ui = { current: createUi({ verbose: argv.includes("--verbose"), color: !argv.includes("--no-color") }) };
+/** Runs one command line; returns the exit code. */
+export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+  const ui = { current: createUi({ verbose: argv.includes("--verbose"), color: !argv.includes("--no-color") }, io) };
   try {
-    await buildParser(argv, ui).parseAsync();
+    await buildParser(argv, io, ui).parseAsync();
     return EXIT_OK;
   } catch (err) {
     ui.current.stderr.write(renderError(ui.current, err));

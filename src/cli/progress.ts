@@ -3,7 +3,7 @@
 // Both go to stderr, as Ollama's do: stdout stays for data (--json events).
 import type { ProgressResponse } from "../api/schemas.js";
 import { humanBytes } from "./format.js";
-import { printJsonLine, type Ui } from "./ui.js";
+import { printJsonLine, type OutStream, type Ui } from "./ui.js";
 
 const BAR_WIDTH = 25;
 /** Redraws closer together than this are skipped: a fast local pull sends thousands of events. */
@@ -41,7 +41,7 @@ export function progressLine(event: ProgressResponse, bytesPerSecond: number | u
 class TerminalProgress implements ProgressSink {
   private line: Line | undefined;
 
-  constructor(private readonly out: NodeJS.WriteStream) {}
+  constructor(private readonly out: OutStream) {}
 
   update(event: ProgressResponse): void {
     const now = Date.now();
@@ -67,7 +67,7 @@ class TerminalProgress implements ProgressSink {
 class PlainProgress implements ProgressSink {
   private lastStatus: string | undefined;
 
-  constructor(private readonly out: NodeJS.WriteStream) {}
+  constructor(private readonly out: OutStream) {}
 
   update(event: ProgressResponse): void {
     if (event.status === this.lastStatus) return;

@@ -5,7 +5,7 @@ import { createAnswerWriter, formatStats, type RequestBase } from "./answer.js";
 import { ApiError, type Client } from "./client.js";
 import { startChat } from "./interactive.js";
 import { createProgress, showProgress } from "./progress.js";
-import type { Ui } from "./ui.js";
+import type { InStream, Ui } from "./ui.js";
 
 export interface RunOptions {
   model: string;
@@ -13,7 +13,7 @@ export interface RunOptions {
   format?: "json";
   keepAlive?: string;
   wordWrap: boolean;
-  stdin: NodeJS.ReadStream;
+  stdin: InStream;
 }
 
 export async function runCommand(client: Client, ui: Ui, options: RunOptions): Promise<void> {

@@ -3,9 +3,25 @@
 import { VllamaError } from "../api/errors.js";
 import { ApiError, ConnectionError } from "./client.js";
 
+/** A process's output stream, or a capture of it in tests. */
+export type OutStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+export type InStream = NodeJS.ReadableStream & { isTTY?: boolean };
+
+/** The process's streams and environment; tests pass their own. */
+export interface Io {
+  stdin: InStream;
+  stdout: OutStream;
+  stderr: OutStream;
+  env: NodeJS.ProcessEnv;
+}
+
+export function processIo(): Io {
+  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+}
+
 export interface Ui {
-  stdout: NodeJS.WriteStream;
-  stderr: NodeJS.WriteStream;
+  stdout: OutStream;
+  stderr: OutStream;
   /** Machine-readable output (list, ps, show, pull, version, config). */
   json: boolean;
   quiet: boolean;
@@ -14,14 +30,14 @@ export interface Ui {
   color: boolean;
 }
 
-export function createUi(flags: { json?: boolean; quiet?: boolean; verbose?: boolean; color?: boolean }): Ui {
+export function createUi(flags: { json?: boolean; quiet?: boolean; verbose?: boolean; color?: boolean }, io: Io): Ui {
   return {
-    stdout: process.stdout,
-    stderr: process.stderr,
+    stdout: io.stdout,
+    stderr: io.stderr,
     json: flags.json === true,
     quiet: flags.quiet === true,
     verbose: flags.verbose === true,
-    color: flags.color !== false && !process.env.NO_COLOR && process.stderr.isTTY === true,
+    color: flags.color !== false && !io.env.NO_COLOR && io.stderr.isTTY === true,
   };
 }
 

@@ -297,6 +297,13 @@ export class Engine implements EngineService {
     })));
   }
 
+  /** Per loaded model: sequences running and waiting, KV cache cells, preemptions. */
+  stats() {
+    return this.pool.loaded().map(({ name, runner }) => ({
+      name, running: runner.numRunning, waiting: runner.numWaiting, kv: runner.kvStats(), preemptions: runner.metrics.preemptions,
+    }));
+  }
+
   async close(): Promise<void> {
     await this.pool.close();
   }

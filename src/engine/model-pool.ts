@@ -45,18 +45,18 @@ export class ModelPool {
     const started = process.hrtime.bigint();
     let entry = this.entries.get(model.path);
     if (!entry) {
-      await this.makeRoom();
-      entry = {
+      // Registered before any await, so concurrent requests for the same model share one load.
+      const loading: PoolEntry = {
         key: model.path, name: model.name, digest: model.digest, size: model.size,
-        runner: ModelRunner.load(model.path, this.runnerOptions),
+        runner: this.makeRoom(model.path).then(() => ModelRunner.load(model.path, this.runnerOptions)),
         refs: 0, keepAliveMs, expiresAt: Infinity, lastUsed: Date.now(),
       };
-      this.entries.set(model.path, entry);
-      const loading = entry;
-      entry.runner.then(
+      this.entries.set(model.path, loading);
+      loading.runner.then(
         (runner) => (loading.ready = runner),
         () => this.entries.get(model.path) === loading && this.entries.delete(model.path),
       );
+      entry = loading;
     }
     entry.refs++;
     clearTimeout(entry.timer);
@@ -110,9 +110,9 @@ export class ModelPool {
     entry.timer.unref();
   }
 
-  private async makeRoom(): Promise<void> {
-    while (this.entries.size >= this.maxLoaded) {
-      const idle = [...this.entries.values()].filter((e) => e.refs === 0).sort((a, b) => a.lastUsed - b.lastUsed);
+  private async makeRoom(loadingKey: string): Promise<void> {
+    while (this.entries.size > this.maxLoaded) {
+      const idle = [...this.entries.values()].filter((e) => e.refs === 0 && e.key !== loadingKey).sort((a, b) => a.lastUsed - b.lastUsed);
       // Every loaded model is busy: load one more rather than fail the request.
       if (idle.length === 0) return;
       await this.drop(idle[0]);

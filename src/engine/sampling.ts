@@ -31,8 +31,8 @@ export function samplerParams(req: SamplingRequest): SamplerParams {
   };
 }
 
-export function sequenceLimits(options: ResolvedOptions, ignoreEos = false): SequenceLimits {
-  return { maxTokens: options.num_predict < 0 ? -1 : options.num_predict, maxContext: options.num_ctx, stop: options.stop, ignoreEos };
+export function sequenceLimits(options: ResolvedOptions): SequenceLimits {
+  return { maxTokens: options.num_predict < 0 ? -1 : options.num_predict, maxContext: options.num_ctx, stop: options.stop, ignoreEos: options.ignore_eos };
 }
 
 /** `format: "json"` is any JSON object; a JSON schema object constrains output to that schema. */

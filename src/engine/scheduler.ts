@@ -13,6 +13,8 @@ export interface ScheduledSequence {
   lease: KvLease | undefined;
   /** Times this sequence was preempted (reported in metrics). */
   numPreemptions: number;
+  /** Finished or cancelled: it leaves at the next step boundary and no longer counts as load. */
+  readonly finished: boolean;
 }
 
 export interface PlanEntry {
@@ -54,8 +56,11 @@ export class Scheduler {
     return this.running.length > 0 || this.waiting.length > 0;
   }
 
+  /** Queues a sequence; more than `maxWaiting` beyond the free running places is a BusyError. */
   add(seq: ScheduledSequence): void {
-    if (this.waiting.length >= this.limits.maxWaiting) throw new BusyError("server busy, please try again.  maximum pending requests exceeded");
+    const active = (list: ScheduledSequence[]) => list.filter((s) => !s.finished).length;
+    const freePlaces = Math.max(0, this.limits.maxRunning - active(this.running));
+    if (active(this.waiting) >= this.limits.maxWaiting + freePlaces) throw new BusyError();
     this.waiting.push(seq);
   }
 

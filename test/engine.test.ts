@@ -1,0 +1,246 @@
+// The engine in-process (`new Engine()`), on the real stories260K model: continuous batching,
+// cancellation, prefix caching, preemption, stop strings, seeds, structured output, embeddings.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, describe, test } from "node:test";
+import { BadRequestError, BusyError, CancelledError, NotFoundError } from "../src/api/errors.js";
+import type { GenerateResponse } from "../src/api/schemas.js";
+import { Engine } from "../src/engine/engine.js";
+import { OTHER_PROMPTS, REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "./helpers/models.js";
+
+const model = storiesPath;
+const emptyStore = mkdtempSync(path.join(os.tmpdir(), "vllama-engine-store-"));
+const greedy = (num_predict: number) => ({ temperature: 0, num_predict });
+const engines: Engine[] = [];
+function newEngine(options: ConstructorParameters<typeof Engine>[0] = {}): Engine {
+  const e = new Engine({ modelsDir: emptyStore, ...options });
+  engines.push(e);
+  return e;
+}
+after(async () => {
+  for (const e of engines) await e.close();
+});
+
+async function text(engine: Engine, prompt: string, options: Record<string, unknown>, signal?: AbortSignal): Promise<GenerateResponse> {
+  return engine.generate({ model, prompt, stream: false, options }, { signal });
+}
+
+describe("engine", () => {
+  const engine = newEngine();
+
+  test("generate reproduces llama.cpp's greedy reference, with Ollama's response shape", async () => {
+    const r = await text(engine, REFERENCE_PROMPT, greedy(48));
+    assert.equal(r.response, REFERENCE_TEXT);
+    assert.equal(r.done, true);
+    assert.equal(r.done_reason, "length");
+    assert.equal(r.eval_count, 48);
+    assert.equal(r.prompt_eval_count, 5);
+    assert.equal(r.context!.length, 5 + 48);
+    for (const k of ["total_duration", "load_duration", "prompt_eval_duration", "eval_duration"] as const) {
+      assert.ok(Number.isInteger(r[k]) && r[k]! >= 0, k);
+    }
+    assert.match(r.created_at, /^\d{4}-\d\d-\d\dT/);
+  });
+
+  test("32 concurrent greedy requests each return exactly what they return alone", async () => {
+    const prompts = Array.from({ length: 32 }, (_, i) => (i % 4 === 0 ? REFERENCE_PROMPT : OTHER_PROMPTS[i % OTHER_PROMPTS.length]));
+    const alone = new Map<string, string>();
+    for (const p of new Set(prompts)) alone.set(p, (await text(engine, p, greedy(32))).response);
+    const together = await Promise.all(prompts.map((p) => text(engine, p, greedy(32))));
+    together.forEach((r, i) => assert.equal(r.response, alone.get(prompts[i]), `request ${i}`));
+    assert.equal(together[0].response, REFERENCE_TEXT.slice(0, together[0].response.length));
+  });
+
+  test("streaming yields pieces and ends with the final object", async () => {
+    const chunks: GenerateResponse[] = [];
+    for await (const c of await engine.generate({ model, prompt: REFERENCE_PROMPT, options: greedy(48) })) chunks.push(c);
+    assert.equal(chunks.map((c) => c.response).join(""), REFERENCE_TEXT);
+    assert.ok(chunks.length > 10);
+    assert.ok(chunks.slice(0, -1).every((c) => !c.done));
+    assert.equal(chunks.at(-1)!.done, true);
+    assert.equal(chunks.at(-1)!.eval_count, 48);
+  });
+
+  test("cancellation storm: 200 requests, half aborted at random points; the rest complete, nothing leaks", async () => {
+    const solo = new Map<string, string>();
+    for (const p of OTHER_PROMPTS.slice(0, 5)) solo.set(p, (await text(engine, p, greedy(16))).response);
+    let seed = 12345;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const results = await Promise.allSettled(Array.from({ length: 200 }, async (_, i) => {
+      const prompt = OTHER_PROMPTS[i % 5];
+      const controller = new AbortController();
+      if (i % 2 === 1) setTimeout(() => controller.abort(), Math.floor(random() * 400));
+      const stream = await engine.generate({ model, prompt, options: greedy(16) }, { signal: controller.signal });
+      let out = "";
+      for await (const c of stream) out += c.response;
+      return { i, prompt, out };
+    }));
+    const completed = results.filter((r) => r.status === "fulfilled").map((r) => (r as PromiseFulfilledResult<{ i: number; prompt: string; out: string }>).value);
+    const failed = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+    assert.ok(failed.every((f) => f.reason instanceof CancelledError), String(failed.find((f) => !(f.reason instanceof CancelledError))?.reason));
+    assert.ok(failed.length > 20, `only ${failed.length} were cancelled`);
+    assert.ok(completed.filter((c) => c.i % 2 === 0).length === 100, "every request that was not aborted completed");
+    for (const c of completed) assert.equal(c.out, solo.get(c.prompt));
+    const [s] = engine.stats();
+    assert.equal(s.running, 0);
+    assert.equal(s.waiting, 0);
+    // Only cached prefix blocks remain: no sequence holds private cells.
+    assert.equal(s.kv.usedCells, s.kv.cachedBlocks * 16);
+  });
+
+  test("seeds reproduce sampled text; another seed gives another text", async () => {
+    const opts = (seed: number) => ({ temperature: 1.0, top_k: 100, top_p: 1, seed, num_predict: 32 });
+    const a = await text(engine, REFERENCE_PROMPT, opts(42));
+    const b = await text(engine, REFERENCE_PROMPT, opts(42));
+    const c = await text(engine, REFERENCE_PROMPT, opts(43));
+    assert.equal(a.response, b.response);
+    assert.notEqual(a.response, c.response);
+  });
+
+  test("stop strings split across tokens end generation and are not emitted", async () => {
+    // "e gi" spans the tokens of "little" and " girl" in the reference text.
+    const r = await text(engine, REFERENCE_PROMPT, { ...greedy(48), stop: ["e gi"] });
+    assert.equal(r.response, ", there was a littl");
+    assert.equal(r.done_reason, "stop");
+    const chunks: string[] = [];
+    for await (const c of await engine.generate({ model, prompt: REFERENCE_PROMPT, options: { ...greedy(48), stop: ["Lily. She"] } })) chunks.push(c.response);
+    assert.equal(chunks.join(""), ", there was a little girl named ");
+  });
+
+  test("num_ctx caps prompt + generation; a prompt that does not fit is a 400", async () => {
+    const r = await text(engine, REFERENCE_PROMPT, { temperature: 0, num_ctx: 20 });
+    assert.equal(r.done_reason, "length");
+    assert.equal(r.prompt_eval_count! + r.eval_count!, 20);
+    await assert.rejects(text(engine, "Once upon a time there was a girl", { num_ctx: 4 }), BadRequestError);
+  });
+
+  test("format: a JSON schema constrains the output, and 'json' gives an object", async () => {
+    const schema = {
+      type: "object", properties: { name: { type: "string", maxLength: 12 }, age: { type: "integer", minimum: 1, maximum: 99 } },
+      required: ["name", "age"], additionalProperties: false,
+    };
+    for (const seed of [1, 2, 3]) {
+      const r = await engine.generate({ model, prompt: REFERENCE_PROMPT, format: schema, stream: false, options: { temperature: 0.8, seed, num_predict: 64 } });
+      const value = JSON.parse(r.response);
+      assert.deepEqual(Object.keys(value).sort(), ["age", "name"]);
+      assert.equal(typeof value.name, "string");
+      assert.ok(value.name.length <= 12);
+      assert.ok(Number.isInteger(value.age) && value.age >= 1 && value.age <= 99);
+    }
+    const j = await engine.generate({ model, prompt: REFERENCE_PROMPT, format: "json", stream: false, options: { temperature: 0, num_predict: 48 } });
+    assert.ok(j.response.trimStart().startsWith("{"));
+    await assert.rejects(engine.generate({ model, prompt: "x", format: { type: "nonsense-type" }, stream: false }), BadRequestError);
+  });
+
+  test("logprobs: each token with its top alternatives", async () => {
+    const r = await engine.generate({ model, prompt: REFERENCE_PROMPT, stream: false, logprobs: true, top_logprobs: 3, options: greedy(8) });
+    assert.equal(r.logprobs!.length, 8);
+    assert.equal(r.logprobs!.map((l) => l.token).join(""), r.response);
+    for (const l of r.logprobs!) {
+      assert.ok(l.logprob <= 0);
+      assert.equal(l.top_logprobs!.length, 3);
+      assert.equal(l.top_logprobs![0].token, l.token); // greedy picks the top token
+    }
+  });
+
+  test("chat renders a template (ChatML default here) and answers in Ollama's shape", async () => {
+    const r = await engine.chat({ model, stream: false, messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Tell a story" }], options: greedy(12) });
+    assert.equal(r.message.role, "assistant");
+    assert.equal(typeof r.message.content, "string");
+    assert.equal(r.eval_count, 12);
+    assert.ok(r.prompt_eval_count! > 10);
+    await assert.rejects(
+      engine.chat({ model, stream: false, messages: [{ role: "user", content: "hi" }], tools: [{ type: "function", function: { name: "f", parameters: {} } }] }),
+      (e: Error) => e instanceof BadRequestError && /does not support tools/.test(e.message),
+    );
+  });
+
+  test("embed: one L2-normalized vector per input, batched; legacy embeddings unnormalized", async () => {
+    const r = await engine.embed({ model, input: ["The cat sat", "A dog ran", "The cat sat"] });
+    assert.equal(r.embeddings.length, 3);
+    for (const v of r.embeddings) assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-5);
+    // The same text in another batch slot: equal up to float summation order.
+    r.embeddings[0].forEach((x, i) => assert.ok(Math.abs(x - r.embeddings[2][i]) < 1e-6));
+    assert.ok(r.embeddings[0].some((x, i) => Math.abs(x - r.embeddings[1][i]) > 1e-3));
+    assert.ok(r.prompt_eval_count! > 6);
+    const legacy = await engine.embeddings({ model, prompt: "The cat sat" });
+    const norm = Math.hypot(...legacy.embedding);
+    assert.ok(Math.abs(norm - 1) > 1e-3);
+    legacy.embedding.forEach((x, i) => assert.ok(Math.abs(x / norm - r.embeddings[0][i]) < 1e-5));
+    const cut = await engine.embed({ model, input: "word ".repeat(3000), dimensions: 16 });
+    assert.equal(cut.embeddings[0].length, 16);
+    await assert.rejects(engine.embed({ model, input: "word ".repeat(3000), truncate: false }), BadRequestError);
+  });
+
+  test("tokenize and detokenize", async () => {
+    const t = await engine.tokenize({ model, content: "Once upon a time, Lily" });
+    assert.deepEqual(t.tokens, [403, 407, 261, 378, 432, 317]);
+    assert.equal((await engine.detokenize({ model, tokens: t.tokens })).content.trim(), "Once upon a time, Lily");
+    await assert.rejects(engine.detokenize({ model, tokens: [1e6] }), BadRequestError);
+  });
+
+  test("unknown models and bad requests are typed errors", async () => {
+    await assert.rejects(engine.generate({ model: "nope:latest", prompt: "x" }), NotFoundError);
+    await assert.rejects(engine.generate({ model: "/no/such/file.gguf", prompt: "x" }), BadRequestError);
+    await assert.rejects(engine.generate({ model, prompt: 5 } as never), BadRequestError);
+    await assert.rejects(engine.generate({ model, prompt: "x", options: { temperature: -1 } }), BadRequestError);
+  });
+
+  test("load and unload with an empty prompt; ps lists the loaded model", async () => {
+    const e = newEngine();
+    const loaded = await e.generate({ model, prompt: "", stream: false });
+    assert.equal(loaded.done_reason, "load");
+    const ps = await e.ps();
+    assert.equal(ps.models.length, 1);
+    assert.equal(ps.models[0].name, model);
+    assert.ok(Date.parse(ps.models[0].expires_at) > Date.now());
+    const unloaded = await e.generate({ model, prompt: "", keep_alive: 0, stream: false });
+    assert.equal(unloaded.done_reason, "unload");
+    assert.equal((await e.ps()).models.length, 0);
+  });
+
+  test("a full queue is a BusyError", async () => {
+    const e = newEngine({ parallel: 1, maxQueue: 0 });
+    const controller = new AbortController();
+    const first = await e.generate({ model, prompt: REFERENCE_PROMPT, options: { num_predict: -1, ignore_eos: true } }, { signal: controller.signal });
+    const iterator = first[Symbol.asyncIterator]();
+    assert.equal((await iterator.next()).done, false); // the first request is running
+    await assert.rejects(e.generate({ model, prompt: REFERENCE_PROMPT, stream: false, options: greedy(8) }), BusyError);
+    controller.abort();
+    await assert.rejects(async () => { while (!(await iterator.next()).done); }, CancelledError);
+    assert.equal((await e.generate({ model, prompt: REFERENCE_PROMPT, stream: false, options: greedy(8) })).eval_count, 8);
+  });
+});
+
+describe("engine: prefix cache and preemption", () => {
+  const story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends and her dog. ";
+  const questions = ["One day", "The sun", "Her mom", "Then the", "After that", "Lily saw", "The dog", "At night"];
+
+  test("requests sharing a long prefix evaluate it once, with the same results as without the cache", async () => {
+    const cached = newEngine({ parallel: 8 });
+    const uncached = newEngine({ parallel: 8, prefixCache: false });
+    const run = (e: Engine) => Promise.all(questions.map((q) => text(e, story + q, greedy(12))));
+    const [withCache, without] = [await run(cached), await run(uncached)];
+    withCache.forEach((r, i) => assert.equal(r.response, without[i].response, questions[i]));
+    const [s] = cached.stats();
+    const prefixTokens = (await cached.tokenize({ model, content: story })).tokens.length;
+    const shareable = Math.floor(prefixTokens / 16) * 16;
+    // Every request after the first found the shared blocks in the cache.
+    assert.ok(s.kv.prefixHits >= (questions.length - 1) * shareable, `hits ${s.kv.prefixHits}, prefix ${prefixTokens}`);
+    assert.equal(uncached.stats()[0].kv.prefixHits, 0);
+    assert.match(cached.metrics(), /vllm:prefix_cache_hits_total\{model_name="[^"]+"\} [1-9]/);
+  });
+
+  test("a KV cache too small for all running sequences still completes every request correctly", async () => {
+    const small = newEngine({ parallel: 8, kvCells: 160, prefixCache: false });
+    const solo = newEngine({ parallel: 1 });
+    const prompts = [REFERENCE_PROMPT, ...OTHER_PROMPTS.slice(0, 7)];
+    const expected = [];
+    for (const p of prompts) expected.push((await text(solo, p, greedy(48))).response);
+    const got = await Promise.all(prompts.map((p) => text(small, p, greedy(48))));
+    got.forEach((r, i) => assert.equal(r.response, expected[i], prompts[i]));
+    assert.ok(small.stats()[0].preemptions > 0, "the cache was too small: some sequence was preempted");
+  });
+});

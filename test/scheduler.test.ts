@@ -1,0 +1,209 @@
+// The scheduler and KV manager against fake KV operations: the decisions, without the addon.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { BusyError } from "../src/api/errors.js";
+import { BLOCK_SIZE, KvManager, type KvOps } from "../src/engine/kv-manager.js";
+import { Scheduler, type ScheduledSequence, type StepPlan } from "../src/engine/scheduler.js";
+
+/** Records KV operations and tracks which positions each sequence holds, like llama.cpp would. */
+class FakeKv implements KvOps {
+  readonly ops: string[] = [];
+  readonly cells = new Map<number, Set<number>>(); // seqId -> positions
+  seqRemove(seqId: number, p0: number, p1: number): boolean {
+    this.ops.push(`rm ${seqId} ${p0} ${p1}`);
+    const set = this.cells.get(seqId);
+    if (set) for (const p of [...set]) if ((p0 < 0 || p >= p0) && (p1 < 0 || p < p1)) set.delete(p);
+    return true;
+  }
+  seqCopy(src: number, dst: number, p0: number, p1: number): void {
+    this.ops.push(`cp ${src} ${dst} ${p0} ${p1}`);
+    const from = this.cells.get(src) ?? new Set();
+    const to = this.cells.get(dst) ?? new Set<number>();
+    for (const p of from) if (p >= p0 && (p1 < 0 || p < p1)) to.add(p);
+    this.cells.set(dst, to);
+  }
+  /** What a step does to the cache: the planned positions now exist for their sequences. */
+  apply(plan: StepPlan): void {
+    for (const e of plan.entries) {
+      const set = this.cells.get(e.seq.lease!.seqId) ?? new Set<number>();
+      for (let p = e.start; p < e.start + e.count; p++) set.add(p);
+      this.cells.set(e.seq.lease!.seqId, set);
+    }
+  }
+}
+
+let ids = 0;
+function seq(tokens: number[]): ScheduledSequence {
+  return { id: ++ids, tokens: [...tokens], numComputed: 0, lease: undefined, numPreemptions: 0, finished: false };
+}
+const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
+
+function setup(cells: number, limits: Partial<{ maxRunning: number; tokenBudget: number; maxWaiting: number }> = {}, prefix = true) {
+  const kv = new FakeKv();
+  const manager = new KvManager(kv, cells, 64, prefix);
+  const scheduler = new Scheduler(manager, { maxRunning: 8, tokenBudget: 64, maxWaiting: 16, ...limits });
+  /** One step: plan, "run" it, complete it, and give every sampled sequence a new token. */
+  const step = () => {
+    const plan = scheduler.schedule();
+    kv.apply(plan);
+    scheduler.complete(plan);
+    for (const e of plan.entries) if (e.sample) e.seq.tokens.push(7);
+    return plan;
+  };
+  return { kv, manager, scheduler, step };
+}
+
+describe("scheduler", () => {
+  test("decode tokens of running sequences come first, then prefill chunks within the budget", () => {
+    const { scheduler, step } = setup(1024, { tokenBudget: 64 });
+    const a = seq(range(10));
+    scheduler.add(a);
+    let plan = step();
+    assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.start, e.count, e.sample]), [[a.id, 0, 10, true]]);
+    const long = seq(range(150, 100));
+    scheduler.add(long);
+    plan = step();
+    // a decodes one token; the long prompt gets the rest of the budget (chunked prefill).
+    assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.count, e.sample]), [[a.id, 1, true], [long.id, 63, false]]);
+    plan = step();
+    assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.count, e.sample]), [[a.id, 1, true], [long.id, 63, false]]);
+    plan = step();
+    assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.count, e.sample]), [[a.id, 1, true], [long.id, 24, true]]);
+    assert.equal(long.numComputed, 150);
+  });
+
+  test("parallel caps running sequences; the queue beyond maxWaiting is a BusyError", () => {
+    const { scheduler, step } = setup(4096, { maxRunning: 2, maxWaiting: 3 });
+    for (let i = 0; i < 5; i++) scheduler.add(seq(range(4, i * 100)));
+    assert.throws(() => scheduler.add(seq([1])), BusyError);
+    step();
+    assert.equal(scheduler.running.length, 2);
+    assert.equal(scheduler.waiting.length, 3);
+  });
+
+  test("a finished sequence frees its cells; admission waits for room", () => {
+    const { scheduler, manager, step } = setup(64, { tokenBudget: 64 }, false);
+    const a = seq(range(40));
+    const b = seq(range(40, 100));
+    scheduler.add(a);
+    scheduler.add(b);
+    step();
+    assert.deepEqual(scheduler.running, [a]); // b does not fit next to a
+    assert.equal(manager.freeCells, 24);
+    scheduler.remove(a);
+    assert.equal(manager.freeCells, 64);
+    step();
+    assert.deepEqual(scheduler.running, [b]);
+  });
+
+  test("when cells run out mid-generation the newest sequence is preempted and resumes later", () => {
+    const { scheduler, manager, step } = setup(48, { tokenBudget: 64 }, false);
+    const a = seq(range(20));
+    const b = seq(range(20, 100));
+    scheduler.add(a);
+    scheduler.add(b);
+    step(); // both prefilled: 40 cells
+    for (let i = 0; i < 4; i++) step(); // 8 more cells: the cache is full
+    assert.equal(manager.freeCells, 0);
+    const plan = step();
+    assert.deepEqual(plan.preempted, [b]);
+    assert.equal(b.numPreemptions, 1);
+    assert.deepEqual(scheduler.waiting, [b]);
+    assert.equal(b.tokens.length, 25); // it keeps what it generated and recomputes it later
+    scheduler.remove(a);
+    const resumed = step();
+    assert.deepEqual(resumed.entries.map((e) => [e.seq.id, e.start, e.count, e.sample]), [[b.id, 0, 25, true]]);
+  });
+
+  test("prefix cache: a later prompt shares cached blocks instead of recomputing them", () => {
+    const { scheduler, manager, kv, step } = setup(1024, { tokenBudget: 256 });
+    const system = range(3 * BLOCK_SIZE + 5, 500);
+    const a = seq([...system, 1, 2, 3]);
+    scheduler.add(a);
+    step();
+    assert.equal(manager.stats().cachedBlocks, 3);
+    const b = seq([...system, 9, 9]);
+    const promptLength = b.tokens.length;
+    scheduler.add(b);
+    const plan = step();
+    const entry = plan.entries.find((e) => e.seq === b)!;
+    assert.equal(entry.start, 3 * BLOCK_SIZE); // only the uncached tail is computed
+    assert.equal(entry.count, promptLength - 3 * BLOCK_SIZE);
+    assert.ok(kv.ops.includes(`cp ${a.lease!.seqId} ${b.lease!.seqId} 0 ${3 * BLOCK_SIZE}`));
+    assert.equal(manager.stats().prefixHits, 3 * BLOCK_SIZE);
+    // Shared blocks are counted once.
+    assert.equal(manager.stats().usedCells, 3 * BLOCK_SIZE + (a.numComputed - 3 * BLOCK_SIZE) + (b.numComputed - 3 * BLOCK_SIZE));
+  });
+
+  test("prefix cache: a prompt whose prefix is being prefilled waits for it instead of computing it twice", () => {
+    const { scheduler, manager, step } = setup(4096, { tokenBudget: 32 });
+    const system = range(4 * BLOCK_SIZE, 1000);
+    const a = seq([...system, 1]);
+    const b = seq([...system, 2]);
+    scheduler.add(a);
+    scheduler.add(b);
+    step();
+    assert.deepEqual(scheduler.running, [a]);
+    assert.equal(a.numComputed, 32);
+    step();
+    assert.deepEqual(scheduler.running, [a], "b still waits while a computes the shared blocks");
+    const plan = step();
+    const bEntry = plan.entries.find((e) => e.seq === b);
+    assert.ok(bEntry, "b is admitted once a's prefix blocks are cached");
+    assert.equal(bEntry.start, 4 * BLOCK_SIZE);
+    assert.equal(bEntry.count, 1);
+    assert.equal(manager.stats().prefixHits, 4 * BLOCK_SIZE);
+  });
+
+  test("cached blocks survive their sequence, are evicted least-recently-used, and never while in use", () => {
+    const { scheduler, manager, kv, step } = setup(5 * BLOCK_SIZE, { tokenBudget: 256 });
+    const a = seq(range(2 * BLOCK_SIZE + 1));
+    scheduler.add(a);
+    step();
+    scheduler.remove(a);
+    assert.equal(manager.stats().cachedBlocks, 2);
+    assert.equal(manager.freeCells, 3 * BLOCK_SIZE);
+    // A different prompt needing 4 blocks of cells evicts only what it must: a's deepest block.
+    const b = seq(range(4 * BLOCK_SIZE, 900));
+    scheduler.add(b);
+    step();
+    assert.equal(manager.stats().cachedBlocks, 5); // a's first block and b's four
+    assert.equal(manager.freeCells, 0);
+    assert.ok(kv.ops.some((o) => o.endsWith(` ${BLOCK_SIZE} -1`)), "a's second block was removed from its holder");
+    // b's blocks are pinned while it runs: only a's last block can still go.
+    assert.equal(manager.evict(2 * BLOCK_SIZE), false);
+    assert.equal(manager.stats().cachedBlocks, 4);
+    scheduler.remove(b);
+    manager.evictAll();
+    assert.equal(manager.stats().usedCells, 0);
+    assert.equal(manager.stats().cachedBlocks, 0);
+    // Every sequence id is free again and no positions are left in the fake cache.
+    for (const set of kv.cells.values()) assert.equal(set.size, 0);
+  });
+
+  test("two sequences that computed the same prefix keep one copy of its cells", () => {
+    const kv = new FakeKv();
+    const manager = new KvManager(kv, 1024, 8);
+    const prompt = range(2 * BLOCK_SIZE + 3, 300);
+    // Both computed the whole prompt themselves (admitted in the same step).
+    const a = manager.open(prompt)!;
+    const b = manager.open(prompt)!;
+    for (const lease of [a, b]) {
+      manager.grow(lease, prompt.length);
+      kv.cells.set(lease.seqId, new Set(range(prompt.length)));
+    }
+    assert.equal(manager.stats().usedCells, 2 * prompt.length);
+    manager.commit(a, prompt);
+    manager.commit(b, prompt);
+    // b's copies of the two full blocks were dropped in favour of a's cells.
+    assert.equal(manager.stats().cachedBlocks, 2);
+    assert.equal(manager.stats().usedCells, 2 * BLOCK_SIZE + 2 * 3);
+    assert.ok(kv.ops.includes(`rm ${b.seqId} 0 ${BLOCK_SIZE}`));
+    assert.ok(kv.ops.includes(`cp ${a.seqId} ${b.seqId} 0 ${BLOCK_SIZE}`));
+    manager.close(a);
+    manager.close(b);
+    manager.evictAll();
+    assert.equal(manager.stats().usedCells, 0);
+    for (const set of kv.cells.values()) assert.equal(set.size, 0);
+  });
+});
