@@ -13,9 +13,12 @@ class PromiseWorker : public Napi::AsyncWorker {
   public:
     using Job = std::function<void()>;
     using Resolve = std::function<Napi::Value(Napi::Env)>;
+    using Settle = std::function<void()>;
 
-    static Napi::Promise Run(Napi::Env env, Job execute, Resolve resolve, const char * code = "ERR_NATIVE") {
-        auto * worker = new PromiseWorker(env, std::move(execute), std::move(resolve), code);
+    // `settle` runs on the JS thread before the promise settles, whatever the outcome.
+    static Napi::Promise Run(Napi::Env env, Job execute, Resolve resolve, const char * code = "ERR_NATIVE",
+                             Settle settle = nullptr) {
+        auto * worker = new PromiseWorker(env, std::move(execute), std::move(resolve), code, std::move(settle));
         auto promise = worker->deferred_.Promise();
         worker->Napi::AsyncWorker::Queue();
         return promise;
@@ -31,6 +34,7 @@ class PromiseWorker : public Napi::AsyncWorker {
     }
     void OnOK() override {
         Napi::HandleScope scope(Env());
+        if (settle_) settle_();
         try {
             deferred_.Resolve(resolve_(Env()));
         } catch (const Napi::Error & e) {
@@ -38,19 +42,21 @@ class PromiseWorker : public Napi::AsyncWorker {
         }
     }
     void OnError(const Napi::Error & error) override {
+        if (settle_) settle_();
         Napi::Error e = Napi::Error::New(Env(), error.Message());
         e.Set("code", Napi::String::New(Env(), code_));
         deferred_.Reject(e.Value());
     }
 
   private:
-    PromiseWorker(Napi::Env env, Job execute, Resolve resolve, const char * code)
+    PromiseWorker(Napi::Env env, Job execute, Resolve resolve, const char * code, Settle settle)
         : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)),
-          execute_(std::move(execute)), resolve_(std::move(resolve)), code_(code) {}
+          execute_(std::move(execute)), resolve_(std::move(resolve)), settle_(std::move(settle)), code_(code) {}
 
     Napi::Promise::Deferred deferred_;
     Job execute_;
     Resolve resolve_;
+    Settle settle_;
     const char * code_;
 };
 

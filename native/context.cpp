@@ -295,6 +295,16 @@ int32_t Context::Decode(const Batch & b) {
     return encoder_only_ ? llama_encode(ctx_, batch_) : llama_decode(ctx_, batch_);
 }
 
+// Ends a step on the JS thread: clears the busy flag, and releases the reference that kept this
+// context alive (not garbage-collected) while the worker thread used it.
+std::function<void()> Context::Settler(const Napi::CallbackInfo & info) {
+    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info.This().As<Napi::Object>()));
+    return [this, self]() {
+        busy_ = false;
+        self->Reset();
+    };
+}
+
 static int64_t NowNs() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -327,7 +337,6 @@ Napi::Value Context::Step(const Napi::CallbackInfo & info) {
     busy_ = true;
     return PromiseWorker::Run(env,
         [this, b]() {
-            struct Done { std::atomic<bool> & f; ~Done() { f = false; } } done{busy_};
             int64_t t0 = NowNs();
             b->status = Decode(*b);
             CheckDecode(b->status);
@@ -365,7 +374,7 @@ Napi::Value Context::Step(const Napi::CallbackInfo & info) {
             r.Set("sampleNs", static_cast<double>(b->sample_ns));
             return r;
         },
-        "ERR_DECODE");
+        "ERR_DECODE", Settler(info));
 }
 
 // embed(plan) -> Promise<EmbedResult>: pooled embeddings of the sequences marked in plan.sample.
@@ -376,7 +385,6 @@ Napi::Value Context::Embed(const Napi::CallbackInfo & info) {
     busy_ = true;
     return PromiseWorker::Run(env,
         [this, b]() {
-            struct Done { std::atomic<bool> & f; ~Done() { f = false; } } done{busy_};
             b->status = Decode(*b);
             CheckDecode(b->status);
             if (b->status != 0) return;
@@ -398,7 +406,7 @@ Napi::Value Context::Embed(const Napi::CallbackInfo & info) {
             r.Set("nEmbd", b->n_embd);
             return r;
         },
-        "ERR_DECODE");
+        "ERR_DECODE", Settler(info));
 }
 
 static int32_t PosArg(const Napi::CallbackInfo & info, size_t i) {

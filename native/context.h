@@ -6,6 +6,7 @@
 #include "sampler.h"
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -43,6 +44,7 @@ class Context : public Napi::ObjectWrap<Context> {
     int32_t SeqArg(const Napi::CallbackInfo & info, size_t i) const;
     std::shared_ptr<Batch> ReadPlan(const Napi::CallbackInfo & info, bool need_samplers);
     int32_t Decode(const Batch & batch);
+    std::function<void()> Settler(const Napi::CallbackInfo & info);
     void Free();
 
     llama_context * ctx_ = nullptr;

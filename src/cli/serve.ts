@@ -17,7 +17,9 @@ function addressInUse(host: string, port: number, err: unknown): CliError {
 /** Resolves when the server has closed after a signal. */
 export async function serveCommand(ui: Ui, { config }: LoadedConfig): Promise<void> {
   const logger = createLogger(config.logLevel, ui.color);
-  const [{ Engine }, { startServer }] = await Promise.all([import("../engine/engine.js"), import("../server/index.js")]);
+  const [{ Engine }, { startServer }, { ensureBuiltinModel }] = await Promise.all([
+    import("../engine/engine.js"), import("../server/index.js"), import("../models/builtin.js"),
+  ]);
   const engine = new Engine({
     modelsDir: config.modelsDir,
     parallel: config.numParallel,
@@ -31,6 +33,9 @@ export async function serveCommand(ui: Ui, { config }: LoadedConfig): Promise<vo
     prefixCache: config.prefixCache,
     gpu: config.gpu,
   });
+  const demo = await ensureBuiltinModel(engine.store);
+  if (demo) logger.warn({ model: demo }, `the model store ${config.modelsDir} is empty: serving the built-in demo model ${demo} (random weights; \`vllama pull\` a real one)`);
+  logger.info(engine.backend(), "llama.cpp backend");
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     server = await startServer({ engine, config, logger });

@@ -235,7 +235,7 @@ export class Engine implements EngineService {
           details: details ?? { parent_model: "", format: "gguf", family: m.runner.model.info.architecture, families: [m.runner.model.info.architecture], parameter_size: "", quantization_level: "" },
           expires_at: new Date(m.expiresAt === Infinity ? Date.UTC(2318, 0, 1) : m.expiresAt).toISOString(),
           size_vram: this.backend().backend === "cuda" ? m.size : 0,
-          context_length: m.runner.kvCells,
+          context_length: this.options.contextLength,
         };
       })),
     };
