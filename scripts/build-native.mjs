@@ -8,6 +8,7 @@
 // VLLAMA_BUILD=source: compile llama.cpp itself from the same release (the git bundle inside
 // node-llama-cpp), with native CPU features, and with CUDA when VLLAMA_CUDA=1 or nvcc is found.
 // VLLAMA_CUDA_ARCHS picks the CUDA architectures (default "native"; "90a" for H100/H200).
+// VLLAMA_BUILD_DIR builds elsewhere than build/ (VLLAMA_ADDON_DIR=<dir>/Release then loads it).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -55,6 +56,7 @@ if (mode === "prebuilt") {
 }
 
 const cmakeJs = path.join(packageDir("cmake-js"), "bin", "cmake-js");
-run(process.execPath, [cmakeJs, "compile", "--log-level", "warn", "--directory", root,
+const outDir = path.resolve(root, process.env.VLLAMA_BUILD_DIR ?? "build");
+run(process.execPath, [cmakeJs, "compile", "--log-level", "warn", "--directory", root, "--out", outDir,
   "--parallel", String(Math.max(2, (await import("node:os")).availableParallelism())), ...defines]);
 console.log(`vllama: native addon built (${mode}${cuda ? ", CUDA" : ""}, llama.cpp ${tag})`);

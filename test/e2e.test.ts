@@ -142,6 +142,13 @@ describe("end to end through HTTP", () => {
     assert.equal((await ollama.generate({ model: storiesPath, prompt: REFERENCE_PROMPT, options: { num_predict: 3, temperature: 0 } })).eval_count, 3);
   });
 
+  test("/health reports the backend llama.cpp runs on", async () => {
+    const health = await (await fetch(`${url}/health`)).json();
+    assert.equal(health.status, "ok");
+    assert.equal(health.backend, "cpu");
+    assert.ok(health.devices.some((d: { type: string }) => d.type === "cpu"));
+  });
+
   test("metrics use vLLM's names", async () => {
     const text = await (await fetch(`${url}/metrics`)).text();
     for (const name of ["vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc", "vllm:prompt_tokens_total", "vllm:time_to_first_token_seconds_bucket"]) {

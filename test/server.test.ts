@@ -67,7 +67,7 @@ describe("server with the ollama client", () => {
   it("reports version, health and metrics", async () => {
     assert.deepEqual(await ollama.version(), { version: "0.0.0-fake" });
     const health = await fetch(`${url}/health`);
-    assert.deepEqual(await health.json(), { status: "ok" });
+    assert.deepEqual(await health.json(), { status: "ok", backend: "cpu", devices: [{ name: "CPU", description: "fake", type: "cpu", memoryFree: 1, memoryTotal: 1 }] });
     const metrics = await fetch(`${url}/metrics`);
     assert.match(metrics.headers.get("content-type") ?? "", /^text\/plain/);
     assert.match(await metrics.text(), /^vllm:num_requests_running\{model_name="fake-model"\} 0$/m);

@@ -56,5 +56,7 @@ export interface EngineService {
   writeBlob(digest: string, body: NodeJS.ReadableStream): Promise<boolean>;
   /** Prometheus text exposition, with vLLM's metric names. */
   metrics(): string;
+  /** The backend llama.cpp runs on, chosen at start: "cuda" when a CUDA device is usable, else "cpu". */
+  backend(): { backend: "cuda" | "cpu"; devices: Array<{ name: string; description: string; type: string; memoryFree: number; memoryTotal: number }> };
   readonly version: string;
 }

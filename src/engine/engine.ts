@@ -84,9 +84,9 @@ export class Engine implements EngineService {
     this.pool = new ModelPool(o.maxLoadedModels, runnerOptions);
   }
 
-  /** The backend llama.cpp runs on ("cuda" or "cpu") and the devices it found. */
   backend() {
-    return initBackend(this.options.gpu);
+    const { backend, devices } = initBackend(this.options.gpu);
+    return { backend, devices };
   }
 
   // ---------------------------------------------------------------------------------------------

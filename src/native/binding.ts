@@ -7,7 +7,7 @@ import type { NativeAddon } from "./types.js";
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 /** Folder of vllama.node and the llama.cpp libraries it loads backends from. */
-export const addonDir = path.join(packageRoot, "build", "Release");
+export const addonDir = process.env.VLLAMA_ADDON_DIR ? path.resolve(process.env.VLLAMA_ADDON_DIR) : path.join(packageRoot, "build", "Release");
 
 let addon: NativeAddon | undefined;
 

@@ -59,7 +59,8 @@ export function ollamaHandlers({ engine, logger }: ServerDeps) {
       res.json({ version: engine.version });
     },
     health: (_req, res) => {
-      res.json({ status: "ok" });
+      const { backend, devices } = engine.backend();
+      res.json({ status: "ok", backend, devices });
     },
     metrics: (_req, res) => {
       res.type("text/plain; version=0.0.4").send(engine.metrics());

@@ -333,6 +333,10 @@ export class FakeEngine implements EngineService {
     return !existed;
   }
 
+  backend() {
+    return { backend: "cpu" as const, devices: [{ name: "CPU", description: "fake", type: "cpu", memoryFree: 1, memoryTotal: 1 }] };
+  }
+
   metrics(): string {
     return [
       "# TYPE vllm:num_requests_running gauge",
