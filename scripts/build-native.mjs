@@ -6,7 +6,8 @@
 // @node-llama-cpp/linux-x64. Takes seconds.
 //
 // VLLAMA_BUILD=source: compile llama.cpp itself from the same release (the git bundle inside
-// node-llama-cpp), with native CPU features, and with CUDA when VLLAMA_CUDA=1 or nvcc is found.
+// node-llama-cpp), with native CPU features, and with CUDA when VLLAMA_CUDA=1, or by default
+// when nvcc and an NVIDIA GPU are both present.
 // VLLAMA_CUDA_ARCHS picks the CUDA architectures (default "native"; "90a" for H100/H200).
 // VLLAMA_BUILD_DIR builds elsewhere than build/ (VLLAMA_ADDON_DIR=<dir>/Release then loads it).
 import { execFileSync } from "node:child_process";
@@ -44,7 +45,13 @@ if (mode !== "prebuilt" && mode !== "source") {
   console.error(`VLLAMA_BUILD must be "prebuilt" or "source", got "${mode}"`);
   process.exit(2);
 }
-const cuda = mode === "source" && (process.env.VLLAMA_CUDA ? process.env.VLLAMA_CUDA === "1" : hasCommand("nvcc"));
+// CUDA by default only where it can run: nvcc to build and an NVIDIA GPU to pick the arch for.
+const gpuPresent = () => existsSync("/dev/nvidia0") || existsSync("/dev/dxg");
+const cuda = mode === "source" && (process.env.VLLAMA_CUDA ? process.env.VLLAMA_CUDA === "1" : hasCommand("nvcc") && gpuPresent());
+if (cuda && !process.env.VLLAMA_CUDA_ARCHS && !gpuPresent()) {
+  console.error('VLLAMA_CUDA=1 without a GPU here: set VLLAMA_CUDA_ARCHS (e.g. "90a" for H100/H200)');
+  process.exit(2);
+}
 
 const defines = [`--CDVLLAMA_LLAMA_SOURCE_DIR=${sourceDir}`, `--CDVLLAMA_BUILD=${mode}`];
 if (mode === "prebuilt") {

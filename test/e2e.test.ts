@@ -93,7 +93,7 @@ describe("end to end through HTTP", () => {
     assert.equal(created.status, 200);
     const r = await ollama.generate({ model: "story-short", prompt: REFERENCE_PROMPT });
     assert.equal(r.eval_count, 5);
-    assert.equal(r.response, REFERENCE_TEXT.slice(0, r.response.length));
+    assert.equal(r.response, REFERENCE_TEXT.slice(0, r.response!.length));
     await ollama.copy({ source: "story-short", destination: "story-copy" });
     assert.ok((await ollama.list()).models.some((m) => m.name === "story-copy:latest"));
     // One runner per model file (as in Ollama): story-short shares the pulled model's blob.

@@ -55,7 +55,7 @@ describe("engine", () => {
 
   test("streaming yields pieces and ends with the final object", async () => {
     const chunks: GenerateResponse[] = [];
-    for await (const c of await engine.generate({ model, prompt: REFERENCE_PROMPT, options: greedy(48) })) chunks.push(c);
+    for await (const c of await engine.generate({ model, prompt: REFERENCE_PROMPT, stream: true, options: greedy(48) })) chunks.push(c);
     assert.equal(chunks.map((c) => c.response).join(""), REFERENCE_TEXT);
     assert.ok(chunks.length > 10);
     assert.ok(chunks.slice(0, -1).every((c) => !c.done));
@@ -72,7 +72,7 @@ describe("engine", () => {
       const prompt = OTHER_PROMPTS[i % 5];
       const controller = new AbortController();
       if (i % 2 === 1) setTimeout(() => controller.abort(), Math.floor(random() * 400));
-      const stream = await engine.generate({ model, prompt, options: greedy(16) }, { signal: controller.signal });
+      const stream = await engine.generate({ model, prompt, stream: true, options: greedy(16) }, { signal: controller.signal });
       let out = "";
       for await (const c of stream) out += c.response;
       return { i, prompt, out };
@@ -105,7 +105,7 @@ describe("engine", () => {
     assert.equal(r.response, ", there was a littl");
     assert.equal(r.done_reason, "stop");
     const chunks: string[] = [];
-    for await (const c of await engine.generate({ model, prompt: REFERENCE_PROMPT, options: { ...greedy(48), stop: ["Lily. She"] } })) chunks.push(c.response);
+    for await (const c of await engine.generate({ model, prompt: REFERENCE_PROMPT, stream: true, options: { ...greedy(48), stop: ["Lily. She"] } })) chunks.push(c.response);
     assert.equal(chunks.join(""), ", there was a little girl named ");
   });
 
@@ -186,6 +186,8 @@ describe("engine", () => {
     await assert.rejects(engine.generate({ model: "/no/such/file.gguf", prompt: "x" }), BadRequestError);
     await assert.rejects(engine.generate({ model, prompt: 5 } as never), BadRequestError);
     await assert.rejects(engine.generate({ model, prompt: "x", options: { temperature: -1 } }), BadRequestError);
+    await assert.rejects(engine.generate({ model, prompt: "x", images: ["aGVsbG8="] }), /does not support images/);
+    await assert.rejects(engine.chat({ model, messages: [{ role: "user", content: "x", images: ["aGVsbG8="] }] }), /does not support images/);
   });
 
   test("load and unload with an empty prompt; ps lists the loaded model", async () => {
@@ -204,7 +206,7 @@ describe("engine", () => {
   test("a full queue is a BusyError", async () => {
     const e = newEngine({ parallel: 1, maxQueue: 0 });
     const controller = new AbortController();
-    const first = await e.generate({ model, prompt: REFERENCE_PROMPT, options: { num_predict: -1, ignore_eos: true } }, { signal: controller.signal });
+    const first = await e.generate({ model, prompt: REFERENCE_PROMPT, stream: true, options: { num_predict: -1, ignore_eos: true } }, { signal: controller.signal });
     const iterator = first[Symbol.asyncIterator]();
     assert.equal((await iterator.next()).done, false); // the first request is running
     await assert.rejects(e.generate({ model, prompt: REFERENCE_PROMPT, stream: false, options: greedy(8) }), BusyError);
@@ -237,7 +239,7 @@ describe("engine: prefix cache and preemption", () => {
     const small = newEngine({ parallel: 8, kvCells: 160, prefixCache: false });
     const solo = newEngine({ parallel: 1 });
     const prompts = [REFERENCE_PROMPT, ...OTHER_PROMPTS.slice(0, 7)];
-    const expected = [];
+    const expected: string[] = [];
     for (const p of prompts) expected.push((await text(solo, p, greedy(48))).response);
     const got = await Promise.all(prompts.map((p) => text(small, p, greedy(48))));
     got.forEach((r, i) => assert.equal(r.response, expected[i], prompts[i]));

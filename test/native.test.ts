@@ -1,7 +1,7 @@
 // The native core on CPU with a real model: exact greedy output, batching, tokenizer, KV ops,
 // errors, teardown and leaks.
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";

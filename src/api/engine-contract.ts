@@ -32,7 +32,7 @@ export interface RequestInit {
 
 /**
  * Generation calls resolve once the request is admitted (queue full -> BusyError, unknown
- * model -> NotFoundError); they return an async iterable iff `req.stream !== false`, whose last
+ * model -> NotFoundError); they return an async iterable iff `req.stream === true`, whose last
  * item has `done: true`. Progress iterables (pull, push, create) end with `status: "success"`
  * and report failures by throwing from the iterator.
  */

@@ -92,8 +92,10 @@ export class Engine implements EngineService {
   // ---------------------------------------------------------------------------------------------
   // Generation
 
-  generate(req: GenerateRequest & { stream: false }, init?: RequestInit): Promise<GenerateResponse>;
-  generate(req: GenerateRequest & { stream?: true }, init?: RequestInit): Promise<AsyncIterable<GenerateResponse>>;
+  // As in Ollama's JS client, the in-process default is one response; `stream: true` streams.
+  // (The HTTP layer passes Ollama's HTTP default, stream: true, explicitly.)
+  generate(req: GenerateRequest & { stream: true }, init?: RequestInit): Promise<AsyncIterable<GenerateResponse>>;
+  generate(req: GenerateRequest & { stream?: false }, init?: RequestInit): Promise<GenerateResponse>;
   generate(req: GenerateRequest, init?: RequestInit): Promise<GenerateResponse | AsyncIterable<GenerateResponse>>;
   async generate(input: GenerateRequest, init: RequestInit = {}): Promise<GenerateResponse | AsyncIterable<GenerateResponse>> {
     const req = parseRequest(GenerateRequestSchema, input);
@@ -102,9 +104,10 @@ export class Engine implements EngineService {
     if (!req.prompt && !req.suffix && !req.context?.length) {
       const done = await this.loadOrUnload(model, keepAliveMs);
       const chunk: GenerateResponse = { model: req.model, created_at: isoNow(), response: "", done: true, done_reason: done };
-      return req.stream === false ? chunk : single(chunk);
+      return req.stream === true ? single(chunk) : chunk;
     }
     if (req.suffix !== undefined) throw new BadRequestError(`${req.model} does not support insert`);
+    if (req.images?.length) throw new BadRequestError(`${req.model} does not support images`);
     const completion = await this.startCompletion(model, keepAliveMs, req, init, (runner) => {
       const prompt = req.raw || !(req.template ?? model.template) ? req.prompt ?? "" : this.renderGenerate(req, model);
       const context = req.context ?? [];
@@ -118,7 +121,7 @@ export class Engine implements EngineService {
       ...(req.raw ? {} : { context: stats.tokens }),
       ...this.timings(completion, stats),
     });
-    if (req.stream !== false) return this.streamCompletion<GenerateResponse>(completion, toChunk, final);
+    if (req.stream === true) return this.streamCompletion<GenerateResponse>(completion, toChunk, final);
     let response = "";
     const logprobs: TokenLogprobs[] = [];
     const end = await this.collect(completion, (text, lp) => {
@@ -128,8 +131,8 @@ export class Engine implements EngineService {
     return { ...final(end.stats, end.reason), response, ...ollamaLogprobs(logprobs) };
   }
 
-  chat(req: ChatRequest & { stream: false }, init?: RequestInit): Promise<ChatResponse>;
-  chat(req: ChatRequest & { stream?: true }, init?: RequestInit): Promise<AsyncIterable<ChatResponse>>;
+  chat(req: ChatRequest & { stream: true }, init?: RequestInit): Promise<AsyncIterable<ChatResponse>>;
+  chat(req: ChatRequest & { stream?: false }, init?: RequestInit): Promise<ChatResponse>;
   chat(req: ChatRequest, init?: RequestInit): Promise<ChatResponse | AsyncIterable<ChatResponse>>;
   async chat(input: ChatRequest, init: RequestInit = {}): Promise<ChatResponse | AsyncIterable<ChatResponse>> {
     const req = parseRequest(ChatRequestSchema, input);
@@ -139,8 +142,9 @@ export class Engine implements EngineService {
     if (req.messages.length === 0) {
       const done = await this.loadOrUnload(model, keepAliveMs);
       const chunk: ChatResponse = { model: req.model, created_at: isoNow(), message: message(""), done: true, done_reason: done };
-      return req.stream === false ? chunk : single(chunk);
+      return req.stream === true ? single(chunk) : chunk;
     }
+    if (req.messages.some((m) => m.images?.length)) throw new BadRequestError(`${req.model} does not support images`);
     let template: ChatTemplate | undefined;
     const completion = await this.startCompletion(model, keepAliveMs, req, init, (runner) => {
       template = ChatTemplate.cached(model.template ?? runner.model.info.chatTemplate);
@@ -157,7 +161,7 @@ export class Engine implements EngineService {
       model: req.model, created_at: isoNow(), message: message(content), done: true, done_reason: reason,
       ...this.timings(completion, stats),
     });
-    if (req.stream === false) {
+    if (req.stream !== true) {
       let text = "";
       const logprobs: TokenLogprobs[] = [];
       const end = await this.collect(completion, (t, lp) => {

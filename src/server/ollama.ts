@@ -69,12 +69,13 @@ export function ollamaHandlers({ engine, logger }: ServerDeps) {
     generate: async (req, res) => {
       const request = parseRequest(GenerateRequestSchema, req.body);
       begin(req, res, request.model);
-      await sendGeneration(res, await engine.generate(request, { signal: abortOnDisconnect(res) }));
+      // Ollama's HTTP API streams unless told not to.
+      await sendGeneration(res, await engine.generate({ ...request, stream: request.stream ?? true }, { signal: abortOnDisconnect(res) }));
     },
     chat: async (req, res) => {
       const request = parseRequest(ChatRequestSchema, req.body);
       begin(req, res, request.model);
-      await sendGeneration(res, await engine.chat(request, { signal: abortOnDisconnect(res) }));
+      await sendGeneration(res, await engine.chat({ ...request, stream: request.stream ?? true }, { signal: abortOnDisconnect(res) }));
     },
     embed: async (req, res) => {
       const request = parseRequest(EmbedRequestSchema, req.body);

@@ -73,7 +73,7 @@ export function isAsyncIterable<T>(value: unknown): value is AsyncIterable<T> {
   return value !== null && typeof value === "object" && Symbol.asyncIterator in value;
 }
 
-/** The engine returns a stream iff `stream !== false`; a mismatch is a bug, not bad input. */
+/** The engine returns a stream iff `stream === true`; a mismatch is a bug, not bad input. */
 export function expectStream<T>(result: T | AsyncIterable<T>): AsyncIterable<T> {
   if (!isAsyncIterable<T>(result)) throw new InternalError("engine returned a single response for a streaming request");
   return result;

@@ -116,7 +116,7 @@ export class FakeEngine implements EngineService {
       ...(piece.final ? { ...piece.final, context: [1, 2, 3] } : {}),
     });
     const stream = map(pieces(req.options?.num_predict, req.format !== undefined), toResponse);
-    return req.stream === false ? collectGenerate(stream) : stream;
+    return req.stream === true ? stream : collectGenerate(stream);
   }
 
   async chat(req: ChatRequest, init?: RequestInit): Promise<ChatResponse | AsyncIterable<ChatResponse>> {
@@ -145,7 +145,7 @@ export class FakeEngine implements EngineService {
       ...piece.final,
     });
     const stream = map(pieces(req.options?.num_predict, req.format !== undefined), toResponse);
-    return req.stream === false ? collectChat(stream) : stream;
+    return req.stream === true ? stream : collectChat(stream);
   }
 
   /**
