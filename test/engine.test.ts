@@ -246,3 +246,25 @@ describe("engine: prefix cache and preemption", () => {
     assert.ok(small.stats()[0].preemptions > 0, "the cache was too small: some sequence was preempted");
   });
 });
+
+describe("engine: chat with tools on the built-in demo model", () => {
+  test("a tool call in the output becomes message.tool_calls, streamed or not", async () => {
+    const { ensureBuiltinModel } = await import("../src/models/builtin.js");
+    const e = newEngine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-demo-store-")) });
+    await ensureBuiltinModel(e.store);
+    const tools = [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+    // The demo model's weights are random: a schema makes it write exactly one call.
+    const format = {
+      type: "object", additionalProperties: false, required: ["name", "arguments"],
+      properties: { name: { const: "get_weather" }, arguments: { type: "object", additionalProperties: false, required: ["city"], properties: { city: { enum: ["Paris"] } } } },
+    };
+    const request = { model: "vllama-demo", messages: [{ role: "user" as const, content: "Weather in Paris?" }], tools, format, options: { num_predict: 64 } };
+    const r = await e.chat(request);
+    assert.deepEqual(r.message.tool_calls?.map((c) => [c.function.name, c.function.arguments]), [["get_weather", { city: "Paris" }]]);
+    assert.equal(r.message.content, "");
+    const chunks = [];
+    for await (const c of await e.chat({ ...request, stream: true })) chunks.push(c);
+    assert.equal(chunks.map((c) => c.message.content).join(""), "");
+    assert.deepEqual(chunks.at(-1)!.message.tool_calls?.map((c) => c.function.name), ["get_weather"]);
+  });
+});

@@ -13,10 +13,11 @@ import {
   type DetokenizeRequest, type DetokenizeResponse, type EmbeddingsRequest, type EmbeddingsResponse,
   type EmbedRequest, type EmbedResponse, type GenerateRequest, type GenerateResponse, type Logprob,
   type Options, type ProgressResponse, type PsResponse, type PullRequest, type PushRequest,
-  type ShowRequest, type ShowResponse, type TagsResponse, type TokenizeRequest, type TokenizeResponse,
+  type ShowRequest, type ShowResponse, type TagsResponse, type TokenizeRequest, type TokenizeResponse, type ToolCall,
 } from "../api/schemas.js";
 import { ChatTemplate } from "../chat/template.js";
-import { detectToolCallFormat, parseToolCalls, splitThinking, ToolCallStreamParser } from "../chat/tool-calls.js";
+import { ChatOutputParser, type ChatOutput } from "../chat/output.js";
+import { detectToolCallFormat } from "../chat/tool-calls.js";
 import { pull as registryPull, push as registryPush } from "../models/registry.js";
 import { defaultModelsDir, ModelStore } from "../models/store.js";
 import { initBackend, type NativeModel } from "../native/index.js";
@@ -138,53 +139,56 @@ export class Engine implements EngineService {
     const req = parseRequest(ChatRequestSchema, input);
     const model = await this.resolveModel(req.model);
     const keepAliveMs = parseKeepAlive(req.keep_alive, this.options.keepAliveMs);
-    const message = (content: string) => ({ role: "assistant" as const, content });
     if (req.messages.length === 0) {
       const done = await this.loadOrUnload(model, keepAliveMs);
-      const chunk: ChatResponse = { model: req.model, created_at: isoNow(), message: message(""), done: true, done_reason: done };
+      const chunk: ChatResponse = { model: req.model, created_at: isoNow(), message: { role: "assistant", content: "" }, done: true, done_reason: done };
       return req.stream === true ? single(chunk) : chunk;
     }
     if (req.messages.some((m) => m.images?.length)) throw new BadRequestError(`${req.model} does not support images`);
     let template: ChatTemplate | undefined;
+    let startsInThinking = false;
     const completion = await this.startCompletion(model, keepAliveMs, req, init, (runner) => {
       template = ChatTemplate.cached(model.template ?? runner.model.info.chatTemplate);
       if (req.tools?.length && !template.supportsTools) throw new BadRequestError(`${req.model} does not support tools`);
       const messages = [...this.systemMessages(model, req.messages), ...model.messages, ...req.messages] as ChatRequest["messages"];
       const info = runner.model.info;
       const piece = (id: number) => (id >= 0 ? Buffer.from(runner.model.tokenBytes(id, true)).toString("utf8") : "");
-      const rendered = template.render({ messages, tools: req.tools, addGenerationPrompt: true, bosToken: piece(info.bos), eosToken: piece(info.eos) });
+      const rendered = template.render({
+        messages, tools: req.tools, think: req.think, addGenerationPrompt: true, bosToken: piece(info.bos), eosToken: piece(info.eos),
+      });
+      startsInThinking = rendered.trimEnd().endsWith("<think>");
       return this.tokenizePrompt(runner.model, rendered, !info.addBos || !rendered.startsWith(piece(info.bos)));
     });
-    const toolFormat = req.tools?.length ? detectToolCallFormat(template!.source) : undefined;
-    const thinking = req.think !== undefined && req.think !== false;
-    const final = (stats: SequenceStats, reason: "stop" | "length", content = ""): ChatResponse => ({
-      model: req.model, created_at: isoNow(), message: message(content), done: true, done_reason: reason,
-      ...this.timings(completion, stats),
+    const output = new ChatOutputParser({
+      think: req.think !== undefined && req.think !== false,
+      startsInThinking,
+      toolFormat: req.tools?.length ? detectToolCallFormat(template!.source) : undefined,
+    });
+    const assistant = (o: ChatOutput, toolCalls: ToolCall[] = []): ChatResponse["message"] => ({
+      role: "assistant", content: o.content,
+      ...(o.thinking ? { thinking: o.thinking } : {}),
+      ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+    });
+    const final = (stats: SequenceStats, reason: "stop" | "length", message: ChatResponse["message"]): ChatResponse => ({
+      model: req.model, created_at: isoNow(), message, done: true, done_reason: reason, ...this.timings(completion, stats),
     });
     if (req.stream !== true) {
-      let text = "";
+      const parts: ChatOutput[] = [];
       const logprobs: TokenLogprobs[] = [];
       const end = await this.collect(completion, (t, lp) => {
-        text += t;
+        parts.push(output.push(t));
         logprobs.push(...lp);
       });
-      const split = thinking ? splitThinking(text) : { thinking: "", content: text };
-      const parsed = toolFormat ? parseToolCalls(toolFormat, split.content) : { content: split.content, toolCalls: [] };
-      const response = final(end.stats, end.reason, parsed.content);
-      if (split.thinking) response.message.thinking = split.thinking;
-      if (parsed.toolCalls.length) response.message.tool_calls = parsed.toolCalls;
-      return { ...response, ...ollamaLogprobs(logprobs) };
+      const last = output.finish();
+      const joined = [...parts, last].reduce((a, b) => ({ thinking: a.thinking + b.thinking, content: a.content + b.content }));
+      return { ...final(end.stats, end.reason, assistant(joined, last.toolCalls)), ...ollamaLogprobs(logprobs) };
     }
-    const toolParser = toolFormat ? new ToolCallStreamParser(toolFormat) : undefined;
     return this.streamCompletion<ChatResponse>(
       completion,
-      (text, logprobs) => ({ model: req.model, created_at: isoNow(), message: message(toolParser ? toolParser.push(text) : text), done: false, ...ollamaLogprobs(logprobs) }),
+      (text, logprobs) => ({ model: req.model, created_at: isoNow(), message: assistant(output.push(text)), done: false, ...ollamaLogprobs(logprobs) }),
       (stats, reason) => {
-        if (!toolParser) return final(stats, reason);
-        const parsed = toolParser.finish();
-        const response = final(stats, reason, parsed.content);
-        if (parsed.toolCalls.length) response.message.tool_calls = parsed.toolCalls;
-        return response;
+        const last = output.finish();
+        return final(stats, reason, assistant(last, last.toolCalls));
       },
     );
   }

@@ -1,0 +1,42 @@
+// Thinking and tool calls together, streamed or buffered: the same answer either way.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ChatOutputParser } from "../src/chat/output.js";
+
+const answer = '<think>\nThe user wants weather.\n</think>\n\nLet me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
+
+function run(chunks: string[], options: ConstructorParameters<typeof ChatOutputParser>[0]) {
+  const parser = new ChatOutputParser(options);
+  let thinking = "", content = "";
+  for (const c of chunks) {
+    const o = parser.push(c);
+    thinking += o.thinking;
+    content += o.content;
+  }
+  const last = parser.finish();
+  return { thinking: thinking + last.thinking, content: content + last.content, toolCalls: last.toolCalls };
+}
+
+test("thinking, content and a tool call separate the same at every chunking", () => {
+  const whole = run([answer], { think: true, startsInThinking: false, toolFormat: "hermes" });
+  assert.equal(whole.thinking, "The user wants weather.");
+  assert.equal(whole.content, "Let me check.");
+  assert.deepEqual(whole.toolCalls.map((c) => c.function), [{ index: 0, name: "get_weather", arguments: { city: "Paris" } }]);
+  for (let size = 1; size <= 7; size++) {
+    const chunks = Array.from({ length: Math.ceil(answer.length / size) }, (_, i) => answer.slice(i * size, (i + 1) * size));
+    assert.deepEqual(run(chunks, { think: true, startsInThinking: false, toolFormat: "hermes" }), whole, `chunks of ${size}`);
+  }
+});
+
+test("without think or tools, everything is content", () => {
+  const out = run([answer], { think: false, startsInThinking: false });
+  assert.equal(out.content, answer);
+  assert.equal(out.thinking, "");
+  assert.deepEqual(out.toolCalls, []);
+});
+
+test("a prompt that opened the thinking block", () => {
+  const out = run(["reasoning here</think>", "The answer."], { think: true, startsInThinking: true });
+  assert.equal(out.thinking, "reasoning here");
+  assert.equal(out.content, "The answer.");
+});
