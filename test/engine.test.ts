@@ -109,11 +109,21 @@ describe("engine", () => {
     assert.equal(chunks.join(""), ", there was a little girl named ");
   });
 
-  test("num_ctx caps prompt + generation; a prompt that does not fit is a 400", async () => {
+  test("num_ctx caps prompt + generation; a longer prompt is truncated, or a 400 with truncate: false", async () => {
     const r = await text(engine, REFERENCE_PROMPT, { temperature: 0, num_ctx: 20 });
     assert.equal(r.done_reason, "length");
     assert.equal(r.prompt_eval_count! + r.eval_count!, 20);
-    await assert.rejects(text(engine, "Once upon a time there was a girl", { num_ctx: 4 }), BadRequestError);
+    const long = "Once upon a time there was a girl named Lily who loved to play in the park with her dog";
+    const cut = await text(engine, long, { temperature: 0, num_ctx: 16, num_keep: 1, num_predict: 4 });
+    const full = (await engine.tokenize({ model, content: long })).tokens;
+    // BOS (num_keep 1) and the most recent tokens, leaving num_predict tokens to generate.
+    assert.equal(cut.prompt_eval_count, 12);
+    assert.deepEqual(cut.context!.slice(0, 12), [1, ...full.slice(full.length - 11)]);
+    assert.equal(cut.eval_count, 4);
+    await assert.rejects(
+      engine.generate({ model, prompt: long, truncate: false, options: { num_ctx: 8 } }),
+      (e: Error) => e instanceof BadRequestError && /exceeds the context length/.test(e.message),
+    );
   });
 
   test("format: a JSON schema constrains the output, and 'json' gives an object", async () => {

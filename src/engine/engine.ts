@@ -360,7 +360,7 @@ export class Engine implements EngineService {
   private async startCompletion(
     model: ModelRef,
     keepAliveMs: number,
-    req: { options?: Partial<Options>; format?: GenerateRequest["format"]; logprobs?: boolean; top_logprobs?: number },
+    req: { options?: Partial<Options>; format?: GenerateRequest["format"]; logprobs?: boolean; top_logprobs?: number; truncate?: boolean },
     init: RequestInit,
     buildPrompt: (runner: ModelRunner) => number[],
   ): Promise<Completion> {
@@ -368,10 +368,7 @@ export class Engine implements EngineService {
     const lease = await this.acquire(model, keepAliveMs);
     try {
       const options = resolveOptions(req.options, model.parameters, this.options.contextLength);
-      const prompt = buildPrompt(lease.runner);
-      if (prompt.length >= options.num_ctx) {
-        throw new BadRequestError(`prompt is ${prompt.length} tokens, longer than the context length (num_ctx ${options.num_ctx})`);
-      }
+      const prompt = fitContext(buildPrompt(lease.runner), options, req.truncate !== false);
       const params = samplerParams({ options, format: req.format, logprobs: req.logprobs, topLogprobs: req.top_logprobs });
       const seq = new Sequence(prompt, params, sequenceLimits(options), lease.runner.model);
       lease.runner.submit(seq, init.signal);
@@ -451,6 +448,21 @@ export class Engine implements EngineService {
       return { vectors, loadNs: lease.loadNs, promptTokens: tokenized.reduce((n, t) => n + t.length, 0) };
     });
   }
+}
+
+/**
+ * A prompt longer than the context keeps its first `num_keep` tokens and its most recent ones,
+ * leaving a quarter of the context (or num_predict, if smaller) to generate, as Ollama truncates.
+ * With `truncate: false` it is an error.
+ */
+function fitContext(prompt: number[], options: { num_ctx: number; num_keep: number; num_predict: number }, truncate: boolean): number[] {
+  if (prompt.length < options.num_ctx) return prompt;
+  if (!truncate) throw new BadRequestError(`input length (${prompt.length} tokens) exceeds the context length (num_ctx ${options.num_ctx})`);
+  const room = Math.max(1, Math.floor(options.num_ctx / 4));
+  const generate = options.num_predict > 0 ? Math.min(options.num_predict, room) : room;
+  const keep = Math.min(Math.max(options.num_keep, 0), Math.floor(options.num_ctx / 2));
+  const tail = Math.max(1, options.num_ctx - generate - keep);
+  return [...prompt.slice(0, keep), ...prompt.slice(prompt.length - tail)];
 }
 
 function looksLikePath(name: string): boolean {
