@@ -436,7 +436,7 @@ export class Engine implements EngineService {
     if (inputs.length === 0) throw new BadRequestError("input is required");
     return this.withModel(name, keepAlive, async (lease) => {
       const runner = lease.runner;
-      const limit = Math.min(runner.model.info.contextLengthTrained || Infinity, 2048);
+      const limit = Math.min(runner.model.info.contextLengthTrained || Infinity, runner.embedMaxTokens);
       const tokenized = inputs.map((text, i) => {
         const tokens = [...runner.model.tokenize(text, true, false)];
         if (tokens.length === 0) throw new BadRequestError(`input[${i}] is empty`);

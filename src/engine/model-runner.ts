@@ -108,6 +108,11 @@ export class ModelRunner {
     void this.loop();
   }
 
+  /** Longest input `embed` takes, in tokens. */
+  get embedMaxTokens(): number {
+    return this.embedder.maxTokens;
+  }
+
   embed(tokens: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
     return this.embedder.embed(tokens, signal);
   }
@@ -176,7 +181,7 @@ export class ModelRunner {
       if (penaltyWindow.length > 0) this.ctx.acceptTokens(seqId, Int32Array.from(penaltyWindow), false);
       // After a preemption, the generated tokens replay into the grammar and penalty window.
       if (seq.generatedCount > 0) this.ctx.acceptTokens(seqId, Int32Array.from(seq.tokens.slice(seq.promptLength)), true);
-      seq.noteAdmitted(seq.lease!.sharedTokens);
+      seq.noteAdmitted();
     }
   }
 

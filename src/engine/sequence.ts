@@ -18,7 +18,6 @@ export type SequenceEvent =
 
 export interface SequenceStats {
   promptTokens: number;
-  cachedPromptTokens: number;
   generatedTokens: number;
   /** All tokens of the sequence (prompt + generated), for Ollama's `context`. */
   tokens: number[];
@@ -62,7 +61,6 @@ export class Sequence implements ScheduledSequence {
   /** When the sequence first started running (prompt evaluation began). */
   admittedAt: bigint | undefined;
   private firstTokenAt = 0n;
-  private cachedPromptTokens = -1;
   private pendingLogprobs: TokenLogprobs[] = [];
 
   constructor(
@@ -80,10 +78,9 @@ export class Sequence implements ScheduledSequence {
     return this.tokens.length - this.promptLength;
   }
 
-  /** Called when the sequence is admitted: how much of its prompt came from the prefix cache. */
-  noteAdmitted(cachedTokens: number): void {
+  /** Called when the sequence starts running (again, after a preemption). */
+  noteAdmitted(): void {
     this.admittedAt ??= process.hrtime.bigint();
-    if (this.cachedPromptTokens < 0) this.cachedPromptTokens = Math.min(cachedTokens, this.promptLength);
   }
 
   /** A token was sampled for this sequence. Returns true when the sequence is finished. */
@@ -125,7 +122,6 @@ export class Sequence implements ScheduledSequence {
       reason,
       stats: {
         promptTokens: this.promptLength,
-        cachedPromptTokens: Math.max(0, this.cachedPromptTokens),
         generatedTokens: this.generatedCount,
         tokens: this.tokens,
         queuedAt: this.queuedAt,

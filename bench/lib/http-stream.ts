@@ -1,0 +1,78 @@
+// A streaming HTTP client for the benchmarks: POSTs JSON and reads NDJSON (vllama/Ollama) or
+// SSE (llama-server) line by line, noting when the first chunk arrives. node:http with a
+// keep-alive agent and no socket limit, so N requests really are N concurrent connections.
+import http from "node:http";
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+
+export interface StreamTiming {
+  /** Request sent to first data chunk, ms. */
+  ttftMs: number;
+  /** Every parsed JSON chunk, in order. */
+  chunks: unknown[];
+}
+
+/** POSTs `body`; each line of the response (SSE `data: ` prefix stripped) is one JSON chunk. */
+export function postStreaming(url: string, body: unknown): Promise<StreamTiming> {
+  const started = performance.now();
+  let ttftMs = NaN;
+  const chunks: unknown[] = [];
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: "POST", agent, headers: { "content-type": "application/json" } }, (res) => {
+      if (res.statusCode !== 200) {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => (text += d));
+        res.on("end", () => reject(new Error(`${url}: HTTP ${res.statusCode}: ${text.slice(0, 300)}`)));
+        return;
+      }
+      let pending = "";
+      const takeLine = (line: string) => {
+        const data = line.startsWith("data: ") ? line.slice(6) : line;
+        if (data.trim() === "" || data.trim() === "[DONE]") return;
+        if (Number.isNaN(ttftMs)) ttftMs = performance.now() - started;
+        chunks.push(JSON.parse(data));
+      };
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        pending += d;
+        let nl;
+        while ((nl = pending.indexOf("\n")) >= 0) {
+          takeLine(pending.slice(0, nl));
+          pending = pending.slice(nl + 1);
+        }
+      });
+      res.on("end", () => {
+        takeLine(pending);
+        resolve({ ttftMs, chunks });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+export async function getJson(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+  });
+}
+
+/** Polls `url` until it answers 200 (a server loading its model answers 503 or refuses). */
+export async function waitHealthy(url: string, timeoutMs: number, isAlive: () => boolean): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!isAlive()) throw new Error(`server exited before ${url} answered`);
+    const ok = await getJson(url).then((r) => r.status === 200, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} did not become healthy in ${timeoutMs} ms`);
+}

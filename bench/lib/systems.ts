@@ -1,0 +1,83 @@
+// The systems under test, each driven through one burst interface: given N, a number of rounds
+// and a prompt factory, run a warm-up and then one burst per round; return every round's summary.
+import { runWorker, startVllamaServer } from "./child.js";
+import { postStreaming } from "./http-stream.js";
+import { LlamaServer } from "./llama-cpp.js";
+import { best, burst, summarize, type BenchPrompt, type BurstResult, type BurstSummary, type RequestResult } from "./load.js";
+import { generateRequest, type EngineJob } from "../workers/engine.js";
+import type { NodeLlamaCppJob } from "../workers/node-llama-cpp.js";
+
+export interface BurstPlan {
+  modelPath: string;
+  parallel: number;
+  kvCells: number;
+  maxTokens: number;
+  /** Prompts of each round; every system gets its own, so caches start cold. */
+  rounds: BenchPrompt[][];
+  warmup: BenchPrompt;
+  prefixCache?: boolean;
+}
+
+export interface SystemRun {
+  best: BurstSummary;
+  rounds: BurstSummary[];
+  command?: string;
+}
+
+function summarizeAll(plan: BurstPlan, results: BurstResult[]): SystemRun {
+  const rounds = results.map((r, i) => summarize({ prompts: plan.rounds[i], maxTokens: plan.maxTokens }, r));
+  return { best: best(rounds), rounds };
+}
+
+export async function runEngine(plan: BurstPlan): Promise<SystemRun> {
+  const job: EngineJob = {
+    system: "engine", modelPath: plan.modelPath, parallel: plan.parallel, kvCells: plan.kvCells,
+    prefixCache: plan.prefixCache ?? true, maxTokens: plan.maxTokens, rounds: plan.rounds, warmup: plan.warmup,
+  };
+  return summarizeAll(plan, await runWorker<BurstResult[]>(job));
+}
+
+export async function runNodeLlamaCpp(plan: BurstPlan): Promise<SystemRun> {
+  const job: NodeLlamaCppJob = {
+    system: "node-llama-cpp", modelPath: plan.modelPath, parallel: plan.parallel,
+    contextSizePerSequence: Math.ceil(plan.kvCells / plan.parallel), maxTokens: plan.maxTokens, rounds: plan.rounds, warmup: plan.warmup,
+  };
+  const run = summarizeAll(plan, await runWorker<BurstResult[]>(job));
+  return { ...run, command: `node-llama-cpp: createContext({ sequences: ${plan.parallel}, contextSize: ${job.contextSizePerSequence} })` };
+}
+
+async function rounds(plan: BurstPlan, one: (p: BenchPrompt) => Promise<RequestResult>): Promise<BurstResult[]> {
+  await one(plan.warmup);
+  const results: BurstResult[] = [];
+  for (const prompts of plan.rounds) results.push(await burst({ prompts, maxTokens: plan.maxTokens }, one));
+  return results;
+}
+
+export async function runLlamaServer(plan: BurstPlan): Promise<SystemRun> {
+  const server = await LlamaServer.start(plan.modelPath, ["-np", String(plan.parallel), "-kvu", "-c", String(plan.kvCells)]);
+  try {
+    const results = await rounds(plan, (p) => server.complete(p, plan.maxTokens));
+    return { ...summarizeAll(plan, results), command: server.command };
+  } finally {
+    await server.stop();
+  }
+}
+
+export async function runVllamaHttp(plan: BurstPlan): Promise<SystemRun> {
+  const server = await startVllamaServer({ system: "serve", parallel: plan.parallel, kvCells: plan.kvCells, prefixCache: plan.prefixCache ?? true });
+  try {
+    const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
+      const { ttftMs, chunks } = await postStreaming(`${server.url}/api/generate`, generateRequest(plan.modelPath, prompt, plan.maxTokens));
+      const last = chunks[chunks.length - 1] as { done?: boolean; eval_count?: number; error?: string };
+      if (last?.error) throw new Error(`vllama: ${last.error}`);
+      return { ttftMs, promptTokens: prompt.tokens.length, generatedTokens: last?.eval_count ?? 0 };
+    };
+    const results = await rounds(plan, one);
+    return {
+      ...summarizeAll(plan, results),
+      command: `vllama HTTP server (bench/workers/serve.ts: Engine({ parallel: ${plan.parallel}, kvCells: ${plan.kvCells} }) + startServer), POST /api/generate streaming`,
+    };
+  } finally {
+    await server.stop();
+  }
+}

@@ -1,0 +1,49 @@
+// vllama's in-process Engine: N concurrent streaming generate() calls per burst, exactly as an
+// embedding Node app would make them.
+import os from "node:os";
+import path from "node:path";
+import { Engine } from "../../src/engine/engine.js";
+import { burst, type BenchPrompt, type BurstResult, type RequestResult } from "../lib/load.js";
+
+export interface EngineJob {
+  system: "engine";
+  modelPath: string;
+  parallel: number;
+  kvCells: number;
+  prefixCache: boolean;
+  maxTokens: number;
+  /** One burst per round; a fresh prompt set each round, so nothing is cached across rounds. */
+  rounds: BenchPrompt[][];
+  warmup: BenchPrompt;
+}
+
+export function generateRequest(modelPath: string, prompt: BenchPrompt, maxTokens: number) {
+  return {
+    model: modelPath, prompt: prompt.text, raw: true, stream: true as const, keep_alive: -1,
+    options: { num_predict: maxTokens, temperature: 0, ignore_eos: true },
+  };
+}
+
+export async function runEngineJob(job: EngineJob): Promise<BurstResult[]> {
+  const engine = new Engine({
+    modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), parallel: job.parallel, kvCells: job.kvCells, prefixCache: job.prefixCache,
+  });
+  try {
+    const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
+      const started = performance.now();
+      let ttftMs = NaN;
+      let generatedTokens = 0;
+      for await (const chunk of await engine.generate(generateRequest(job.modelPath, prompt, job.maxTokens))) {
+        if (Number.isNaN(ttftMs)) ttftMs = performance.now() - started;
+        if (chunk.done) generatedTokens = chunk.eval_count ?? 0;
+      }
+      return { ttftMs, promptTokens: prompt.tokens.length, generatedTokens };
+    };
+    await one(job.warmup);
+    const results: BurstResult[] = [];
+    for (const prompts of job.rounds) results.push(await burst({ prompts, maxTokens: job.maxTokens }, one));
+    return results;
+  } finally {
+    await engine.close();
+  }
+}

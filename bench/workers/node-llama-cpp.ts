@@ -1,0 +1,49 @@
+// node-llama-cpp 3.22 with its prebuilt CPU binaries: one context with N sequences, N
+// concurrent generations (its own batching of sequences into one decode).
+import { getLlama, type LlamaContextSequence } from "node-llama-cpp";
+import { burst, type BenchPrompt, type BurstResult, type RequestResult } from "../lib/load.js";
+
+export interface NodeLlamaCppJob {
+  system: "node-llama-cpp";
+  modelPath: string;
+  parallel: number;
+  /** Cells per sequence (node-llama-cpp gives each sequence its own). */
+  contextSizePerSequence: number;
+  maxTokens: number;
+  rounds: BenchPrompt[][];
+  warmup: BenchPrompt;
+}
+
+export async function runNodeLlamaCppJob(job: NodeLlamaCppJob): Promise<BurstResult[]> {
+  const llama = await getLlama({ gpu: false, build: "never" });
+  const model = await llama.loadModel({ modelPath: job.modelPath });
+  const context = await model.createContext({ sequences: job.parallel, contextSize: job.contextSizePerSequence });
+  const sequences = Array.from({ length: job.parallel }, () => context.getSequence());
+  const free = [...sequences];
+  const generate = async (prompt: BenchPrompt): Promise<RequestResult> => {
+    const sequence = free.pop() as LlamaContextSequence;
+    try {
+      await sequence.clearHistory();
+      const started = performance.now();
+      let ttftMs = NaN;
+      let generatedTokens = 0;
+      for await (const _token of sequence.evaluate(prompt.tokens, { temperature: 0, yieldEogToken: true })) {
+        if (generatedTokens++ === 0) ttftMs = performance.now() - started;
+        if (generatedTokens >= job.maxTokens) break;
+      }
+      return { ttftMs, promptTokens: prompt.tokens.length, generatedTokens };
+    } finally {
+      free.push(sequence);
+    }
+  };
+  try {
+    await generate(job.warmup);
+    const results: BurstResult[] = [];
+    for (const prompts of job.rounds) results.push(await burst({ prompts, maxTokens: job.maxTokens }, generate));
+    return results;
+  } finally {
+    await context.dispose();
+    await model.dispose();
+    await llama.dispose();
+  }
+}
