@@ -645,7 +645,7 @@ describe("run (interactive terminal)", () => {
   it("an unknown model is pulled first, then the chat starts", async () => {
     const term = new TerminalSession(["run", "gemma3"]);
     try {
-      await term.waitFor(/success\n>>> $/);
+      await term.waitFor(/success\n(⠋ loading \S+)?>>> $/);
       term.type("/bye\r");
       assert.equal(await term.exited, 0);
     } finally {

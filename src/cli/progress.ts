@@ -105,3 +105,20 @@ export async function showProgress(events: AsyncIterable<ProgressResponse>, sink
     sink.finish();
   }
 }
+
+const SPINNER_FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/** Runs `work` with a spinner and `label` on one redrawn terminal line (nothing when not a TTY). */
+export async function withSpinner<T>(ui: Ui, label: string, work: () => Promise<T>): Promise<T> {
+  if (!ui.stderr.isTTY || ui.quiet || ui.json) return work();
+  let frame = 0;
+  const draw = () => ui.stderr.write(`\r${SPINNER_FRAMES[frame++ % SPINNER_FRAMES.length]} ${label}`);
+  draw();
+  const timer = setInterval(draw, 100);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+    ui.stderr.write("\r\x1b[K");
+  }
+}

@@ -4,7 +4,7 @@ import type { GenerateResponse } from "../api/schemas.js";
 import { createAnswerWriter, formatStats, type RequestBase } from "./answer.js";
 import { ApiError, type Client } from "./client.js";
 import { startChat } from "./interactive.js";
-import { createProgress, showProgress } from "./progress.js";
+import { createProgress, showProgress, withSpinner } from "./progress.js";
 import type { InStream, Ui } from "./ui.js";
 
 export interface RunOptions {
@@ -19,6 +19,7 @@ export interface RunOptions {
 export async function runCommand(client: Client, ui: Ui, options: RunOptions): Promise<void> {
   await ensureModel(client, ui, options.model);
   const base: RequestBase = { model: options.model, format: options.format, keep_alive: options.keepAlive };
+  await loadModel(client, ui, base);
   const argPrompt = options.prompt.join(" ");
   if (argPrompt === "" && options.stdin.isTTY) {
     await startChat(client, ui, base, { wordWrap: options.wordWrap, input: options.stdin });
@@ -37,6 +38,13 @@ async function ensureModel(client: Client, ui: Ui, model: string): Promise<void>
     if (!(err instanceof ApiError && err.status === 404)) throw err;
     await showProgress(client.pull(model), createProgress({ ...ui, json: false }));
   }
+}
+
+/** Like `ollama run`: the model is loaded first (an empty prompt), with a spinner in a terminal. */
+async function loadModel(client: Client, ui: Ui, base: RequestBase): Promise<void> {
+  await withSpinner(ui, `loading ${base.model}`, async () => {
+    for await (const chunk of client.generate({ ...base, prompt: "" })) void chunk;
+  });
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
