@@ -2,6 +2,7 @@
 #pragma once
 
 #include "common.h"
+#include "ggml-cpu.h"
 #include "llama.h"
 #include "sampler.h"
 
@@ -48,6 +49,7 @@ class Context : public Napi::ObjectWrap<Context> {
     void Free();
 
     llama_context * ctx_ = nullptr;
+    ggml_threadpool * threadpool_ = nullptr;
     Model * model_ = nullptr;
     Napi::ObjectReference model_ref_;
     llama_batch batch_{};

@@ -30,6 +30,8 @@ export interface RunnerOptions {
 
 // Sequence ids: running sequences plus sequences that hold cached prefixes (llama.cpp's maximum).
 const MAX_SEQ_IDS = 256;
+// llama.cpp's default physical batch: larger steps are computed in pieces of this size.
+const UBATCH_SIZE = 512;
 
 export class ModelRunner {
   readonly metrics = new EngineMetrics();
@@ -63,7 +65,7 @@ export class ModelRunner {
         nCtx: options.kvCells,
         nSeqMax: MAX_SEQ_IDS,
         nBatch: options.batchSize,
-        nUbatch: options.batchSize,
+        nUbatch: Math.min(options.batchSize, UBATCH_SIZE),
         flashAttn: options.flashAttention,
         typeK: options.kvCacheType,
         typeV: options.kvCacheType,

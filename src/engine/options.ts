@@ -18,8 +18,8 @@ export const EngineOptionsSchema = z.object({
   contextLength: z.int().min(16).default(4096),
   /** Total KV cells of a model's unified cache; default from contextLength and parallel. */
   kvCells: z.int().min(16).optional(),
-  /** Tokens per step (llama.cpp's n_batch). */
-  batchSize: z.int().min(16).max(8192).default(512),
+  /** Most tokens in one step (llama.cpp's n_batch; it computes them 512 at a time, n_ubatch). */
+  batchSize: z.int().min(16).max(8192).default(2048),
   flashAttention: z.enum(["auto", "on", "off"]).default("auto"),
   kvCacheType: z.enum(["f16", "q8_0", "q4_0"]).default("f16"),
   prefixCache: z.boolean().default(true),
