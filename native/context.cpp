@@ -79,6 +79,9 @@ static ggml_threadpool * AttachThreadpool(llama_context * ctx, int32_t n_threads
     auto * create = CpuBackendFn<decltype(ggml_threadpool_new)>("ggml_threadpool_new");
     if (create == nullptr) return nullptr;
     ggml_threadpool_params params = ggml_threadpool_params_default(n_threads);
+    // No busy-polling between steps: the idle workers would take the cores from the event loop
+    // (HTTP streaming, the next step's scheduling) on machines with few cores.
+    params.poll = 0;
     ggml_threadpool * pool = create(&params);
     if (pool != nullptr) llama_attach_threadpool(ctx, pool, pool);
     return pool;

@@ -516,6 +516,13 @@ describe("errors and exit codes", parallel, () => {
     assert.match(results[6]!.stderr, /^Error: invalid --host="h:99999": expected host\[:port\]/);
   });
 
+  it("bench runs bench/run.ts and passes its failure on", async () => {
+    const { code, stderr } = await spawnCli(["bench", "no-such-suite"]);
+    assert.equal(code, 1);
+    assert.match(stderr, /Invalid values[\s\S]*no-such-suite/);
+    assert.match(stderr, /Error: the benchmark failed \(exit code 1\)\n$/);
+  });
+
   it("a bad environment value exits 1 naming the variable", async () => {
     const { code, stderr } = await cli(["list"], { env: { OLLAMA_NUM_PARALLEL: "lots" } });
     assert.deepEqual([code, stderr], [1, 'Error: invalid OLLAMA_NUM_PARALLEL="lots": expected an integer >= 1\n']);

@@ -1,9 +1,10 @@
 // A streaming HTTP client for the benchmarks: POSTs JSON and reads NDJSON (vllama/Ollama) or
-// SSE (llama-server) line by line, noting when the first chunk arrives. node:http with a
-// keep-alive agent and no socket limit, so N requests really are N concurrent connections.
+// SSE (llama-server) line by line, noting when the first chunk arrives. node:http with no
+// socket limit, so N requests really are N concurrent connections, and one connection per
+// request: llama-server closes a connection after a streamed response, and a reused one hangs up.
 import http from "node:http";
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
 
 export interface StreamTiming {
   /** Request sent to first data chunk, ms. */

@@ -90,7 +90,7 @@ export class LlamaServer {
   }
 
   get command(): string {
-    return `llama-server ${this.args.filter((a) => !a.endsWith(".gguf")).join(" ").replace(/ --host .*$/, "")}`;
+    return `llama-server ${this.args.map((a) => (a.endsWith(".gguf") ? "M" : a)).join(" ").replace(/ --host .*$/, "")}`;
   }
 
   /** One streaming `/completion` of the prompt's tokens, EOS ignored, the slot's cache reused. */

@@ -1,10 +1,12 @@
 // The systems under test, each driven through one burst interface: given N, a number of rounds
 // and a prompt factory, run a warm-up and then one burst per round; return every round's summary.
+import os from "node:os";
 import { runWorker, startVllamaServer } from "./child.js";
 import { postStreaming } from "./http-stream.js";
 import { LlamaServer } from "./llama-cpp.js";
 import { best, burst, summarize, type BenchPrompt, type BurstResult, type BurstSummary, type RequestResult } from "./load.js";
-import { generateRequest, type EngineJob } from "../workers/engine.js";
+import { generateRequest, type EngineBurstResult, type EngineJob } from "../workers/engine.js";
+import type { StepProfile } from "./step-profile.js";
 import type { NodeLlamaCppJob } from "../workers/node-llama-cpp.js";
 
 export interface BurstPlan {
@@ -16,12 +18,16 @@ export interface BurstPlan {
   rounds: BenchPrompt[][];
   warmup: BenchPrompt;
   prefixCache?: boolean;
+  /** vllama in-process: also measure where the time goes (native step vs JS between steps). */
+  profile?: boolean;
 }
 
 export interface SystemRun {
   best: BurstSummary;
   rounds: BurstSummary[];
   command?: string;
+  /** The best round's step profile (vllama in-process with `profile`). */
+  profile?: StepProfile;
 }
 
 function summarizeAll(plan: BurstPlan, results: BurstResult[]): SystemRun {
@@ -32,9 +38,11 @@ function summarizeAll(plan: BurstPlan, results: BurstResult[]): SystemRun {
 export async function runEngine(plan: BurstPlan): Promise<SystemRun> {
   const job: EngineJob = {
     system: "engine", modelPath: plan.modelPath, parallel: plan.parallel, kvCells: plan.kvCells,
-    prefixCache: plan.prefixCache ?? true, maxTokens: plan.maxTokens, rounds: plan.rounds, warmup: plan.warmup,
+    prefixCache: plan.prefixCache ?? true, maxTokens: plan.maxTokens, rounds: plan.rounds, warmup: plan.warmup, profile: plan.profile,
   };
-  return summarizeAll(plan, await runWorker<BurstResult[]>(job));
+  const results = await runWorker<EngineBurstResult[]>(job);
+  const run = summarizeAll(plan, results);
+  return { ...run, profile: results[run.rounds.indexOf(run.best)]?.profile };
 }
 
 export async function runNodeLlamaCpp(plan: BurstPlan): Promise<SystemRun> {
@@ -43,7 +51,7 @@ export async function runNodeLlamaCpp(plan: BurstPlan): Promise<SystemRun> {
     contextSizePerSequence: Math.ceil(plan.kvCells / plan.parallel), maxTokens: plan.maxTokens, rounds: plan.rounds, warmup: plan.warmup,
   };
   const run = summarizeAll(plan, await runWorker<BurstResult[]>(job));
-  return { ...run, command: `node-llama-cpp: createContext({ sequences: ${plan.parallel}, contextSize: ${job.contextSizePerSequence} })` };
+  return { ...run, command: `node-llama-cpp: createContext({ sequences: ${plan.parallel}, contextSize: ${job.contextSizePerSequence}, threads: ${os.availableParallelism()} })` };
 }
 
 async function rounds(plan: BurstPlan, one: (p: BenchPrompt) => Promise<RequestResult>): Promise<BurstResult[]> {

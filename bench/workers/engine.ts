@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { Engine } from "../../src/engine/engine.js";
 import { burst, type BenchPrompt, type BurstResult, type RequestResult } from "../lib/load.js";
+import { StepProfiler, type StepProfile } from "../lib/step-profile.js";
 
 export interface EngineJob {
   system: "engine";
@@ -15,7 +16,11 @@ export interface EngineJob {
   /** One burst per round; a fresh prompt set each round, so nothing is cached across rounds. */
   rounds: BenchPrompt[][];
   warmup: BenchPrompt;
+  /** Also report where each burst's time went (native step vs JS between steps). */
+  profile?: boolean;
 }
+
+export type EngineBurstResult = BurstResult & { profile?: StepProfile };
 
 export function generateRequest(modelPath: string, prompt: BenchPrompt, maxTokens: number) {
   return {
@@ -24,7 +29,8 @@ export function generateRequest(modelPath: string, prompt: BenchPrompt, maxToken
   };
 }
 
-export async function runEngineJob(job: EngineJob): Promise<BurstResult[]> {
+export async function runEngineJob(job: EngineJob): Promise<EngineBurstResult[]> {
+  const profiler = job.profile ? StepProfiler.install() : undefined;
   const engine = new Engine({
     modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), parallel: job.parallel, kvCells: job.kvCells, prefixCache: job.prefixCache,
   });
@@ -40,8 +46,12 @@ export async function runEngineJob(job: EngineJob): Promise<BurstResult[]> {
       return { ttftMs, promptTokens: prompt.tokens.length, generatedTokens };
     };
     await one(job.warmup);
-    const results: BurstResult[] = [];
-    for (const prompts of job.rounds) results.push(await burst({ prompts, maxTokens: job.maxTokens }, one));
+    const results: EngineBurstResult[] = [];
+    for (const prompts of job.rounds) {
+      profiler?.reset();
+      const result = await burst({ prompts, maxTokens: job.maxTokens }, one);
+      results.push(profiler ? { ...result, profile: profiler.summary() } : result);
+    }
     return results;
   } finally {
     await engine.close();

@@ -1,7 +1,7 @@
 // vllama's native step, driven directly: the same work llama-batched-bench does (N sequences,
 // all prompts prefilled in n_batch chunks, then one token per sequence per step), plus greedy
 // sampling of every sequence's next token, which batched-bench skips.
-import { createContext, loadModel, type NativeContext, type SamplerParams } from "../../src/native/index.js";
+import { createContext, loadModel, type NativeContext, type SamplerParams, type StepResult } from "../../src/native/index.js";
 
 export interface NativeJob {
   system: "native";
@@ -20,6 +20,9 @@ export interface NativeRunResult {
   prefillMs: number;
   decodeMs: number;
   tokensPerSecond: number;
+  /** The addon's own timings over all steps: llama_decode and sampling. */
+  nativeDecodeMs: number;
+  nativeSampleMs: number;
 }
 
 const GREEDY: SamplerParams = {
@@ -48,6 +51,12 @@ async function runOnce(ctx: NativeContext, prompts: number[][], genTokens: numbe
   prompts.forEach((_, seqId) => ctx.setSampler(seqId, GREEDY));
   const started = performance.now();
   const last = new Int32Array(prompts.length);
+  let decodeNs = 0;
+  let sampleNs = 0;
+  const note = (r: StepResult) => {
+    decodeNs += r.decodeNs;
+    sampleNs += r.sampleNs;
+  };
   // Prefill: every prompt token, in n_batch chunks; the last token of each prompt is sampled.
   const flat = prompts.flatMap((p, seqId) => p.map((token, pos) => ({ token, pos, seqId, sample: pos === p.length - 1 })));
   for (let i = 0; i < flat.length; i += nBatch) {
@@ -59,6 +68,7 @@ async function runOnce(ctx: NativeContext, prompts: number[][], genTokens: numbe
       sample: Uint8Array.from(chunk, (e) => (e.sample ? 1 : 0)),
     });
     if (result.status !== "ok") throw new Error(`prefill step: ${result.status}`);
+    note(result);
     result.sampledSeqIds.forEach((seqId, r) => (last[seqId] = result.sampledTokens[r]));
   }
   const prefilled = performance.now();
@@ -70,6 +80,7 @@ async function runOnce(ctx: NativeContext, prompts: number[][], genTokens: numbe
     const positions = Int32Array.from(prompts, (p) => p.length + step);
     const result = await ctx.step({ tokens: last.slice(), positions, seqIds, sample });
     if (result.status !== "ok") throw new Error(`decode step: ${result.status}`);
+    note(result);
     result.sampledSeqIds.forEach((seqId, r) => (last[seqId] = result.sampledTokens[r]));
   }
   const ended = performance.now();
@@ -78,5 +89,7 @@ async function runOnce(ctx: NativeContext, prompts: number[][], genTokens: numbe
   return {
     parallel: n, tokens, prefillMs: prefilled - started, decodeMs: ended - prefilled,
     tokensPerSecond: tokens / ((ended - started) / 1000),
+    nativeDecodeMs: decodeNs / 1e6,
+    nativeSampleMs: sampleNs / 1e6,
   };
 }

@@ -1,6 +1,7 @@
 // node-llama-cpp 3.22 with its prebuilt CPU binaries: one context with N sequences, N
 // concurrent generations (its own batching of sequences into one decode).
-import { getLlama, type LlamaContextSequence } from "node-llama-cpp";
+import os from "node:os";
+import { getLlama, type LlamaContextSequence, type Token } from "node-llama-cpp";
 import { burst, type BenchPrompt, type BurstResult, type RequestResult } from "../lib/load.js";
 
 export interface NodeLlamaCppJob {
@@ -17,7 +18,9 @@ export interface NodeLlamaCppJob {
 export async function runNodeLlamaCppJob(job: NodeLlamaCppJob): Promise<BurstResult[]> {
   const llama = await getLlama({ gpu: false, build: "never" });
   const model = await llama.loadModel({ modelPath: job.modelPath });
-  const context = await model.createContext({ sequences: job.parallel, contextSize: job.contextSizePerSequence });
+  // Its default is 2 threads per core (4 here); on a busy 2-core machine, more spinning threads
+  // than cores is many times slower, so it gets the cores, as vllama and llama.cpp do.
+  const context = await model.createContext({ sequences: job.parallel, contextSize: job.contextSizePerSequence, threads: os.availableParallelism() });
   const sequences = Array.from({ length: job.parallel }, () => context.getSequence());
   const free = [...sequences];
   const generate = async (prompt: BenchPrompt): Promise<RequestResult> => {
@@ -27,7 +30,7 @@ export async function runNodeLlamaCppJob(job: NodeLlamaCppJob): Promise<BurstRes
       const started = performance.now();
       let ttftMs = NaN;
       let generatedTokens = 0;
-      for await (const _token of sequence.evaluate(prompt.tokens, { temperature: 0, yieldEogToken: true })) {
+      for await (const _token of sequence.evaluate(prompt.tokens as Token[], { temperature: 0, yieldEogToken: true })) {
         if (generatedTokens++ === 0) ttftMs = performance.now() - started;
         if (generatedTokens >= job.maxTokens) break;
       }

@@ -1,5 +1,8 @@
 // version, config and bench: the commands that need no running server (version asks it if it can).
-import { readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { ConfigKey, LoadedConfig } from "../config.js";
 import { ConnectionError, type Client } from "./client.js";
 import { table } from "./format.js";
@@ -48,18 +51,20 @@ export function configCommand(ui: Ui, { config, sources }: LoadedConfig): void {
   ui.stdout.write(table([["KEY", "VALUE", "SOURCE"], ...rows]));
 }
 
-/** The benchmarks live in bench/ of a source checkout; an installed package has none. */
-export async function benchCommand(args: Record<string, unknown>): Promise<void> {
-  const modulePath = "../../bench/run.js";
-  let bench: { runBench(args: Record<string, unknown>): Promise<unknown> };
-  try {
-    bench = (await import(modulePath)) as typeof bench;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ERR_MODULE_NOT_FOUND" && String((err as Error).message).includes("bench")) {
-      throw new CliError("`vllama bench` needs the bench/ folder of a vllama source checkout (run it there with `npm run bench`)");
-    }
-    throw err;
+/**
+ * The benchmarks live in bench/ of a source checkout (TypeScript, run with tsx, a development
+ * dependency); an installed package has none. Runs `bench/run.ts <suite> [options]` and returns
+ * its exit code.
+ */
+export async function benchCommand(suiteAndOptions: string[]): Promise<number> {
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+  const script = path.join(root, "bench", "run.ts");
+  if (!existsSync(script)) {
+    throw new CliError("`vllama bench` needs the bench/ folder of a vllama source checkout (git clone, npm install)");
   }
-  await bench.runBench(args);
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...suiteAndOptions], { cwd: root, stdio: "inherit" });
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => resolve(code ?? 1));
+  });
 }

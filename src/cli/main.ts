@@ -14,7 +14,7 @@ import {
 } from "./models.js";
 import { runCommand } from "./run.js";
 import { serveCommand } from "./serve.js";
-import { createUi, EXIT_OK, exitCodeOf, processIo, renderError, UsageError, type Io, type Ui } from "./ui.js";
+import { CliError, createUi, EXIT_OK, exitCodeOf, processIo, renderError, UsageError, type Io, type Ui } from "./ui.js";
 
 interface GlobalArgs {
   host?: string;
@@ -145,10 +145,14 @@ function buildParser(argv: string[], io: Io, ui: { current: Ui }): Argv<GlobalAr
       withUi((args) => stopCommand(clientFrom(args), args.model as string)),
     )
     .command(
-      "bench",
-      "Benchmark against llama.cpp and node-llama-cpp (source checkout only)",
-      (y) => y.strict(false).parserConfiguration({ "unknown-options-as-args": false }),
-      withUi((args) => benchCommand(args)),
+      "bench [suite]",
+      "Benchmark against llama.cpp and node-llama-cpp (source checkout only): native | engine | prefix | http | all",
+      (y) => y.strict(false),
+      withUi(async () => {
+        // bench/run.ts parses its own options: hand it everything after `bench`.
+        const code = await benchCommand(argv.slice(argv.indexOf("bench") + 1));
+        if (code !== 0) throw new CliError(`the benchmark failed (exit code ${code})`);
+      }),
     )
     .command("version", "Show the client and server versions", (y) => y, withUi((args, ui) => versionCommand(clientFrom(args), ui)))
     .command(

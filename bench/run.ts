@@ -1,0 +1,97 @@
+// Side-by-side benchmarks of vllama against llama.cpp (llama-batched-bench, llama-server) and
+// node-llama-cpp, all in one run so the ratios are fair:
+//   node --import tsx bench/run.ts <native|engine|prefix|http|all> [--quick] [--rounds N] [--model PATH]
+// Each suite prints a markdown report (command, machine, load, tables, ratios vs the goals).
+// `runBench(args)` is the same for the CLI's `vllama bench`.
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeSyntheticModel } from "../src/gguf/synthetic.js";
+import { repoRoot } from "./lib/llama-cpp.js";
+import { renderReport, type SuiteReport } from "./lib/report.js";
+import type { SuiteContext } from "./lib/suite.js";
+import { engineSuite } from "./suites/engine.js";
+import { httpSuite } from "./suites/http.js";
+import { nativeSuite } from "./suites/native.js";
+import { prefixSuite } from "./suites/prefix.js";
+
+export const SUITES = {
+  native: nativeSuite,
+  engine: engineSuite,
+  prefix: prefixSuite,
+  http: httpSuite,
+} satisfies Record<string, (s: SuiteContext) => Promise<SuiteReport>>;
+
+export type SuiteName = keyof typeof SUITES;
+
+export interface BenchArgs {
+  suite: SuiteName | "all";
+  quick?: boolean;
+  /** Rounds per measurement (best is reported); default 2 (1 for `prefix`, whose bursts are long), 1 with `quick`. */
+  rounds?: number;
+  /** GGUF to benchmark; default a random-weight llama110m Q8_0 under .bench/ (written if missing). */
+  model?: string;
+  /** Receives each suite's markdown report as it finishes; default stdout. */
+  print?: (markdown: string) => void;
+  /** Progress lines; default stderr. */
+  log?: (line: string) => void;
+}
+
+export const DEFAULT_MODEL = path.join(repoRoot, ".bench/llama110m-q8_0.gguf");
+
+async function ensureDefaultModel(log: (line: string) => void): Promise<string> {
+  if (existsSync(DEFAULT_MODEL)) return DEFAULT_MODEL;
+  log(`writing ${DEFAULT_MODEL} (random llama110m, Q8_0)`);
+  await mkdir(path.dirname(DEFAULT_MODEL), { recursive: true });
+  await writeSyntheticModel({ preset: "llama110m", type: "q8_0", out: DEFAULT_MODEL });
+  return DEFAULT_MODEL;
+}
+
+function isSuite(name: string): name is SuiteName | "all" {
+  return name === "all" || Object.hasOwn(SUITES, name);
+}
+
+/** Runs one suite (or all) and returns their reports. */
+export async function runBench(args: BenchArgs): Promise<SuiteReport[]> {
+  if (!isSuite(args.suite)) throw new Error(`unknown suite '${args.suite}': one of ${[...Object.keys(SUITES), "all"].join(", ")}`);
+  if (args.rounds !== undefined && !(Number.isInteger(args.rounds) && args.rounds >= 1)) throw new Error("rounds must be a positive integer");
+  const log = args.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const print = args.print ?? ((md: string) => process.stdout.write(`${md}\n`));
+  const quick = args.quick ?? false;
+  const modelPath = args.model ? path.resolve(args.model) : await ensureDefaultModel(log);
+  if (!existsSync(modelPath)) throw new Error(`model '${modelPath}' not found`);
+  const names = args.suite === "all" ? (Object.keys(SUITES) as SuiteName[]) : [args.suite];
+  const reports: SuiteReport[] = [];
+  for (const name of names) {
+    const command = ["node --import tsx bench/run.ts", name, quick ? "--quick" : "", args.rounds ? `--rounds ${args.rounds}` : "", args.model ? `--model ${args.model}` : ""]
+      .filter(Boolean).join(" ");
+    log(`suite ${name}${quick ? " (quick)" : ""}`);
+    const rounds = args.rounds ?? (quick || name === "prefix" ? 1 : 2);
+    const report = await SUITES[name]({ modelPath, quick, rounds, command, log });
+    print(renderReport(report));
+    reports.push(report);
+  }
+  return reports;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { default: yargs } = await import("yargs");
+  const parsed = await yargs(argv)
+    .usage("$0 <suite> [--quick]")
+    .command("$0 <suite>", "run a benchmark suite", (y) =>
+      y.positional("suite", { choices: [...Object.keys(SUITES), "all"], demandOption: true, describe: "which suite" }))
+    .option("quick", { type: "boolean", default: false, describe: "a smaller run, for smoke-testing" })
+    .option("rounds", { type: "number", describe: "rounds per measurement (the best is reported)" })
+    .option("model", { type: "string", describe: "GGUF model (default: a random llama110m Q8_0 under .bench/)" })
+    .strict()
+    .parse();
+  await runBench({ suite: parsed.suite as SuiteName | "all", quick: parsed.quick, rounds: parsed.rounds, model: parsed.model });
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).catch((error) => {
+    console.error(`bench: ${(error as Error).message}`);
+    process.exitCode = 1;
+  });
+}

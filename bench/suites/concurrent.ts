@@ -1,0 +1,78 @@
+// Shared by the `engine` and `http` suites: N concurrent requests (128-token prompts, a fixed
+// number of generated tokens, EOS ignored) against several systems, each N in turn.
+import { fixed, markdownTable } from "../lib/machine.js";
+import { distinctPrompts, withTokenizer } from "../lib/prompts.js";
+import type { SuiteContext } from "../lib/suite.js";
+import type { BurstPlan, SystemRun } from "../lib/systems.js";
+
+export interface SystemUnderTest {
+  name: string;
+  run: (plan: BurstPlan) => Promise<SystemRun>;
+}
+
+export interface ConcurrentResults {
+  parallels: number[];
+  maxTokens: number;
+  /** results[system name][N] */
+  results: Record<string, Record<number, SystemRun>>;
+  commands: string[];
+}
+
+export const PROMPT_TOKENS = 128;
+/** KV cells per request, as `llama-server -c N*256`. */
+export const CELLS_PER_REQUEST = 256;
+
+export async function runConcurrent(s: SuiteContext, systems: SystemUnderTest[]): Promise<ConcurrentResults> {
+  const parallels = s.quick ? [1, 4] : [1, 8, 32];
+  const maxTokens = s.quick ? 16 : 64;
+  const results: ConcurrentResults["results"] = Object.fromEntries(systems.map((sys) => [sys.name, {}]));
+  const commands = new Set<string>();
+  // A fresh prompt set per (N, system, round): no system sees a prompt twice.
+  let salt = 1000;
+  const promptSets = await withTokenizer(s.modelPath, (m) =>
+    parallels.map((n) => systems.map(() => ({
+      warmup: distinctPrompts(m, 1, PROMPT_TOKENS, salt++)[0],
+      rounds: Array.from({ length: s.rounds }, () => distinctPrompts(m, n, PROMPT_TOKENS, salt++)),
+    }))),
+  );
+  for (const [i, n] of parallels.entries()) {
+    for (const [j, sys] of systems.entries()) {
+      s.log(`  ${sys.name}, N=${n}`);
+      const plan: BurstPlan = { modelPath: s.modelPath, parallel: n, kvCells: n * CELLS_PER_REQUEST, maxTokens, ...promptSets[i][j] };
+      const run = await sys.run(plan);
+      results[sys.name][n] = run;
+      if (run.command) commands.add(genericCommand(run.command));
+      s.log(`    ${fixed(run.best.tokensPerSecond)} t/s, TTFT p50 ${fixed(run.best.ttftP50Ms, 0)} ms`);
+    }
+  }
+  return { parallels, maxTokens, results, commands: [...commands] };
+}
+
+/** One row per N: each system's tokens/s and TTFT p50. */
+export function throughputTable(r: ConcurrentResults, names: string[]): string {
+  const header = ["N", ...names.flatMap((n) => [`${n} t/s`, `${n} TTFT p50 ms`])];
+  const rows = r.parallels.map((n) => [n, ...names.flatMap((name) => {
+    const b = r.results[name][n]?.best;
+    return [fixed(b?.tokensPerSecond), fixed(b?.ttftP50Ms, 0)];
+  })]);
+  return markdownTable(header, rows);
+}
+
+/** Requests that stopped before the asked number of tokens (none expected: EOS is ignored). */
+export function shortRequestNotes(r: ConcurrentResults): string[] {
+  const notes: string[] = [];
+  for (const [name, byN] of Object.entries(r.results)) {
+    for (const [n, run] of Object.entries(byN)) {
+      const short = run.rounds.reduce((a, x) => a + x.shortRequests, 0);
+      if (short > 0) notes.push(`${name} N=${n}: ${short} request(s) generated fewer than ${r.maxTokens} tokens`);
+    }
+  }
+  return notes;
+}
+
+/** A system's command with N in place of the numbers that change with N. */
+function genericCommand(command: string): string {
+  return command
+    .replace(/-np \d+/, "-np N").replace(/-c \d+/, "-c N*256")
+    .replace(/sequences: \d+/, "sequences: N").replace(/parallel: \d+/, "parallel: N").replace(/kvCells: \d+/, "kvCells: N*256");
+}
