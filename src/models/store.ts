@@ -52,16 +52,10 @@ export interface BlobRef {
   existed: boolean; // the store already held this blob
 }
 
-/** The text and JSON layers of a model, read from its blobs. */
-interface ModelContents {
-  modelPath: string;
-  projectorPath?: string;
-  template?: string;
-  system?: string;
-  parameters: ModelParameters;
-  messages: ChatMessage[];
+/** The text and JSON layers of a model, read from its blobs (license layers not yet joined). */
+type ModelContents = Pick<ResolvedModel, "modelPath" | "projectorPath" | "template" | "system" | "parameters" | "messages"> & {
   license: string[];
-}
+};
 
 const TEMP_PREFIX = ".vllama-tmp-";
 
