@@ -92,7 +92,9 @@ describe("pull", () => {
     registry.dropBlobOnce(modelLayer().digest, 300_000);
     await pull(store, name, {}, () => {});
     const ranges = registry.requests.filter((r) => r.path.endsWith(modelLayer().digest)).map((r) => r.range);
-    assert.ok(ranges.includes("bytes=300000-"), `ranges seen: ${JSON.stringify(ranges)}`);
+    // It resumes from what reached the disk: at most the 300,000 bytes sent before the drop.
+    const resumedFrom = ranges.map((r) => /^bytes=(\d+)-$/.exec(r ?? "")?.[1]).filter((n) => n !== undefined).map(Number);
+    assert.ok(resumedFrom.some((n) => n > 0 && n <= 300_000), `ranges seen: ${JSON.stringify(ranges)}`);
     assert.deepEqual(await readFile(store.blobPath(modelLayer().digest)), gguf);
   });
 
