@@ -17,6 +17,8 @@ export class EmbedBatcher {
   private ctx: Promise<NativeContext> | undefined;
   private readonly pending: PendingInput[] = [];
   private draining = false;
+  /** The drain now running (settled when nothing is pending). */
+  private drained: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly model: NativeModel,
@@ -36,13 +38,13 @@ export class EmbedBatcher {
     const results = inputs.map(
       (tokens) => new Promise<Float32Array>((resolve, reject) => this.pending.push({ tokens, resolve, reject, signal })),
     );
-    void this.drain();
+    this.drain();
     return Promise.all(results);
   }
 
   async close(): Promise<void> {
     for (const p of this.pending.splice(0)) p.reject(new CancelledError("model was unloaded"));
-    while (this.draining) await new Promise((r) => setTimeout(r, 5));
+    await this.drained;
     if (this.ctx) await (await this.ctx).dispose();
   }
 
@@ -60,9 +62,13 @@ export class EmbedBatcher {
     return this.ctx;
   }
 
-  private async drain(): Promise<void> {
+  private drain(): void {
     if (this.draining) return;
     this.draining = true;
+    this.drained = this.runBatches();
+  }
+
+  private async runBatches(): Promise<void> {
     try {
       while (this.pending.length > 0) {
         const batch = this.takeBatch();

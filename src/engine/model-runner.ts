@@ -40,6 +40,8 @@ export class ModelRunner {
   private readonly executor: Executor;
   private readonly embedder: EmbedBatcher;
   private looping = false;
+  /** The step loop now running (settled when it ran out of work). */
+  private stepping: Promise<void> = Promise.resolve();
   private closed = false;
 
   private constructor(
@@ -107,7 +109,7 @@ export class ModelRunner {
       signal.addEventListener("abort", onAbort, { once: true });
       seq.events.onSettled(() => signal.removeEventListener("abort", onAbort));
     }
-    void this.loop();
+    this.loop();
   }
 
   /** Longest input `embed` takes, in tokens. */
@@ -124,7 +126,7 @@ export class ModelRunner {
     if (seq.finished) return;
     seq.fail(new CancelledError());
     this.metrics.requestFinished("abort");
-    void this.loop();
+    this.loop();
   }
 
   async close(): Promise<void> {
@@ -132,15 +134,20 @@ export class ModelRunner {
     for (const seq of [...this.scheduler.running, ...this.scheduler.waiting] as Sequence[]) {
       seq.fail(new CancelledError("model was unloaded"));
     }
-    while (this.looping) await new Promise((r) => setTimeout(r, 5));
+    await this.stepping;
     await this.embedder.close();
     await this.ctx.dispose();
     await this.model.dispose();
   }
 
-  private async loop(): Promise<void> {
+  /** Starts the step loop unless it runs already. */
+  private loop(): void {
     if (this.looping) return;
     this.looping = true;
+    this.stepping = this.runSteps();
+  }
+
+  private async runSteps(): Promise<void> {
     try {
       while (!this.closed) {
         this.dropFinished();

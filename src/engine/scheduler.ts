@@ -124,8 +124,8 @@ export class Scheduler {
       const budget = this.limits.tokenBudget - plan.numTokens;
       if (budget <= 0) break;
       const seq = this.waiting[0];
-      if (this.sharesPrefillInFlight(seq)) break;
       const cached = this.kv.matchLength(seq.tokens);
+      if (this.sharesPrefillInFlight(seq, cached)) break;
       const count = Math.min(seq.tokens.length - cached, budget);
       // Admit only what fits next to the running sequences' next decode tokens.
       if (!this.kv.evict(count + this.running.length)) break;
@@ -145,9 +145,8 @@ export class Scheduler {
    * waits: once that prefill's blocks are cached it attaches to them instead of computing the
    * same prefix again (a burst of requests with one system prompt computes it once).
    */
-  private sharesPrefillInFlight(seq: ScheduledSequence): boolean {
+  private sharesPrefillInFlight(seq: ScheduledSequence, cached: number): boolean {
     if (!this.kv.prefixCaching) return false;
-    const cached = this.kv.matchLength(seq.tokens);
     return this.running.some((r) => {
       const shareable = Math.floor(commonPrefix(r.tokens, seq.tokens, seq.tokens.length - 1) / BLOCK_SIZE) * BLOCK_SIZE;
       return shareable > cached && r.numComputed < shareable;
