@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { BusyError } from "../src/api/errors.js";
-import { BLOCK_SIZE, KvManager, type KvOps } from "../src/engine/kv-manager.js";
+import { BLOCK_SIZE, idleBlockTokens, KvManager, type KvOps } from "../src/engine/kv-manager.js";
 import { Scheduler, type ScheduledSequence, type StepPlan } from "../src/engine/scheduler.js";
 
 /** Records KV operations and tracks which positions each sequence holds, like llama.cpp would. */
@@ -38,9 +38,11 @@ function seq(tokens: number[]): ScheduledSequence {
 }
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 
+const IDLE_TOKENS = 8192;
+
 function setup(cells: number, limits: Partial<{ maxRunning: number; tokenBudget: number; maxWaiting: number }> = {}, prefix = true) {
   const kv = new FakeKv();
-  const manager = new KvManager(kv, cells, 64, prefix);
+  const manager = new KvManager(kv, cells, 64, prefix, IDLE_TOKENS);
   const scheduler = new Scheduler(manager, { maxRunning: 8, tokenBudget: 64, maxWaiting: 16, ...limits });
   /** One step: plan, "run" it, complete it, and give every sampled sequence a new token. */
   const step = () => {
@@ -205,5 +207,61 @@ describe("scheduler", () => {
     manager.evictAll();
     assert.equal(manager.stats().usedCells, 0);
     for (const set of kv.cells.values()) assert.equal(set.size, 0);
+  });
+
+  test("idle cached blocks may use only the free sequence places' share of the cache", () => {
+    // 4 places, 32 blocks of cells: each running sequence takes 8 blocks' worth from the idle cache.
+    const { scheduler, manager, step } = setup(32 * BLOCK_SIZE, { maxRunning: 4, tokenBudget: 1024 });
+    const done = [0, 1, 2].map((i) => seq(range(4 * BLOCK_SIZE, 1000 * (i + 1))));
+    for (const s of done) scheduler.add(s);
+    step();
+    for (const s of done) scheduler.remove(s);
+    assert.equal(manager.stats().idleCells, 12 * BLOCK_SIZE);
+    // Nothing runs: all four places are free, so the idle cache may stay whole.
+    const a = seq(range(BLOCK_SIZE + 1, 50_000));
+    scheduler.add(a);
+    step();
+    assert.equal(manager.stats().idleCells, 12 * BLOCK_SIZE);
+    // Now one runs: the idle cache may use 3/4 of 32 blocks, still enough.
+    step();
+    assert.equal(manager.stats().idleCells, 12 * BLOCK_SIZE);
+    // Three more run: no place is free, so no idle block may stay.
+    const more = [1, 2, 3].map((i) => seq(range(2, 60_000 * i)));
+    for (const s of more) scheduler.add(s);
+    step();
+    step();
+    assert.equal(manager.stats().idleCells, 0, "at full load no idle block is kept");
+    // A prompt that shares a running sequence's prefix still finds it: pinned blocks never go.
+    assert.equal(manager.matchLength([...a.tokens.slice(0, BLOCK_SIZE), 1]), BLOCK_SIZE);
+  });
+
+  test("an idle block is dropped once idleTokens tokens were computed without it", () => {
+    const { scheduler, manager, step } = setup(1 << 16, { maxRunning: 64, tokenBudget: 4096 });
+    const old = seq(range(2 * BLOCK_SIZE + 1, 7000));
+    scheduler.add(old);
+    step();
+    scheduler.remove(old);
+    assert.equal(manager.stats().idleCells, 2 * BLOCK_SIZE);
+    // Another sequence runs; the old blocks stay until enough work went by without them.
+    const busy = seq(range(IDLE_TOKENS - 100, 90_000));
+    scheduler.add(busy);
+    step();
+    step();
+    assert.equal(manager.matchLength(old.tokens), 2 * BLOCK_SIZE, "still cached just below the break-even");
+    const more = seq(range(200, 200_000));
+    scheduler.add(more);
+    step();
+    step();
+    assert.equal(manager.matchLength(old.tokens), 0, "dropped after the break-even");
+    // The running sequences' own blocks stay (pinned), however old.
+    assert.ok(manager.matchLength(busy.tokens) > 0);
+  });
+
+  test("idle blocks of bigger models may wait longer: their recompute costs more per visited cell", () => {
+    const small = idleBlockTokens({ parameterCount: 110e6, layerCount: 12, embeddingLength: 768 });
+    const large = idleBlockTokens({ parameterCount: 8e9, layerCount: 32, embeddingLength: 4096 });
+    assert.ok(small > 7000 && small < 12000, `llama110m break-even ${small} is in the measured range`);
+    assert.ok(large > 4 * small, `8B break-even ${large}`);
+    assert.equal(idleBlockTokens({ parameterCount: 0, layerCount: 0, embeddingLength: 0 }), BLOCK_SIZE);
   });
 });

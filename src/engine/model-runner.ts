@@ -5,7 +5,7 @@ import { BadRequestError, CancelledError } from "../api/errors.js";
 import { createContext, loadModel, type GpuChoice, type NativeContext, type NativeModel } from "../native/index.js";
 import { EmbedBatcher } from "./embed-batcher.js";
 import { Executor, type SampledRow } from "./executor.js";
-import { KvManager } from "./kv-manager.js";
+import { idleBlockTokens, KvManager } from "./kv-manager.js";
 import { Scheduler, type StepPlan } from "./scheduler.js";
 import { EngineMetrics } from "./metrics.js";
 import type { Sequence, TokenLogprobs } from "./sequence.js";
@@ -50,7 +50,7 @@ export class ModelRunner {
     private readonly ctx: NativeContext,
     readonly options: RunnerOptions,
   ) {
-    this.kv = new KvManager(ctx, ctx.nCtx, ctx.nSeqMax, options.prefixCache);
+    this.kv = new KvManager(ctx, ctx.nCtx, ctx.nSeqMax, options.prefixCache, idleBlockTokens(model.info));
     this.scheduler = new Scheduler(this.kv, {
       maxRunning: Math.min(options.parallel, ctx.nSeqMax),
       tokenBudget: ctx.nBatch,

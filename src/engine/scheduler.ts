@@ -76,6 +76,7 @@ export class Scheduler {
 
   schedule(): StepPlan {
     const plan: StepPlan = { entries: [], numTokens: 0, preempted: [], admitted: [] };
+    this.trimIdleCache();
     this.scheduleRunning(plan);
     this.scheduleWaiting(plan);
     return plan;
@@ -83,6 +84,7 @@ export class Scheduler {
 
   /** After the step ran: the planned tokens are in the cache; full blocks become shareable. */
   complete(plan: StepPlan): void {
+    this.kv.advance(plan.numTokens);
     for (const e of plan.entries) {
       e.seq.numComputed += e.count;
       if (e.seq.lease) this.kv.commit(e.seq.lease, e.seq.tokens);
@@ -98,6 +100,19 @@ export class Scheduler {
     this.kv.evictAll();
     const victim = this.running[this.running.length - 1];
     if (victim && this.running.length > 1) this.preempt(victim);
+  }
+
+  /**
+   * Idle cached prefixes may use the share of the cache that belongs to the sequence places
+   * nobody will take soon (as a free llama-server slot keeps its last prompt): at full load
+   * every cell serves running work, and no step pays for visiting idle cells. What the next
+   * waiting prompts would reuse stays.
+   */
+  private trimIdleCache(): void {
+    const freePlaces = Math.max(0, this.limits.maxRunning - this.running.length);
+    const upcoming = this.waiting.slice(0, freePlaces).map((s) => s.tokens);
+    const idlePlaces = freePlaces - upcoming.length;
+    this.kv.trimIdle(Math.floor((this.kv.totalCells * idlePlaces) / this.limits.maxRunning), upcoming);
   }
 
   // Running sequences first, oldest first: each gets its pending tokens (1 when decoding).
