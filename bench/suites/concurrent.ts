@@ -58,6 +58,17 @@ export function throughputTable(r: ConcurrentResults, names: string[]): string {
   return markdownTable(header, rows);
 }
 
+/**
+ * Every round's tokens/s, in order: the best round alone hides a slowdown that only shows once
+ * a system's caches are warm (later rounds run on what earlier rounds left behind).
+ */
+export function roundsTable(r: ConcurrentResults, names: string[]): string {
+  return markdownTable(
+    ["N", ...names.map((n) => `${n} t/s, rounds in order`)],
+    r.parallels.map((n) => [n, ...names.map((name) => (r.results[name][n]?.rounds ?? []).map((x) => fixed(x.tokensPerSecond)).join(" / "))]),
+  );
+}
+
 /** Requests that stopped before the asked number of tokens (none expected: EOS is ignored). */
 export function shortRequestNotes(r: ConcurrentResults): string[] {
   const notes: string[] = [];

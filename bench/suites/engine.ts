@@ -4,7 +4,7 @@ import { machineInfo, markdownTable, ratio } from "../lib/machine.js";
 import { startReport, type SuiteReport } from "../lib/report.js";
 import type { SuiteContext } from "../lib/suite.js";
 import { runEngine, runLlamaServer, runNodeLlamaCpp } from "../lib/systems.js";
-import { runConcurrent, shortRequestNotes, throughputTable, PROMPT_TOKENS, type ConcurrentResults } from "./concurrent.js";
+import { roundsTable, runConcurrent, shortRequestNotes, throughputTable, PROMPT_TOKENS, type ConcurrentResults } from "./concurrent.js";
 
 export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
   const report = startReport("engine", "engine: in-process Engine vs llama-server and node-llama-cpp", s.command);
@@ -25,6 +25,7 @@ export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
       ratio(at("vllama", n)?.ttftP50Ms, at("llama-server", n)?.ttftP50Ms),
     ]),
   ));
+  report.tables.push(roundsTable(r, ["vllama", "llama-server", "node-llama-cpp"]));
   report.tables.push(profileTable(r));
   const top = Math.max(...r.parallels);
   const v = at("vllama", top)!;

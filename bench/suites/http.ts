@@ -4,7 +4,7 @@ import { machineInfo, markdownTable, ratio } from "../lib/machine.js";
 import { startReport, type SuiteReport } from "../lib/report.js";
 import type { SuiteContext } from "../lib/suite.js";
 import { runEngine, runLlamaServer, runVllamaHttp } from "../lib/systems.js";
-import { runConcurrent, shortRequestNotes, throughputTable } from "./concurrent.js";
+import { roundsTable, runConcurrent, shortRequestNotes, throughputTable } from "./concurrent.js";
 
 const GOAL = 0.95;
 
@@ -27,6 +27,7 @@ export async function httpSuite(s: SuiteContext): Promise<SuiteReport> {
     ["N", "HTTP vllama / llama-server", "in-process vllama / llama-server", "kept over HTTP", "HTTP / in-process t/s"],
     rows.map((x) => [x.n, `${x.httpRatio.toFixed(2)}x`, `${x.inprocRatio.toFixed(2)}x`, `${x.kept.toFixed(2)}x`, ratio(tps("vllama HTTP", x.n), tps("vllama in-process", x.n))]),
   ));
+  report.tables.push(roundsTable(r, ["vllama HTTP", "vllama in-process", "llama-server"]));
   for (const x of rows) {
     report.goals.push({ name: `N=${x.n} ratio kept over HTTP`, target: `>= ${GOAL}x`, measured: `${x.kept.toFixed(2)}x`, met: x.kept >= GOAL });
   }
