@@ -209,6 +209,8 @@ export class KvManager {
    * would reuse are kept (and not counted as idle).
    */
   trimIdle(maxIdleCells: number, upcoming: ArrayLike<number>[] = []): void {
+    // Runs every step: at full load nothing is idle, and matching the upcoming prompts is skipped.
+    if (this.idleCells === 0) return;
     const oldest = this.tokensComputed - this.idleTokens;
     const keep = new Set(upcoming.flatMap((prompt) => this.matchBlocks(prompt).filter((b) => b.refs === 0)));
     const idle = () => this.idleCells - keep.size * BLOCK_SIZE;
