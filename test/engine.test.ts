@@ -245,6 +245,32 @@ describe("engine: prefix cache and preemption", () => {
     assert.match(cached.metrics(), /vllm:prefix_cache_hits_total\{model_name="[^"]+"\} [1-9]/);
   });
 
+  test("long prompts arriving while many sequences decode: every result equals its result alone", async () => {
+    // 16 sequences decode when 4 long prompts arrive: those steps mix 16 single-token rows with
+    // prompt chunks, which the CPU executor runs as two batches.
+    const mixed = newEngine({ parallel: 32, prefixCache: false });
+    const solo = newEngine({ parallel: 1, prefixCache: false });
+    const longPrompts = questions.slice(0, 4).map((q, i) => story.repeat(2 + i) + q);
+    const alone = async (p: string, n: number) => (await text(solo, p, greedy(n))).response;
+    const expectedShort = await alone(REFERENCE_PROMPT, 48);
+    const expectedLong = await Promise.all(longPrompts.map((p) => alone(p, 16)));
+    const started: Array<Promise<void>> = [];
+    const shortRuns = Array.from({ length: 16 }, async () => {
+      let out = "";
+      let first!: () => void;
+      started.push(new Promise((resolve) => (first = resolve)));
+      for await (const c of await mixed.generate({ model, prompt: REFERENCE_PROMPT, stream: true, options: greedy(48) })) {
+        out += c.response;
+        first();
+      }
+      return out;
+    });
+    await Promise.all(started);
+    const longRuns = longPrompts.map((p) => text(mixed, p, greedy(16)));
+    for (const r of await Promise.all(shortRuns)) assert.equal(r, expectedShort);
+    (await Promise.all(longRuns)).forEach((r, i) => assert.equal(r.response, expectedLong[i], `long prompt ${i}`));
+  });
+
   test("a KV cache too small for all running sequences still completes every request correctly", async () => {
     const small = newEngine({ parallel: 8, kvCells: 160, prefixCache: false });
     const solo = newEngine({ parallel: 1 });

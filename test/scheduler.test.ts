@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { BusyError } from "../src/api/errors.js";
 import { BLOCK_SIZE, idleBlockTokens, KvManager, type KvOps } from "../src/engine/kv-manager.js";
+import { Executor } from "../src/engine/executor.js";
+import type { NativeContext } from "../src/native/index.js";
 import { Scheduler, type ScheduledSequence, type StepPlan } from "../src/engine/scheduler.js";
 
 /** Records KV operations and tracks which positions each sequence holds, like llama.cpp would. */
@@ -263,5 +265,30 @@ describe("scheduler", () => {
     assert.ok(small > 7000 && small < 12000, `llama110m break-even ${small} is in the measured range`);
     assert.ok(large > 4 * small, `8B break-even ${large}`);
     assert.equal(idleBlockTokens({ parameterCount: 0, layerCount: 0, embeddingLength: 0 }), BLOCK_SIZE);
+  });
+});
+
+describe("executor batches", () => {
+  const ctx = { nBatch: 512 } as NativeContext;
+  const plan = (counts: number[]): StepPlan => {
+    const entries = counts.map((count) => ({ seq: seq(range(count)), start: 0, count, sample: true }));
+    return { entries, numTokens: counts.reduce((a, b) => a + b, 0), preempted: [], admitted: [] };
+  };
+  const shapes = (e: Executor, p: StepPlan) => e.batches(p).map((b) => [b.entries.map((x) => x.count), b.numTokens]);
+
+  test("on the CPU, decode rows of many sequences beside prompt chunks run as their own batch first", () => {
+    const cpu = new Executor(ctx, true);
+    const decode = Array<number>(16).fill(1);
+    assert.deepEqual(shapes(cpu, plan([...decode, 200, 96])), [[decode, 16], [[200, 96], 296]]);
+  });
+
+  test("batches stay whole where splitting does not pay or the kernel differs", () => {
+    const cpu = new Executor(ctx, true);
+    const whole = (counts: number[]) => [[counts, counts.reduce((a, b) => a + b, 0)]];
+    assert.deepEqual(shapes(cpu, plan([1, 1, 1, 200])), whole([1, 1, 1, 200]), "few decode rows: the extra weight pass costs more");
+    assert.deepEqual(shapes(cpu, plan([...Array<number>(16).fill(1), 20])), whole([...Array<number>(16).fill(1), 20]), "under 64 rows: no tiles");
+    assert.deepEqual(shapes(cpu, plan(Array<number>(70).fill(1))), whole(Array<number>(70).fill(1)), "decode only");
+    const gpu = new Executor(ctx, false);
+    assert.deepEqual(shapes(gpu, plan([...Array<number>(16).fill(1), 200])), whole([...Array<number>(16).fill(1), 200]));
   });
 });

@@ -1,7 +1,17 @@
 // The executor runs a StepPlan: the only caller of the native step. It turns the plan into the
-// typed arrays of one batch and hands back what was sampled, per sequence. It decides nothing.
+// typed arrays of native batches and hands back what was sampled, per sequence. It decides
+// nothing about which tokens run, only how the backend runs them best.
 import type { NativeContext, StepResult } from "../native/index.js";
-import type { StepPlan, ScheduledSequence } from "./scheduler.js";
+import type { Batch, StepPlan, ScheduledSequence } from "./scheduler.js";
+
+// llama.cpp's CPU flash attention runs a batch of 64 rows or more in 64-row query tiles, and
+// computes a tile densely over every cache cell any of its rows may see. Single-token rows of
+// many sequences (decode) in one tile make it dense over nearly the whole cache: a 512-token
+// step with 32 decode rows beside a prompt chunk took 1.68 s mixed, 1.52 s as two batches.
+// Alone, under 64 rows, they take the per-row path that skips other sequences' cells. The
+// extra batch costs one more pass over the weights, which pays from a few sequences on.
+const ATTENTION_TILE_ROWS = 64;
+const MIN_SEPARATE_DECODE_ROWS = 8;
 
 export interface SampledRow {
   seq: ScheduledSequence;
@@ -21,16 +31,33 @@ export class Executor {
   private readonly seqIds: Int32Array;
   private readonly sample: Uint8Array;
 
-  constructor(private readonly ctx: NativeContext) {
+  /**
+   * `cpuAttention`: attention runs on the CPU backend (the tiling above is the CPU kernel's;
+   * GPU kernels were not measured, so their batches stay whole).
+   */
+  constructor(
+    private readonly ctx: NativeContext,
+    private readonly cpuAttention: boolean,
+  ) {
     this.tokens = new Int32Array(ctx.nBatch);
     this.positions = new Int32Array(ctx.nBatch);
     this.seqIds = new Int32Array(ctx.nBatch);
     this.sample = new Uint8Array(ctx.nBatch);
   }
 
-  async run(plan: StepPlan): Promise<StepOutcome> {
+  /** The plan as batches to run one after another: the whole plan, or its decode rows first. */
+  batches(plan: StepPlan): Batch[] {
+    if (!this.cpuAttention || plan.numTokens < ATTENTION_TILE_ROWS) return [plan];
+    const single = plan.entries.filter((e) => e.count === 1);
+    if (single.length < MIN_SEPARATE_DECODE_ROWS || single.length >= ATTENTION_TILE_ROWS) return [plan];
+    const chunks = plan.entries.filter((e) => e.count > 1);
+    if (chunks.length === 0) return [plan];
+    return [batchOf(single), batchOf(chunks)];
+  }
+
+  async run(batch: Batch): Promise<StepOutcome> {
     let n = 0;
-    for (const e of plan.entries) {
+    for (const e of batch.entries) {
       const seqId = e.seq.lease!.seqId;
       for (let i = 0; i < e.count; i++, n++) {
         this.tokens[n] = e.seq.tokens[e.start + i];
@@ -47,15 +74,19 @@ export class Executor {
       sample: this.sample.subarray(0, n),
     });
     if (result.status === "no_room") return { status: "no_room" };
-    return { status: "ok", rows: sampledRows(plan, result), decodeNs: result.decodeNs, sampleNs: result.sampleNs };
+    return { status: "ok", rows: sampledRows(batch, result), decodeNs: result.decodeNs, sampleNs: result.sampleNs };
   }
 }
 
-// Sampled rows come back in plan order: one per entry that asked for a sample.
-function sampledRows(plan: StepPlan, result: StepResult): SampledRow[] {
+function batchOf(entries: Batch["entries"]): Batch {
+  return { entries, numTokens: entries.reduce((sum, e) => sum + e.count, 0) };
+}
+
+// Sampled rows come back in batch order: one per entry that asked for a sample.
+function sampledRows(batch: Batch, result: StepResult): SampledRow[] {
   const rows: SampledRow[] = [];
   let r = 0;
-  for (const e of plan.entries) {
+  for (const e of batch.entries) {
     if (!e.sample) continue;
     const top: SampledRow["top"] = [];
     for (let k = 0; k < result.topN; k++) {

@@ -1,8 +1,8 @@
 // One loaded model: its native model and context, the KV manager, the scheduler, and the step
 // loop that runs back to back while there is work:
-//   plan = scheduler.schedule(); outcome = executor.run(plan); scheduler.complete(plan)
+//   plan = scheduler.schedule(); for each executor batch: executor.run(batch); scheduler.complete(batch)
 import { BadRequestError, CancelledError } from "../api/errors.js";
-import { createContext, loadModel, type GpuChoice, type NativeContext, type NativeModel } from "../native/index.js";
+import { createContext, initBackend, loadModel, type GpuChoice, type NativeContext, type NativeModel } from "../native/index.js";
 import { EmbedBatcher } from "./embed-batcher.js";
 import { Executor, type SampledRow } from "./executor.js";
 import { idleBlockTokens, KvManager } from "./kv-manager.js";
@@ -56,7 +56,7 @@ export class ModelRunner {
       tokenBudget: ctx.nBatch,
       maxWaiting: options.maxQueue,
     });
-    this.executor = new Executor(ctx);
+    this.executor = new Executor(ctx, initBackend(options.gpu).backend === "cpu" || options.gpuLayers === 0);
     this.embedder = new EmbedBatcher(model, options);
   }
 
@@ -170,14 +170,16 @@ export class ModelRunner {
       this.failUnschedulable();
       return;
     }
-    const outcome = await this.executor.run(plan);
-    if (outcome.status === "no_room") {
-      this.scheduler.rejectForNoRoom(plan);
-      this.metrics.preempted(1);
-      return;
+    for (const batch of this.executor.batches(plan)) {
+      const outcome = await this.executor.run(batch);
+      if (outcome.status === "no_room") {
+        this.scheduler.rejectForNoRoom(batch);
+        this.metrics.preempted(1);
+        return;
+      }
+      this.scheduler.complete(batch);
+      for (const row of outcome.rows) this.deliver(row);
     }
-    this.scheduler.complete(plan);
-    for (const row of outcome.rows) this.deliver(row);
   }
 
   // Newly admitted sequences get their sampler under their (new) sequence id.

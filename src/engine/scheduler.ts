@@ -25,9 +25,13 @@ export interface PlanEntry {
   sample: boolean;
 }
 
-export interface StepPlan {
+/** Tokens decoded together: a whole StepPlan, or a part of one the executor runs on its own. */
+export interface Batch {
   entries: PlanEntry[];
   numTokens: number;
+}
+
+export interface StepPlan extends Batch {
   /** Sequences preempted while planning (their cells freed; they wait to be recomputed). */
   preempted: ScheduledSequence[];
   /** Sequences that start running in this step (with a new sequence id: set their sampler). */
@@ -82,21 +86,21 @@ export class Scheduler {
     return plan;
   }
 
-  /** After the step ran: the planned tokens are in the cache; full blocks become shareable. */
-  complete(plan: StepPlan): void {
-    this.kv.advance(plan.numTokens);
-    for (const e of plan.entries) {
+  /** After a batch ran: its tokens are in the cache; full blocks become shareable. */
+  complete(batch: Batch): void {
+    this.kv.advance(batch.numTokens);
+    for (const e of batch.entries) {
       e.seq.numComputed += e.count;
       if (e.seq.lease) this.kv.commit(e.seq.lease, e.seq.tokens);
     }
   }
 
   /**
-   * The step found no room in the KV cache (llama.cpp's own placement disagreed with the
-   * accounting). Undo the plan's allocations and preempt the newest running sequence.
+   * A batch found no room in the KV cache (llama.cpp's own placement disagreed with the
+   * accounting). Undo its allocations and preempt the newest running sequence.
    */
-  rejectForNoRoom(plan: StepPlan): void {
-    for (const e of plan.entries) if (e.seq.lease) this.kv.shrink(e.seq.lease, e.count);
+  rejectForNoRoom(batch: Batch): void {
+    for (const e of batch.entries) if (e.seq.lease) this.kv.shrink(e.seq.lease, e.count);
     this.kv.evictAll();
     const victim = this.running[this.running.length - 1];
     if (victim && this.running.length > 1) this.preempt(victim);
