@@ -13,11 +13,12 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Readable, Writable } from "node:stream";
 import { after, before, describe, it } from "node:test";
-import { WordWrapper } from "../src/cli/answer.js";
+import { createChatAnswerWriter, WordWrapper } from "../src/cli/answer.js";
 import { humanBytes, humanDuration, humanTime, processorLabel, table } from "../src/cli/format.js";
 import { InputCollector } from "../src/cli/interactive.js";
 import { main } from "../src/cli/main.js";
 import { progressLine } from "../src/cli/progress.js";
+import { cliEnv, TerminalSession } from "./helpers/terminal.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const MAIN = join(ROOT, "src/cli/main.ts");
@@ -75,10 +76,21 @@ describe("formats", () => {
     assert.ok(out.split("\n").every((line) => line.length <= 12));
   });
 
+  it("a thinking model's reasoning is framed as Ollama frames it", () => {
+    let out = "";
+    const writer = createChatAnswerWriter({ write: (text) => (out += text), end: () => (out += "<end>") });
+    for (const message of [{ content: "", thinking: "Hmm, " }, { content: "", thinking: "two." }, { content: "It is 2." }]) {
+      writer.write(message);
+    }
+    writer.end();
+    assert.equal(out, "Thinking...\nHmm, two.\n...done thinking.\n\nIt is 2.<end>");
+  });
+
   it('input: """ blocks, commands, plain lines', () => {
     const input = new InputCollector();
     assert.deepEqual(input.feed("hello"), { kind: "message", text: "hello" });
-    assert.deepEqual(input.feed("/bye"), { kind: "command", name: "/bye" });
+    assert.deepEqual(input.feed("/bye"), { kind: "command", name: "/bye", args: "" });
+    assert.deepEqual(input.feed("  /set  parameter stop a  b "), { kind: "command", name: "/set", args: "parameter stop a  b" });
     assert.deepEqual(input.feed('"""one line"""'), { kind: "message", text: "one line" });
     assert.deepEqual(input.feed('"""first'), { kind: "more" });
     assert.equal(input.inBlock, true);
@@ -87,6 +99,16 @@ describe("formats", () => {
     assert.equal(input.inBlock, false);
     assert.deepEqual(input.feed('"""'), { kind: "more" });
     assert.deepEqual(input.feed('only"""'), { kind: "message", text: "only" });
+  });
+
+  it('input: /set system takes a """ block too', () => {
+    const input = new InputCollector();
+    assert.deepEqual(input.feed("/set system Be brief."), { kind: "command", name: "/set", args: "system Be brief." });
+    assert.deepEqual(input.feed('/set system """Be brief."""'), { kind: "system", text: "Be brief." });
+    assert.deepEqual(input.feed('/set system """You are'), { kind: "more" });
+    assert.deepEqual(input.feed("  a pirate."), { kind: "more" });
+    assert.deepEqual(input.feed('Arr."""'), { kind: "system", text: "You are\n  a pirate.\nArr." });
+    assert.equal(input.inBlock, false);
   });
 });
 
@@ -243,13 +265,8 @@ const fake = new FakeOllama();
 const home = mkdtempSync(join(tmpdir(), "vllama-cli-"));
 let closedPort = 0;
 
-/** The user's environment minus anything that configures vllama or Ollama. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!/^(OLLAMA_|VLLAMA_|NO_COLOR)/.test(key)) env[key] = value;
-  }
-  return { ...env, HOME: home, NO_COLOR: "1", OLLAMA_HOST: fake.url, ...extra };
+  return cliEnv({ HOME: home, OLLAMA_HOST: fake.url, ...extra });
 }
 
 interface Result {
@@ -578,45 +595,9 @@ describe("version and config", parallel, () => {
 // ---------------------------------------------------------------------------------------------
 // Interactive chat in a real pseudo-terminal
 
-/** A session under `script`, which gives the CLI a terminal on stdin and stdout. */
-class TerminalSession {
-  private output = "";
-  private readonly child: ChildProcessWithoutNullStreams;
-  readonly exited: Promise<number | null>;
-
-  constructor(args: string[]) {
-    const command = [process.execPath, "--import", TSX, MAIN, ...args].map((a) => `'${a}'`).join(" ");
-    this.child = spawn("script", ["-q", "-e", "-c", command, "/dev/null"], { cwd: home, env: cleanEnv({}) });
-    this.child.stdout.on("data", (d: Buffer) => (this.output += d.toString()));
-    this.child.stderr.on("data", (d: Buffer) => (this.output += d.toString()));
-    this.exited = new Promise((done) => this.child.on("close", (code) => done(code)));
-  }
-
-  /** Everything printed so far, without terminal control sequences. */
-  get text(): string {
-    return this.output.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").replace(/\r/g, "");
-  }
-
-  type(keys: string): void {
-    this.child.stdin.write(keys);
-  }
-
-  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!pattern.test(this.text)) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; output so far:\n${this.text}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  kill(): void {
-    this.child.kill("SIGKILL");
-  }
-}
-
 describe("run (interactive terminal)", () => {
   it("chats with streamed answers, keeps the conversation, handles \"\"\", /clear, /? and /bye", async () => {
-    const term = new TerminalSession(["run", "llama3.2"]);
+    const term = new TerminalSession(["run", "llama3.2"], { cwd: home, env: cleanEnv({}) });
     try {
       await term.waitFor(/>>> $/);
       term.type("hello there\r");
@@ -650,7 +631,7 @@ describe("run (interactive terminal)", () => {
   });
 
   it("an unknown model is pulled first, then the chat starts", async () => {
-    const term = new TerminalSession(["run", "gemma3"]);
+    const term = new TerminalSession(["run", "gemma3"], { cwd: home, env: cleanEnv({}) });
     try {
       await term.waitFor(/success\n(⠋ loading \S+)?>>> $/);
       term.type("/bye\r");

@@ -31,6 +31,33 @@ export function createAnswerWriter(ui: Ui, wordWrap: boolean): AnswerWriter {
 }
 
 /**
+ * Streams a chat answer, showing a thinking model's reasoning as `ollama run` does:
+ * "Thinking...", the thoughts, "...done thinking.", a blank line, then the answer.
+ */
+export function createChatAnswerWriter(out: AnswerWriter): { write(message: { content: string; thinking?: string }): void; end(): void } {
+  let thinking = false;
+  const stopThinking = () => {
+    if (thinking) out.write("\n...done thinking.\n\n");
+    thinking = false;
+  };
+  return {
+    write({ content, thinking: thought }) {
+      if (thought) {
+        if (!thinking) out.write("Thinking...\n");
+        thinking = true;
+        out.write(thought);
+      }
+      if (content !== "") stopThinking();
+      out.write(content);
+    },
+    end() {
+      stopThinking();
+      out.end();
+    },
+  };
+}
+
+/**
  * Breaks streamed text at spaces so words are not cut at the terminal's edge. A word is held
  * until it ends (a space or newline), then goes on this line or the next.
  */

@@ -11,6 +11,7 @@ import type {
   GenerateResponse,
   ProgressResponse,
   PsResponse,
+  ShowRequest,
   ShowResponse,
   TagsResponse,
   VersionResponse,
@@ -43,7 +44,7 @@ interface RequestOptions {
 }
 
 /** Request bodies as the CLI sends them (the server fills in defaults). */
-type Body<T> = Partial<T> & { model: string };
+export type Body<T> = Partial<T> & { model: string };
 
 const NETWORK_ERROR_CODES = new Set([
   "ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EHOSTUNREACH", "ENETUNREACH", "EAI_AGAIN", "ETIMEDOUT",
@@ -160,8 +161,9 @@ export class Client {
     return this.json("GET", "/api/ps");
   }
 
-  show(model: string, verbose = false): Promise<ShowResponse> {
-    return this.json("POST", "/api/show", { model, verbose });
+  /** `session`: an interactive chat's system prompt and options, which the Modelfile shown includes. */
+  show(model: string, verbose = false, session: Pick<ShowRequest, "system" | "options"> = {}): Promise<ShowResponse> {
+    return this.json("POST", "/api/show", { model, verbose, ...session });
   }
 
   async delete(model: string): Promise<void> {

@@ -1,75 +1,66 @@
 // The interactive chat of `vllama run MODEL` in a terminal, with ollama's conventions: `"""`
-// opens and closes multi-line input, `/bye` exits, `/clear` forgets the conversation, `/?` helps,
-// Ctrl+C stops an answer (at the prompt it only reminds how to leave), Ctrl+D exits.
+// opens and closes multi-line input (also for `/set system`), slash commands change the session
+// (interactive-commands.ts), Ctrl+C stops an answer (at the prompt it only reminds how to leave),
+// Ctrl+D exits.
 import { createInterface, type Interface } from "node:readline";
 import type { ChatMessage, ChatResponse } from "../api/schemas.js";
 import type { Client } from "./client.js";
-import { createAnswerWriter, formatStats, type RequestBase } from "./answer.js";
+import { createAnswerWriter, createChatAnswerWriter, formatStats, type RequestBase } from "./answer.js";
+import { chatRequest, preload, runCommand, setSystem, type ChatSession, type SessionSettings } from "./interactive-commands.js";
 import { renderError, type InStream, type Ui } from "./ui.js";
 
 const PROMPT = ">>> ";
 const CONTINUATION = "... ";
 const FENCE = '"""';
-
-export const HELP_TEXT = `Available Commands:
-  /clear          Clear session context
-  /bye            Exit
-  /?, /help       Help for a command
-
-Use """ to begin a multi-line message.
-`;
+/** `/set system """...`: a system prompt in a `"""` block, as a message can be. */
+const SET_SYSTEM_BLOCK = /^\/set\s+system\s+(?=""")/;
 
 /** What one typed line means, given whether a `"""` block is open. */
 export type LineResult =
   | { kind: "message"; text: string }
-  | { kind: "command"; name: string }
+  | { kind: "system"; text: string }
+  | { kind: "command"; name: string; args: string }
   | { kind: "more" };
+
+type BlockKind = "message" | "system";
 
 /** Collects input lines into messages and commands; holds a `"""` block until it closes. */
 export class InputCollector {
-  private block: string[] | undefined;
+  private block: { kind: BlockKind; lines: string[] } | undefined;
 
   get inBlock(): boolean {
     return this.block !== undefined;
   }
 
   feed(line: string): LineResult {
-    if (this.block !== undefined) {
-      const close = line.trimEnd().endsWith(FENCE);
-      this.block.push(close ? line.trimEnd().slice(0, -FENCE.length) : line);
-      if (!close) return { kind: "more" };
-      const text = this.block.join("\n");
-      this.block = undefined;
-      return { kind: "message", text };
-    }
+    if (this.block !== undefined) return this.continueBlock(line);
     const trimmed = line.trim();
-    if (trimmed.startsWith(FENCE)) {
-      const rest = trimmed.slice(FENCE.length);
-      if (rest.length >= FENCE.length && rest.endsWith(FENCE)) {
-        return { kind: "message", text: rest.slice(0, -FENCE.length) };
-      }
-      this.block = rest === "" ? [] : [rest];
-      return { kind: "more" };
+    if (trimmed.startsWith(FENCE)) return this.openBlock("message", trimmed.slice(FENCE.length));
+    const system = SET_SYSTEM_BLOCK.exec(trimmed);
+    if (system) return this.openBlock("system", trimmed.slice(system[0].length + FENCE.length));
+    if (trimmed.startsWith("/")) {
+      const space = trimmed.search(/\s/);
+      return space < 0
+        ? { kind: "command", name: trimmed, args: "" }
+        : { kind: "command", name: trimmed.slice(0, space), args: trimmed.slice(space).trim() };
     }
-    if (trimmed.startsWith("/")) return { kind: "command", name: trimmed.split(/\s+/)[0]! };
     return { kind: "message", text: line };
   }
-}
 
-interface ChatSession {
-  client: Client;
-  ui: Ui;
-  base: RequestBase;
-  wordWrap: boolean;
-  messages: ChatMessage[];
-  /** Set while an answer streams, so Ctrl+C can stop it. */
-  answering?: AbortController;
-}
+  /** `rest`: what follows the opening `"""`, which may close it on the same line. */
+  private openBlock(kind: BlockKind, rest: string): LineResult {
+    if (rest.length >= FENCE.length && rest.endsWith(FENCE)) return { kind, text: rest.slice(0, -FENCE.length) };
+    this.block = { kind, lines: rest === "" ? [] : [rest] };
+    return { kind: "more" };
+  }
 
-/** Loads the model (an empty chat), so the first answer does not wait for it and errors show early. */
-async function preload(session: ChatSession): Promise<void> {
-  for await (const _ of session.client.chat({ ...session.base, messages: [] })) {
-    // drain to the final object
+  private continueBlock(line: string): LineResult {
+    const block = this.block!;
+    const close = line.trimEnd().endsWith(FENCE);
+    block.lines.push(close ? line.trimEnd().slice(0, -FENCE.length) : line);
+    if (!close) return { kind: "more" };
+    this.block = undefined;
+    return { kind: block.kind, text: block.lines.join("\n") };
   }
 }
 
@@ -77,20 +68,20 @@ async function answer(session: ChatSession, text: string): Promise<void> {
   const { client, ui } = session;
   const controller = new AbortController();
   session.answering = controller;
-  const out = createAnswerWriter(ui, session.wordWrap);
+  const out = createChatAnswerWriter(createAnswerWriter(ui, session.settings.wordWrap));
   const messages: ChatMessage[] = [...session.messages, { role: "user", content: text }];
   let content = "";
   let final: ChatResponse | undefined;
   try {
-    for await (const chunk of client.chat({ ...session.base, messages }, controller.signal)) {
-      out.write(chunk.message.content);
+    for await (const chunk of client.chat(chatRequest(session, messages), controller.signal)) {
+      out.write(chunk.message);
       content += chunk.message.content;
       if (chunk.done) final = chunk;
     }
     out.end();
     // Only a complete exchange joins the conversation: a stopped or failed one is forgotten.
     session.messages = [...messages, { role: "assistant", content }];
-    if (final && ui.verbose) ui.stderr.write(formatStats(final));
+    if (final && session.settings.verbose) ui.stderr.write(formatStats(final));
   } catch (err) {
     out.end();
     if (!controller.signal.aborted) ui.stderr.write(renderError(ui, err));
@@ -100,25 +91,13 @@ async function answer(session: ChatSession, text: string): Promise<void> {
   ui.stdout.write("\n");
 }
 
-/** Returns true when the session should end. */
-function runCommand(session: ChatSession, name: string): boolean {
-  const { ui } = session;
-  switch (name) {
-    case "/bye":
-    case "/exit":
-      return true;
-    case "/clear":
-      session.messages = [];
-      ui.stdout.write("Cleared session context\n");
-      return false;
-    case "/?":
-    case "/help":
-      ui.stdout.write(HELP_TEXT);
-      return false;
-    default:
-      ui.stdout.write(`Unknown command '${name}'. Type /? for help\n`);
-      return false;
-  }
+/** Node's line editor adds no lines to its history while `historySize` (the option, kept as an untyped property) is 0. */
+function historySwitch(rl: Interface): (enabled: boolean) => void {
+  const editor = rl as Interface & { historySize: number };
+  const size = editor.historySize;
+  return (enabled) => {
+    editor.historySize = enabled ? size : 0;
+  };
 }
 
 /** Runs the chat until /bye or Ctrl+D. */
@@ -128,15 +107,18 @@ export async function startChat(
   base: RequestBase,
   options: { wordWrap: boolean; input: InStream },
 ): Promise<void> {
-  const session: ChatSession = { client, ui, base, wordWrap: options.wordWrap, messages: [] };
-  await preload(session);
+  const settings: SessionSettings = { parameters: {}, format: base.format, wordWrap: options.wordWrap, verbose: ui.verbose };
+  const target = { client, model: base.model, keepAlive: base.keep_alive, settings };
+  await preload(target);
   const rl = createInterface({ input: options.input, output: ui.stdout, terminal: true, prompt: PROMPT });
+  const session: ChatSession = { ...target, ui, messages: [], setHistory: historySwitch(rl) };
   rl.on("SIGINT", () => onInterrupt(session, rl));
   const collector = new InputCollector();
   rl.prompt();
   for await (const line of rl) {
     const result = collector.feed(line);
-    if (result.kind === "command" && runCommand(session, result.name)) break;
+    if (result.kind === "command" && (await runCommand(session, result.name, result.args))) break;
+    if (result.kind === "system") setSystem(session, result.text);
     if (result.kind === "message" && result.text.trim() !== "") await answer(session, result.text);
     rl.setPrompt(collector.inBlock ? CONTINUATION : PROMPT);
     rl.prompt();

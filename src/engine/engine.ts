@@ -20,6 +20,7 @@ import { ChatOutputParser, type ChatOutput } from "../chat/output.js";
 import { detectToolCallFormat } from "../chat/tool-calls.js";
 import { pull as registryPull, push as registryPush } from "../models/registry.js";
 import { defaultModelsDir, ModelStore } from "../models/store.js";
+import type { ModelParameters } from "../models/types.js";
 import { initBackend, type NativeModel } from "../native/index.js";
 import { AsyncQueue } from "../util/async-queue.js";
 import { renderPrometheus } from "./metrics.js";
@@ -255,7 +256,8 @@ export class Engine implements EngineService {
 
   async show(input: ShowRequest): Promise<ShowResponse> {
     const req = parseRequest(ShowRequestSchema, input);
-    return (await this.store.show(req.model, req.verbose ?? false)) as ShowResponse;
+    const session = { system: req.system, options: req.options as ModelParameters | undefined };
+    return (await this.store.show(req.model, req.verbose ?? false, session)) as ShowResponse;
   }
 
   pull(input: PullRequest, init: RequestInit = {}): AsyncIterable<ProgressResponse> {

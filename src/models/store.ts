@@ -52,6 +52,12 @@ export interface BlobRef {
   existed: boolean; // the store already held this blob
 }
 
+/** What an interactive session has set over a model, for /api/show (Ollama's ShowRequest fields). */
+export interface ShowOverrides {
+  system?: string;
+  options?: ModelParameters;
+}
+
 /** The text and JSON layers of a model, read from its blobs (license layers not yet joined). */
 type ModelContents = Pick<ResolvedModel, "modelPath" | "projectorPath" | "template" | "system" | "parameters" | "messages"> & {
   license: string[];
@@ -359,15 +365,20 @@ export class ModelStore {
     };
   }
 
-  /** The /api/show response. `verbose` includes long GGUF arrays (vocabularies) and the tensor list. */
-  async show(input: string, verbose = false): Promise<ShowResponse> {
+  /**
+   * The /api/show response. `verbose` includes long GGUF arrays (vocabularies) and the tensor list.
+   * As in Ollama, a session's `system` and `options` (what `/show` in `ollama run` sends) replace
+   * the model's in `system` and the Modelfile; `parameters` stays the model's own.
+   */
+  async show(input: string, verbose = false, session: ShowOverrides = {}): Promise<ShowResponse> {
     const model = await this.resolve(input);
     const gguf = await readGgufHeader(model.modelPath);
+    const system = session.system || model.system;
     const modelfile = renderModelfile({
       from: model.modelPath,
       template: model.template,
-      system: model.system,
-      parameters: model.parameters,
+      system,
+      parameters: { ...model.parameters, ...session.options },
       messages: model.messages,
       license: model.license === undefined ? [] : [model.license],
     });
@@ -376,7 +387,7 @@ export class ModelStore {
       modelfile: header + modelfile,
       parameters: formatParametersText(model.parameters),
       template: model.template ?? "",
-      system: model.system ?? "",
+      system: system ?? "",
       license: model.license ?? "",
       details: model.details,
       messages: model.messages,
