@@ -110,6 +110,8 @@ const CASES: Case[] = [
   // -- model management -----------------------------------------------------------------------
   { name: "show: missing model", path: "/api/show", body: {}, status: 400, error: /^model is required$/ },
   { name: "show: unknown model", path: "/api/show", body: { name: "nope" }, status: 404, error: /^model 'nope' not found$/ },
+  { name: "show: session options wrong type", path: "/api/show", body: { model: "fake-model", options: { temperature: "hot" } }, status: 400, error: /^invalid options\.temperature: expected number$/ },
+  { name: "show: session system not text", path: "/api/show", body: { model: "fake-model", system: 5 }, status: 400, error: /^invalid system: expected string$/ },
   { name: "pull: empty name", path: "/api/pull", body: { name: "" }, status: 400, error: /^model is required$/ },
   { name: "pull: insecure not a boolean", path: "/api/pull", body: { name: "x", insecure: "no" }, status: 400, error: /^invalid insecure/ },
   { name: "push: unknown model", path: "/api/push", body: { name: "nope" }, status: 404, error: /not found/ },
