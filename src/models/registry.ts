@@ -1,6 +1,7 @@
 // Pull and push over the Docker registry v2 protocol, as Ollama's registry (and Hugging Face's
-// `hf.co` endpoint) speak it. Downloads land in `blobs/sha256-<hex>-partial` and resume with HTTP
-// Range; the manifest is written last, so a model never appears half-pulled.
+// `hf.co` endpoint) speak it, signing in where a registry challenges (registry-auth.ts). Downloads
+// land in `blobs/sha256-<hex>-partial` and resume with HTTP Range; the manifest is written last, so
+// a model never appears half-pulled.
 
 import { createReadStream } from "node:fs";
 import { mkdir, open, rename, rm, stat } from "node:fs/promises";
@@ -16,6 +17,7 @@ import {
 } from "../api/errors.js";
 import { sha256File, shortDigest } from "./digest.js";
 import { parseModelName, type ModelName } from "./names.js";
+import { defaultKeyPath, RegistryAuth, registryErrorDetail, type RegistryAction } from "./registry-auth.js";
 import type { ModelStore } from "./store.js";
 import { MANIFEST_MEDIA_TYPE, type Descriptor, type Manifest, type OnProgress } from "./types.js";
 
@@ -25,6 +27,8 @@ export interface RegistryOptions {
   insecure?: boolean;
   /** Overrides `scheme://host` (tests, mirrors). */
   baseUrl?: string;
+  /** The ed25519 key that signs registry sign-ins; default Ollama's, ~/.ollama/id_ed25519. */
+  keyPath?: string;
 }
 
 const PROGRESS_INTERVAL_MS = 100;
@@ -57,25 +61,27 @@ function transportError(error: unknown, what: string, signal: AbortSignal | unde
   return new InternalError(`${what}: ${causeMessage(error)}`);
 }
 
-async function send(url: string, init: RequestInit, what: string): Promise<Response> {
-  try {
-    return await fetch(url, init);
-  } catch (error) {
-    throw transportError(error, `${what} (${url})`, init.signal ?? undefined);
-  }
+/** One pull or push: its repository, its cancel signal, and the registry tokens it has earned. */
+interface Remote {
+  repository: string;
+  signal?: AbortSignal;
+  auth: RegistryAuth;
 }
 
-/** The registry's `{"errors":[{"message"}]}` body, when it sent one. */
-async function registryErrorDetail(response: Response): Promise<string> {
-  const text = await response.text().catch(() => "");
+function openRemote(name: ModelName, options: RegistryOptions, action: RegistryAction): Remote {
+  const { signal } = options;
+  const auth = new RegistryAuth({ action, keyPath: options.keyPath ?? defaultKeyPath(), signal });
+  return { repository: repositoryUrl(name, options), signal, auth };
+}
+
+/** Every registry request goes through here: signed in when challenged, cancellable, errors named. */
+async function send(remote: Remote, url: string, init: RequestInit | (() => RequestInit), what: string): Promise<Response> {
+  const attempt = () => ({ ...(typeof init === "function" ? init() : init), signal: remote.signal });
   try {
-    const body = JSON.parse(text) as { errors?: Array<{ message?: string }> };
-    const messages = body.errors?.map((e) => e.message).filter(Boolean);
-    if (messages?.length) return `: ${messages.join("; ")}`;
-  } catch {
-    // not JSON: fall back to the raw text
+    return await remote.auth.send(url, attempt, what);
+  } catch (error) {
+    throw transportError(error, `${what} (${url})`, remote.signal);
   }
-  return text ? `: ${text.slice(0, 200)}` : "";
 }
 
 async function httpError(response: Response, what: string): Promise<VllamaError> {
@@ -114,16 +120,16 @@ function validateManifest(value: unknown): Manifest {
   return manifest;
 }
 
-async function fetchManifest(repository: string, tag: string, signal: AbortSignal | undefined): Promise<{ manifest: Manifest; bytes: Buffer }> {
+async function fetchManifest(remote: Remote, tag: string): Promise<{ manifest: Manifest; bytes: Buffer }> {
   const what = "pull model manifest";
-  const response = await send(`${repository}/manifests/${tag}`, { headers: { Accept: MANIFEST_MEDIA_TYPE }, signal }, what);
+  const response = await send(remote, `${remote.repository}/manifests/${tag}`, { headers: { Accept: MANIFEST_MEDIA_TYPE } }, what);
   if (response.status === 404) throw new NotFoundError(`${what}: file does not exist`);
   if (!response.ok) throw await httpError(response, what);
   let bytes: Buffer;
   try {
     bytes = Buffer.from(await response.arrayBuffer());
   } catch (error) {
-    throw transportError(error, what, signal);
+    throw transportError(error, what, remote.signal);
   }
   let parsed: unknown;
   try {
@@ -144,17 +150,17 @@ async function fileSize(path: string): Promise<number> {
 
 /** One GET of a blob into its partial file, starting at what the partial already holds. */
 async function downloadOnce(
+  remote: Remote,
   url: string,
   partial: string,
   layer: Descriptor,
-  signal: AbortSignal | undefined,
   report: (completed: number, force?: boolean) => void,
 ): Promise<void> {
   const what = `pull ${shortDigest(layer.digest)}`;
   let offset = await fileSize(partial);
   if (offset >= layer.size) return; // complete (or overlong: verification decides)
   const headers: Record<string, string> = offset > 0 ? { Range: `bytes=${offset}-` } : {};
-  const response = await send(url, { headers, signal, redirect: "follow" }, what);
+  const response = await send(remote, url, { headers, redirect: "follow" }, what);
   if (response.status !== 200 && response.status !== 206) throw await httpError(response, what);
   if (response.status === 200) offset = 0; // the server ignored the range: start over
   if (!response.body) throw new InternalError(`${what}: empty response`);
@@ -170,14 +176,13 @@ async function downloadOnce(
       report((completed += chunk.length));
     }
   } catch (error) {
-    throw transportError(error, `${what}: download interrupted after ${completed} of ${layer.size} bytes`, signal);
+    throw transportError(error, `${what}: download interrupted after ${completed} of ${layer.size} bytes`, remote.signal);
   } finally {
     await file.close();
   }
   report(completed, true);
 }
 
-/** Downloads a blob into its partial file, resuming after dropped connections. */
 // Concurrent pulls of the same blob in this process take turns on its partial file; the second
 // one then finds the blob committed, or resumes from where the first stopped.
 const blobLocks = new Map<string, Promise<unknown>>();
@@ -194,22 +199,16 @@ async function withBlobLock<T>(key: string, work: () => Promise<T>): Promise<T> 
 }
 
 /** Downloads a blob into its partial file, resuming after dropped connections. */
-async function downloadBlob(
-  store: ModelStore,
-  repository: string,
-  layer: Descriptor,
-  signal: AbortSignal | undefined,
-  onProgress: OnProgress,
-): Promise<void> {
+async function downloadBlob(store: ModelStore, remote: Remote, layer: Descriptor, onProgress: OnProgress): Promise<void> {
   const report = progressReporter(onProgress, `pulling ${shortDigest(layer.digest)}`, layer);
-  const url = `${repository}/blobs/${layer.digest}`;
+  const url = `${remote.repository}/blobs/${layer.digest}`;
   const partial = store.partialBlobPath(layer.digest);
   await withBlobLock(partial, async () => {
     for (let attempt = 1; !(await store.hasBlob(layer.digest)); attempt++) {
       try {
-        return await downloadOnce(url, partial, layer, signal, report);
+        return await downloadOnce(remote, url, partial, layer, report);
       } catch (error) {
-        const retryable = error instanceof InternalError && !signal?.aborted && attempt < MAX_DOWNLOAD_ATTEMPTS;
+        const retryable = error instanceof InternalError && !remote.signal?.aborted && attempt < MAX_DOWNLOAD_ATTEMPTS;
         if (!retryable) throw error;
       }
     }
@@ -240,10 +239,9 @@ function uniqueDescriptors(manifest: Manifest): Descriptor[] {
 /** /api/pull. Progress: pulling manifest, pulling <digest>..., verifying, writing manifest, success. */
 export async function pull(store: ModelStore, input: string, options: RegistryOptions, onProgress: OnProgress): Promise<void> {
   const name = parseModelName(input);
-  const { signal } = options;
-  const repository = repositoryUrl(name, options);
+  const remote = openRemote(name, options, "pull");
   onProgress({ status: "pulling manifest" });
-  const { manifest, bytes } = await fetchManifest(repository, name.tag, signal);
+  const { manifest, bytes } = await fetchManifest(remote, name.tag);
 
   const downloaded: Descriptor[] = [];
   for (const layer of uniqueDescriptors(manifest)) {
@@ -251,7 +249,7 @@ export async function pull(store: ModelStore, input: string, options: RegistryOp
       onProgress({ status: `pulling ${shortDigest(layer.digest)}`, digest: layer.digest, total: layer.size, completed: layer.size });
       continue;
     }
-    await downloadBlob(store, repository, layer, signal, onProgress);
+    await downloadBlob(store, remote, layer, onProgress);
     downloaded.push(layer);
   }
 
@@ -262,37 +260,34 @@ export async function pull(store: ModelStore, input: string, options: RegistryOp
   onProgress({ status: "success" });
 }
 
-async function uploadBlob(
-  store: ModelStore,
-  repository: string,
-  layer: Descriptor,
-  signal: AbortSignal | undefined,
-  onProgress: OnProgress,
-): Promise<void> {
+async function uploadBlob(store: ModelStore, remote: Remote, layer: Descriptor, onProgress: OnProgress): Promise<void> {
   const what = `push ${shortDigest(layer.digest)}`;
   const report = progressReporter(onProgress, `pushing ${shortDigest(layer.digest)}`, layer);
-  const exists = await send(`${repository}/blobs/${layer.digest}`, { method: "HEAD", signal }, what);
+  const exists = await send(remote, `${remote.repository}/blobs/${layer.digest}`, { method: "HEAD" }, what);
   if (exists.ok) {
     report(layer.size, true);
     return;
   }
-  const started = await send(`${repository}/blobs/uploads/`, { method: "POST", signal }, what);
+  const started = await send(remote, `${remote.repository}/blobs/uploads/`, { method: "POST" }, what);
   const location = started.headers.get("location");
   if (started.status !== 202 || !location) throw await httpError(started, `${what}: start upload`);
 
-  const target = new URL(location, repository);
+  const target = new URL(location, remote.repository);
   target.searchParams.set("digest", layer.digest);
   let completed = 0;
   report(completed, true);
-  const body = createReadStream(store.blobPath(layer.digest)).pipe(countingStream((count) => report((completed += count))));
-  const init: RequestInit & { duplex: "half" } = {
-    method: "PUT",
-    headers: { "Content-Type": "application/octet-stream", "Content-Length": String(layer.size) },
-    body: Readable.toWeb(body) as ReadableStream<Uint8Array>,
-    duplex: "half",
-    signal,
+  // A fresh stream per attempt: a PUT answered with a sign-in challenge is sent again from the start.
+  const upload = (): RequestInit & { duplex: "half" } => {
+    completed = 0;
+    const body = createReadStream(store.blobPath(layer.digest)).pipe(countingStream((count) => report((completed += count))));
+    return {
+      method: "PUT",
+      headers: { "Content-Type": "application/octet-stream", "Content-Length": String(layer.size) },
+      body: Readable.toWeb(body) as ReadableStream<Uint8Array>,
+      duplex: "half",
+    };
   };
-  const finished = await send(target.toString(), init, what);
+  const finished = await send(remote, target.toString(), upload, what);
   if (!finished.ok) throw await httpError(finished, what);
   report(completed, true);
 }
@@ -300,18 +295,18 @@ async function uploadBlob(
 /** /api/push: uploads missing blobs (HEAD to skip present ones), then the manifest. */
 export async function push(store: ModelStore, input: string, options: RegistryOptions, onProgress: OnProgress): Promise<void> {
   const name = parseModelName(input);
-  const { signal } = options;
-  const repository = repositoryUrl(name, options);
+  const remote = openRemote(name, options, "push");
   onProgress({ status: "retrieving manifest" });
   const stored = await store.readManifest(input);
   for (const layer of uniqueDescriptors(stored.manifest)) {
     if (!(await store.hasBlob(layer.digest))) throw new BadRequestError(`blob ${layer.digest} of '${input}' is missing from the store`);
-    await uploadBlob(store, repository, layer, signal, onProgress);
+    await uploadBlob(store, remote, layer, onProgress);
   }
   onProgress({ status: "pushing manifest" });
   const response = await send(
-    `${repository}/manifests/${name.tag}`,
-    { method: "PUT", headers: { "Content-Type": MANIFEST_MEDIA_TYPE }, body: new Uint8Array(stored.bytes), signal },
+    remote,
+    `${remote.repository}/manifests/${name.tag}`,
+    { method: "PUT", headers: { "Content-Type": MANIFEST_MEDIA_TYPE }, body: new Uint8Array(stored.bytes) },
     "push manifest",
   );
   if (!response.ok) throw await httpError(response, "push manifest");

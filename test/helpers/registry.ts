@@ -1,13 +1,14 @@
 // An in-process Docker-v2 registry for tests: serves manifests and blobs from memory (with Range
 // and redirects), accepts pushes, and can misbehave on purpose (drop a connection mid-blob, stall,
-// corrupt a blob).
+// corrupt a blob). With requireAuth() it signs users in as Ollama's registry does: a 401 Bearer
+// challenge, a token endpoint that verifies the ed25519-signed token request, then Bearer tokens.
 //
 //   const registry = await TestRegistry.start();
 //   await registry.publish("library/tiny", "latest", [{ mediaType: LAYER_MEDIA_TYPES.model, data }]);
 //   await pull(store, `${registry.host}/library/tiny:latest`, {}, onProgress);
 //   await registry.close();
 
-import { createHash, randomUUID } from "node:crypto";
+import { createHash, createPublicKey, randomUUID, verify, type KeyObject } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, type Descriptor, type Manifest } from "../../src/models/types.js";
@@ -16,11 +17,49 @@ export interface RecordedRequest {
   method: string;
   path: string;
   range?: string;
+  authorization?: string;
 }
 
 interface BlobFault {
   kind: "drop" | "stall";
   afterBytes: number;
+}
+
+export interface AuthOptions {
+  /** Sent as WWW-Authenticate instead of the real challenge (null: no header), to play a broken registry. */
+  challenge?: string | null;
+  /** false: tokens grant pulls only, as for a namespace the user does not own. */
+  grantPush?: boolean;
+}
+
+interface AuthMode extends AuthOptions {
+  /** The base64 key blob, as a signed token request presents it. */
+  keyBlob: string;
+  publicKey: KeyObject;
+}
+
+/** The hex sha256 of an empty body, base64'd: the last part of what Ollama signs. */
+const EMPTY_BODY_DIGEST = Buffer.from(createHash("sha256").digest("hex")).toString("base64");
+const TOKEN_TTL_S = 60;
+
+/**
+ * `ssh-ed25519 AAAA... [comment]` -> the key, decoded here independently of src/models/ssh-key.ts:
+ * the blob is `string "ssh-ed25519"` (4 + 11 bytes), then `string <32-byte key>` (4 + 32 bytes).
+ */
+export function publicKeyFromAuthorizedKey(line: string): { keyBlob: string; publicKey: KeyObject } {
+  const keyBlob = line.trim().split(/\s+/)[1] ?? "";
+  const blob = Buffer.from(keyBlob, "base64");
+  if (blob.length !== 51 || blob.subarray(4, 15).toString() !== "ssh-ed25519") throw new Error(`not an ed25519 key: ${line}`);
+  const x = blob.subarray(19).toString("base64url");
+  return { keyBlob, publicKey: createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" }) };
+}
+
+function verifies(data: string, publicKey: KeyObject, signature: string): boolean {
+  try {
+    return verify(null, Buffer.from(data), publicKey, Buffer.from(signature, "base64"));
+  } catch {
+    return false;
+  }
 }
 
 function sha256(data: Buffer): string {
@@ -57,6 +96,9 @@ export class TestRegistry {
   private readonly corrupted = new Set<string>();
   private readonly uploads = new Map<string, string>(); // upload id -> repository
   private stallListeners: Array<() => void> = [];
+  private auth?: AuthMode;
+  private readonly tokens = new Map<string, Set<string>>(); // token -> "namespace/model:action"
+  private readonly nonces = new Set<string>();
 
   private constructor(private readonly server: Server) {}
 
@@ -142,16 +184,72 @@ export class TestRegistry {
     this.corrupted.add(digest);
   }
 
+  /**
+   * From now on /v2/ requests need a Bearer token. /token grants one to token requests signed (as
+   * Ollama signs them) with the key of `authorizedKey`, the line a user adds to their account.
+   */
+  requireAuth(authorizedKey: string, options: AuthOptions = {}): void {
+    this.auth = { ...publicKeyFromAuthorizedKey(authorizedKey), ...options };
+    this.tokens.clear();
+  }
+
+  /** Why a token request must be refused: Ollama's signature scheme, checked field by field. */
+  private tokenRequestProblem(auth: AuthMode, url: URL, req: IncomingMessage): string | undefined {
+    const [keyBlob, signature = ""] = (req.headers.authorization ?? "").split(":");
+    const signed = `GET,http://${req.headers.host}${req.url},${EMPTY_BODY_DIGEST}`;
+    const ts = Number(url.searchParams.get("ts"));
+    const nonce = url.searchParams.get("nonce") ?? "";
+    const scopes = url.searchParams.getAll("scope");
+    if (keyBlob !== auth.keyBlob) return "unknown key";
+    if (!verifies(signed, auth.publicKey, signature)) return "invalid signature";
+    if (!(Math.abs(Date.now() / 1000 - ts) <= TOKEN_TTL_S)) return "stale timestamp";
+    if (nonce.length < 16 || this.nonces.has(nonce)) return "nonce missing or reused";
+    if (url.searchParams.get("service") !== this.host) return "wrong service";
+    if (scopes.length === 0 || !scopes.every((s) => /^repository:[^:]+\/[^:]+:[a-z,]+$/.test(s))) return "invalid scope";
+    return undefined;
+  }
+
+  private grantToken(auth: AuthMode, url: URL, req: IncomingMessage, res: ServerResponse): void {
+    const problem = this.tokenRequestProblem(auth, url, req);
+    if (problem) return sendError(res, 401, "UNAUTHORIZED", problem);
+    this.nonces.add(url.searchParams.get("nonce")!);
+    const granted = new Set<string>();
+    for (const scope of url.searchParams.getAll("scope")) {
+      const [, repository, actions] = scope.split(":") as [string, string, string];
+      for (const action of actions.split(",")) if (action === "pull" || auth.grantPush !== false) granted.add(`${repository}:${action}`);
+    }
+    const token = randomUUID();
+    this.tokens.set(token, granted);
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end(JSON.stringify({ token }));
+  }
+
+  /** True when the request's token covers it; otherwise answers the 401 challenge. */
+  private authorized(repository: string, method: string, req: IncomingMessage, res: ServerResponse): boolean {
+    if (!this.auth) return true;
+    const action = method === "GET" || method === "HEAD" ? "pull" : "push";
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    if (token && this.tokens.get(token)?.has(`${repository}:${action}`)) return true;
+    const scope = `repository:${repository}:${action === "push" ? "pull,push" : "pull"}`;
+    const challenge = this.auth.challenge === undefined ? `Bearer realm="${this.url}/token",service="${this.host}",scope="${scope}"` : this.auth.challenge;
+    res.writeHead(401, { "Content-Type": "application/json", ...(challenge === null ? {} : { "WWW-Authenticate": challenge }) });
+    res.end(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] }));
+    return false;
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://registry");
     const method = req.method ?? "GET";
-    this.requests.push({ method, path: url.pathname + url.search, ...(req.headers.range ? { range: req.headers.range } : {}) });
+    const { range, authorization } = req.headers;
+    this.requests.push({ method, path: url.pathname + url.search, ...(range ? { range } : {}), ...(authorization ? { authorization } : {}) });
 
+    if (url.pathname === "/token" && this.auth) return this.grantToken(this.auth, url, req, res);
     const storage = /^\/storage\/(sha256:[0-9a-f]{64})$/.exec(url.pathname);
     if (storage) return this.serveBlob(storage[1]!, req, res);
     const match = /^\/v2\/([^/]+\/[^/]+)\/(manifests|blobs)\/(.+)$/.exec(url.pathname);
     if (!match) return sendError(res, 404, "NOT_FOUND", "not found");
     const [, repository, kind, rest] = match as unknown as [string, string, string, string];
+    if (!this.authorized(repository, method, req, res)) return;
 
     if (kind === "manifests") return this.handleManifest(repository, rest, method, req, res);
     if (rest === "uploads/" && method === "POST") return this.startUpload(repository, res);
