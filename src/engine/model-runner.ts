@@ -1,6 +1,7 @@
 // One loaded model: its native model and context, the KV manager, the scheduler, and the step
 // loop that runs back to back while there is work:
 //   plan = scheduler.schedule(); for each executor batch: executor.run(batch); scheduler.complete(batch)
+import { setImmediate as afterPendingCallbacks } from "node:timers/promises";
 import { BadRequestError, CancelledError } from "../api/errors.js";
 import { createContext, initBackend, loadModel, type GpuChoice, type NativeContext, type NativeModel } from "../native/index.js";
 import { EmbedBatcher } from "./embed-batcher.js";
@@ -153,6 +154,10 @@ export class ModelRunner {
         this.dropFinished();
         if (!this.scheduler.hasWork) break;
         await this.step();
+        // Consumers take the step's tokens (stream writes, and their clients waking up) before
+        // the next step starts: done while the compute threads run, that work takes their cores
+        // and stalls them at every barrier.
+        await afterPendingCallbacks();
       }
     } catch (error) {
       this.failAll(error);
