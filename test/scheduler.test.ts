@@ -42,10 +42,10 @@ const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from 
 
 const IDLE_TOKENS = 8192;
 
-function setup(cells: number, limits: Partial<{ maxRunning: number; tokenBudget: number; maxWaiting: number }> = {}, prefix = true) {
+function setup(cells: number, limits: Partial<{ maxRunning: number; chunkBudget: number; maxWaiting: number }> = {}, prefix = true) {
   const kv = new FakeKv();
   const manager = new KvManager(kv, cells, 64, prefix, IDLE_TOKENS);
-  const scheduler = new Scheduler(manager, { maxRunning: 8, tokenBudget: 64, maxWaiting: 16, ...limits });
+  const scheduler = new Scheduler(manager, { maxRunning: 8, chunkBudget: 64, maxWaiting: 16, ...limits });
   /** One step: plan, "run" it, complete it, and give every sampled sequence a new token. */
   const step = () => {
     const plan = scheduler.schedule();
@@ -58,8 +58,8 @@ function setup(cells: number, limits: Partial<{ maxRunning: number; tokenBudget:
 }
 
 describe("scheduler", () => {
-  test("decode tokens of running sequences come first, then prefill chunks within the budget", () => {
-    const { scheduler, step } = setup(1024, { tokenBudget: 64 });
+  test("decode tokens of running sequences come first, then prompt chunks within the chunk budget", () => {
+    const { scheduler, step } = setup(1024, { chunkBudget: 64 });
     const a = seq(range(10));
     scheduler.add(a);
     let plan = step();
@@ -67,13 +67,27 @@ describe("scheduler", () => {
     const long = seq(range(150, 100));
     scheduler.add(long);
     plan = step();
-    // a decodes one token; the long prompt gets the rest of the budget (chunked prefill).
-    assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.count, e.sample]), [[a.id, 1, true], [long.id, 63, false]]);
+    // a decodes one token, on top of the budget; the long prompt gets all of it (chunked prefill).
+    assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.count, e.sample]), [[a.id, 1, true], [long.id, 64, false]]);
+    assert.equal(plan.numTokens, 65);
     plan = step();
-    assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.count, e.sample]), [[a.id, 1, true], [long.id, 63, false]]);
+    assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.count, e.sample]), [[a.id, 1, true], [long.id, 64, false]]);
     plan = step();
-    assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.count, e.sample]), [[a.id, 1, true], [long.id, 24, true]]);
+    assert.deepEqual(plan.entries.map((e) => [e.seq.id, e.count, e.sample]), [[a.id, 1, true], [long.id, 22, true]]);
     assert.equal(long.numComputed, 150);
+  });
+
+  test("a burst of prompts is not slowed by the decode tokens of the prompts it started", () => {
+    const { scheduler, step } = setup(4096, { maxRunning: 8, chunkBudget: 64 });
+    const prompts = Array.from({ length: 8 }, (_, i) => seq(range(16, 1000 * (i + 1))));
+    for (const p of prompts) scheduler.add(p);
+    assert.equal(step().numTokens, 64);
+    const second = step();
+    // 4 decode tokens on top of a full chunk budget: the other 4 prompts all start now.
+    assert.deepEqual(second.entries.map((e) => e.count), [1, 1, 1, 1, 16, 16, 16, 16]);
+    assert.equal(second.numTokens, 64 + 4);
+    assert.equal(scheduler.running.length, 8);
+    assert.ok(prompts.slice(4).every((p) => p.numComputed === 16), "the later prompts are prefilled whole");
   });
 
   test("parallel caps running sequences; the queue beyond maxWaiting is a BusyError", () => {
@@ -86,7 +100,7 @@ describe("scheduler", () => {
   });
 
   test("a finished sequence frees its cells; admission waits for room", () => {
-    const { scheduler, manager, step } = setup(64, { tokenBudget: 64 }, false);
+    const { scheduler, manager, step } = setup(64, { chunkBudget: 64 }, false);
     const a = seq(range(40));
     const b = seq(range(40, 100));
     scheduler.add(a);
@@ -101,7 +115,7 @@ describe("scheduler", () => {
   });
 
   test("when cells run out mid-generation the newest sequence is preempted and resumes later", () => {
-    const { scheduler, manager, step } = setup(48, { tokenBudget: 64 }, false);
+    const { scheduler, manager, step } = setup(48, { chunkBudget: 64 }, false);
     const a = seq(range(20));
     const b = seq(range(20, 100));
     scheduler.add(a);
@@ -120,7 +134,7 @@ describe("scheduler", () => {
   });
 
   test("prefix cache: a later prompt shares cached blocks instead of recomputing them", () => {
-    const { scheduler, manager, kv, step } = setup(1024, { tokenBudget: 256 });
+    const { scheduler, manager, kv, step } = setup(1024, { chunkBudget: 256 });
     const system = range(3 * BLOCK_SIZE + 5, 500);
     const a = seq([...system, 1, 2, 3]);
     scheduler.add(a);
@@ -140,7 +154,7 @@ describe("scheduler", () => {
   });
 
   test("prefix cache: a prompt whose prefix is being prefilled waits for it instead of computing it twice", () => {
-    const { scheduler, manager, step } = setup(4096, { tokenBudget: 32 });
+    const { scheduler, manager, step } = setup(4096, { chunkBudget: 32 });
     const system = range(4 * BLOCK_SIZE, 1000);
     const a = seq([...system, 1]);
     const b = seq([...system, 2]);
@@ -160,7 +174,7 @@ describe("scheduler", () => {
   });
 
   test("cached blocks survive their sequence, are evicted least-recently-used, and never while in use", () => {
-    const { scheduler, manager, kv, step } = setup(5 * BLOCK_SIZE, { tokenBudget: 256 });
+    const { scheduler, manager, kv, step } = setup(5 * BLOCK_SIZE, { chunkBudget: 256 });
     const a = seq(range(2 * BLOCK_SIZE + 1));
     scheduler.add(a);
     step();
@@ -213,7 +227,7 @@ describe("scheduler", () => {
 
   test("idle cached blocks may use only the free sequence places' share of the cache", () => {
     // 4 places, 32 blocks of cells: each running sequence takes 8 blocks' worth from the idle cache.
-    const { scheduler, manager, step } = setup(32 * BLOCK_SIZE, { maxRunning: 4, tokenBudget: 1024 });
+    const { scheduler, manager, step } = setup(32 * BLOCK_SIZE, { maxRunning: 4, chunkBudget: 1024 });
     const done = [0, 1, 2].map((i) => seq(range(4 * BLOCK_SIZE, 1000 * (i + 1))));
     for (const s of done) scheduler.add(s);
     step();
@@ -238,7 +252,7 @@ describe("scheduler", () => {
   });
 
   test("an idle block is dropped once idleTokens tokens were computed without it", () => {
-    const { scheduler, manager, step } = setup(1 << 16, { maxRunning: 64, tokenBudget: 4096 });
+    const { scheduler, manager, step } = setup(1 << 16, { maxRunning: 64, chunkBudget: 4096 });
     const old = seq(range(2 * BLOCK_SIZE + 1, 7000));
     scheduler.add(old);
     step();
@@ -272,7 +286,7 @@ describe("executor batches", () => {
   const ctx = { nBatch: 512 } as NativeContext;
   const plan = (counts: number[]): StepPlan => {
     const entries = counts.map((count) => ({ seq: seq(range(count)), start: 0, count, sample: true }));
-    return { entries, numTokens: counts.reduce((a, b) => a + b, 0), preempted: [], admitted: [] };
+    return { entries, numTokens: counts.reduce((a, b) => a + b, 0), numSingleRows: counts.filter((c) => c === 1).length, preempted: [], admitted: [] };
   };
   const shapes = (e: Executor, p: StepPlan) => e.batches(p).map((b) => [b.entries.map((x) => x.count), b.numTokens]);
 

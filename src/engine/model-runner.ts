@@ -18,7 +18,7 @@ export interface RunnerOptions {
   parallel: number;
   /** Most requests waiting beyond `parallel`. */
   maxQueue: number;
-  /** Tokens per step. */
+  /** Prompt tokens per step (decode tokens of running sequences come on top). */
   batchSize: number;
   flashAttention: "auto" | "on" | "off";
   kvCacheType: "f16" | "q8_0" | "q4_0";
@@ -31,8 +31,12 @@ export interface RunnerOptions {
 
 // Sequence ids: running sequences plus sequences that hold cached prefixes (llama.cpp's maximum).
 const MAX_SEQ_IDS = 256;
-// llama.cpp's default physical batch: larger steps are computed in pieces of this size.
+// llama.cpp's default physical batch for prompt chunks: larger chunks are computed in pieces.
 const UBATCH_SIZE = 512;
+
+function maxRunning(options: RunnerOptions): number {
+  return Math.min(options.parallel, MAX_SEQ_IDS);
+}
 
 export class ModelRunner {
   readonly metrics = new EngineMetrics();
@@ -53,8 +57,8 @@ export class ModelRunner {
   ) {
     this.kv = new KvManager(ctx, ctx.nCtx, ctx.nSeqMax, options.prefixCache, idleBlockTokens(model.info));
     this.scheduler = new Scheduler(this.kv, {
-      maxRunning: Math.min(options.parallel, ctx.nSeqMax),
-      tokenBudget: ctx.nBatch,
+      maxRunning: maxRunning(options),
+      chunkBudget: options.batchSize,
       maxWaiting: options.maxQueue,
     });
     this.executor = new Executor(ctx, initBackend(options.gpu).backend === "cpu" || options.gpuLayers === 0);
@@ -67,8 +71,10 @@ export class ModelRunner {
       const ctx = await createContext(model, {
         nCtx: options.kvCells,
         nSeqMax: MAX_SEQ_IDS,
-        nBatch: options.batchSize,
-        nUbatch: Math.min(options.batchSize, UBATCH_SIZE),
+        // Room for a full prompt chunk and every running sequence's decode token, computed in one
+        // pass when the chunk fits UBATCH_SIZE (a pass over the weights per piece).
+        nBatch: options.batchSize + maxRunning(options),
+        nUbatch: Math.min(options.batchSize, UBATCH_SIZE) + maxRunning(options),
         flashAttn: options.flashAttention,
         typeK: options.kvCacheType,
         typeV: options.kvCacheType,

@@ -19,9 +19,10 @@ export const EngineOptionsSchema = z.object({
   /** Total KV cells of a model's unified cache; default from contextLength and parallel. */
   kvCells: z.int().min(16).optional(),
   /**
-   * Most tokens in one step (llama.cpp's n_batch, computed 512 at a time). 512 as Ollama's
-   * num_batch: every prompt chunk gets its first token a step sooner than in 2,048-token steps
-   * (TTFT p50 of 8 concurrent requests 1.3 s instead of 2.3 s on CPU) at the same throughput.
+   * Most prompt tokens in one step (chunked prefill; computed 512 at a time); the running
+   * sequences' decode tokens come on top. 512 as Ollama's num_batch: every prompt chunk gets its
+   * first token a step sooner than in 2,048-token steps (TTFT p50 of 8 concurrent requests 1.3 s
+   * instead of 2.3 s on CPU) at the same throughput.
    */
   batchSize: z.int().min(16).max(8192).default(512),
   flashAttention: z.enum(["auto", "on", "off"]).default("auto"),

@@ -32,6 +32,8 @@ export interface Batch {
 }
 
 export interface StepPlan extends Batch {
+  /** Entries of one token (a decode, or a prompt's last token): outside the chunk budget. */
+  numSingleRows: number;
   /** Sequences preempted while planning (their cells freed; they wait to be recomputed). */
   preempted: ScheduledSequence[];
   /** Sequences that start running in this step (with a new sequence id: set their sampler). */
@@ -41,8 +43,12 @@ export interface StepPlan extends Batch {
 export interface SchedulerLimits {
   /** Most sequences running at once. */
   maxRunning: number;
-  /** Most tokens in one step (the context's nBatch). */
-  tokenBudget: number;
+  /**
+   * Most prompt tokens in one step (chunked prefill). Each running sequence's one decode token
+   * comes on top, so a step holds at most chunkBudget + maxRunning tokens: a burst of prompts
+   * then never waits for the decode tokens of the sequences it started.
+   */
+  chunkBudget: number;
   /** Most sequences waiting beyond the running ones; more is a BusyError. */
   maxWaiting: number;
 }
@@ -79,7 +85,7 @@ export class Scheduler {
   }
 
   schedule(): StepPlan {
-    const plan: StepPlan = { entries: [], numTokens: 0, preempted: [], admitted: [] };
+    const plan: StepPlan = { entries: [], numTokens: 0, numSingleRows: 0, preempted: [], admitted: [] };
     this.trimIdleCache();
     this.scheduleRunning(plan);
     this.scheduleWaiting(plan);
@@ -123,9 +129,8 @@ export class Scheduler {
   private scheduleRunning(plan: StepPlan): void {
     for (let i = 0; i < this.running.length; i++) {
       const seq = this.running[i];
-      const budget = this.limits.tokenBudget - plan.numTokens;
-      if (budget <= 0) break;
-      const count = Math.min(seq.tokens.length - seq.numComputed, budget);
+      const pending = seq.tokens.length - seq.numComputed;
+      const count = pending === 1 ? 1 : Math.min(pending, this.chunkBudgetLeft(plan));
       if (count <= 0) continue;
       if (!this.makeRoom(count, seq, plan)) {
         // Not even preempting newer sequences freed enough: this one waits (recomputed later).
@@ -140,7 +145,7 @@ export class Scheduler {
   // Then waiting sequences, in arrival order, while sequence slots, budget and cells last.
   private scheduleWaiting(plan: StepPlan): void {
     while (this.waiting.length > 0 && this.running.length < this.limits.maxRunning) {
-      const budget = this.limits.tokenBudget - plan.numTokens;
+      const budget = this.chunkBudgetLeft(plan);
       if (budget <= 0) break;
       const seq = this.waiting[0];
       const cached = this.kv.matchLength(seq.tokens);
@@ -172,11 +177,16 @@ export class Scheduler {
     });
   }
 
+  private chunkBudgetLeft(plan: StepPlan): number {
+    return this.limits.chunkBudget - (plan.numTokens - plan.numSingleRows);
+  }
+
   private addEntry(plan: StepPlan, seq: ScheduledSequence, count: number): void {
     this.kv.grow(seq.lease!, count);
     const start = seq.numComputed;
     plan.entries.push({ seq, start, count, sample: start + count === seq.tokens.length });
     plan.numTokens += count;
+    if (count === 1) plan.numSingleRows++;
   }
 
   /** Frees cells for `count` tokens: cached prefixes first, then the newest running sequences. */
@@ -193,7 +203,9 @@ export class Scheduler {
     if (plan) {
       const planned = plan.entries.findIndex((e) => e.seq === seq);
       if (planned >= 0) {
-        plan.numTokens -= plan.entries[planned].count;
+        const { count } = plan.entries[planned];
+        plan.numTokens -= count;
+        if (count === 1) plan.numSingleRows--;
         plan.entries.splice(planned, 1);
       }
       plan.preempted.push(seq);
