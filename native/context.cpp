@@ -2,6 +2,7 @@
 
 #include "model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -159,6 +160,7 @@ Context::~Context() { Free(); }
 void Context::Free() {
     if (ctx_ == nullptr) return;
     samplers_.clear();
+    sampling_pool_.reset();
     llama_batch_free(batch_);
     llama_free(ctx_);
     ctx_ = nullptr;
@@ -261,6 +263,7 @@ struct Context::Batch {
     std::vector<int32_t> tokens, positions, seq_ids;
     std::vector<uint8_t> sample;
     std::vector<int32_t> rows;  // batch index of each sampled entry
+    bool distinct_rows = true;  // no sequence samples twice (so rows may sample in parallel)
     // results
     int32_t status = 0;
     std::vector<int32_t> out_seq, out_token, top_ids;
@@ -299,10 +302,12 @@ std::shared_ptr<Context::Batch> Context::ReadPlan(const Napi::CallbackInfo & inf
     b->positions.assign(positions, positions + n);
     b->seq_ids.assign(seq_ids, seq_ids + n);
     b->sample.assign(sample, sample + n);
+    std::vector<uint8_t> sampled(n_seq_max_, 0);
     for (size_t i = 0; i < n; i++) {
         if (seq_ids[i] < 0 || seq_ids[i] >= n_seq_max_) ThrowCoded(env, "plan.seqIds out of range", "ERR_INVALID_ARG");
         if (positions[i] < 0 || positions[i] >= n_ctx_) ThrowCoded(env, "plan.positions out of range", "ERR_INVALID_ARG");
         if (!sample[i]) continue;
+        b->distinct_rows = b->distinct_rows && !sampled[seq_ids[i]]++;
         b->rows.push_back(static_cast<int32_t>(i));
         if (need_samplers && samplers_.find(seq_ids[i]) == samplers_.end()) {
             ThrowCoded(env, "sequence " + std::to_string(seq_ids[i]) + " has no sampler", "ERR_INVALID_ARG");
@@ -322,6 +327,39 @@ int32_t Context::Decode(const Batch & b) {
         batch_.logits[i] = b.sample[i];
     }
     return encoder_only_ ? llama_encode(ctx_, batch_) : llama_decode(ctx_, batch_);
+}
+
+void Context::SampleRows(Batch & b) {
+    const size_t rows = b.rows.size();
+    b.out_seq.resize(rows);
+    b.out_token.resize(rows);
+    b.out_logprob.resize(rows);
+    b.top_ids.assign(rows * b.top_n, -1);
+    b.top_lps.assign(rows * b.top_n, std::numeric_limits<float>::quiet_NaN());
+    // Logits pointers are taken here, on one thread: the first call may reorder llama.cpp's outputs.
+    std::vector<const float *> logits(rows);
+    std::vector<SequenceSampler *> samplers(rows);
+    for (size_t r = 0; r < rows; r++) {
+        const int32_t i = b.rows[r];
+        logits[r] = llama_get_logits_ith(ctx_, i);
+        if (logits[r] == nullptr) throw std::runtime_error("no logits: is this an embeddings context?");
+        samplers[r] = samplers_[b.seq_ids[i]].get();
+        b.out_seq[r] = b.seq_ids[i];
+    }
+    auto sample = [&](size_t r) {
+        SampledToken s = samplers[r]->Sample(logits[r], b.top_ids.data() + r * b.top_n, b.top_lps.data() + r * b.top_n);
+        b.out_token[r] = s.token;
+        b.out_logprob[r] = s.logprob;
+    };
+    if (rows < 2 || !b.distinct_rows) {
+        for (size_t r = 0; r < rows; r++) sample(r);
+        return;
+    }
+    if (!sampling_pool_) {
+        const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+        sampling_pool_ = std::make_unique<WorkerPool>(std::min<size_t>(cores, 8) - 1);
+    }
+    sampling_pool_->Run(rows, sample);
 }
 
 // Ends a step on the JS thread: clears the busy flag, and releases the reference that kept this
@@ -369,25 +407,12 @@ Napi::Value Context::Step(const Napi::CallbackInfo & info) {
             int64_t t0 = NowNs();
             b->status = Decode(*b);
             CheckDecode(b->status);
+            // On a GPU llama_decode only queues the work: waiting for it belongs to the decode.
+            llama_synchronize(ctx_);
             int64_t t1 = NowNs();
             b->decode_ns = t1 - t0;
             if (b->status != 0) return;
-            const size_t rows = b->rows.size();
-            b->out_seq.resize(rows);
-            b->out_token.resize(rows);
-            b->out_logprob.resize(rows);
-            b->top_ids.assign(rows * b->top_n, -1);
-            b->top_lps.assign(rows * b->top_n, std::numeric_limits<float>::quiet_NaN());
-            for (size_t r = 0; r < rows; r++) {
-                const int32_t i = b->rows[r];
-                const float * logits = llama_get_logits_ith(ctx_, i);
-                if (logits == nullptr) throw std::runtime_error("no logits: is this an embeddings context?");
-                SampledToken s = samplers_[b->seq_ids[i]]->Sample(logits, b->top_ids.data() + r * b->top_n,
-                                                                   b->top_lps.data() + r * b->top_n);
-                b->out_seq[r] = b->seq_ids[i];
-                b->out_token[r] = s.token;
-                b->out_logprob[r] = s.logprob;
-            }
+            SampleRows(*b);
             b->sample_ns = NowNs() - t1;
         },
         [b](Napi::Env env) -> Napi::Value {

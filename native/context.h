@@ -5,6 +5,7 @@
 #include "ggml-cpu.h"
 #include "llama.h"
 #include "sampler.h"
+#include "worker-pool.h"
 
 #include <atomic>
 #include <functional>
@@ -45,6 +46,7 @@ class Context : public Napi::ObjectWrap<Context> {
     int32_t SeqArg(const Napi::CallbackInfo & info, size_t i) const;
     std::shared_ptr<Batch> ReadPlan(const Napi::CallbackInfo & info, bool need_samplers);
     int32_t Decode(const Batch & batch);
+    void SampleRows(Batch & batch);
     std::function<void()> Settler(const Napi::CallbackInfo & info);
     void Free();
 
@@ -57,4 +59,7 @@ class Context : public Napi::ObjectWrap<Context> {
     bool encoder_only_ = false;
     std::atomic<bool> busy_{false};
     std::map<int32_t, std::unique_ptr<SequenceSampler>> samplers_;
+    // Sequences sample side by side: with a large vocabulary, sampling 32 sequences one after
+    // another costs as much as the GPU's whole decode step. Made on first use.
+    std::unique_ptr<WorkerPool> sampling_pool_;
 };
