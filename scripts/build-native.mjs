@@ -10,6 +10,8 @@
 // when nvcc and an NVIDIA GPU are both present.
 // VLLAMA_CUDA_ARCHS picks the CUDA architectures (default "native"; "90a" for H100/H200).
 // VLLAMA_BUILD_DIR builds elsewhere than build/ (VLLAMA_ADDON_DIR=<dir>/Release then loads it).
+// VLLAMA_BUILD_PEERS=1 (source builds): also build llama-batched-bench and llama-server from the
+// same compiled libraries into <dir>/bin, the benchmark's peers (VLLAMA_BENCH_LLAMA_BUILD=<dir>).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -53,7 +55,13 @@ if (cuda && !process.env.VLLAMA_CUDA_ARCHS && !gpuPresent()) {
   process.exit(2);
 }
 
-const defines = [`--CDVLLAMA_LLAMA_SOURCE_DIR=${sourceDir}`, `--CDVLLAMA_BUILD=${mode}`];
+const peers = process.env.VLLAMA_BUILD_PEERS === "1";
+if (peers && mode !== "source") {
+  console.error("VLLAMA_BUILD_PEERS=1 needs VLLAMA_BUILD=source (the peers are built from the same compiled llama.cpp)");
+  process.exit(2);
+}
+
+const defines = [`--CDVLLAMA_LLAMA_SOURCE_DIR=${sourceDir}`, `--CDVLLAMA_BUILD=${mode}`, `--CDVLLAMA_BUILD_PEERS=${peers ? "ON" : "OFF"}`];
 if (mode === "prebuilt") {
   const prebuiltDir = path.join(packageDir("@node-llama-cpp/linux-x64"), "bins", "linux-x64");
   defines.push(`--CDVLLAMA_PREBUILT_DIR=${prebuiltDir}`, `--CDVLLAMA_PREBUILT_TAG=${tag}`);
@@ -64,6 +72,11 @@ if (mode === "prebuilt") {
 
 const cmakeJs = path.join(packageDir("cmake-js"), "bin", "cmake-js");
 const outDir = path.resolve(root, process.env.VLLAMA_BUILD_DIR ?? "build");
-run(process.execPath, [cmakeJs, "compile", "--log-level", "warn", "--directory", root, "--out", outDir,
-  "--parallel", String(Math.max(2, (await import("node:os")).availableParallelism())), ...defines]);
+const jobs = String(Math.max(2, (await import("node:os")).availableParallelism()));
+// Configure every time (cheap), then build: `compile` would reuse an old configuration and
+// silently ignore changed settings (another VLLAMA_BUILD_PEERS, CUDA on or off).
+const cmakeJsArgs = ["--log-level", "warn", "--directory", root, "--out", outDir, "--parallel", jobs, ...defines];
+run(process.execPath, [cmakeJs, "configure", ...cmakeJsArgs]);
+run(process.execPath, [cmakeJs, "build", ...cmakeJsArgs]);
+if (peers) run("cmake", ["--build", outDir, "--config", "Release", "--parallel", jobs, "--target", "llama-batched-bench", "llama-server"]);
 console.log(`vllama: native addon built (${mode}${cuda ? ", CUDA" : ""}, llama.cpp ${tag})`);
