@@ -1,6 +1,7 @@
 // Side-by-side benchmarks of vllama against llama.cpp (llama-batched-bench, llama-server) and
 // node-llama-cpp, all in one run so the ratios are fair:
 //   node --import tsx bench/run.ts <native|engine|prefix|http|all> [--quick] [--rounds N] [--model PATH]
+//     [--gpu auto|cuda|cpu] [--parallel 1,8,32]
 // Each suite prints a markdown report (command, machine, load, tables, ratios vs the goals).
 // `runBench(args)` is the same for the CLI's `vllama bench`.
 import { existsSync } from "node:fs";
@@ -8,6 +9,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeSyntheticModel } from "../src/gguf/synthetic.js";
+import { initBackend, type BackendInfo, type GpuChoice } from "../src/native/index.js";
 import { repoRoot } from "./lib/llama-cpp.js";
 import { renderReport, type SuiteReport } from "./lib/report.js";
 import type { SuiteContext } from "./lib/suite.js";
@@ -32,6 +34,10 @@ export interface BenchArgs {
   rounds?: number;
   /** GGUF to benchmark; default a random-weight llama110m Q8_0 under .bench/ (written if missing). */
   model?: string;
+  /** Backend for vllama and the llama.cpp peers; default "auto" (CUDA where the addon has it). */
+  gpu?: GpuChoice;
+  /** Concurrency levels to measure instead of each suite's own (native, engine, http). */
+  parallel?: number[];
   /** Receives each suite's markdown report as it finishes; default stdout. */
   print?: (markdown: string) => void;
   /** Progress lines; default stderr. */
@@ -48,6 +54,11 @@ async function ensureDefaultModel(log: (line: string) => void): Promise<string> 
   return DEFAULT_MODEL;
 }
 
+function describeBackend(info: BackendInfo): string {
+  const gpus = info.devices.filter((d) => d.type === "gpu").map((d) => `${d.description}, ${(d.memoryTotal / 2 ** 30).toFixed(0)} GiB`);
+  return info.backend === "cuda" ? `cuda (${gpus.join("; ")})` : "cpu";
+}
+
 function isSuite(name: string): name is SuiteName | "all" {
   return name === "all" || Object.hasOwn(SUITES, name);
 }
@@ -56,6 +67,10 @@ function isSuite(name: string): name is SuiteName | "all" {
 export async function runBench(args: BenchArgs): Promise<SuiteReport[]> {
   if (!isSuite(args.suite)) throw new Error(`unknown suite '${args.suite}': one of ${[...Object.keys(SUITES), "all"].join(", ")}`);
   if (args.rounds !== undefined && !(Number.isInteger(args.rounds) && args.rounds >= 1)) throw new Error("rounds must be a positive integer");
+  if (args.parallel !== undefined && !(args.parallel.length > 0 && args.parallel.every((n) => Number.isInteger(n) && n >= 1))) {
+    throw new Error("parallel must be a list of positive integers, e.g. 1,8,32");
+  }
+  const backendInfo = initBackend(args.gpu ?? "auto");
   const log = args.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const print = args.print ?? ((md: string) => process.stdout.write(`${md}\n`));
   const quick = args.quick ?? false;
@@ -64,11 +79,12 @@ export async function runBench(args: BenchArgs): Promise<SuiteReport[]> {
   const names = args.suite === "all" ? (Object.keys(SUITES) as SuiteName[]) : [args.suite];
   const reports: SuiteReport[] = [];
   for (const name of names) {
-    const command = ["node --import tsx bench/run.ts", name, quick ? "--quick" : "", args.rounds ? `--rounds ${args.rounds}` : "", args.model ? `--model ${args.model}` : ""]
-      .filter(Boolean).join(" ");
+    const command = ["node --import tsx bench/run.ts", name, quick ? "--quick" : "", args.rounds ? `--rounds ${args.rounds}` : "", args.model ? `--model ${args.model}` : "",
+      args.gpu ? `--gpu ${args.gpu}` : "", args.parallel ? `--parallel ${args.parallel.join(",")}` : ""].filter(Boolean).join(" ");
     log(`suite ${name}${quick ? " (quick)" : ""}`);
     const rounds = args.rounds ?? (quick || name === "prefix" ? 1 : 2);
-    const report = await SUITES[name]({ modelPath, quick, rounds, command, log });
+    const report = await SUITES[name]({ modelPath, backend: backendInfo.backend, parallels: args.parallel, quick, rounds, command, log });
+    report.backend = describeBackend(backendInfo);
     print(renderReport(report));
     reports.push(report);
   }
@@ -84,9 +100,12 @@ async function main(argv: string[]): Promise<void> {
     .option("quick", { type: "boolean", default: false, describe: "a smaller run, for smoke-testing" })
     .option("rounds", { type: "number", describe: "rounds per measurement (the best is reported)" })
     .option("model", { type: "string", describe: "GGUF model (default: a random llama110m Q8_0 under .bench/)" })
+    .option("gpu", { choices: ["auto", "cuda", "cpu"] as const, describe: "backend for vllama and the llama.cpp peers (default auto)" })
+    .option("parallel", { type: "string", describe: "concurrency levels to measure, e.g. 1,8,32,64" })
     .strict()
     .parse();
-  await runBench({ suite: parsed.suite as SuiteName | "all", quick: parsed.quick, rounds: parsed.rounds, model: parsed.model });
+  const parallel = parsed.parallel?.split(",").map((n) => Number(n.trim()));
+  await runBench({ suite: parsed.suite as SuiteName | "all", quick: parsed.quick, rounds: parsed.rounds, model: parsed.model, gpu: parsed.gpu, parallel });
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -4,7 +4,7 @@
 // Protocol: a WorkerJob as JSON on stdin; for bursts, one line `RESULT <json>` on stdout.
 import { runNativeJob, type NativeJob } from "./workers/native.js";
 import { runEngineJob, type EngineJob } from "./workers/engine.js";
-import { runNodeLlamaCppJob, type NodeLlamaCppJob } from "./workers/node-llama-cpp.js";
+import type { NodeLlamaCppJob } from "./workers/node-llama-cpp.js";
 import { serveVllama, type ServeJob } from "./workers/serve.js";
 
 export type WorkerJob = NativeJob | EngineJob | NodeLlamaCppJob | ServeJob;
@@ -23,7 +23,8 @@ async function main(): Promise<void> {
     case "engine":
       return report(await runEngineJob(job));
     case "node-llama-cpp":
-      return report(await runNodeLlamaCppJob(job));
+      // Imported only here: node-llama-cpp need not be installed where it is not benchmarked.
+      return report(await (await import("./workers/node-llama-cpp.js")).runNodeLlamaCppJob(job));
     case "serve":
       return serveVllama(job);
   }

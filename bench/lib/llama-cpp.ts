@@ -8,9 +8,15 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { postStreaming, waitHealthy } from "./http-stream.js";
 import type { BenchPrompt, RequestResult } from "./load.js";
+import type { Backend } from "./suite.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const peerBuildDir = process.env.VLLAMA_BENCH_LLAMA_BUILD ?? path.join(repoRoot, ".bench/llama-build");
+
+/** The peers' own flags for the backend: every layer on the GPU, as vllama puts them. */
+export function peerGpuArgs(backend: Backend): string[] {
+  return backend === "cuda" ? ["-ngl", "999"] : [];
+}
 
 export function peerBinary(name: "llama-batched-bench" | "llama-server"): string {
   const bin = path.join(peerBuildDir, "bin", name);

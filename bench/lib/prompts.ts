@@ -3,6 +3,7 @@
 // prefix-cache hit it was not meant to get; the shared-prefix suite shares a prefix on purpose.
 import { loadModel, type NativeModel } from "../../src/native/index.js";
 import type { BenchPrompt } from "./load.js";
+import type { Backend } from "./suite.js";
 
 const WORDS = (
   "the of and to in is was for on that with as by at from his her they this had not are but " +
@@ -84,9 +85,9 @@ export function sharedPrefixPrompts(model: NativeModel, count: number, prefixLen
   });
 }
 
-/** Loads the model's vocabulary (vllama's own addon), runs `fn`, and frees it. */
-export async function withTokenizer<T>(modelPath: string, fn: (model: NativeModel) => T): Promise<T> {
-  const model = await loadModel(modelPath, { gpu: "cpu" });
+/** Loads the model (vllama's own addon, on the bench's backend), runs `fn` on its vocabulary, frees it. */
+export async function withTokenizer<T>(modelPath: string, backend: Backend, fn: (model: NativeModel) => T): Promise<T> {
+  const model = await loadModel(modelPath, { gpu: backend });
   try {
     return fn(model);
   } finally {

@@ -13,6 +13,8 @@ export interface SuiteReport {
   suite: string;
   title: string;
   command: string;
+  /** The backend and its devices, e.g. "cuda (NVIDIA H100 80GB HBM3)". */
+  backend?: string;
   machineBefore: MachineInfo;
   machineAfter: MachineInfo;
   /** Commands of the peers, as run. */
@@ -34,6 +36,7 @@ export function renderReport(r: SuiteReport): string {
     "",
     `- command: \`${r.command}\``,
     `- machine: ${describeMachine(r.machineBefore)}`,
+    ...(r.backend ? [`- backend: ${r.backend}`] : []),
     `- date: ${r.machineBefore.date}`,
     `- load average (1, 5, 15 min): before ${load(r.machineBefore)}; after ${load(r.machineAfter)}`,
     ...r.peers.map((p) => `- peer: \`${p}\``),

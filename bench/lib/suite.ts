@@ -1,6 +1,12 @@
 // What every suite is given.
+export type Backend = "cuda" | "cpu";
+
 export interface SuiteContext {
   modelPath: string;
+  /** Where vllama runs (and the llama.cpp peers with it: all layers offloaded on cuda). */
+  backend: Backend;
+  /** Concurrency levels (N) to measure instead of the suite's own. */
+  parallels?: number[];
   quick: boolean;
   rounds: number;
   /** The command line that ran the suite, for the report. */

@@ -3,7 +3,8 @@
 import os from "node:os";
 import { runWorker, startVllamaServer } from "./child.js";
 import { postStreaming } from "./http-stream.js";
-import { LlamaServer } from "./llama-cpp.js";
+import { LlamaServer, peerGpuArgs } from "./llama-cpp.js";
+import type { Backend } from "./suite.js";
 import { best, burst, summarize, type BenchPrompt, type BurstResult, type BurstSummary, type RequestResult } from "./load.js";
 import { generateRequest, type EngineBurstResult, type EngineJob } from "../workers/engine.js";
 import type { StepProfile } from "./step-profile.js";
@@ -11,6 +12,7 @@ import type { NodeLlamaCppJob } from "../workers/node-llama-cpp.js";
 
 export interface BurstPlan {
   modelPath: string;
+  backend: Backend;
   parallel: number;
   kvCells: number;
   maxTokens: number;
@@ -37,7 +39,7 @@ function summarizeAll(plan: BurstPlan, results: BurstResult[]): SystemRun {
 
 export async function runEngine(plan: BurstPlan): Promise<SystemRun> {
   const job: EngineJob = {
-    system: "engine", modelPath: plan.modelPath, parallel: plan.parallel, kvCells: plan.kvCells,
+    system: "engine", modelPath: plan.modelPath, gpu: plan.backend, parallel: plan.parallel, kvCells: plan.kvCells,
     prefixCache: plan.prefixCache ?? true, maxTokens: plan.maxTokens, rounds: plan.rounds, warmup: plan.warmup, profile: plan.profile,
   };
   const results = await runWorker<EngineBurstResult[]>(job);
@@ -62,7 +64,7 @@ async function rounds(plan: BurstPlan, one: (p: BenchPrompt) => Promise<RequestR
 }
 
 export async function runLlamaServer(plan: BurstPlan): Promise<SystemRun> {
-  const server = await LlamaServer.start(plan.modelPath, ["-np", String(plan.parallel), "-kvu", "-c", String(plan.kvCells)]);
+  const server = await LlamaServer.start(plan.modelPath, ["-np", String(plan.parallel), "-kvu", "-c", String(plan.kvCells), ...peerGpuArgs(plan.backend)]);
   try {
     const results = await rounds(plan, (p) => server.complete(p, plan.maxTokens));
     return { ...summarizeAll(plan, results), command: server.command };
@@ -72,7 +74,7 @@ export async function runLlamaServer(plan: BurstPlan): Promise<SystemRun> {
 }
 
 export async function runVllamaHttp(plan: BurstPlan): Promise<SystemRun> {
-  const server = await startVllamaServer({ system: "serve", parallel: plan.parallel, kvCells: plan.kvCells, prefixCache: plan.prefixCache ?? true });
+  const server = await startVllamaServer({ system: "serve", gpu: plan.backend, parallel: plan.parallel, kvCells: plan.kvCells, prefixCache: plan.prefixCache ?? true });
   try {
     const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
       const { ttftMs, chunks } = await postStreaming(`${server.url}/api/generate`, generateRequest(plan.modelPath, prompt, plan.maxTokens));

@@ -23,13 +23,13 @@ export const PROMPT_TOKENS = 128;
 export const CELLS_PER_REQUEST = 256;
 
 export async function runConcurrent(s: SuiteContext, systems: SystemUnderTest[]): Promise<ConcurrentResults> {
-  const parallels = s.quick ? [1, 4] : [1, 8, 32];
+  const parallels = s.parallels ?? (s.quick ? [1, 4] : [1, 8, 32]);
   const maxTokens = s.quick ? 16 : 64;
   const results: ConcurrentResults["results"] = Object.fromEntries(systems.map((sys) => [sys.name, {}]));
   const commands = new Set<string>();
   // A fresh prompt set per (N, system, round): no system sees a prompt twice.
   let salt = 1000;
-  const promptSets = await withTokenizer(s.modelPath, (m) =>
+  const promptSets = await withTokenizer(s.modelPath, s.backend, (m) =>
     parallels.map((n) => systems.map(() => ({
       warmup: distinctPrompts(m, 1, PROMPT_TOKENS, salt++)[0],
       rounds: Array.from({ length: s.rounds }, () => distinctPrompts(m, n, PROMPT_TOKENS, salt++)),
@@ -38,7 +38,7 @@ export async function runConcurrent(s: SuiteContext, systems: SystemUnderTest[])
   for (const [i, n] of parallels.entries()) {
     for (const [j, sys] of systems.entries()) {
       s.log(`  ${sys.name}, N=${n}`);
-      const plan: BurstPlan = { modelPath: s.modelPath, parallel: n, kvCells: n * CELLS_PER_REQUEST, maxTokens, ...promptSets[i][j] };
+      const plan: BurstPlan = { modelPath: s.modelPath, backend: s.backend, parallel: n, kvCells: n * CELLS_PER_REQUEST, maxTokens, ...promptSets[i][j] };
       const run = await sys.run(plan);
       results[sys.name][n] = run;
       if (run.command) commands.add(genericCommand(run.command));

@@ -1,7 +1,7 @@
 // Suite `native`: vllama's native step (prefill, then greedy decode with sampling) against
 // llama-batched-bench built from the same llama.cpp, on the same model and batch shape.
 import { runWorker } from "../lib/child.js";
-import { runBatchedBench } from "../lib/llama-cpp.js";
+import { peerGpuArgs, runBatchedBench } from "../lib/llama-cpp.js";
 import { fixed, markdownTable, machineInfo, ratio } from "../lib/machine.js";
 import { distinctPrompts, withTokenizer } from "../lib/prompts.js";
 import type { SuiteContext } from "../lib/suite.js";
@@ -12,17 +12,17 @@ import type { BatchedBenchRow } from "../lib/llama-cpp.js";
 const GOAL = 0.95;
 
 export async function nativeSuite(s: SuiteContext): Promise<SuiteReport> {
-  const parallels = s.quick ? [1, 4] : [1, 4, 16, 32];
+  const parallels = s.parallels ?? (s.quick ? [1, 4] : [1, 4, 16, 32]);
   const pp = 128;
   const tg = s.quick ? 16 : 64;
   const nCtx = Math.max(...parallels) * (pp + tg);
   const report = startReport("native", "native: step throughput vs llama-batched-bench", s.command);
-  const prompts = await withTokenizer(s.modelPath, (m) => distinctPrompts(m, Math.max(...parallels), pp, 1).map((p) => p.tokens));
+  const prompts = await withTokenizer(s.modelPath, s.backend, (m) => distinctPrompts(m, Math.max(...parallels), pp, 1).map((p) => p.tokens));
   const job: NativeJob = {
-    system: "native", modelPath: s.modelPath, nCtx, nBatch: 2048, nUbatch: 512, genTokens: tg,
+    system: "native", modelPath: s.modelPath, gpu: s.backend, nCtx, nBatch: 2048, nUbatch: 512, genTokens: tg,
     runs: parallels.map((n) => ({ prompts: prompts.slice(0, n) })),
   };
-  const bbArgs = ["-m", s.modelPath, "-c", String(nCtx), "-b", "2048", "-ub", "512", "-npp", String(pp), "-ntg", String(tg), "-npl", parallels.join(",")];
+  const bbArgs = ["-m", s.modelPath, "-c", String(nCtx), "-b", "2048", "-ub", "512", "-npp", String(pp), "-ntg", String(tg), "-npl", parallels.join(","), ...peerGpuArgs(s.backend)];
   // Rounds alternate the systems so that load from other users hits both alike; best of each.
   const native: NativeRunResult[][] = [];
   const split: BatchedBenchRow[][] = [];

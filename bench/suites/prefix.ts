@@ -27,12 +27,12 @@ export async function prefixSuite(s: SuiteContext): Promise<SuiteReport> {
   for (const sys of systems) {
     s.log(`  ${sys.name}`);
     // Each system gets its own prefix: every burst starts cold.
-    const { warmup, rounds } = await withTokenizer(s.modelPath, (m) => ({
+    const { warmup, rounds } = await withTokenizer(s.modelPath, s.backend, (m) => ({
       warmup: sharedPrefixPrompts(m, 1, 64, salt++)[0],
       rounds: Array.from({ length: s.rounds }, () => sharedPrefixPrompts(m, requests, prefixTokens, salt++)),
     }));
     promptLengths.push(...rounds.flat().map((p) => p.tokens.length));
-    const run = await sys.run({ modelPath: s.modelPath, parallel: requests, kvCells, maxTokens, rounds, warmup, prefixCache: sys.prefixCache });
+    const run = await sys.run({ modelPath: s.modelPath, backend: s.backend, parallel: requests, kvCells, maxTokens, rounds, warmup, prefixCache: sys.prefixCache });
     results[sys.name] = run;
     if (run.command) report.peers.push(run.command);
     s.log(`    TTFT p50 ${fixed(run.best.ttftP50Ms, 0)} ms, p90 ${fixed(run.best.ttftP90Ms, 0)} ms`);

@@ -3,12 +3,14 @@
 import os from "node:os";
 import path from "node:path";
 import { Engine } from "../../src/engine/engine.js";
+import type { GpuChoice } from "../../src/native/index.js";
 import { burst, type BenchPrompt, type BurstResult, type RequestResult } from "../lib/load.js";
 import { StepProfiler, type StepProfile } from "../lib/step-profile.js";
 
 export interface EngineJob {
   system: "engine";
   modelPath: string;
+  gpu: GpuChoice;
   parallel: number;
   kvCells: number;
   prefixCache: boolean;
@@ -32,7 +34,7 @@ export function generateRequest(modelPath: string, prompt: BenchPrompt, maxToken
 export async function runEngineJob(job: EngineJob): Promise<EngineBurstResult[]> {
   const profiler = job.profile ? StepProfiler.install() : undefined;
   const engine = new Engine({
-    modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), parallel: job.parallel, kvCells: job.kvCells, prefixCache: job.prefixCache,
+    modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), gpu: job.gpu, parallel: job.parallel, kvCells: job.kvCells, prefixCache: job.prefixCache,
   });
   try {
     const one = async (prompt: BenchPrompt): Promise<RequestResult> => {

@@ -1,11 +1,12 @@
 // vllama's native step, driven directly: the same work llama-batched-bench does (N sequences,
 // all prompts prefilled in n_batch chunks, then one token per sequence per step), plus greedy
 // sampling of every sequence's next token, which batched-bench skips.
-import { createContext, loadModel, type NativeContext, type SamplerParams, type StepResult } from "../../src/native/index.js";
+import { createContext, loadModel, type GpuChoice, type NativeContext, type SamplerParams, type StepResult } from "../../src/native/index.js";
 
 export interface NativeJob {
   system: "native";
   modelPath: string;
+  gpu: GpuChoice;
   nCtx: number;
   nBatch: number;
   nUbatch: number;
@@ -31,7 +32,7 @@ const GREEDY: SamplerParams = {
 };
 
 export async function runNativeJob(job: NativeJob): Promise<{ threads: number; results: NativeRunResult[] }> {
-  const model = await loadModel(job.modelPath, { gpu: "cpu" });
+  const model = await loadModel(job.modelPath, { gpu: job.gpu });
   const maxSeqs = Math.max(...job.runs.map((r) => r.prompts.length));
   const ctx = await createContext(model, { nCtx: job.nCtx, nSeqMax: maxSeqs, nBatch: job.nBatch, nUbatch: job.nUbatch });
   try {

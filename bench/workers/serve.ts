@@ -4,10 +4,12 @@ import os from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { Engine } from "../../src/engine/engine.js";
+import type { GpuChoice } from "../../src/native/index.js";
 import { startServer } from "../../src/server/index.js";
 
 export interface ServeJob {
   system: "serve";
+  gpu: GpuChoice;
   parallel: number;
   kvCells: number;
   prefixCache: boolean;
@@ -15,7 +17,7 @@ export interface ServeJob {
 
 export async function serveVllama(job: ServeJob): Promise<void> {
   const engine = new Engine({
-    modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), parallel: job.parallel, kvCells: job.kvCells, prefixCache: job.prefixCache,
+    modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), gpu: job.gpu, parallel: job.parallel, kvCells: job.kvCells, prefixCache: job.prefixCache,
   });
   const server = await startServer({
     engine, logger: pino({ level: "silent" }), config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "100mb" },
