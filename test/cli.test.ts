@@ -540,6 +540,17 @@ describe("errors and exit codes", parallel, () => {
     assert.match(stderr, /Error: the benchmark failed \(exit code 1\)\n$/);
   });
 
+  it("bench refuses a bad --parallel list or --gpu before it loads anything", async () => {
+    const [parallel, gpu] = await Promise.all([
+      spawnCli(["bench", "engine", "--parallel", "8,x"]),
+      spawnCli(["bench", "engine", "--gpu", "tpu"]),
+    ]);
+    assert.equal(parallel.code, 1);
+    assert.match(parallel.stderr, /bench: parallel must be a list of positive integers, e\.g\. 1,8,32/);
+    assert.equal(gpu.code, 1);
+    assert.match(gpu.stderr, /Invalid values[\s\S]*gpu, Given: "tpu", Choices: "auto", "cuda", "cpu"/);
+  });
+
   it("a bad environment value exits 1 naming the variable", async () => {
     const { code, stderr } = await cli(["list"], { env: { OLLAMA_NUM_PARALLEL: "lots" } });
     assert.deepEqual([code, stderr], [1, 'Error: invalid OLLAMA_NUM_PARALLEL="lots": expected an integer >= 1\n']);
