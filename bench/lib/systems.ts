@@ -1,27 +1,41 @@
-// The systems under test, each driven through one burst interface: given N, a number of rounds
-// and a prompt factory, run a warm-up and then one burst per round; return every round's summary.
+// The systems under test, each opened once per measurement and then driven burst by burst, so that
+// a suite can interleave them: round 1 of every system, then round 2 of every system, and so on.
+// Drift in the machine's speed (minutes apart, up to 30% on a shared machine) then hits every
+// system alike instead of whichever ran last.
 import os from "node:os";
-import { runWorker, startVllamaServer } from "./child.js";
+import { openWorker, startVllamaServer } from "./child.js";
 import { postStreaming } from "./http-stream.js";
 import { LlamaServer, peerGpuArgs } from "./llama-cpp.js";
-import type { Backend } from "./suite.js";
 import { best, burst, summarize, type BenchPrompt, type BurstResult, type BurstSummary, type RequestResult } from "./load.js";
-import { generateRequest, type EngineBurstResult, type EngineJob } from "../workers/engine.js";
+import type { Backend } from "./suite.js";
+import { generateRequest, type EngineJob } from "../workers/engine.js";
 import type { StepProfile } from "./step-profile.js";
 import type { NodeLlamaCppJob } from "../workers/node-llama-cpp.js";
 
-export interface BurstPlan {
+export interface SystemSetup {
   modelPath: string;
   backend: Backend;
   parallel: number;
   kvCells: number;
   maxTokens: number;
-  /** Prompts of each round; every system gets its own, so caches start cold. */
-  rounds: BenchPrompt[][];
-  warmup: BenchPrompt;
   prefixCache?: boolean;
   /** vllama in-process: also measure where the time goes (native step vs JS between steps). */
   profile?: boolean;
+}
+
+type ProfiledBurst = BurstResult & { profile?: StepProfile };
+
+/** A loaded system: requests go to it one at a time (warm-up) or all at once (a burst). */
+export interface Session {
+  command?: string;
+  warmup(prompt: BenchPrompt): Promise<void>;
+  burst(prompts: BenchPrompt[]): Promise<ProfiledBurst>;
+  stop(): Promise<void>;
+}
+
+export interface SystemUnderTest {
+  name: string;
+  open: (setup: SystemSetup) => Promise<Session>;
 }
 
 export interface SystemRun {
@@ -32,62 +46,91 @@ export interface SystemRun {
   profile?: StepProfile;
 }
 
-function summarizeAll(plan: BurstPlan, results: BurstResult[]): SystemRun {
-  const rounds = results.map((r, i) => summarize({ prompts: plan.rounds[i], maxTokens: plan.maxTokens }, r));
-  return { best: best(rounds), rounds };
+/** What each system is sent: its own warm-up and rounds (so no system hits another's cache). */
+export interface SystemPrompts {
+  warmup: BenchPrompt;
+  rounds: BenchPrompt[][];
 }
 
-export async function runEngine(plan: BurstPlan): Promise<SystemRun> {
+export async function openEngine(setup: SystemSetup): Promise<Session> {
   const job: EngineJob = {
-    system: "engine", modelPath: plan.modelPath, gpu: plan.backend, parallel: plan.parallel, kvCells: plan.kvCells,
-    prefixCache: plan.prefixCache ?? true, maxTokens: plan.maxTokens, rounds: plan.rounds, warmup: plan.warmup, profile: plan.profile,
+    system: "engine", modelPath: setup.modelPath, gpu: setup.backend, parallel: setup.parallel, kvCells: setup.kvCells,
+    prefixCache: setup.prefixCache ?? true, maxTokens: setup.maxTokens, profile: setup.profile,
   };
-  const results = await runWorker<EngineBurstResult[]>(job);
-  const run = summarizeAll(plan, results);
-  return { ...run, profile: results[run.rounds.indexOf(run.best)]?.profile };
+  const worker = await openWorker(job);
+  return {
+    warmup: (prompt) => worker.request({ warmup: prompt }),
+    burst: (prompts) => worker.request<ProfiledBurst>({ burst: prompts }),
+    stop: () => worker.stop(),
+  };
 }
 
-export async function runNodeLlamaCpp(plan: BurstPlan): Promise<SystemRun> {
+export async function openNodeLlamaCpp(setup: SystemSetup): Promise<Session> {
   const job: NodeLlamaCppJob = {
-    system: "node-llama-cpp", modelPath: plan.modelPath, parallel: plan.parallel,
-    contextSizePerSequence: Math.ceil(plan.kvCells / plan.parallel), maxTokens: plan.maxTokens, rounds: plan.rounds, warmup: plan.warmup,
+    system: "node-llama-cpp", modelPath: setup.modelPath, parallel: setup.parallel,
+    contextSizePerSequence: Math.ceil(setup.kvCells / setup.parallel), maxTokens: setup.maxTokens,
   };
-  const run = summarizeAll(plan, await runWorker<BurstResult[]>(job));
-  return { ...run, command: `node-llama-cpp: createContext({ sequences: ${plan.parallel}, contextSize: ${job.contextSizePerSequence}, threads: ${os.availableParallelism()} })` };
+  const worker = await openWorker(job);
+  return {
+    command: `node-llama-cpp: createContext({ sequences: ${setup.parallel}, contextSize: ${job.contextSizePerSequence}, threads: ${os.availableParallelism()} })`,
+    warmup: (prompt) => worker.request({ warmup: prompt }),
+    burst: (prompts) => worker.request<BurstResult>({ burst: prompts }),
+    stop: () => worker.stop(),
+  };
 }
 
-async function rounds(plan: BurstPlan, one: (p: BenchPrompt) => Promise<RequestResult>): Promise<BurstResult[]> {
-  await one(plan.warmup);
-  const results: BurstResult[] = [];
-  for (const prompts of plan.rounds) results.push(await burst({ prompts, maxTokens: plan.maxTokens }, one));
-  return results;
+/** A session driven from this process, one streaming HTTP request per prompt. */
+function httpSession(command: string, maxTokens: number, one: (p: BenchPrompt) => Promise<RequestResult>, stop: () => Promise<void>): Session {
+  return {
+    command,
+    warmup: async (prompt) => void (await one(prompt)),
+    burst: (prompts) => burst({ prompts, maxTokens }, one),
+    stop,
+  };
 }
 
-export async function runLlamaServer(plan: BurstPlan): Promise<SystemRun> {
-  const server = await LlamaServer.start(plan.modelPath, ["-np", String(plan.parallel), "-kvu", "-c", String(plan.kvCells), ...peerGpuArgs(plan.backend)]);
+export async function openLlamaServer(setup: SystemSetup): Promise<Session> {
+  const server = await LlamaServer.start(setup.modelPath, ["-np", String(setup.parallel), "-kvu", "-c", String(setup.kvCells), ...peerGpuArgs(setup.backend)]);
+  return httpSession(server.command, setup.maxTokens, (p) => server.complete(p, setup.maxTokens), () => server.stop());
+}
+
+export async function openVllamaHttp(setup: SystemSetup): Promise<Session> {
+  const server = await startVllamaServer({ system: "serve", gpu: setup.backend, parallel: setup.parallel, kvCells: setup.kvCells, prefixCache: setup.prefixCache ?? true });
+  const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
+    const { ttftMs, chunks } = await postStreaming(`${server.url}/api/generate`, generateRequest(setup.modelPath, prompt, setup.maxTokens));
+    const last = chunks[chunks.length - 1] as { done?: boolean; eval_count?: number; error?: string };
+    if (last?.error) throw new Error(`vllama: ${last.error}`);
+    return { ttftMs, promptTokens: prompt.tokens.length, generatedTokens: last?.eval_count ?? 0 };
+  };
+  const command = `vllama HTTP server (bench/workers/serve.ts: Engine({ parallel: ${setup.parallel}, kvCells: ${setup.kvCells} }) + startServer), POST /api/generate streaming`;
+  return httpSession(command, setup.maxTokens, one, server.stop);
+}
+
+/**
+ * Opens every system (all stay loaded; an idle one only waits), warms each up, then runs the
+ * rounds interleaved: round r of every system before round r + 1 of any.
+ */
+export async function runInterleaved(
+  systems: Array<SystemUnderTest & { setup: SystemSetup; prompts: SystemPrompts }>,
+): Promise<Record<string, SystemRun>> {
+  const sessions: Session[] = [];
   try {
-    const results = await rounds(plan, (p) => server.complete(p, plan.maxTokens));
-    return { ...summarizeAll(plan, results), command: server.command };
+    for (const sys of systems) sessions.push(await sys.open(sys.setup));
+    for (const [i, sys] of systems.entries()) await sessions[i].warmup(sys.prompts.warmup);
+    const results: ProfiledBurst[][] = systems.map(() => []);
+    const roundCount = Math.max(...systems.map((s) => s.prompts.rounds.length));
+    for (let round = 0; round < roundCount; round++) {
+      for (const [i, sys] of systems.entries()) {
+        const prompts = sys.prompts.rounds[round];
+        if (prompts) results[i].push(await sessions[i].burst(prompts));
+      }
+    }
+    return Object.fromEntries(systems.map((sys, i) => {
+      const rounds = results[i].map((r, k) => summarize({ prompts: sys.prompts.rounds[k], maxTokens: sys.setup.maxTokens }, r));
+      const top = best(rounds);
+      return [sys.name, { best: top, rounds, command: sessions[i].command, profile: results[i][rounds.indexOf(top)]?.profile }];
+    }));
   } finally {
-    await server.stop();
-  }
-}
-
-export async function runVllamaHttp(plan: BurstPlan): Promise<SystemRun> {
-  const server = await startVllamaServer({ system: "serve", gpu: plan.backend, parallel: plan.parallel, kvCells: plan.kvCells, prefixCache: plan.prefixCache ?? true });
-  try {
-    const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
-      const { ttftMs, chunks } = await postStreaming(`${server.url}/api/generate`, generateRequest(plan.modelPath, prompt, plan.maxTokens));
-      const last = chunks[chunks.length - 1] as { done?: boolean; eval_count?: number; error?: string };
-      if (last?.error) throw new Error(`vllama: ${last.error}`);
-      return { ttftMs, promptTokens: prompt.tokens.length, generatedTokens: last?.eval_count ?? 0 };
-    };
-    const results = await rounds(plan, one);
-    return {
-      ...summarizeAll(plan, results),
-      command: `vllama HTTP server (bench/workers/serve.ts: Engine({ parallel: ${plan.parallel}, kvCells: ${plan.kvCells} }) + startServer), POST /api/generate streaming`,
-    };
-  } finally {
-    await server.stop();
+    await Promise.all(sessions.map((s) => s.stop()));
   }
 }

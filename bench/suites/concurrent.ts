@@ -3,12 +3,7 @@
 import { fixed, markdownTable } from "../lib/machine.js";
 import { distinctPrompts, withTokenizer } from "../lib/prompts.js";
 import type { SuiteContext } from "../lib/suite.js";
-import type { BurstPlan, SystemRun } from "../lib/systems.js";
-
-export interface SystemUnderTest {
-  name: string;
-  run: (plan: BurstPlan) => Promise<SystemRun>;
-}
+import { runInterleaved, type SystemRun, type SystemUnderTest } from "../lib/systems.js";
 
 export interface ConcurrentResults {
   parallels: number[];
@@ -36,13 +31,14 @@ export async function runConcurrent(s: SuiteContext, systems: SystemUnderTest[])
     }))),
   );
   for (const [i, n] of parallels.entries()) {
-    for (const [j, sys] of systems.entries()) {
-      s.log(`  ${sys.name}, N=${n}`);
-      const plan: BurstPlan = { modelPath: s.modelPath, backend: s.backend, parallel: n, kvCells: n * CELLS_PER_REQUEST, maxTokens, ...promptSets[i][j] };
-      const run = await sys.run(plan);
+    s.log(`  N=${n}: ${systems.map((sys) => sys.name).join(", ")}, ${s.rounds} round(s) interleaved`);
+    const setup = { modelPath: s.modelPath, backend: s.backend, parallel: n, kvCells: n * CELLS_PER_REQUEST, maxTokens };
+    const runs = await runInterleaved(systems.map((sys, j) => ({ ...sys, setup, prompts: promptSets[i][j] })));
+    for (const sys of systems) {
+      const run = runs[sys.name];
       results[sys.name][n] = run;
       if (run.command) commands.add(genericCommand(run.command));
-      s.log(`    ${fixed(run.best.tokensPerSecond)} t/s, TTFT p50 ${fixed(run.best.ttftP50Ms, 0)} ms`);
+      s.log(`    ${sys.name}: ${run.rounds.map((r) => fixed(r.tokensPerSecond)).join(" / ")} t/s, best TTFT p50 ${fixed(run.best.ttftP50Ms, 0)} ms`);
     }
   }
   return { parallels, maxTokens, results, commands: [...commands] };

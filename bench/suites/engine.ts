@@ -3,7 +3,7 @@
 import { machineInfo, markdownTable, ratio } from "../lib/machine.js";
 import { startReport, type SuiteReport } from "../lib/report.js";
 import type { SuiteContext } from "../lib/suite.js";
-import { runEngine, runLlamaServer, runNodeLlamaCpp } from "../lib/systems.js";
+import { openEngine, openLlamaServer, openNodeLlamaCpp } from "../lib/systems.js";
 import { roundsTable, runConcurrent, shortRequestNotes, throughputTable, PROMPT_TOKENS, type ConcurrentResults } from "./concurrent.js";
 
 export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
@@ -12,9 +12,9 @@ export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
   // GPU it is left out rather than run on the CPU against GPU peers.
   const withNodeLlamaCpp = s.backend === "cpu";
   const r = await runConcurrent(s, [
-    { name: "vllama", run: (plan) => runEngine({ ...plan, profile: true }) },
-    { name: "llama-server", run: runLlamaServer },
-    ...(withNodeLlamaCpp ? [{ name: "node-llama-cpp", run: runNodeLlamaCpp }] : []),
+    { name: "vllama", open: (setup) => openEngine({ ...setup, profile: true }) },
+    { name: "llama-server", open: openLlamaServer },
+    ...(withNodeLlamaCpp ? [{ name: "node-llama-cpp", open: openNodeLlamaCpp }] : []),
   ]);
   const names = ["vllama", "llama-server", ...(withNodeLlamaCpp ? ["node-llama-cpp"] : [])];
   report.peers.push(...r.commands);
@@ -48,7 +48,7 @@ export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
     }),
   );
   report.notes.push(
-    `${PROMPT_TOKENS}-token prompts (distinct per request and per run), ${r.maxTokens} generated tokens (num_predict / n_predict, EOS ignored), temperature 0; tokens/s = (prompt + generated tokens) / wall time of the burst; TTFT = request sent to first streamed chunk; best of ${s.rounds} round(s) after one warm-up request.`,
+    `${PROMPT_TOKENS}-token prompts (distinct per request and per run), ${r.maxTokens} generated tokens (num_predict / n_predict, EOS ignored), temperature 0; tokens/s = (prompt + generated tokens) / wall time of the burst; TTFT = request sent to first streamed chunk; best of ${s.rounds} round(s) after one warm-up request; all systems stay loaded and their rounds interleave (round 1 of each, then round 2 of each...), so drift in the machine's speed hits them alike.`,
     "The vllama profile wraps the Executor's run(), the only caller of the native step (bench/lib/step-profile.ts): decode and sample are the addon's own timings; 'native other' is the rest of the step call; 'JS between steps' is the gap from one step's end to the next step's start (scheduling, delivering tokens, streaming), gaps over 50 ms counted as idle.",
     "vllama and node-llama-cpp run in-process (each in its own child process of the bench); llama-server is driven over HTTP (streaming /completion with cache_prompt) from the bench process.",
     ...shortRequestNotes(r),

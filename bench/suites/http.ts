@@ -3,7 +3,7 @@
 import { machineInfo, markdownTable, ratio } from "../lib/machine.js";
 import { startReport, type SuiteReport } from "../lib/report.js";
 import type { SuiteContext } from "../lib/suite.js";
-import { runEngine, runLlamaServer, runVllamaHttp } from "../lib/systems.js";
+import { openEngine, openLlamaServer, openVllamaHttp } from "../lib/systems.js";
 import { roundsTable, runConcurrent, shortRequestNotes, throughputTable } from "./concurrent.js";
 
 const GOAL = 0.95;
@@ -11,9 +11,9 @@ const GOAL = 0.95;
 export async function httpSuite(s: SuiteContext): Promise<SuiteReport> {
   const report = startReport("http", "http: vllama's HTTP server vs in-process Engine and llama-server", s.command);
   const r = await runConcurrent(s, [
-    { name: "vllama HTTP", run: runVllamaHttp },
-    { name: "vllama in-process", run: runEngine },
-    { name: "llama-server", run: runLlamaServer },
+    { name: "vllama HTTP", open: openVllamaHttp },
+    { name: "vllama in-process", open: openEngine },
+    { name: "llama-server", open: openLlamaServer },
   ]);
   report.peers.push(...r.commands);
   report.tables.push(throughputTable(r, ["vllama HTTP", "vllama in-process", "llama-server"]));
@@ -32,7 +32,7 @@ export async function httpSuite(s: SuiteContext): Promise<SuiteReport> {
     report.goals.push({ name: `N=${x.n} ratio kept over HTTP`, target: `>= ${GOAL}x`, measured: `${x.kept.toFixed(2)}x`, met: x.kept >= GOAL });
   }
   report.notes.push(
-    "Same load as the `engine` suite. vllama's server runs in a child process (the Engine and Express app of `vllama serve`, logging off); the bench process is the HTTP client for both servers (streaming NDJSON / SSE).",
+    "Same load as the `engine` suite, rounds interleaved across the three systems. vllama's server runs in a child process (the Engine and Express app of `vllama serve`, logging off); the bench process is the HTTP client for both servers (streaming NDJSON / SSE).",
     ...shortRequestNotes(r),
   );
   report.machineAfter = machineInfo();

@@ -5,7 +5,7 @@ import { fixed, machineInfo, markdownTable, ratio } from "../lib/machine.js";
 import { sharedPrefixPrompts, withTokenizer } from "../lib/prompts.js";
 import { startReport, type SuiteReport } from "../lib/report.js";
 import type { SuiteContext } from "../lib/suite.js";
-import { runEngine, runLlamaServer, type BurstPlan, type SystemRun } from "../lib/systems.js";
+import { openEngine, openLlamaServer, runInterleaved, type SystemRun } from "../lib/systems.js";
 
 const GOAL = 5;
 
@@ -17,25 +17,27 @@ export async function prefixSuite(s: SuiteContext): Promise<SuiteReport> {
   // Room for every request's full prompt at once, so the cache-off run is not starved of cells.
   const kvCells = requests * (Math.ceil((prefixTokens + 64 + maxTokens) / 256) * 256);
   let salt = 50;
-  const systems: Array<{ name: string; run: (p: BurstPlan) => Promise<SystemRun>; prefixCache?: boolean }> = [
-    { name: "vllama, prefix cache on", run: runEngine, prefixCache: true },
-    { name: "vllama, prefix cache off", run: runEngine, prefixCache: false },
-    { name: "llama-server", run: runLlamaServer },
+  const systems = [
+    { name: "vllama, prefix cache on", open: openEngine, prefixCache: true },
+    { name: "vllama, prefix cache off", open: openEngine, prefixCache: false },
+    { name: "llama-server", open: openLlamaServer },
   ];
-  const results: Record<string, SystemRun> = {};
-  const promptLengths: number[] = [];
+  // Each system gets its own prefix: every burst starts cold.
+  const prompts = await withTokenizer(s.modelPath, s.backend, (m) => systems.map(() => ({
+    warmup: sharedPrefixPrompts(m, 1, 64, salt++)[0],
+    rounds: Array.from({ length: s.rounds }, () => sharedPrefixPrompts(m, requests, prefixTokens, salt++)),
+  })));
+  const promptLengths = prompts.flatMap((p) => p.rounds.flat().map((x) => x.tokens.length));
+  s.log(`  ${systems.map((sys) => sys.name).join(", ")}, ${s.rounds} round(s) interleaved`);
+  const results: Record<string, SystemRun> = await runInterleaved(systems.map((sys, i) => ({
+    ...sys,
+    setup: { modelPath: s.modelPath, backend: s.backend, parallel: requests, kvCells, maxTokens, prefixCache: sys.prefixCache },
+    prompts: prompts[i],
+  })));
   for (const sys of systems) {
-    s.log(`  ${sys.name}`);
-    // Each system gets its own prefix: every burst starts cold.
-    const { warmup, rounds } = await withTokenizer(s.modelPath, s.backend, (m) => ({
-      warmup: sharedPrefixPrompts(m, 1, 64, salt++)[0],
-      rounds: Array.from({ length: s.rounds }, () => sharedPrefixPrompts(m, requests, prefixTokens, salt++)),
-    }));
-    promptLengths.push(...rounds.flat().map((p) => p.tokens.length));
-    const run = await sys.run({ modelPath: s.modelPath, backend: s.backend, parallel: requests, kvCells, maxTokens, rounds, warmup, prefixCache: sys.prefixCache });
-    results[sys.name] = run;
+    const run = results[sys.name];
     if (run.command) report.peers.push(run.command);
-    s.log(`    TTFT p50 ${fixed(run.best.ttftP50Ms, 0)} ms, p90 ${fixed(run.best.ttftP90Ms, 0)} ms`);
+    s.log(`    ${sys.name}: TTFT p50 ${fixed(run.best.ttftP50Ms, 0)} ms, p90 ${fixed(run.best.ttftP90Ms, 0)} ms`);
   }
   // Lower TTFT is better: pick each system's round with the best p50.
   const bestTtft = (run: SystemRun) => run.rounds.reduce((a, b) => (b.ttftP50Ms < a.ttftP50Ms ? b : a));
@@ -62,7 +64,7 @@ export async function prefixSuite(s: SuiteContext): Promise<SuiteReport> {
   });
   const promptLength = `${Math.min(...promptLengths)}-${Math.max(...promptLengths)}`;
   report.notes.push(
-    `${requests} requests sent at once, each a common ${prefixTokens}-token prefix + a short distinct question (${promptLength} tokens in all), ${maxTokens} generated tokens, EOS ignored; KV cache ${kvCells} cells for every system; each system gets its own prefix, so every burst is cold; best of ${s.rounds} round(s).`,
+    `${requests} requests sent at once, each a common ${prefixTokens}-token prefix + a short distinct question (${promptLength} tokens in all), ${maxTokens} generated tokens, EOS ignored; KV cache ${kvCells} cells for every system; each system gets its own prefix, so every burst is cold; best of ${s.rounds} round(s), interleaved across the systems.`,
   );
   report.machineAfter = machineInfo();
   return report;

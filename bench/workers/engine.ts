@@ -1,11 +1,11 @@
-// vllama's in-process Engine: N concurrent streaming generate() calls per burst, exactly as an
-// embedding Node app would make them.
+// vllama's in-process Engine: concurrent streaming generate() calls, exactly as an embedding Node
+// app would make them.
 import os from "node:os";
 import path from "node:path";
 import { Engine } from "../../src/engine/engine.js";
 import type { GpuChoice } from "../../src/native/index.js";
-import { burst, type BenchPrompt, type BurstResult, type RequestResult } from "../lib/load.js";
-import { StepProfiler, type StepProfile } from "../lib/step-profile.js";
+import type { BenchPrompt, RequestResult } from "../lib/load.js";
+import { StepProfiler } from "../lib/step-profile.js";
 
 export interface EngineJob {
   system: "engine";
@@ -15,14 +15,16 @@ export interface EngineJob {
   kvCells: number;
   prefixCache: boolean;
   maxTokens: number;
-  /** One burst per round; a fresh prompt set each round, so nothing is cached across rounds. */
-  rounds: BenchPrompt[][];
-  warmup: BenchPrompt;
   /** Also report where each burst's time went (native step vs JS between steps). */
   profile?: boolean;
 }
 
-export type EngineBurstResult = BurstResult & { profile?: StepProfile };
+/** A loaded system in a worker: one request at a time or many at once, then close. */
+export interface WorkerSession {
+  one: (prompt: BenchPrompt) => Promise<RequestResult>;
+  close: () => Promise<void>;
+  profiler?: StepProfiler;
+}
 
 export function generateRequest(modelPath: string, prompt: BenchPrompt, maxTokens: number) {
   return {
@@ -31,31 +33,22 @@ export function generateRequest(modelPath: string, prompt: BenchPrompt, maxToken
   };
 }
 
-export async function runEngineJob(job: EngineJob): Promise<EngineBurstResult[]> {
+export async function openEngineSession(job: EngineJob): Promise<WorkerSession> {
   const profiler = job.profile ? StepProfiler.install() : undefined;
   const engine = new Engine({
     modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), gpu: job.gpu, parallel: job.parallel, kvCells: job.kvCells, prefixCache: job.prefixCache,
   });
-  try {
-    const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
-      const started = performance.now();
-      let ttftMs = NaN;
-      let generatedTokens = 0;
-      for await (const chunk of await engine.generate(generateRequest(job.modelPath, prompt, job.maxTokens))) {
-        if (Number.isNaN(ttftMs)) ttftMs = performance.now() - started;
-        if (chunk.done) generatedTokens = chunk.eval_count ?? 0;
-      }
-      return { ttftMs, promptTokens: prompt.tokens.length, generatedTokens };
-    };
-    await one(job.warmup);
-    const results: EngineBurstResult[] = [];
-    for (const prompts of job.rounds) {
-      profiler?.reset();
-      const result = await burst({ prompts, maxTokens: job.maxTokens }, one);
-      results.push(profiler ? { ...result, profile: profiler.summary() } : result);
+  const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
+    const started = performance.now();
+    let ttftMs = NaN;
+    let generatedTokens = 0;
+    for await (const chunk of await engine.generate(generateRequest(job.modelPath, prompt, job.maxTokens))) {
+      if (Number.isNaN(ttftMs)) ttftMs = performance.now() - started;
+      if (chunk.done) generatedTokens = chunk.eval_count ?? 0;
     }
-    return results;
-  } finally {
-    await engine.close();
-  }
+    return { ttftMs, promptTokens: prompt.tokens.length, generatedTokens };
+  };
+  // Load the model now, so that the first warm-up is not also the load.
+  await engine.generate({ model: job.modelPath, prompt: "", keep_alive: -1 });
+  return { one, close: () => engine.close(), profiler };
 }

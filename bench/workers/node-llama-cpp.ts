@@ -2,7 +2,8 @@
 // concurrent generations (its own batching of sequences into one decode).
 import os from "node:os";
 import { getLlama, type LlamaContextSequence, type Token } from "node-llama-cpp";
-import { burst, type BenchPrompt, type BurstResult, type RequestResult } from "../lib/load.js";
+import type { BenchPrompt, RequestResult } from "../lib/load.js";
+import type { WorkerSession } from "./engine.js";
 
 export interface NodeLlamaCppJob {
   system: "node-llama-cpp";
@@ -11,19 +12,16 @@ export interface NodeLlamaCppJob {
   /** Cells per sequence (node-llama-cpp gives each sequence its own). */
   contextSizePerSequence: number;
   maxTokens: number;
-  rounds: BenchPrompt[][];
-  warmup: BenchPrompt;
 }
 
-export async function runNodeLlamaCppJob(job: NodeLlamaCppJob): Promise<BurstResult[]> {
+export async function openNodeLlamaCppSession(job: NodeLlamaCppJob): Promise<WorkerSession> {
   const llama = await getLlama({ gpu: false, build: "never" });
   const model = await llama.loadModel({ modelPath: job.modelPath });
   // Its default is 2 threads per core (4 here); on a busy 2-core machine, more spinning threads
   // than cores is many times slower, so it gets the cores, as vllama and llama.cpp do.
   const context = await model.createContext({ sequences: job.parallel, contextSize: job.contextSizePerSequence, threads: os.availableParallelism() });
-  const sequences = Array.from({ length: job.parallel }, () => context.getSequence());
-  const free = [...sequences];
-  const generate = async (prompt: BenchPrompt): Promise<RequestResult> => {
+  const free = Array.from({ length: job.parallel }, () => context.getSequence());
+  const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
     const sequence = free.pop() as LlamaContextSequence;
     try {
       await sequence.clearHistory();
@@ -39,14 +37,10 @@ export async function runNodeLlamaCppJob(job: NodeLlamaCppJob): Promise<BurstRes
       free.push(sequence);
     }
   };
-  try {
-    await generate(job.warmup);
-    const results: BurstResult[] = [];
-    for (const prompts of job.rounds) results.push(await burst({ prompts, maxTokens: job.maxTokens }, generate));
-    return results;
-  } finally {
+  const close = async () => {
     await context.dispose();
     await model.dispose();
     await llama.dispose();
-  }
+  };
+  return { one, close };
 }
