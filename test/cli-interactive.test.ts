@@ -68,15 +68,17 @@ async function api<T>(path: string, body?: unknown): Promise<T> {
 }
 
 /** `vllama run MODEL` in a terminal, at its first prompt. */
-async function runChat(model: string): Promise<TerminalSession> {
+/** Runs `vllama run MODEL` in a terminal, hands it to `session`, then ends it with /bye (exit 0). */
+async function withChat(model: string, session: (term: TerminalSession) => Promise<void>): Promise<void> {
   const term = new TerminalSession(["run", model], { cwd: home, env: cliEnv({ HOME: home, OLLAMA_HOST: url }) });
-  await term.waitFor(/>>> $/);
-  return term;
-}
-
-async function bye(term: TerminalSession): Promise<void> {
-  term.type("/bye\r");
-  assert.equal(await term.exited, 0);
+  try {
+    await term.waitFor(/>>> $/);
+    await session(term);
+    term.type("/bye\r");
+    assert.equal(await term.exited, 0);
+  } finally {
+    term.kill();
+  }
 }
 
 function lastChat(): ChatRequest {
@@ -102,8 +104,7 @@ after(async () => {
 
 describe("interactive commands", () => {
   it("/set parameter, system, format and think reach every request; bad ones say why and the chat goes on", async () => {
-    const term = await runChat("tiny");
-    try {
+    await withChat("tiny", async (term) => {
       assert.equal(await term.enter("/set parameter temperature 0"), "Set parameter 'temperature' to '0'\n");
       assert.equal(await term.enter("/set parameter num_predict 5"), "Set parameter 'num_predict' to '5'\n");
       assert.equal(await term.enter("/set parameter stop <end> <eot>"), "Set parameter 'stop' to '<end>, <eot>'\n");
@@ -150,15 +151,11 @@ describe("interactive commands", () => {
       assert.match(await term.enter("timed"), /^reply 3: timed\n[\s\S]*eval rate:/);
       assert.equal(await term.enter("/set quiet"), "Set 'quiet' mode.\n");
       assert.equal(await term.enter("/set nohistory"), "");
-      await bye(term);
-    } finally {
-      term.kill();
-    }
+    });
   });
 
   it('/show prints the model\'s information with the session\'s settings; /set system takes a """ block', async () => {
-    const term = await runChat("tiny");
-    try {
+    await withChat("tiny", async (term) => {
       assert.equal(await term.enter("/show"), SHOW_HELP);
       assert.match(await term.enter("/show parameters"), /^Model defined parameters:\n {2}top_k {26}20\n\n$/);
       await term.enter("/set parameter temperature 0", /^Set parameter/);
@@ -185,10 +182,7 @@ describe("interactive commands", () => {
       assert.equal(await term.enter("/? set"), SET_HELP);
       assert.equal(await term.enter("/? show"), SHOW_HELP);
       assert.equal(await term.enter("/? shortcuts"), SHORTCUTS_HELP);
-      await bye(term);
-    } finally {
-      term.kill();
-    }
+    });
     // Only the session saw its settings: the model is unchanged.
     const shown = await api<ShowResponse>("/api/show", { model: "tiny" });
     assert.equal(shown.system, "");
@@ -196,8 +190,7 @@ describe("interactive commands", () => {
   });
 
   it("/load switches the model and clears the conversation; an unknown model keeps the current one", async () => {
-    const term = await runChat("tiny");
-    try {
+    await withChat("tiny", async (term) => {
       assert.equal(await term.enter("hello"), "reply 1: hello\n\n");
       assert.equal(await term.enter("/load nope"), "Loading model 'nope'\nError: model 'nope' not found, try `vllama pull nope`\n");
       assert.equal(await term.enter("still here"), "reply 2: still here\n\n");
@@ -208,15 +201,11 @@ describe("interactive commands", () => {
       assert.equal(lastChat().model, "other");
       assert.deepEqual(lastChat().messages, [{ role: "user", content: "fresh" }]);
       assert.equal(await term.enter("/load"), "Usage:\n  /load <modelname>\n");
-      await bye(term);
-    } finally {
-      term.kill();
-    }
+    });
   });
 
   it("/save creates a model from the current one with the system prompt, parameters and conversation", async () => {
-    const term = await runChat("tiny");
-    try {
+    await withChat("tiny", async (term) => {
       await term.enter("/set system Be brief.", /^Set system message/);
       await term.enter("/set parameter temperature 0", /^Set parameter/);
       await term.enter("/set parameter stop <end> <eot>", /^Set parameter/);
@@ -225,10 +214,7 @@ describe("interactive commands", () => {
       assert.equal(await term.enter("/save tiny-saved"), "Created new model 'tiny-saved'\n");
       assert.equal(await term.enter("/save"), "Usage:\n  /save <modelname>\n");
       assert.match(await term.enter("/save -x"), /^Error: invalid model name '-x'/);
-      await bye(term);
-    } finally {
-      term.kill();
-    }
+    });
     const { models } = await api<TagsResponse>("/api/tags");
     assert.ok(models.some((m) => m.name === "tiny-saved:latest"), JSON.stringify(models.map((m) => m.name)));
     const saved = await api<ShowResponse>("/api/show", { model: "tiny-saved" });
