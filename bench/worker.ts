@@ -19,7 +19,7 @@ function report(result: unknown): void {
   process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 }
 
-async function serveSession(session: WorkerSession, maxTokens: number, lines: AsyncIterator<string>): Promise<void> {
+async function answerCommands(session: WorkerSession, maxTokens: number, lines: AsyncIterator<string>): Promise<void> {
   process.stdout.write("READY\n");
   try {
     for (let next = await lines.next(); !next.done; next = await lines.next()) {
@@ -47,11 +47,11 @@ async function main(): Promise<void> {
     case "native":
       return report(await runNativeJob(job));
     case "engine":
-      return serveSession(await openEngineSession(job), job.maxTokens, lines);
+      return answerCommands(await openEngineSession(job), job.maxTokens, lines);
     case "node-llama-cpp": {
       // Imported only here: node-llama-cpp need not be installed where it is not benchmarked.
       const { openNodeLlamaCppSession } = await import("./workers/node-llama-cpp.js");
-      return serveSession(await openNodeLlamaCppSession(job), job.maxTokens, lines);
+      return answerCommands(await openNodeLlamaCppSession(job), job.maxTokens, lines);
     }
     case "serve":
       return serveVllama(job);
