@@ -1,14 +1,14 @@
 // The engine in-process (`new Engine()`), on the real stories260K model: continuous batching,
 // cancellation, prefix caching, preemption, stop strings, seeds, structured output, embeddings.
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { copyFileSync, mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { BadRequestError, BusyError, CancelledError, NotFoundError } from "../src/api/errors.js";
 import type { GenerateResponse } from "../src/api/schemas.js";
 import { Engine } from "../src/engine/engine.js";
-import { initBackend } from "../src/native/index.js";
+import { initBackend, liveNativeObjects } from "../src/native/index.js";
 import { OTHER_PROMPTS, REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "./helpers/models.js";
 
 const model = storiesPath;
@@ -308,5 +308,48 @@ describe("engine: chat with tools on the built-in demo model", () => {
     for await (const c of await e.chat({ ...request, stream: true })) chunks.push(c);
     assert.equal(chunks.map((c) => c.message.content).join(""), "");
     assert.deepEqual(chunks.at(-1)!.message.tool_calls?.map((c) => c.function.name), ["get_weather"]);
+  });
+});
+
+describe("engine: several models", () => {
+  // Three copies of stories260K under different paths are three models to the engine.
+  const dir = mkdtempSync(path.join(os.tmpdir(), "vllama-models-"));
+  const [a, b, c] = ["a", "b", "c"].map((name) => {
+    const file = path.join(dir, `${name}.gguf`);
+    copyFileSync(storiesPath, file);
+    return file;
+  });
+  const loadedNames = async (e: Engine) => (await e.ps()).models.map((m) => m.name).sort();
+
+  test("up to maxLoadedModels stay loaded; the least recently used unloads first; one model loads once", async () => {
+    const e = newEngine({ maxLoadedModels: 2 });
+    const live = liveNativeObjects().models;
+    const use = (m: string) => e.generate({ model: m, prompt: "Once", stream: false, options: greedy(2) });
+    const [first, second] = await Promise.all([use(a), use(a)]);
+    assert.equal(first.eval_count, 2);
+    assert.equal(second.eval_count, 2);
+    assert.equal(liveNativeObjects().models - live, 1, "two requests for one model at once load it once");
+    await use(b);
+    await use(a);
+    await use(c); // b was used least recently
+    assert.deepEqual(await loadedNames(e), [a, c]);
+    await use(a);
+    await use(b); // now c was
+    assert.deepEqual(await loadedNames(e), [a, b]);
+    assert.equal(liveNativeObjects().models - live, 2);
+  });
+
+  test("keep_alive: 0 unloads after the request, a negative value keeps the model, a duration sets expires_at", async () => {
+    const e = newEngine();
+    const r = await e.generate({ model: a, prompt: "Once", stream: false, keep_alive: 0, options: greedy(4) });
+    assert.equal(r.eval_count, 4);
+    const deadline = Date.now() + 5000;
+    while ((await loadedNames(e)).length > 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+    assert.deepEqual(await loadedNames(e), []);
+    await e.generate({ model: b, prompt: "", stream: false, keep_alive: -1 });
+    await e.generate({ model: c, prompt: "", stream: false, keep_alive: "90s" });
+    const expires = Object.fromEntries((await e.ps()).models.map((m) => [m.name, Date.parse(m.expires_at)]));
+    assert.ok(expires[b] > Date.now() + 100 * 365 * 24 * 3600 * 1000, "kept for good");
+    assert.ok(Math.abs(expires[c] - (Date.now() + 90_000)) < 5000, "expires in 90 s");
   });
 });

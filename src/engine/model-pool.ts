@@ -110,9 +110,12 @@ export class ModelPool {
     entry.timer.unref();
   }
 
+  /** Unloads least recently used idle models until the one loading fits beside the others. */
   private async makeRoom(loadingKey: string): Promise<void> {
-    while (this.entries.size > this.maxLoaded) {
-      const idle = [...this.entries.values()].filter((e) => e.refs === 0 && e.key !== loadingKey).sort((a, b) => a.lastUsed - b.lastUsed);
+    for (;;) {
+      const others = [...this.entries.values()].filter((e) => e.key !== loadingKey);
+      if (others.length < this.maxLoaded) return;
+      const idle = others.filter((e) => e.refs === 0).sort((a, b) => a.lastUsed - b.lastUsed);
       // Every loaded model is busy: load one more rather than fail the request.
       if (idle.length === 0) return;
       await this.drop(idle[0]);
