@@ -7,6 +7,7 @@ import { openWorker, startVllamaServer } from "./child.js";
 import { postStreaming } from "./http-stream.js";
 import { LlamaServer, peerGpuArgs } from "./llama-cpp.js";
 import { best, burst, summarize, type BenchPrompt, type BurstResult, type BurstSummary, type RequestResult } from "./load.js";
+import { percentile } from "./stats.js";
 import type { Backend } from "./suite.js";
 import { generateRequest, type EngineJob } from "../workers/engine.js";
 import type { StepProfile } from "./step-profile.js";
@@ -39,8 +40,14 @@ export interface SystemUnderTest {
 }
 
 export interface SystemRun {
+  /** The round with the highest throughput. */
   best: BurstSummary;
   rounds: BurstSummary[];
+  /**
+   * TTFT p50 over every request of every round: a round's own p50 is one sample at N = 1, and the
+   * best round is picked for throughput, not latency.
+   */
+  ttftP50Ms: number;
   command?: string;
   /** The best round's step profile (vllama in-process with `profile`). */
   profile?: StepProfile;
@@ -128,7 +135,8 @@ export async function runInterleaved(
     return Object.fromEntries(systems.map((sys, i) => {
       const rounds = results[i].map((r, k) => summarize({ prompts: sys.prompts.rounds[k], maxTokens: sys.setup.maxTokens }, r));
       const top = best(rounds);
-      return [sys.name, { best: top, rounds, command: sessions[i].command, profile: results[i][rounds.indexOf(top)]?.profile }];
+      const ttftP50Ms = percentile(results[i].flatMap((r) => r.requests.map((q) => q.ttftMs)), 0.5);
+      return [sys.name, { best: top, rounds, ttftP50Ms, command: sessions[i].command, profile: results[i][rounds.indexOf(top)]?.profile }];
     }));
   } finally {
     await Promise.all(sessions.map((s) => s.stop()));

@@ -38,18 +38,18 @@ export async function runConcurrent(s: SuiteContext, systems: SystemUnderTest[])
       const run = runs[sys.name];
       results[sys.name][n] = run;
       if (run.command) commands.add(genericCommand(run.command));
-      s.log(`    ${sys.name}: ${run.rounds.map((r) => fixed(r.tokensPerSecond)).join(" / ")} t/s, best TTFT p50 ${fixed(run.best.ttftP50Ms, 0)} ms`);
+      s.log(`    ${sys.name}: ${run.rounds.map((r) => fixed(r.tokensPerSecond)).join(" / ")} t/s, TTFT p50 ${fixed(run.ttftP50Ms, 0)} ms`);
     }
   }
   return { parallels, maxTokens, results, commands: [...commands] };
 }
 
-/** One row per N: each system's tokens/s and TTFT p50. */
+/** One row per N: each system's tokens/s (best round) and TTFT p50 (every request of every round). */
 export function throughputTable(r: ConcurrentResults, names: string[]): string {
   const header = ["N", ...names.flatMap((n) => [`${n} t/s`, `${n} TTFT p50 ms`])];
   const rows = r.parallels.map((n) => [n, ...names.flatMap((name) => {
-    const b = r.results[name][n]?.best;
-    return [fixed(b?.tokensPerSecond), fixed(b?.ttftP50Ms, 0)];
+    const run = r.results[name][n];
+    return [fixed(run?.best.tokensPerSecond), fixed(run?.ttftP50Ms, 0)];
   })]);
   return markdownTable(header, rows);
 }
@@ -63,6 +63,26 @@ export function roundsTable(r: ConcurrentResults, names: string[]): string {
     ["N", ...names.map((n) => `${n} t/s, rounds in order`)],
     r.parallels.map((n) => [n, ...names.map((name) => (r.results[name][n]?.rounds ?? []).map((x) => fixed(x.tokensPerSecond)).join(" / "))]),
   );
+}
+
+/**
+ * The median over rounds of system `a`'s tokens/s over system `b`'s in the same round. Rounds
+ * interleave, so round r of each system ran minutes apart at most: the ratio of a pair cancels
+ * the machine's drift, where the best round of each may come from different moments (one lucky
+ * round decides a best-of ratio).
+ */
+export function pairedRatio(r: ConcurrentResults, a: string, b: string, n: number): number {
+  const ra = r.results[a]?.[n]?.rounds ?? [];
+  const rb = r.results[b]?.[n]?.rounds ?? [];
+  const pairs = ra.slice(0, rb.length).map((x, i) => x.tokensPerSecond / rb[i].tokensPerSecond);
+  return median(pairs);
+}
+
+function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 /** Requests that stopped before the asked number of tokens (none expected: EOS is ignored). */
