@@ -251,6 +251,21 @@ describe("engine: prefix cache and preemption", () => {
     assert.match(cached.metrics(), /vllm:prefix_cache_hits_total\{model_name="[^"]+"\} [1-9]/);
   });
 
+  test("a chat's next turn reuses the cells of the previous turn, its answer included", async () => {
+    const e = newEngine();
+    const user = { role: "user" as const, content: story + "What happened next?" };
+    const first = await e.chat({ model, messages: [user], stream: false, options: greedy(40) });
+    const hitsBefore = e.stats()[0].kv.prefixHits;
+    const next = [user, { role: "assistant" as const, content: first.message.content }, { role: "user" as const, content: "And then?" }];
+    const second = await e.chat({ model, messages: next, stream: false, options: greedy(8) });
+    // The first turn computed its prompt and all but its last sampled token, in 16-token blocks.
+    const computed = first.prompt_eval_count! + first.eval_count! - 1;
+    const hits = e.stats()[0].kv.prefixHits - hitsBefore;
+    assert.ok(hits >= Math.floor(computed / 16) * 16, `hits ${hits} of ${computed} computed tokens`);
+    assert.ok(first.prompt_eval_count! < computed - 16, "the answer spans more than a block");
+    assert.equal(second.message.content, (await newEngine({ prefixCache: false }).chat({ model, messages: next, stream: false, options: greedy(8) })).message.content);
+  });
+
   test("long prompts arriving while many sequences decode: every result equals its result alone", async () => {
     // 16 sequences decode when 4 long prompts arrive: those steps mix 16 single-token rows with
     // prompt chunks, which the CPU executor runs as two batches.
