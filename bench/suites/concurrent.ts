@@ -2,6 +2,7 @@
 // number of generated tokens, EOS ignored) against several systems, each N in turn.
 import { fixed, markdownTable } from "../lib/machine.js";
 import { distinctPrompts, withTokenizer } from "../lib/prompts.js";
+import { median } from "../lib/stats.js";
 import type { SuiteContext } from "../lib/suite.js";
 import { runInterleaved, type SystemRun, type SystemUnderTest } from "../lib/systems.js";
 
@@ -76,13 +77,6 @@ export function pairedRatio(r: ConcurrentResults, a: string, b: string, n: numbe
   const rb = r.results[b]?.[n]?.rounds ?? [];
   const pairs = ra.slice(0, rb.length).map((x, i) => x.tokensPerSecond / rb[i].tokensPerSecond);
   return median(pairs);
-}
-
-function median(values: number[]): number {
-  if (values.length === 0) return NaN;
-  const s = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 /** Requests that stopped before the asked number of tokens (none expected: EOS is ignored). */
