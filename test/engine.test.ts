@@ -204,6 +204,8 @@ describe("engine", () => {
     await assert.rejects(engine.generate({ model, prompt: "x", options: { temperature: -1 } }), BadRequestError);
     await assert.rejects(engine.generate({ model, prompt: "x", images: ["aGVsbG8="] }), /does not support images/);
     await assert.rejects(engine.chat({ model, messages: [{ role: "user", content: "x", images: ["aGVsbG8="] }] }), /does not support images/);
+    assert.throws(() => new Engine({ batchSize: 8 }), BadRequestError);
+    assert.throws(() => new Engine({ parallel: 0 }), BadRequestError);
   });
 
   test("load and unload with an empty prompt; ps lists the loaded model", async () => {

@@ -18,8 +18,8 @@ export interface RunnerOptions {
   parallel: number;
   /** Most requests waiting beyond `parallel`. */
   maxQueue: number;
-  /** Prompt tokens per step (decode tokens of running sequences come on top). */
-  batchSize: number;
+  /** Prompt tokens per step (decode tokens of running sequences come on top); default by device. */
+  batchSize?: number;
   flashAttention: "auto" | "on" | "off";
   kvCacheType: "f16" | "q8_0" | "q4_0";
   prefixCache: boolean;
@@ -33,9 +33,20 @@ export interface RunnerOptions {
 const MAX_SEQ_IDS = 256;
 // llama.cpp's default physical batch for prompt chunks: larger chunks are computed in pieces.
 const UBATCH_SIZE = 512;
+// Default prompt tokens per step: Ollama's num_batch on the CPU, llama-server's n_batch on a GPU.
+const CPU_BATCH_SIZE = 512;
+const GPU_BATCH_SIZE = 2048;
 
 function maxRunning(options: RunnerOptions): number {
   return Math.min(options.parallel, MAX_SEQ_IDS);
+}
+
+function runsOnGpu(options: RunnerOptions): boolean {
+  return initBackend(options.gpu).backend !== "cpu" && options.gpuLayers !== 0;
+}
+
+function stepBatchSize(options: RunnerOptions): number {
+  return options.batchSize ?? (runsOnGpu(options) ? GPU_BATCH_SIZE : CPU_BATCH_SIZE);
 }
 
 export class ModelRunner {
@@ -48,6 +59,13 @@ export class ModelRunner {
   /** The step loop now running (settled when it ran out of work). */
   private stepping: Promise<void> = Promise.resolve();
   private closed = false;
+  /**
+   * On the CPU, consumers take a step's tokens (stream writes, their clients waking up) before
+   * the next step starts: done while the compute threads run, that work takes their cores and
+   * stalls them at every barrier. With the model on a GPU the cores are free while it computes,
+   * so the next step starts first and the consumers' work overlaps it.
+   */
+  private readonly computesOnCpu: boolean;
 
   private constructor(
     readonly path: string,
@@ -58,10 +76,11 @@ export class ModelRunner {
     this.kv = new KvManager(ctx, ctx.nCtx, ctx.nSeqMax, options.prefixCache, idleBlockTokens(model.info));
     this.scheduler = new Scheduler(this.kv, {
       maxRunning: maxRunning(options),
-      chunkBudget: options.batchSize,
+      chunkBudget: stepBatchSize(options),
       maxWaiting: options.maxQueue,
     });
-    this.executor = new Executor(ctx, initBackend(options.gpu).backend === "cpu" || options.gpuLayers === 0);
+    this.computesOnCpu = !runsOnGpu(options);
+    this.executor = new Executor(ctx, this.computesOnCpu);
     this.embedder = new EmbedBatcher(model, options);
   }
 
@@ -73,8 +92,8 @@ export class ModelRunner {
         nSeqMax: MAX_SEQ_IDS,
         // Room for a full prompt chunk and every running sequence's decode token, computed in one
         // pass when the chunk fits UBATCH_SIZE (a pass over the weights per piece).
-        nBatch: options.batchSize + maxRunning(options),
-        nUbatch: Math.min(options.batchSize, UBATCH_SIZE) + maxRunning(options),
+        nBatch: stepBatchSize(options) + maxRunning(options),
+        nUbatch: Math.min(stepBatchSize(options), UBATCH_SIZE) + maxRunning(options),
         flashAttn: options.flashAttention,
         typeK: options.kvCacheType,
         typeV: options.kvCacheType,
@@ -160,10 +179,7 @@ export class ModelRunner {
         this.dropFinished();
         if (!this.scheduler.hasWork) break;
         await this.step();
-        // Consumers take the step's tokens (stream writes, and their clients waking up) before
-        // the next step starts: done while the compute threads run, that work takes their cores
-        // and stalls them at every barrier.
-        await afterPendingCallbacks();
+        if (this.computesOnCpu) await afterPendingCallbacks();
       }
     } catch (error) {
       this.failAll(error);
