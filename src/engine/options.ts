@@ -23,8 +23,8 @@ export const EngineOptionsSchema = z.object({
    * sequences' decode tokens come on top. Default 512 on the CPU, as Ollama's num_batch: every
    * prompt chunk gets its first token a step sooner than in 2,048-token steps (TTFT p50 of 8
    * concurrent requests 1.3 s instead of 2.3 s on CPU) at the same throughput. Default 2,048 with
-   * the model on a GPU, as llama-server's n_batch: there a step of 2,048 prompt tokens costs
-   * little more than one of 512, so a burst of prompts gets its first tokens sooner.
+   * the model on a GPU, as llama-server's n_batch: a burst of prompts takes a quarter of the
+   * steps, each with its fixed cost (a pass over the weights, the wait for the GPU, sampling).
    */
   batchSize: z.int().min(16).max(8192).optional(),
   flashAttention: z.enum(["auto", "on", "off"]).default("auto"),
