@@ -41,12 +41,15 @@ function maxRunning(options: RunnerOptions): number {
   return Math.min(options.parallel, MAX_SEQ_IDS);
 }
 
-function runsOnGpu(options: RunnerOptions): boolean {
-  return initBackend(options.gpu).backend !== "cpu" && options.gpuLayers !== 0;
+/** Where the model computes, and the step's prompt budget that follows from it. */
+interface Device {
+  onGpu: boolean;
+  batchSize: number;
 }
 
-function stepBatchSize(options: RunnerOptions): number {
-  return options.batchSize ?? (runsOnGpu(options) ? GPU_BATCH_SIZE : CPU_BATCH_SIZE);
+function deviceFor(options: RunnerOptions): Device {
+  const onGpu = initBackend(options.gpu).backend !== "cpu" && options.gpuLayers !== 0;
+  return { onGpu, batchSize: options.batchSize ?? (onGpu ? GPU_BATCH_SIZE : CPU_BATCH_SIZE) };
 }
 
 export class ModelRunner {
@@ -72,19 +75,21 @@ export class ModelRunner {
     readonly model: NativeModel,
     private readonly ctx: NativeContext,
     readonly options: RunnerOptions,
+    device: Device,
   ) {
     this.kv = new KvManager(ctx, ctx.nCtx, ctx.nSeqMax, options.prefixCache, idleBlockTokens(model.info));
     this.scheduler = new Scheduler(this.kv, {
       maxRunning: maxRunning(options),
-      chunkBudget: stepBatchSize(options),
+      chunkBudget: device.batchSize,
       maxWaiting: options.maxQueue,
     });
-    this.computesOnCpu = !runsOnGpu(options);
+    this.computesOnCpu = !device.onGpu;
     this.executor = new Executor(ctx, this.computesOnCpu);
     this.embedder = new EmbedBatcher(model, options);
   }
 
   static async load(path: string, options: RunnerOptions, onProgress?: (p: number) => void): Promise<ModelRunner> {
+    const device = deviceFor(options);
     const model = await loadModel(path, { gpu: options.gpu, gpuLayers: options.gpuLayers, useMmap: options.useMmap, onProgress });
     try {
       const ctx = await createContext(model, {
@@ -92,14 +97,14 @@ export class ModelRunner {
         nSeqMax: MAX_SEQ_IDS,
         // Room for a full prompt chunk and every running sequence's decode token, computed in one
         // pass when the chunk fits UBATCH_SIZE (a pass over the weights per piece).
-        nBatch: stepBatchSize(options) + maxRunning(options),
-        nUbatch: Math.min(stepBatchSize(options), UBATCH_SIZE) + maxRunning(options),
+        nBatch: device.batchSize + maxRunning(options),
+        nUbatch: Math.min(device.batchSize, UBATCH_SIZE) + maxRunning(options),
         flashAttn: options.flashAttention,
         typeK: options.kvCacheType,
         typeV: options.kvCacheType,
         threads: options.threads,
       });
-      return new ModelRunner(path, model, ctx, options);
+      return new ModelRunner(path, model, ctx, options, device);
     } catch (error) {
       await model.dispose();
       throw error;
