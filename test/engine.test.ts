@@ -130,6 +130,15 @@ describe("engine", () => {
     );
   });
 
+  test("a num_ctx beyond the KV cache ends at the cache's size, and the engine serves on", async () => {
+    const e = newEngine({ parallel: 2, kvCells: 256 });
+    const r = await e.generate({ model, prompt: REFERENCE_PROMPT, stream: false, options: { temperature: 0, num_ctx: 1e12, num_predict: 1e12, ignore_eos: true } });
+    const cells = e.stats()[0].kv.totalCells;
+    assert.equal(r.done_reason, "length");
+    assert.equal(r.prompt_eval_count! + r.eval_count!, cells);
+    assert.equal((await e.generate({ model, prompt: REFERENCE_PROMPT, stream: false, options: greedy(48) })).response, REFERENCE_TEXT);
+  });
+
   test("format: a JSON schema constrains the output, and 'json' gives an object", async () => {
     const schema = {
       type: "object", properties: { name: { type: "string", maxLength: 12 }, age: { type: "integer", minimum: 1, maximum: 99 } },

@@ -369,7 +369,9 @@ export class Engine implements EngineService {
     const startedAt = process.hrtime.bigint();
     const lease = await this.acquire(model, keepAliveMs);
     try {
-      const options = resolveOptions(req.options, model.parameters, this.options.contextLength);
+      const resolved = resolveOptions(req.options, model.parameters, this.options.contextLength);
+      // A sequence never holds more tokens than the model's whole KV cache, whatever num_ctx says.
+      const options = { ...resolved, num_ctx: Math.min(resolved.num_ctx, lease.runner.kvCells) };
       const prompt = fitContext(buildPrompt(lease.runner), options, req.truncate !== false);
       const params = samplerParams({ options, format: req.format, logprobs: req.logprobs, topLogprobs: req.top_logprobs });
       const seq = new Sequence(prompt, params, sequenceLimits(options), lease.runner.model);
