@@ -1,10 +1,10 @@
-// Models the tests run on: the real trained stories260K from ../shared/models, and its greedy
-// reference output from llama.cpp's own server (../shared/models/README.md).
+// Models the tests run on: the real trained stories260K kept in models/, and its greedy
+// reference output from llama.cpp's own server (models/README.md).
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-export const storiesPath = path.resolve(repoRoot, "../shared/models/stories260K.gguf");
+export const storiesPath = path.resolve(repoRoot, "models/stories260K.gguf");
 export const REFERENCE_PROMPT = "Once upon a time";
 export const REFERENCE_TEXT =
   ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it,";
