@@ -10,15 +10,21 @@ export interface ChatOutput {
   content: string;
 }
 
+/**
+ * `think`: split off a `<think>` block (`startsInThinking` when the prompt already opened it);
+ * `toolFormat`: the request gave tools, parse calls in that format.
+ */
+export interface ChatOutputOptions {
+  think: boolean;
+  startsInThinking: boolean;
+  toolFormat?: ToolCallFormat;
+}
+
 export class ChatOutputParser {
   private readonly thinking: ThinkingStreamParser | undefined;
   private readonly tools: ToolCallStreamParser | undefined;
 
-  /**
-   * `think`: split off a `<think>` block (`startsInThinking` when the prompt already opened it);
-   * `toolFormat`: the request gave tools, parse calls in that format.
-   */
-  constructor(options: { think: boolean; startsInThinking: boolean; toolFormat?: ToolCallFormat }) {
+  constructor(options: ChatOutputOptions) {
     this.thinking = options.think ? new ThinkingStreamParser({ startsInThinking: options.startsInThinking }) : undefined;
     this.tools = options.toolFormat ? new ToolCallStreamParser(options.toolFormat) : undefined;
   }

@@ -1,0 +1,86 @@
+// The prompt of a generate or chat request: the model's template (or the request's) rendered
+// over its Modelfile defaults and the request, then tokenized; for chat also how to read the
+// answer back (a prompt that opens `<think>`, the tool-call format its template teaches).
+import { BadRequestError } from "../api/errors.js";
+import type { ChatRequest, GenerateRequest } from "../api/schemas.js";
+import type { ChatOutputOptions } from "./output.js";
+import { ChatTemplate } from "./template.js";
+import { detectToolCallFormat } from "./tool-calls.js";
+
+/** What a model's Modelfile adds to every prompt. */
+export interface PromptDefaults {
+  template?: string;
+  system?: string;
+  messages: Array<{ role: string; content: string }>;
+}
+
+/** The tokenizer a prompt is rendered for (the native model satisfies it). */
+export interface PromptTokenizer {
+  readonly info: { bos: number; eos: number; addBos: boolean; chatTemplate: string };
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  tokenBytes(token: number, special: boolean): Uint8Array;
+}
+
+export interface ChatPrompt {
+  tokens: number[];
+  /** Settings of the parser that splits the answer into thinking, content and tool calls. */
+  output: ChatOutputOptions;
+}
+
+/**
+ * A generate prompt: the request's text rendered as one user turn (with the system prompt) when
+ * a template applies, as is when `raw` or without one; after the previous answer's `context`.
+ */
+export function buildGeneratePrompt(
+  req: Pick<GenerateRequest, "prompt" | "raw" | "template" | "system" | "context">,
+  defaults: PromptDefaults,
+  tokenizer: PromptTokenizer,
+): number[] {
+  const templateSource = req.template ?? defaults.template;
+  const text = req.raw || !templateSource ? req.prompt ?? "" : renderGenerate(req, defaults.system, templateSource);
+  const context = req.context ?? [];
+  return [...context, ...tokenizePrompt(tokenizer, text, context.length === 0)];
+}
+
+/** A chat prompt in the model's template (its Modelfile TEMPLATE, else the GGUF's own), and how to parse its answer. */
+export function buildChatPrompt(
+  req: Pick<ChatRequest, "model" | "messages" | "tools" | "think">,
+  defaults: PromptDefaults,
+  tokenizer: PromptTokenizer,
+): ChatPrompt {
+  const template = ChatTemplate.cached(defaults.template ?? tokenizer.info.chatTemplate);
+  if (req.tools?.length && !template.supportsTools) throw new BadRequestError(`${req.model} does not support tools`);
+  const messages = [...systemMessages(defaults.system, req.messages), ...defaults.messages, ...req.messages] as ChatRequest["messages"];
+  const { bos, eos, addBos } = tokenizer.info;
+  const piece = (id: number) => (id >= 0 ? Buffer.from(tokenizer.tokenBytes(id, true)).toString("utf8") : "");
+  const rendered = template.render({
+    messages, tools: req.tools, think: req.think, addGenerationPrompt: true, bosToken: piece(bos), eosToken: piece(eos),
+  });
+  return {
+    // A template that writes BOS itself must not get a second one from the tokenizer.
+    tokens: tokenizePrompt(tokenizer, rendered, !addBos || !rendered.startsWith(piece(bos))),
+    output: {
+      think: req.think !== undefined && req.think !== false,
+      startsInThinking: rendered.trimEnd().endsWith("<think>"),
+      toolFormat: req.tools?.length ? detectToolCallFormat(template.source) : undefined,
+    },
+  };
+}
+
+function renderGenerate(req: Pick<GenerateRequest, "prompt" | "system">, defaultSystem: string | undefined, templateSource: string): string {
+  const system = req.system ?? defaultSystem;
+  const messages = [...(system ? [{ role: "system" as const, content: system }] : []), { role: "user" as const, content: req.prompt ?? "" }];
+  return ChatTemplate.cached(templateSource).render({ messages, addGenerationPrompt: true });
+}
+
+/** The model's SYSTEM applies unless the conversation brings its own system message. */
+function systemMessages(system: string | undefined, messages: ChatRequest["messages"]): ChatRequest["messages"] {
+  if (!system || messages.some((m) => m.role === "system")) return [];
+  return [{ role: "system", content: system }];
+}
+
+function tokenizePrompt(tokenizer: PromptTokenizer, text: string, addSpecial: boolean): number[] {
+  const tokens = [...tokenizer.tokenize(text, addSpecial, true)];
+  if (tokens.length === 0) throw new BadRequestError("prompt is empty after tokenization");
+  return tokens;
+}

@@ -1,0 +1,158 @@
+// Ollama's response shapes for a running generation: text chunks with their logprobs, the final
+// line with done_reason and timings, streamed (one item per event) or collected into one answer.
+// The engine and the route tests' fake engine both shape their token events here.
+import type { ChatRequest, ChatResponse, GenerateRequest, GenerateResponse, Logprob } from "../api/schemas.js";
+import { ChatOutputParser, type ChatOutput, type ChatOutputOptions } from "../chat/output.js";
+import type { SequenceEvent, SequenceStats, TokenLogprobs } from "./sequence.js";
+
+/** A started generation as its responses see it: its events and the clocks around them. */
+export interface Generation {
+  events: AsyncIterable<SequenceEvent>;
+  /** When the request arrived (process.hrtime.bigint()). */
+  startedAt: bigint;
+  /** Nanoseconds this request waited for its model to load. */
+  loadNs: number;
+  /** When the sequence started running; read at the end, since the scheduler admits it later. */
+  admittedAt(): bigint | undefined;
+}
+
+type DoneReason = "stop" | "length";
+type DoneEvent = Extract<SequenceEvent, { type: "done" }>;
+
+/** A generate answer: one response, or the stream of chunks when `stream: true`. */
+export async function generateResponses(
+  req: Pick<GenerateRequest, "model" | "stream" | "raw">,
+  generation: Generation,
+): Promise<GenerateResponse | AsyncIterable<GenerateResponse>> {
+  const final = (stats: SequenceStats, reason: DoneReason): GenerateResponse => ({
+    model: req.model, created_at: isoNow(), response: "", done: true, done_reason: reason,
+    ...(req.raw ? {} : { context: stats.tokens }),
+    ...timings(generation, stats),
+  });
+  if (req.stream === true) {
+    return stream<GenerateResponse>(
+      generation,
+      (text, logprobs) => ({ model: req.model, created_at: isoNow(), response: text, done: false, ...ollamaLogprobs(logprobs) }),
+      final,
+    );
+  }
+  let response = "";
+  const logprobs: TokenLogprobs[] = [];
+  const end = await collect(generation, (text, lp) => {
+    response += text;
+    logprobs.push(...lp);
+  });
+  return { ...final(end.stats, end.reason), response, ...ollamaLogprobs(logprobs) };
+}
+
+/** A chat answer, its text split into thinking, content and tool calls by the chat output parser. */
+export async function chatResponses(
+  req: Pick<ChatRequest, "model" | "stream">,
+  generation: Generation,
+  outputOptions: ChatOutputOptions,
+): Promise<ChatResponse | AsyncIterable<ChatResponse>> {
+  const output = new ChatOutputParser(outputOptions);
+  const final = (stats: SequenceStats, reason: DoneReason, message: ChatResponse["message"]): ChatResponse => ({
+    model: req.model, created_at: isoNow(), message, done: true, done_reason: reason, ...timings(generation, stats),
+  });
+  if (req.stream === true) {
+    return stream<ChatResponse>(
+      generation,
+      (text, logprobs) => ({ model: req.model, created_at: isoNow(), message: assistant(output.push(text)), done: false, ...ollamaLogprobs(logprobs) }),
+      (stats, reason) => {
+        const last = output.finish();
+        return final(stats, reason, assistant(last, last.toolCalls));
+      },
+    );
+  }
+  const parts: ChatOutput[] = [];
+  const logprobs: TokenLogprobs[] = [];
+  const end = await collect(generation, (text, lp) => {
+    parts.push(output.push(text));
+    logprobs.push(...lp);
+  });
+  const last = output.finish();
+  const joined = [...parts, last].reduce((a, b) => ({ thinking: a.thinking + b.thinking, content: a.content + b.content }));
+  return { ...final(end.stats, end.reason, assistant(joined, last.toolCalls)), ...ollamaLogprobs(logprobs) };
+}
+
+/** The answer to a request without a prompt, which only loads (or, with keep_alive 0, unloads) the model. */
+export function generateLoadResponse(
+  req: Pick<GenerateRequest, "model" | "stream">,
+  reason: "load" | "unload",
+): GenerateResponse | AsyncIterable<GenerateResponse> {
+  const response: GenerateResponse = { model: req.model, created_at: isoNow(), response: "", done: true, done_reason: reason };
+  return req.stream === true ? single(response) : response;
+}
+
+/** The chat counterpart of generateLoadResponse, for a request without messages. */
+export function chatLoadResponse(
+  req: Pick<ChatRequest, "model" | "stream">,
+  reason: "load" | "unload",
+): ChatResponse | AsyncIterable<ChatResponse> {
+  const response: ChatResponse = {
+    model: req.model, created_at: isoNow(), message: { role: "assistant", content: "" }, done: true, done_reason: reason,
+  };
+  return req.stream === true ? single(response) : response;
+}
+
+/** Nanoseconds from a to b (0 if b is not later). */
+export function nsBetween(a: bigint, b: bigint): number {
+  return Number(b > a ? b - a : 0n);
+}
+
+function assistant(o: ChatOutput, toolCalls: ChatResponse["message"]["tool_calls"] = []): ChatResponse["message"] {
+  return {
+    role: "assistant", content: o.content,
+    ...(o.thinking ? { thinking: o.thinking } : {}),
+    ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+  };
+}
+
+async function* stream<T>(
+  generation: Generation,
+  chunk: (text: string, logprobs: TokenLogprobs[]) => T,
+  final: (stats: SequenceStats, reason: DoneReason) => T,
+): AsyncIterable<T> {
+  for await (const event of generation.events) {
+    yield event.type === "text" ? chunk(event.text, event.logprobs) : final(event.stats, event.reason);
+  }
+}
+
+async function collect(generation: Generation, onText: (text: string, logprobs: TokenLogprobs[]) => void): Promise<DoneEvent> {
+  for await (const event of generation.events) {
+    if (event.type === "done") return event;
+    onText(event.text, event.logprobs);
+  }
+  throw new Error("generation ended without a final event");
+}
+
+function timings(generation: Generation, stats: SequenceStats) {
+  const admitted = generation.admittedAt() ?? stats.firstTokenAt;
+  return {
+    total_duration: nsBetween(generation.startedAt, process.hrtime.bigint()),
+    load_duration: generation.loadNs,
+    prompt_eval_count: stats.promptTokens,
+    prompt_eval_duration: nsBetween(admitted, stats.firstTokenAt),
+    eval_count: stats.generatedTokens,
+    eval_duration: nsBetween(stats.firstTokenAt, stats.finishedAt),
+  };
+}
+
+function ollamaLogprobs(logprobs: TokenLogprobs[]): { logprobs?: Logprob[] } {
+  if (logprobs.length === 0) return {};
+  return {
+    logprobs: logprobs.map((l) => ({
+      token: l.token, logprob: l.logprob, bytes: l.bytes,
+      ...(l.top.length ? { top_logprobs: l.top.map((t) => ({ token: t.token, logprob: t.logprob, bytes: t.bytes })) } : {}),
+    })),
+  };
+}
+
+function isoNow(): string {
+  return new Date().toISOString();
+}
+
+async function* single<T>(item: T): AsyncIterable<T> {
+  yield item;
+}

@@ -1,0 +1,85 @@
+// Model administration, Ollama's calls over the store: list, show, pull, push, create, copy,
+// delete and blobs. Requests arrive unvalidated (the in-process API) and are parsed here.
+import type { RequestInit } from "../api/engine-contract.js";
+import {
+  CopyRequestSchema, CreateRequestSchema, DeleteRequestSchema, parseRequest, PullRequestSchema, PushRequestSchema,
+  ShowRequestSchema, type CopyRequest, type CreateRequest, type DeleteRequest, type ProgressResponse, type PullRequest,
+  type PushRequest, type ShowRequest, type ShowResponse, type TagsResponse,
+} from "../api/schemas.js";
+import { AsyncQueue } from "../util/async-queue.js";
+import { pull as registryPull, push as registryPush } from "./registry.js";
+import type { ModelStore } from "./store.js";
+import type { ModelParameters } from "./types.js";
+
+export class ModelAdmin {
+  constructor(readonly store: ModelStore) {}
+
+  async list(): Promise<TagsResponse> {
+    return { models: await this.store.list() } as TagsResponse;
+  }
+
+  async show(input: ShowRequest): Promise<ShowResponse> {
+    const req = parseRequest(ShowRequestSchema, input);
+    const session = { system: req.system, options: req.options as ModelParameters | undefined };
+    return (await this.store.show(req.model, req.verbose ?? false, session)) as ShowResponse;
+  }
+
+  pull(input: PullRequest, init: RequestInit = {}): AsyncIterable<ProgressResponse> {
+    return progress(async (onProgress) => {
+      const req = parseRequest(PullRequestSchema, input);
+      await registryPull(this.store, req.model, { signal: init.signal, insecure: req.insecure }, onProgress);
+    });
+  }
+
+  push(input: PushRequest, init: RequestInit = {}): AsyncIterable<ProgressResponse> {
+    return progress(async (onProgress) => {
+      const req = parseRequest(PushRequestSchema, input);
+      await registryPush(this.store, req.model, { signal: init.signal, insecure: req.insecure }, onProgress);
+    });
+  }
+
+  create(input: CreateRequest): AsyncIterable<ProgressResponse> {
+    return progress(async (onProgress) => {
+      const req = parseRequest(CreateRequestSchema, input);
+      await this.store.create(req, onProgress);
+    });
+  }
+
+  async copy(input: CopyRequest): Promise<void> {
+    const req = parseRequest(CopyRequestSchema, input);
+    await this.store.copy(req.source, req.destination);
+  }
+
+  async delete(input: DeleteRequest): Promise<void> {
+    const req = parseRequest(DeleteRequestSchema, input);
+    await this.store.delete(req.model);
+  }
+
+  hasBlob(digest: string): Promise<boolean> {
+    return this.store.hasBlob(digest);
+  }
+
+  /** Stores a blob unless it is already there; true if it was written. */
+  async writeBlob(digest: string, body: NodeJS.ReadableStream): Promise<boolean> {
+    if (await this.store.hasBlob(digest)) return false;
+    await this.store.writeBlob(digest, body as AsyncIterable<Uint8Array>);
+    return true;
+  }
+}
+
+/** Runs a job that reports progress and turns it into an iterable ending with "success". */
+function progress(job: (onProgress: (p: ProgressResponse) => void) => Promise<void>): AsyncIterable<ProgressResponse> {
+  const queue = new AsyncQueue<ProgressResponse>();
+  let sawSuccess = false;
+  job((p) => {
+    if (p.status === "success") sawSuccess = true;
+    queue.push(p);
+  }).then(
+    () => {
+      if (!sawSuccess) queue.push({ status: "success" });
+      queue.end();
+    },
+    (error) => queue.fail(error),
+  );
+  return queue;
+}

@@ -1,0 +1,37 @@
+// The model a request names, as the engine loads it: a GGUF path is used as is; anything else is
+// a name in the model store, which brings its Modelfile settings along.
+import { existsSync, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { BadRequestError } from "../api/errors.js";
+import type { Options } from "../api/schemas.js";
+import type { ModelStore } from "./store.js";
+
+/** A model as a request names it: a store name or a GGUF path, with its Modelfile settings. */
+export interface ModelRef {
+  name: string;
+  path: string;
+  digest: string;
+  size: number;
+  template?: string;
+  system?: string;
+  parameters: Partial<Options>;
+  messages: Array<{ role: string; content: string }>;
+}
+
+export async function resolveModelRef(store: ModelStore, name: string): Promise<ModelRef> {
+  if (looksLikePath(name)) {
+    const file = path.resolve(name.replace(/^~(?=\/)/, os.homedir()));
+    if (!existsSync(file)) throw new BadRequestError(`model file '${name}' not found`);
+    return { name, path: file, digest: "", size: statSync(file).size, parameters: {}, messages: [] };
+  }
+  const m = await store.resolve(name);
+  return {
+    name: m.name, path: m.modelPath, digest: m.digest.replace(/^sha256:/, ""), size: m.size,
+    template: m.template, system: m.system, parameters: m.parameters as Partial<Options>, messages: m.messages,
+  };
+}
+
+function looksLikePath(name: string): boolean {
+  return name.endsWith(".gguf") || name.startsWith("/") || name.startsWith("./") || name.startsWith("../") || name.startsWith("~/");
+}
