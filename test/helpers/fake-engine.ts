@@ -1,6 +1,7 @@
 // A deterministic EngineService for route and validation tests: real validation of model names
-// and capabilities, a bounded in-flight count (-> BusyError), token streams that honour the abort
-// signal, and a record of every request and abort so tests can check the translation layers.
+// and capabilities, a bounded in-flight count (-> BusyError), scripted token events that honour
+// the abort signal, and a record of every request and abort so tests can check the translation
+// layers. Only the token source is fake: the engine's own code shapes the Ollama responses.
 import { createHash } from "node:crypto";
 import type { EngineService, RequestInit } from "../../src/api/engine-contract.js";
 import { BadRequestError, BusyError, CancelledError, InternalError, NotFoundError } from "../../src/api/errors.js";
@@ -19,7 +20,6 @@ import type {
   EmbedResponse,
   GenerateRequest,
   GenerateResponse,
-  Logprob,
   ModelDetails,
   ProgressResponse,
   PsResponse,
@@ -30,8 +30,9 @@ import type {
   TagsResponse,
   TokenizeRequest,
   TokenizeResponse,
-  ToolCall,
 } from "../../src/api/schemas.js";
+import { chatResponses, generateResponses, type Generation } from "../../src/engine/ollama-responses.js";
+import type { SequenceEvent, TokenLogprobs } from "../../src/engine/sequence.js";
 
 interface FakeModel {
   capabilities: Capability[];
@@ -44,6 +45,8 @@ export const REPLY_TEXT = REPLY_TOKENS.join("");
 /** The reply when a format (JSON) is requested. */
 export const JSON_REPLY_TOKENS = ['{"reply":', ' "hello"', "}"];
 export const PROMPT_TOKENS = 5;
+/** Ollama's `context` of every generation: scripted, not the prompt's and reply's tokens. */
+const CONTEXT_TOKENS = [1, 2, 3];
 export const EMBEDDING_SIZE = 8;
 /** Models that the fake registry can pull. */
 export const REMOTE_MODELS = ["remote-model:latest"];
@@ -56,7 +59,6 @@ const DETAILS: ModelDetails = {
   parameter_size: "110M",
   quantization_level: "Q8_0",
 };
-const MS_TO_NS = 1_000_000;
 
 function fullName(name: string): string {
   const lower = name.toLowerCase();
@@ -106,17 +108,7 @@ export class FakeEngine implements EngineService {
   async generate(req: GenerateRequest, init?: RequestInit): Promise<GenerateResponse | AsyncIterable<GenerateResponse>> {
     this.requests.push({ kind: "generate", request: req });
     this.requireCapability(req.model, "completion");
-    const pieces = this.admit(init);
-    const toResponse = (piece: Piece): GenerateResponse => ({
-      model: req.model,
-      created_at: new Date().toISOString(),
-      response: piece.text,
-      done: piece.final !== undefined,
-      ...(req.logprobs && piece.text !== "" ? { logprobs: [logprobOf(piece.text, req.top_logprobs ?? 0)] } : {}),
-      ...(piece.final ? { ...piece.final, context: [1, 2, 3] } : {}),
-    });
-    const stream = map(pieces(req.options?.num_predict, req.format !== undefined), toResponse);
-    return req.stream === true ? stream : collectGenerate(stream);
+    return generateResponses(req, this.admit(req.format !== undefined ? JSON_REPLY_TOKENS : REPLY_TOKENS, req, init));
   }
 
   async chat(req: ChatRequest, init?: RequestInit): Promise<ChatResponse | AsyncIterable<ChatResponse>> {
@@ -125,34 +117,25 @@ export class FakeEngine implements EngineService {
     if (req.tools?.length && !model.capabilities.includes("tools")) {
       throw new BadRequestError(`${req.model} does not support tools`);
     }
-    const pieces = this.admit(init);
     const lastUser = [...req.messages].reverse().find((m) => m.role === "user")?.content ?? "";
-    // With tools offered (and no tool result yet), the fake model calls the first tool.
-    const toolCall: ToolCall | undefined =
-      req.tools?.length && req.messages.at(-1)?.role !== "tool"
-        ? { function: { name: req.tools[0]!.function.name, arguments: { query: lastUser } } }
-        : undefined;
-    const toResponse = (piece: Piece): ChatResponse => ({
-      model: req.model,
-      created_at: new Date().toISOString(),
-      message: {
-        role: "assistant",
-        content: toolCall ? "" : piece.text,
-        ...(toolCall && piece.final ? { tool_calls: [toolCall] } : {}),
-      },
-      done: piece.final !== undefined,
-      ...(req.logprobs && piece.text !== "" ? { logprobs: [logprobOf(piece.text, req.top_logprobs ?? 0)] } : {}),
-      ...piece.final,
-    });
-    const stream = map(pieces(req.options?.num_predict, req.format !== undefined), toResponse);
-    return req.stream === true ? stream : collectChat(stream);
+    // With tools offered (and no tool result yet), the fake model calls the first tool, as a Hermes model writes it.
+    const callsTool = req.tools?.length && req.messages.at(-1)?.role !== "tool";
+    const reply = callsTool
+      ? hermesToolCall(req.tools![0]!.function.name, { query: lastUser })
+      : req.format !== undefined ? JSON_REPLY_TOKENS : REPLY_TOKENS;
+    const output = { think: false, startsInThinking: false, toolFormat: req.tools?.length ? ("hermes" as const) : undefined };
+    return chatResponses(req, this.admit(reply, req, init), output);
   }
 
   /**
-   * Admits a request (or refuses it when full) and returns its token-piece generator: the
-   * natural reply, cut by num_predict ("length"), paced by tokenDelayMs, stopped by the signal.
+   * Admits a request (or refuses it when full) and returns its generation: the scripted reply as
+   * a sequence's events, cut by num_predict ("length"), paced by tokenDelayMs, stopped by the signal.
    */
-  private admit(init: RequestInit | undefined) {
+  private admit(
+    reply: readonly string[],
+    req: Pick<GenerateRequest, "options" | "logprobs" | "top_logprobs">,
+    init: RequestInit | undefined,
+  ): Generation {
     if (this.inFlight >= this.maxPending) throw new BusyError();
     this.inFlight++;
     const signal = init?.signal;
@@ -164,34 +147,34 @@ export class FakeEngine implements EngineService {
     };
     const delayMs = this.tokenDelayMs;
     const failAfter = this.failAfterTokens;
-    return async function* pieces(numPredict: number | undefined, json: boolean): AsyncGenerator<Piece> {
-      const started = Date.now();
+    const numPredict = req.options?.num_predict;
+    const count = numPredict !== undefined && numPredict >= 0 ? Math.min(numPredict, reply.length) : reply.length;
+    const topCount = req.logprobs ? req.top_logprobs ?? 0 : undefined;
+    const startedAt = process.hrtime.bigint();
+    async function* events(): AsyncGenerator<SequenceEvent> {
       try {
-        const tokens = json ? JSON_REPLY_TOKENS : REPLY_TOKENS;
-        const count = numPredict !== undefined && numPredict >= 0 ? Math.min(numPredict, tokens.length) : tokens.length;
         for (let i = 0; i < count; i++) {
           if (i === failAfter) throw new InternalError("llama runner process has terminated");
           await new Promise((resolve) => setTimeout(resolve, delayMs));
           if (signal?.aborted) throw new CancelledError();
-          yield { text: tokens[i]! };
+          const text = reply[i]!;
+          yield { type: "text", text, logprobs: topCount === undefined ? [] : [logprobsOf(text, topCount)] };
         }
-        const elapsedNs = (Date.now() - started) * MS_TO_NS;
-        yield {
-          text: "",
-          final: {
-            done_reason: count < tokens.length ? "length" : "stop",
-            total_duration: elapsedNs,
-            load_duration: 0,
-            prompt_eval_count: PROMPT_TOKENS,
-            prompt_eval_duration: 1000,
-            eval_count: count,
-            eval_duration: elapsedNs,
-          },
+        const stats = {
+          promptTokens: PROMPT_TOKENS,
+          generatedTokens: count,
+          tokens: CONTEXT_TOKENS,
+          queuedAt: startedAt,
+          firstTokenAt: startedAt,
+          finishedAt: process.hrtime.bigint(),
+          numPreemptions: 0,
         };
+        yield { type: "done", reason: count < reply.length ? "length" : "stop", stats };
       } finally {
         release();
       }
-    };
+    }
+    return { events: events(), startedAt, loadNs: 0, admittedAt: () => startedAt };
   }
 
   // -- embeddings and tokens ---------------------------------------------------------------
@@ -362,43 +345,16 @@ export class FakeEngine implements EngineService {
   }
 }
 
-interface Piece {
-  text: string;
-  final?: Pick<
-    GenerateResponse,
-    "done_reason" | "total_duration" | "load_duration" | "prompt_eval_count" | "prompt_eval_duration" | "eval_count" | "eval_duration"
-  >;
+/** A tool call as Hermes-style models write it, in a few pieces. */
+function hermesToolCall(name: string, args: Record<string, unknown>): string[] {
+  return ["<tool_call>", JSON.stringify({ name, arguments: args }), "</tool_call>"];
 }
 
-function logprobOf(token: string, topCount: number): Logprob {
-  const top = Array.from({ length: topCount }, (_, i) => ({ token: i === 0 ? token : `alt${i}`, logprob: -0.5 * (i + 1) }));
-  return { token, logprob: -0.5, top_logprobs: top };
-}
-
-async function* map<A, B>(items: AsyncIterable<A>, f: (a: A) => B): AsyncGenerator<B> {
-  for await (const item of items) yield f(item);
-}
-
-async function collectGenerate(stream: AsyncIterable<GenerateResponse>): Promise<GenerateResponse> {
-  let text = "";
-  const logprobs: Logprob[] = [];
-  for await (const chunk of stream) {
-    text += chunk.response;
-    logprobs.push(...(chunk.logprobs ?? []));
-    if (chunk.done) return { ...chunk, response: text, ...(logprobs.length ? { logprobs } : {}) };
-  }
-  throw new Error("fake stream ended without done");
-}
-
-async function collectChat(stream: AsyncIterable<ChatResponse>): Promise<ChatResponse> {
-  let text = "";
-  const logprobs: Logprob[] = [];
-  for await (const chunk of stream) {
-    text += chunk.message.content;
-    logprobs.push(...(chunk.logprobs ?? []));
-    if (chunk.done) {
-      return { ...chunk, message: { ...chunk.message, content: text }, ...(logprobs.length ? { logprobs } : {}) };
-    }
-  }
-  throw new Error("fake stream ended without done");
+function logprobsOf(token: string, topCount: number): TokenLogprobs {
+  const bytes = (text: string) => [...Buffer.from(text)];
+  const top = Array.from({ length: topCount }, (_, i) => {
+    const alternative = i === 0 ? token : `alt${i}`;
+    return { token: alternative, logprob: -0.5 * (i + 1), bytes: bytes(alternative) };
+  });
+  return { token, logprob: -0.5, bytes: bytes(token), top };
 }
