@@ -1,42 +1,51 @@
-// The scheduler and KV manager against fake KV operations: the decisions, without the addon.
+// The scheduler and KV manager, and the executor's batching, without the addon: the decisions,
+// with the plans' cache operations applied to a fake cache.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { BusyError } from "../src/api/errors.js";
-import { BLOCK_SIZE, idleBlockTokens, KvManager, type KvOps } from "../src/engine/kv-manager.js";
+import { BLOCK_SIZE, idleBlockTokens, KvManager, type CacheOp } from "../src/engine/kv-manager.js";
 import { Executor } from "../src/engine/executor.js";
-import type { NativeContext } from "../src/native/index.js";
 import { Scheduler, type ScheduledSequence, type StepPlan } from "../src/engine/scheduler.js";
+import { FakeContext, SAMPLER } from "./helpers/fake-context.js";
 
-/** Records KV operations and tracks which positions each sequence holds, like llama.cpp would. */
-class FakeKv implements KvOps {
+/** Applies cache operations and tracks which positions each sequence holds, like llama.cpp would. */
+class FakeKv {
   readonly ops: string[] = [];
   readonly cells = new Map<number, Set<number>>(); // seqId -> positions
-  seqRemove(seqId: number, p0: number, p1: number): boolean {
-    this.ops.push(`rm ${seqId} ${p0} ${p1}`);
-    const set = this.cells.get(seqId);
-    if (set) for (const p of [...set]) if ((p0 < 0 || p >= p0) && (p1 < 0 || p < p1)) set.delete(p);
-    return true;
+  applyOps(ops: readonly CacheOp[]): void {
+    for (const op of ops) {
+      if (op.kind === "remove") this.remove(op.seqId, op.p0, op.p1);
+      else this.copy(op.src, op.dst, op.p0, op.p1);
+    }
   }
-  seqCopy(src: number, dst: number, p0: number, p1: number): void {
-    this.ops.push(`cp ${src} ${dst} ${p0} ${p1}`);
-    const from = this.cells.get(src) ?? new Set();
-    const to = this.cells.get(dst) ?? new Set<number>();
-    for (const p of from) if (p >= p0 && (p1 < 0 || p < p1)) to.add(p);
-    this.cells.set(dst, to);
-  }
-  /** What a step does to the cache: the planned positions now exist for their sequences. */
-  apply(plan: StepPlan): void {
+  /** What a step does to the cache: its cache operations first, then the planned positions exist. */
+  apply(plan: StepPlan<ScheduledSequence>): void {
+    this.applyOps(plan.cacheOps);
     for (const e of plan.entries) {
       const set = this.cells.get(e.seq.lease!.seqId) ?? new Set<number>();
       for (let p = e.start; p < e.start + e.count; p++) set.add(p);
       this.cells.set(e.seq.lease!.seqId, set);
     }
   }
+  private remove(seqId: number, p0: number, p1: number): void {
+    this.ops.push(`rm ${seqId} ${p0} ${p1}`);
+    const set = this.cells.get(seqId);
+    if (set) for (const p of [...set]) if ((p0 < 0 || p >= p0) && (p1 < 0 || p < p1)) set.delete(p);
+  }
+  private copy(src: number, dst: number, p0: number, p1: number): void {
+    this.ops.push(`cp ${src} ${dst} ${p0} ${p1}`);
+    const from = this.cells.get(src) ?? new Set();
+    const to = this.cells.get(dst) ?? new Set<number>();
+    for (const p of from) if (p >= p0 && (p1 < 0 || p < p1)) to.add(p);
+    this.cells.set(dst, to);
+  }
 }
 
 let ids = 0;
 function seq(tokens: number[]): ScheduledSequence {
-  return { id: ++ids, tokens: [...tokens], numComputed: 0, lease: undefined, numPreemptions: 0, finished: false };
+  return {
+    id: ++ids, tokens: [...tokens], promptLength: tokens.length, sampler: SAMPLER, numComputed: 0, lease: undefined, numPreemptions: 0, finished: false,
+  };
 }
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 
@@ -44,8 +53,8 @@ const IDLE_TOKENS = 8192;
 
 function setup(cells: number, limits: Partial<{ maxRunning: number; chunkBudget: number; maxWaiting: number }> = {}, prefix = true) {
   const kv = new FakeKv();
-  const manager = new KvManager(kv, cells, 64, prefix, IDLE_TOKENS);
-  const scheduler = new Scheduler(manager, { maxRunning: 8, chunkBudget: 64, maxWaiting: 16, ...limits });
+  const manager = new KvManager(cells, 64, prefix, IDLE_TOKENS);
+  const scheduler = new Scheduler<ScheduledSequence>(manager, { maxRunning: 8, chunkBudget: 64, maxWaiting: 16, ...limits });
   /** One step: plan, "run" it, complete it, and give every sampled sequence a new token. */
   const step = () => {
     const plan = scheduler.schedule();
@@ -193,6 +202,7 @@ describe("scheduler", () => {
     assert.equal(manager.stats().cachedBlocks, 4);
     scheduler.remove(b);
     manager.evictAll();
+    kv.applyOps(manager.takeCacheOps());
     assert.equal(manager.stats().usedCells, 0);
     assert.equal(manager.stats().cachedBlocks, 0);
     // Every sequence id is free again and no positions are left in the fake cache.
@@ -201,7 +211,7 @@ describe("scheduler", () => {
 
   test("two sequences that computed the same prefix keep one copy of its cells", () => {
     const kv = new FakeKv();
-    const manager = new KvManager(kv, 1024, 8);
+    const manager = new KvManager(1024, 8);
     const prompt = range(2 * BLOCK_SIZE + 3, 300);
     // Both computed the whole prompt themselves (admitted in the same step).
     const a = manager.open(prompt)!;
@@ -213,6 +223,7 @@ describe("scheduler", () => {
     assert.equal(manager.stats().usedCells, 2 * prompt.length);
     manager.commit(a, prompt);
     manager.commit(b, prompt);
+    kv.applyOps(manager.takeCacheOps());
     // b's copies of the two full blocks were dropped in favour of a's cells.
     assert.equal(manager.stats().cachedBlocks, 2);
     assert.equal(manager.stats().usedCells, 2 * BLOCK_SIZE + 2 * 3);
@@ -221,6 +232,7 @@ describe("scheduler", () => {
     manager.close(a);
     manager.close(b);
     manager.evictAll();
+    kv.applyOps(manager.takeCacheOps());
     assert.equal(manager.stats().usedCells, 0);
     for (const set of kv.cells.values()) assert.equal(set.size, 0);
   });
@@ -283,12 +295,15 @@ describe("scheduler", () => {
 });
 
 describe("executor batches", () => {
-  const ctx = { nBatch: 512 } as NativeContext;
-  const plan = (counts: number[]): StepPlan => {
+  const ctx = new FakeContext(512);
+  const plan = (counts: number[]): StepPlan<ScheduledSequence> => {
     const entries = counts.map((count) => ({ seq: seq(range(count)), start: 0, count, sample: true }));
-    return { entries, numTokens: counts.reduce((a, b) => a + b, 0), numSingleRows: counts.filter((c) => c === 1).length, preempted: [], admitted: [] };
+    return {
+      entries, numTokens: counts.reduce((a, b) => a + b, 0), numSingleRows: counts.filter((c) => c === 1).length,
+      cacheOps: [], releasedSeqIds: [], admissions: [], preempted: [],
+    };
   };
-  const shapes = (e: Executor, p: StepPlan) => e.batches(p).map((b) => [b.entries.map((x) => x.count), b.numTokens]);
+  const shapes = (e: Executor<ScheduledSequence>, p: StepPlan<ScheduledSequence>) => e.batches(p).map((b) => [b.entries.map((x) => x.count), b.numTokens]);
 
   test("on the CPU, decode rows of many sequences beside prompt chunks run as their own batch first", () => {
     const cpu = new Executor(ctx, true);

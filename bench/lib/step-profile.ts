@@ -1,9 +1,9 @@
-// Where the Engine's time goes: wraps the Executor's run() (the only caller of the native step;
-// its prototype is plain JS, while the addon's methods are read-only) and splits a burst's wall
-// time into native decode, native sampling, the rest of the step call (batch arrays, the
-// thread hand-off, result copies), and JS time between steps.
-import { Executor, type StepOutcome } from "../../src/engine/executor.js";
-import type { StepPlan } from "../../src/engine/scheduler.js";
+// Where the Engine's time goes: the step timings each model's metrics keep (EngineMetrics.steps,
+// recorded around the Executor's run(), the only caller of the native step) split a burst's wall
+// time into native decode, native sampling, the rest of the step call (batch arrays, the thread
+// hand-off, result copies), and JS time between steps.
+import type { Engine } from "../../src/engine/engine.js";
+import type { StepTotals } from "../../src/engine/metrics.js";
 
 export interface StepProfile {
   steps: number;
@@ -13,59 +13,43 @@ export interface StepProfile {
   sampleMs: number;
   /** Inside ctx.step() but not decoding or sampling. */
   nativeOtherMs: number;
-  /** Between one step's end and the next step's start, while steps ran back to back. */
+  /** Between one step's end and the next step's start, while steps ran back to back (gaps over 50 ms are idle). */
   betweenStepsMs: number;
 }
 
-interface Sample {
-  start: number;
-  end: number;
-  tokens: number;
-  decodeNs: number;
-  sampleNs: number;
-}
+const FIELDS = ["steps", "tokens", "rows", "decodeNs", "sampleNs", "stepMs", "betweenStepsMs"] as const;
 
 export class StepProfiler {
-  private samples: Sample[] = [];
+  private start: StepTotals;
 
-  /** Installs the wrapper (once per process: every Executor is measured). */
-  static install(): StepProfiler {
-    const profiler = new StepProfiler();
-    const run = Executor.prototype.run;
-    Executor.prototype.run = async function (this: Executor, plan: StepPlan): Promise<StepOutcome> {
-      const start = performance.now();
-      const outcome = await run.call(this, plan);
-      const ok = outcome.status === "ok";
-      profiler.samples.push({
-        start, end: performance.now(), tokens: plan.numTokens, decodeNs: ok ? outcome.decodeNs : 0, sampleNs: ok ? outcome.sampleNs : 0,
-      });
-      return outcome;
-    };
-    return profiler;
+  constructor(private readonly engine: Engine) {
+    this.start = this.totals();
   }
 
+  /** Measures from now on. */
   reset(): void {
-    this.samples = [];
+    this.start = this.totals();
   }
 
-  /** Gaps longer than `idleMs` are idle time (no work queued), not step overhead. */
-  summary(idleMs = 50): StepProfile {
-    const s = this.samples;
-    let between = 0;
-    for (let i = 1; i < s.length; i++) {
-      const gap = s[i].start - s[i - 1].end;
-      if (gap < idleMs) between += gap;
-    }
-    const sum = (f: (x: Sample) => number) => s.reduce((a, x) => a + f(x), 0);
-    const decodeMs = sum((x) => x.decodeNs) / 1e6;
-    const sampleMs = sum((x) => x.sampleNs) / 1e6;
+  summary(): StepProfile {
+    const now = this.totals();
+    const d = Object.fromEntries(FIELDS.map((f) => [f, now[f] - this.start[f]])) as unknown as StepTotals;
+    const decodeMs = d.decodeNs / 1e6;
+    const sampleMs = d.sampleNs / 1e6;
     return {
-      steps: s.length,
-      tokensPerStep: s.length ? sum((x) => x.tokens) / s.length : 0,
+      steps: d.steps,
+      tokensPerStep: d.steps ? d.tokens / d.steps : 0,
       decodeMs,
       sampleMs,
-      nativeOtherMs: sum((x) => x.end - x.start) - decodeMs - sampleMs,
-      betweenStepsMs: between,
+      nativeOtherMs: d.stepMs - decodeMs - sampleMs,
+      betweenStepsMs: d.betweenStepsMs,
     };
+  }
+
+  // Summed over the loaded models (a bench session loads one).
+  private totals(): StepTotals {
+    const sum = Object.fromEntries(FIELDS.map((f) => [f, 0])) as unknown as StepTotals;
+    for (const { steps } of this.engine.stats()) for (const f of FIELDS) sum[f] += steps[f];
+    return sum;
   }
 }

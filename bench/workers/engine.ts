@@ -34,7 +34,6 @@ export function generateRequest(modelPath: string, prompt: BenchPrompt, maxToken
 }
 
 export async function openEngineSession(job: EngineJob): Promise<WorkerSession> {
-  const profiler = job.profile ? StepProfiler.install() : undefined;
   const engine = new Engine({
     modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), gpu: job.gpu, parallel: job.parallel, kvCells: job.kvCells, prefixCache: job.prefixCache,
   });
@@ -50,5 +49,6 @@ export async function openEngineSession(job: EngineJob): Promise<WorkerSession> 
   };
   // Load the model now, so that the first warm-up is not also the load.
   await engine.generate({ model: job.modelPath, prompt: "", keep_alive: -1 });
+  const profiler = job.profile ? new StepProfiler(engine) : undefined;
   return { one, close: () => engine.close(), profiler };
 }

@@ -202,10 +202,10 @@ export class Engine implements EngineService {
     })));
   }
 
-  /** Per loaded model: sequences running and waiting, KV cache cells, preemptions. */
+  /** Per loaded model: sequences running and waiting, KV cache cells, preemptions, step timings. */
   stats() {
     return this.pool.loaded().map(({ name, runner }) => ({
-      name, running: runner.numRunning, waiting: runner.numWaiting, kv: runner.kvStats(), preemptions: runner.metrics.preemptions,
+      name, running: runner.numRunning, waiting: runner.numWaiting, kv: runner.kvStats(), preemptions: runner.metrics.preemptions, steps: { ...runner.metrics.steps },
     }));
   }
 

@@ -1,8 +1,10 @@
-// The executor runs a StepPlan: the only caller of the native step. It turns the plan into the
-// typed arrays of native batches and hands back what was sampled, per sequence. It decides
-// nothing about which tokens run, only how the backend runs them best.
-import type { NativeContext, StepResult } from "../native/index.js";
-import type { Batch, StepPlan, ScheduledSequence } from "./scheduler.js";
+// The executor runs a StepPlan: the only code that calls the native context. It applies the
+// plan's cache operations, drops and installs samplers, turns the plan into the typed arrays of
+// native batches, and hands back what was sampled, per sequence. It decides nothing about which
+// tokens run, only how the backend runs them best.
+import type { VllamaError } from "../api/errors.js";
+import { toTypedError, type NativeContext, type StepResult } from "../native/index.js";
+import type { Batch, ScheduledSequence, StepPlan } from "./scheduler.js";
 
 // llama.cpp's CPU flash attention runs a batch of 64 rows or more in 64-row query tiles, and
 // computes a tile densely over every cache cell any of its rows may see. Single-token rows of
@@ -13,18 +15,45 @@ import type { Batch, StepPlan, ScheduledSequence } from "./scheduler.js";
 const ATTENTION_TILE_ROWS = 64;
 const MIN_SEPARATE_DECODE_ROWS = 8;
 
-export interface SampledRow {
-  seq: ScheduledSequence;
+/** What the executor uses of the native context (tests pass a fake). */
+export type StepContext = Pick<
+  NativeContext,
+  "nBatch" | "setSampler" | "clearSampler" | "acceptTokens" | "step" | "seqRemove" | "seqCopy" | "dispose"
+>;
+
+export interface SampledRow<S extends ScheduledSequence> {
+  seq: S;
   token: number;
   logprob: number;
   top: Array<{ id: number; logprob: number }>;
 }
 
-export type StepOutcome =
-  | { status: "ok"; rows: SampledRow[]; decodeNs: number; sampleNs: number }
-  | { status: "no_room" };
+export type StepOutcome<S extends ScheduledSequence> =
+  | { status: "ok"; rows: SampledRow<S>[]; decodeNs: number; sampleNs: number }
+  | { status: "no_room" }
+  /** The native step failed: nothing of the batch is known to be in the cache. */
+  | { status: "failed"; error: VllamaError };
 
-export class Executor {
+/** A sequence whose sampler the native context refused (a grammar it cannot parse, say). */
+export interface AdmissionFailure<S extends ScheduledSequence> {
+  seq: S;
+  error: VllamaError;
+}
+
+/** What the step loop needs of an executor (tests pass a fake). */
+export interface StepExecutor<S extends ScheduledSequence> {
+  /**
+   * Applies what must precede the plan's tokens, in order: its cache operations, the released
+   * samplers, the admitted sequences' samplers (with their prompt and replayed tokens).
+   */
+  prepare(plan: StepPlan<S>): AdmissionFailure<S>[];
+  /** The plan as batches to run one after another. */
+  batches(plan: StepPlan<S>): Batch<S>[];
+  run(batch: Batch<S>): Promise<StepOutcome<S>>;
+  close(): Promise<void>;
+}
+
+export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
   // Reused across steps: a step allocates nothing per token on the JS side.
   private readonly tokens: Int32Array;
   private readonly positions: Int32Array;
@@ -36,7 +65,7 @@ export class Executor {
    * GPU kernels were not measured, so their batches stay whole).
    */
   constructor(
-    private readonly ctx: NativeContext,
+    private readonly ctx: StepContext,
     private readonly cpuAttention: boolean,
   ) {
     this.tokens = new Int32Array(ctx.nBatch);
@@ -45,8 +74,29 @@ export class Executor {
     this.sample = new Uint8Array(ctx.nBatch);
   }
 
-  /** The plan as batches to run one after another: the whole plan, or its decode rows first. */
-  batches(plan: StepPlan): Batch[] {
+  prepare(plan: StepPlan<S>): AdmissionFailure<S>[] {
+    for (const op of plan.cacheOps) {
+      if (op.kind === "copy") this.ctx.seqCopy(op.src, op.dst, op.p0, op.p1);
+      else this.ctx.seqRemove(op.seqId, op.p0, op.p1);
+    }
+    for (const seqId of plan.releasedSeqIds) this.ctx.clearSampler(seqId);
+    const failures: AdmissionFailure<S>[] = [];
+    for (const a of plan.admissions) {
+      try {
+        this.ctx.setSampler(a.seqId, a.sampler);
+        if (a.promptTokens.length > 0) this.ctx.acceptTokens(a.seqId, a.promptTokens, false);
+        // After a preemption, the generated tokens replay into the grammar and penalty window.
+        if (a.generatedTokens.length > 0) this.ctx.acceptTokens(a.seqId, a.generatedTokens, true);
+      } catch (error) {
+        this.ctx.clearSampler(a.seqId);
+        failures.push({ seq: a.seq, error: toTypedError(error) });
+      }
+    }
+    return failures;
+  }
+
+  /** The whole plan, or on the CPU its decode rows first (see ATTENTION_TILE_ROWS). */
+  batches(plan: StepPlan<S>): Batch<S>[] {
     if (!this.cpuAttention || plan.numTokens < ATTENTION_TILE_ROWS) return [plan];
     const single = plan.entries.filter((e) => e.count === 1);
     if (single.length < MIN_SEPARATE_DECODE_ROWS || single.length >= ATTENTION_TILE_ROWS) return [plan];
@@ -55,7 +105,7 @@ export class Executor {
     return [batchOf(single), batchOf(chunks)];
   }
 
-  async run(batch: Batch): Promise<StepOutcome> {
+  async run(batch: Batch<S>): Promise<StepOutcome<S>> {
     let n = 0;
     for (const e of batch.entries) {
       const seqId = e.seq.lease!.seqId;
@@ -67,28 +117,37 @@ export class Executor {
       }
       if (e.sample) this.sample[n - 1] = 1;
     }
-    const result = await this.ctx.step({
-      tokens: this.tokens.subarray(0, n),
-      positions: this.positions.subarray(0, n),
-      seqIds: this.seqIds.subarray(0, n),
-      sample: this.sample.subarray(0, n),
-    });
+    let result: StepResult;
+    try {
+      result = await this.ctx.step({
+        tokens: this.tokens.subarray(0, n),
+        positions: this.positions.subarray(0, n),
+        seqIds: this.seqIds.subarray(0, n),
+        sample: this.sample.subarray(0, n),
+      });
+    } catch (error) {
+      return { status: "failed", error: toTypedError(error) };
+    }
     if (result.status === "no_room") return { status: "no_room" };
     return { status: "ok", rows: sampledRows(batch, result), decodeNs: result.decodeNs, sampleNs: result.sampleNs };
   }
+
+  close(): Promise<void> {
+    return this.ctx.dispose();
+  }
 }
 
-function batchOf(entries: Batch["entries"]): Batch {
+function batchOf<S extends ScheduledSequence>(entries: Batch<S>["entries"]): Batch<S> {
   return { entries, numTokens: entries.reduce((sum, e) => sum + e.count, 0) };
 }
 
 // Sampled rows come back in batch order: one per entry that asked for a sample.
-function sampledRows(batch: Batch, result: StepResult): SampledRow[] {
-  const rows: SampledRow[] = [];
+function sampledRows<S extends ScheduledSequence>(batch: Batch<S>, result: StepResult): SampledRow<S>[] {
+  const rows: SampledRow<S>[] = [];
   let r = 0;
   for (const e of batch.entries) {
     if (!e.sample) continue;
-    const top: SampledRow["top"] = [];
+    const top: SampledRow<S>["top"] = [];
     for (let k = 0; k < result.topN; k++) {
       const id = result.topIds[r * result.topN + k];
       if (id >= 0) top.push({ id, logprob: result.topLogprobs[r * result.topN + k] });

@@ -10,11 +10,16 @@
 // prefixes slows all running work (measured on CPU, llama110m, 32 sequences: 8,192 idle cells
 // cost 20% of decode and 30% of prefill speed). `trimIdle` bounds that cost.
 
-/** The native KV operations the manager needs (NativeContext satisfies it; tests pass a fake). */
-export interface KvOps {
-  seqRemove(seqId: number, p0: number, p1: number): boolean;
-  seqCopy(src: number, dst: number, p0: number, p1: number): void;
-}
+/**
+ * A change to the native KV cache that the manager decided (positions [p0, p1), -1 = open end).
+ * The manager only records them; the scheduler puts them in the next plan, and the executor
+ * applies them in this order before that plan's tokens decode.
+ */
+export type CacheOp =
+  | { kind: "copy"; src: number; dst: number; p0: number; p1: number }
+  | { kind: "remove"; seqId: number; p0: number; p1: number };
+
+const NO_CACHE_OPS: readonly CacheOp[] = Object.freeze([]);
 
 export const BLOCK_SIZE = 16;
 
@@ -84,9 +89,10 @@ export class KvManager {
   private tokensComputed = 0;
   private queries = 0;
   private hits = 0;
+  /** Cache operations decided since the last takeCacheOps(), in order. */
+  private cacheOps: CacheOp[] = [];
 
   constructor(
-    private readonly kv: KvOps,
     readonly totalCells: number,
     nSeqIds: number,
     readonly prefixCaching = true,
@@ -115,6 +121,14 @@ export class KvManager {
     };
   }
 
+  /** The cache operations decided since the last call, in order (the plan carries them). */
+  takeCacheOps(): readonly CacheOp[] {
+    if (this.cacheOps.length === 0) return NO_CACHE_OPS;
+    const ops = this.cacheOps;
+    this.cacheOps = [];
+    return ops;
+  }
+
   /** Cached tokens a prompt would reuse (whole blocks, at most prompt.length - 1). */
   matchLength(prompt: ArrayLike<number>): number {
     return this.matchBlocks(prompt).length * BLOCK_SIZE;
@@ -133,7 +147,7 @@ export class KvManager {
     this.queries += prompt.length;
     this.hits += shared;
     for (const b of blocks) this.pin(b);
-    if (shared > 0) this.kv.seqCopy(blocks[blocks.length - 1].holder, seqId, 0, shared);
+    if (shared > 0) this.recordCopy(blocks[blocks.length - 1].holder, seqId, 0, shared);
     return { seqId, blocks, sharedTokens: shared, cells: shared };
   }
 
@@ -163,8 +177,8 @@ export class KvManager {
       if (block) {
         // Computed twice (two requests prefilled the same prefix at once): keep the cached
         // cells, drop ours, and share theirs so this sequence's holder invariant still holds.
-        this.kv.seqRemove(lease.seqId, start, start + BLOCK_SIZE);
-        this.kv.seqCopy(block.holder, lease.seqId, start, start + BLOCK_SIZE);
+        this.recordRemove(lease.seqId, start, start + BLOCK_SIZE);
+        this.recordCopy(block.holder, lease.seqId, start, start + BLOCK_SIZE);
         this.privateCells -= BLOCK_SIZE;
       } else {
         block = { key, parent, children: new Map(), depth, holder: lease.seqId, refs: 0, lastUsed: this.tokensComputed };
@@ -188,10 +202,10 @@ export class KvManager {
     this.privateCells -= lease.cells - lease.sharedTokens;
     const held = lease.blocks.filter((b) => b.holder === lease.seqId).length;
     if (held > 0) {
-      this.kv.seqRemove(lease.seqId, lease.sharedTokens, -1);
+      this.recordRemove(lease.seqId, lease.sharedTokens, -1);
       this.holders.set(lease.seqId, held);
     } else {
-      this.kv.seqRemove(lease.seqId, -1, -1);
+      this.recordRemove(lease.seqId, -1, -1);
       this.freeSeqIds.push(lease.seqId);
     }
     lease.blocks = [];
@@ -227,6 +241,14 @@ export class KvManager {
   /** Drops the whole prefix cache that no running sequence uses. */
   evictAll(): void {
     this.evictWhile(() => true);
+  }
+
+  private recordCopy(src: number, dst: number, p0: number, p1: number): void {
+    this.cacheOps.push({ kind: "copy", src, dst, p0, p1 });
+  }
+
+  private recordRemove(seqId: number, p0: number, p1: number): void {
+    this.cacheOps.push({ kind: "remove", seqId, p0, p1 });
   }
 
   private takeSeqId(): number | undefined {
@@ -265,14 +287,14 @@ export class KvManager {
   private drop(block: Block): void {
     block.parent!.children.delete(block.key);
     this.blocks.delete(block);
-    this.kv.seqRemove(block.holder, block.depth * BLOCK_SIZE, -1);
+    this.recordRemove(block.holder, block.depth * BLOCK_SIZE, -1);
     const held = this.holders.get(block.holder);
     if (held === undefined) return;
     if (held > 1) {
       this.holders.set(block.holder, held - 1);
     } else {
       this.holders.delete(block.holder);
-      this.kv.seqRemove(block.holder, -1, -1);
+      this.recordRemove(block.holder, -1, -1);
       this.freeSeqIds.push(block.holder);
     }
   }

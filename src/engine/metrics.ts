@@ -20,6 +20,27 @@ class Histogram {
   }
 }
 
+// A longer gap between two native steps is idle time (no work queued), not step overhead.
+const IDLE_GAP_MS = 50;
+
+/**
+ * Totals over the native steps (executor batches) run so far: where step time goes. A reader
+ * takes two snapshots and subtracts (bench/lib/step-profile.ts).
+ */
+export interface StepTotals {
+  steps: number;
+  /** Tokens decoded, and rows sampled. */
+  tokens: number;
+  rows: number;
+  /** The addon's own timings: llama_decode (with the wait for the GPU), and sampling. */
+  decodeNs: number;
+  sampleNs: number;
+  /** Wall time of the step calls, from building the batch to the result on the JS thread. */
+  stepMs: number;
+  /** Gaps from one step's end to the next one's start (scheduling, delivering tokens), idle gaps aside. */
+  betweenStepsMs: number;
+}
+
 export class EngineMetrics {
   promptTokens = 0;
   generationTokens = 0;
@@ -30,7 +51,9 @@ export class EngineMetrics {
   readonly e2e = new Histogram(LATENCY_BUCKETS);
   readonly promptLengths = new Histogram(TOKEN_BUCKETS);
   readonly generationLengths = new Histogram(TOKEN_BUCKETS);
+  readonly steps: StepTotals = { steps: 0, tokens: 0, rows: 0, decodeNs: 0, sampleNs: 0, stepMs: 0, betweenStepsMs: 0 };
   private readonly lastTokenAt = new WeakMap<Sequence, bigint>();
+  private lastStepEndMs = -Infinity;
 
   preempted(n: number): void {
     this.preemptions += n;
@@ -52,6 +75,20 @@ export class EngineMetrics {
       this.generationLengths.observe(seq.generatedCount);
       this.e2e.observe(Number(now - seq.queuedAt) / 1e9);
     }
+  }
+
+  /** One native step ran from `startMs` to `endMs` (performance.now()). */
+  stepRan(startMs: number, endMs: number, tokens: number, rows: number, decodeNs: number, sampleNs: number): void {
+    const s = this.steps;
+    const gap = startMs - this.lastStepEndMs;
+    if (gap < IDLE_GAP_MS) s.betweenStepsMs += gap;
+    this.lastStepEndMs = endMs;
+    s.steps++;
+    s.tokens += tokens;
+    s.rows += rows;
+    s.decodeNs += decodeNs;
+    s.sampleNs += sampleNs;
+    s.stepMs += endMs - startMs;
   }
 
   requestFinished(reason: string): void {

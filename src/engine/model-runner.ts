@@ -1,15 +1,14 @@
-// One loaded model: its native model and context, the KV manager, the scheduler, and the step
-// loop that runs back to back while there is work:
-//   plan = scheduler.schedule(); for each executor batch: executor.run(batch); scheduler.complete(batch)
-import { setImmediate as afterPendingCallbacks } from "node:timers/promises";
-import { BadRequestError, CancelledError } from "../api/errors.js";
+// One loaded model: its native model and context, and the parts that serve it: the KV manager,
+// the scheduler, the executor (the only owner of the native context) and the step loop that
+// drives them (step-loop.ts), plus the embeddings batcher.
 import { createContext, initBackend, loadModel, type GpuChoice, type NativeContext, type NativeModel } from "../native/index.js";
 import { EmbedBatcher } from "./embed-batcher.js";
-import { Executor, type SampledRow } from "./executor.js";
+import { Executor } from "./executor.js";
 import { idleBlockTokens, KvManager } from "./kv-manager.js";
-import { Scheduler, type StepPlan } from "./scheduler.js";
+import { Scheduler } from "./scheduler.js";
 import { EngineMetrics } from "./metrics.js";
-import type { Sequence, TokenLogprobs } from "./sequence.js";
+import type { Sequence } from "./sequence.js";
+import { StepLoop } from "./step-loop.js";
 
 export interface RunnerOptions {
   /** Total KV cells of the unified cache (shared by all sequences). */
@@ -55,36 +54,33 @@ function deviceFor(options: RunnerOptions): Device {
 export class ModelRunner {
   readonly metrics = new EngineMetrics();
   private readonly kv: KvManager;
-  private readonly scheduler: Scheduler;
-  private readonly executor: Executor;
+  private readonly scheduler: Scheduler<Sequence>;
+  private readonly executor: Executor<Sequence>;
+  private readonly loop: StepLoop;
   private readonly embedder: EmbedBatcher;
-  private looping = false;
-  /** The step loop now running (settled when it ran out of work). */
-  private stepping: Promise<void> = Promise.resolve();
-  private closed = false;
-  /**
-   * On the CPU, consumers take a step's tokens (stream writes, their clients waking up) before
-   * the next step starts: done while the compute threads run, that work takes their cores and
-   * stalls them at every barrier. With the model on a GPU the cores are free while it computes,
-   * so the next step starts first and the consumers' work overlaps it.
-   */
-  private readonly computesOnCpu: boolean;
 
   private constructor(
     readonly path: string,
     readonly model: NativeModel,
-    private readonly ctx: NativeContext,
+    ctx: NativeContext,
     readonly options: RunnerOptions,
     device: Device,
   ) {
-    this.kv = new KvManager(ctx, ctx.nCtx, ctx.nSeqMax, options.prefixCache, idleBlockTokens(model.info));
+    this.kv = new KvManager(ctx.nCtx, ctx.nSeqMax, options.prefixCache, idleBlockTokens(model.info));
     this.scheduler = new Scheduler(this.kv, {
       maxRunning: maxRunning(options),
       chunkBudget: device.batchSize,
       maxWaiting: options.maxQueue,
     });
-    this.computesOnCpu = !device.onGpu;
-    this.executor = new Executor(ctx, this.computesOnCpu);
+    this.executor = new Executor(ctx, !device.onGpu);
+    this.loop = new StepLoop({
+      scheduler: this.scheduler,
+      executor: this.executor,
+      kv: this.kv,
+      metrics: this.metrics,
+      vocab: model,
+      yieldBetweenSteps: !device.onGpu,
+    });
     this.embedder = new EmbedBatcher(model, options);
   }
 
@@ -112,15 +108,15 @@ export class ModelRunner {
   }
 
   get kvCells(): number {
-    return this.ctx.nCtx;
+    return this.kv.totalCells;
   }
 
   get numRunning(): number {
-    return this.scheduler.running.length;
+    return this.loop.numRunning;
   }
 
   get numWaiting(): number {
-    return this.scheduler.waiting.length;
+    return this.loop.numWaiting;
   }
 
   kvStats() {
@@ -129,18 +125,7 @@ export class ModelRunner {
 
   /** Queues a sequence (BusyError when the queue is full); the step loop picks it up. */
   submit(seq: Sequence, signal?: AbortSignal): void {
-    if (this.closed) throw new CancelledError("model is unloading");
-    if (seq.tokens.length >= this.ctx.nCtx) {
-      throw new BadRequestError(`prompt of ${seq.tokens.length} tokens does not fit in the KV cache (${this.ctx.nCtx} cells)`);
-    }
-    this.scheduler.add(seq);
-    if (signal) {
-      const onAbort = () => this.cancel(seq);
-      if (signal.aborted) onAbort();
-      signal.addEventListener("abort", onAbort, { once: true });
-      seq.events.onSettled(() => signal.removeEventListener("abort", onAbort));
-    }
-    this.loop();
+    this.loop.submit(seq, signal);
   }
 
   /** Longest input `embed` takes, in tokens. */
@@ -152,127 +137,10 @@ export class ModelRunner {
     return this.embedder.embed(tokens, signal);
   }
 
-  /** Ends a sequence now; its cells are freed at the next step boundary. */
-  cancel(seq: Sequence): void {
-    if (seq.finished) return;
-    seq.fail(new CancelledError());
-    this.metrics.requestFinished("abort");
-    this.loop();
-  }
-
   async close(): Promise<void> {
-    this.closed = true;
-    for (const seq of [...this.scheduler.running, ...this.scheduler.waiting] as Sequence[]) {
-      seq.fail(new CancelledError("model was unloaded"));
-    }
-    await this.stepping;
+    await this.loop.close();
     await this.embedder.close();
-    await this.ctx.dispose();
+    await this.executor.close();
     await this.model.dispose();
-  }
-
-  /** Starts the step loop unless it runs already. */
-  private loop(): void {
-    if (this.looping) return;
-    this.looping = true;
-    this.stepping = this.runSteps();
-  }
-
-  private async runSteps(): Promise<void> {
-    try {
-      while (!this.closed) {
-        this.dropFinished();
-        if (!this.scheduler.hasWork) break;
-        await this.step();
-        if (this.computesOnCpu) await afterPendingCallbacks();
-      }
-    } catch (error) {
-      this.failAll(error);
-    } finally {
-      this.dropFinished();
-      this.looping = false;
-    }
-  }
-
-  private async step(): Promise<void> {
-    const plan = this.scheduler.schedule();
-    this.metrics.preempted(plan.preempted.length);
-    this.start(plan);
-    if (plan.entries.length === 0) {
-      this.failUnschedulable();
-      return;
-    }
-    for (const batch of this.executor.batches(plan)) {
-      const outcome = await this.executor.run(batch);
-      if (outcome.status === "no_room") {
-        this.scheduler.rejectForNoRoom(batch);
-        this.metrics.preempted(1);
-        return;
-      }
-      this.scheduler.complete(batch);
-      for (const row of outcome.rows) this.deliver(row);
-    }
-  }
-
-  // Newly admitted sequences get their sampler under their (new) sequence id.
-  private start(plan: StepPlan): void {
-    for (const s of plan.admitted) {
-      const seq = s as Sequence;
-      const seqId = seq.lease!.seqId;
-      this.ctx.setSampler(seqId, seq.sampler);
-      const penaltyWindow = seq.tokens.slice(0, seq.promptLength);
-      if (penaltyWindow.length > 0) this.ctx.acceptTokens(seqId, Int32Array.from(penaltyWindow), false);
-      // After a preemption, the generated tokens replay into the grammar and penalty window.
-      if (seq.generatedCount > 0) this.ctx.acceptTokens(seqId, Int32Array.from(seq.tokens.slice(seq.promptLength)), true);
-      seq.noteAdmitted();
-    }
-  }
-
-  private deliver(row: SampledRow): void {
-    const seq = row.seq as Sequence;
-    if (seq.finished) return;
-    const done = seq.accept(row.token, Number.isNaN(row.logprob) ? undefined : this.logprobs(row));
-    this.metrics.tokenGenerated(seq);
-    if (done) {
-      this.metrics.requestFinished(seq.finishReason ?? "stop");
-      this.release(seq);
-    }
-  }
-
-  private logprobs(row: SampledRow): TokenLogprobs {
-    const piece = (id: number) => {
-      const bytes = this.model.tokenBytes(id, false);
-      return { token: Buffer.from(bytes).toString("utf8"), bytes: [...bytes] };
-    };
-    return {
-      ...piece(row.token),
-      logprob: row.logprob,
-      top: row.top.map((t) => ({ ...piece(t.id), logprob: t.logprob })),
-    };
-  }
-
-  private release(seq: Sequence): void {
-    const seqId = seq.lease?.seqId;
-    this.scheduler.remove(seq);
-    if (seqId !== undefined) this.ctx.clearSampler(seqId);
-  }
-
-  // Cancelled or failed sequences leave at a step boundary, when no step is running.
-  private dropFinished(): void {
-    for (const seq of [...this.scheduler.running, ...this.scheduler.waiting] as Sequence[]) {
-      if (seq.finished) this.release(seq);
-    }
-  }
-
-  // Nothing could be planned: the first waiting prompt needs more cells than the cache has.
-  private failUnschedulable(): void {
-    const seq = this.scheduler.waiting[0] as Sequence | undefined;
-    if (!seq) return;
-    seq.fail(new BadRequestError(`prompt of ${seq.tokens.length} tokens does not fit in the free KV cache (${this.kv.freeCells} of ${this.ctx.nCtx} cells)`));
-    this.release(seq);
-  }
-
-  private failAll(error: unknown): void {
-    for (const seq of [...this.scheduler.running, ...this.scheduler.waiting] as Sequence[]) seq.fail(error);
   }
 }

@@ -1,13 +1,17 @@
 // The scheduler decides. Each step it returns a plain StepPlan: which tokens of which sequences
-// to run. There is no prefill phase and no decode phase: a sequence simply has tokens that are
+// to run, and what must change before they run (cache operations, samplers to drop and to
+// install). There is no prefill phase and no decode phase: a sequence simply has tokens that are
 // not yet in the KV cache (a whole prompt, a chunk of it, or the one token just sampled).
 import { BusyError } from "../api/errors.js";
-import { BLOCK_SIZE, type KvLease, type KvManager } from "./kv-manager.js";
+import type { SamplerParams } from "../native/index.js";
+import { BLOCK_SIZE, type CacheOp, type KvLease, type KvManager } from "./kv-manager.js";
 
 export interface ScheduledSequence {
   readonly id: number;
   /** Prompt followed by the tokens generated so far. */
   tokens: number[];
+  readonly promptLength: number;
+  readonly sampler: SamplerParams;
   /** Tokens of `tokens` whose cells are in the KV cache. */
   numComputed: number;
   lease: KvLease | undefined;
@@ -17,8 +21,8 @@ export interface ScheduledSequence {
   readonly finished: boolean;
 }
 
-export interface PlanEntry {
-  seq: ScheduledSequence;
+export interface PlanEntry<S extends ScheduledSequence> {
+  seq: S;
   start: number;
   count: number;
   /** The entry reaches the end of the sequence's tokens: sample its next token. */
@@ -26,18 +30,36 @@ export interface PlanEntry {
 }
 
 /** Tokens decoded together: a whole StepPlan, or a part of one the executor runs on its own. */
-export interface Batch {
-  entries: PlanEntry[];
+export interface Batch<S extends ScheduledSequence> {
+  entries: PlanEntry<S>[];
   numTokens: number;
 }
 
-export interface StepPlan extends Batch {
+/** A sequence that starts running (again) in this step: what its new sampler needs. */
+export interface Admission<S extends ScheduledSequence> {
+  seq: S;
+  seqId: number;
+  sampler: SamplerParams;
+  /** The prompt: it starts the sampler's repeat-penalty window. */
+  promptTokens: Int32Array;
+  /** Tokens generated before a preemption: replayed into the penalty window and the grammar. */
+  generatedTokens: Int32Array;
+}
+
+export interface StepPlan<S extends ScheduledSequence> extends Batch<S> {
   /** Entries of one token (a decode, or a prompt's last token): outside the chunk budget. */
   numSingleRows: number;
+  /**
+   * KV cache operations decided since the last plan (releases at step boundaries, duplicate
+   * prefills of the last step, evictions and prefix attachments while planning), in order:
+   * applied before anything else of the plan.
+   */
+  cacheOps: readonly CacheOp[];
+  /** Sequence ids whose sampler goes (finished, cancelled or preempted): dropped before admissions. */
+  releasedSeqIds: number[];
+  admissions: Admission<S>[];
   /** Sequences preempted while planning (their cells freed; they wait to be recomputed). */
-  preempted: ScheduledSequence[];
-  /** Sequences that start running in this step (with a new sequence id: set their sampler). */
-  admitted: ScheduledSequence[];
+  preempted: S[];
 }
 
 export interface SchedulerLimits {
@@ -53,9 +75,11 @@ export interface SchedulerLimits {
   maxWaiting: number;
 }
 
-export class Scheduler {
-  readonly running: ScheduledSequence[] = [];
-  readonly waiting: ScheduledSequence[] = [];
+export class Scheduler<S extends ScheduledSequence> {
+  readonly running: S[] = [];
+  readonly waiting: S[] = [];
+  /** Sequence ids released since the last plan. */
+  private releasedSeqIds: number[] = [];
 
   constructor(
     private readonly kv: KvManager,
@@ -67,33 +91,37 @@ export class Scheduler {
   }
 
   /** Queues a sequence; more than `maxWaiting` beyond the free running places is a BusyError. */
-  add(seq: ScheduledSequence): void {
-    const active = (list: ScheduledSequence[]) => list.filter((s) => !s.finished).length;
+  add(seq: S): void {
+    const active = (list: S[]) => list.filter((s) => !s.finished).length;
     const freePlaces = Math.max(0, this.limits.maxRunning - active(this.running));
     if (active(this.waiting) >= this.limits.maxWaiting + freePlaces) throw new BusyError();
     this.waiting.push(seq);
   }
 
   /** Removes a sequence wherever it is and frees its cells (finished or cancelled). */
-  remove(seq: ScheduledSequence): void {
+  remove(seq: S): void {
     const w = this.waiting.indexOf(seq);
     if (w >= 0) this.waiting.splice(w, 1);
     const r = this.running.indexOf(seq);
     if (r >= 0) this.running.splice(r, 1);
-    if (seq.lease) this.kv.close(seq.lease);
-    seq.lease = undefined;
+    this.closeLease(seq);
   }
 
-  schedule(): StepPlan {
-    const plan: StepPlan = { entries: [], numTokens: 0, numSingleRows: 0, preempted: [], admitted: [] };
+  schedule(): StepPlan<S> {
+    const plan: StepPlan<S> = {
+      entries: [], numTokens: 0, numSingleRows: 0, cacheOps: [], releasedSeqIds: [], admissions: [], preempted: [],
+    };
     this.trimIdleCache();
     this.scheduleRunning(plan);
     this.scheduleWaiting(plan);
+    plan.cacheOps = this.kv.takeCacheOps();
+    plan.releasedSeqIds = this.releasedSeqIds;
+    this.releasedSeqIds = [];
     return plan;
   }
 
   /** After a batch ran: its tokens are in the cache; full blocks become shareable. */
-  complete(batch: Batch): void {
+  complete(batch: Batch<S>): void {
     this.kv.advance(batch.numTokens);
     for (const e of batch.entries) {
       e.seq.numComputed += e.count;
@@ -101,12 +129,26 @@ export class Scheduler {
     }
   }
 
+  /** A batch did not run (no room, a failed step, or an earlier batch of its plan stopped it). */
+  undo(batch: Batch<S>): void {
+    for (const e of batch.entries) if (e.seq.lease) this.kv.shrink(e.seq.lease, e.count);
+  }
+
+  /**
+   * A sequence's admission failed (its sampler was refused): its entry leaves the plan before
+   * any batch runs, and the sequence leaves the scheduler.
+   */
+  withdraw(plan: StepPlan<S>, seq: S): void {
+    dropEntry(plan, seq);
+    this.remove(seq);
+  }
+
   /**
    * A batch found no room in the KV cache (llama.cpp's own placement disagreed with the
-   * accounting). Undo its allocations and preempt the newest running sequence.
+   * accounting; the batches that did not run were undone): drop the prefix cache and preempt
+   * the newest running sequence.
    */
-  rejectForNoRoom(batch: Batch): void {
-    for (const e of batch.entries) if (e.seq.lease) this.kv.shrink(e.seq.lease, e.count);
+  preemptForNoRoom(): void {
     this.kv.evictAll();
     const victim = this.running[this.running.length - 1];
     if (victim && this.running.length > 1) this.preempt(victim);
@@ -126,7 +168,7 @@ export class Scheduler {
   }
 
   // Running sequences first, oldest first: each gets its pending tokens (1 when decoding).
-  private scheduleRunning(plan: StepPlan): void {
+  private scheduleRunning(plan: StepPlan<S>): void {
     for (let i = 0; i < this.running.length; i++) {
       const seq = this.running[i];
       const pending = seq.tokens.length - seq.numComputed;
@@ -143,7 +185,7 @@ export class Scheduler {
   }
 
   // Then waiting sequences, in arrival order, while sequence slots, budget and cells last.
-  private scheduleWaiting(plan: StepPlan): void {
+  private scheduleWaiting(plan: StepPlan<S>): void {
     while (this.waiting.length > 0 && this.running.length < this.limits.maxRunning) {
       const budget = this.chunkBudgetLeft(plan);
       if (budget <= 0) break;
@@ -159,7 +201,7 @@ export class Scheduler {
       seq.lease = lease;
       seq.numComputed = lease.cells;
       this.running.push(seq);
-      plan.admitted.push(seq);
+      plan.admissions.push(admission(seq, lease.seqId));
       this.addEntry(plan, seq, Math.min(seq.tokens.length - seq.numComputed, budget));
     }
   }
@@ -169,7 +211,7 @@ export class Scheduler {
    * waits: once that prefill's blocks are cached it attaches to them instead of computing the
    * same prefix again (a burst of requests with one system prompt computes it once).
    */
-  private sharesPrefillInFlight(seq: ScheduledSequence, cached: number): boolean {
+  private sharesPrefillInFlight(seq: S, cached: number): boolean {
     if (!this.kv.prefixCaching) return false;
     return this.running.some((r) => {
       const shareable = Math.floor(commonPrefix(r.tokens, seq.tokens, seq.tokens.length - 1) / BLOCK_SIZE) * BLOCK_SIZE;
@@ -177,11 +219,11 @@ export class Scheduler {
     });
   }
 
-  private chunkBudgetLeft(plan: StepPlan): number {
+  private chunkBudgetLeft(plan: StepPlan<S>): number {
     return this.limits.chunkBudget - (plan.numTokens - plan.numSingleRows);
   }
 
-  private addEntry(plan: StepPlan, seq: ScheduledSequence, count: number): void {
+  private addEntry(plan: StepPlan<S>, seq: S, count: number): void {
     this.kv.grow(seq.lease!, count);
     const start = seq.numComputed;
     plan.entries.push({ seq, start, count, sample: start + count === seq.tokens.length });
@@ -190,7 +232,7 @@ export class Scheduler {
   }
 
   /** Frees cells for `count` tokens: cached prefixes first, then the newest running sequences. */
-  private makeRoom(count: number, seq: ScheduledSequence, plan: StepPlan): boolean {
+  private makeRoom(count: number, seq: S, plan: StepPlan<S>): boolean {
     while (!this.kv.evict(count)) {
       const victim = this.running[this.running.length - 1];
       if (victim === seq) return false;
@@ -199,27 +241,46 @@ export class Scheduler {
     return true;
   }
 
-  private preempt(seq: ScheduledSequence, plan?: StepPlan): void {
+  private preempt(seq: S, plan?: StepPlan<S>): void {
     if (plan) {
-      const planned = plan.entries.findIndex((e) => e.seq === seq);
-      if (planned >= 0) {
-        const { count } = plan.entries[planned];
-        plan.numTokens -= count;
-        if (count === 1) plan.numSingleRows--;
-        plan.entries.splice(planned, 1);
-      }
+      dropEntry(plan, seq);
       plan.preempted.push(seq);
-      const admitted = plan.admitted.indexOf(seq);
-      if (admitted >= 0) plan.admitted.splice(admitted, 1);
     }
     this.running.splice(this.running.indexOf(seq), 1);
-    if (seq.lease) this.kv.close(seq.lease);
-    seq.lease = undefined;
+    this.closeLease(seq);
     seq.numComputed = 0;
     seq.numPreemptions++;
     // First in line again: it resumes by recomputing its prompt and what it generated.
     this.waiting.unshift(seq);
   }
+
+  // Its cells are freed (the cache operations ride in the next plan) and its sampler goes.
+  private closeLease(seq: S): void {
+    if (!seq.lease) return;
+    this.kv.close(seq.lease);
+    this.releasedSeqIds.push(seq.lease.seqId);
+    seq.lease = undefined;
+  }
+}
+
+// Its cells stay counted in its lease until the lease closes.
+function dropEntry<S extends ScheduledSequence>(plan: StepPlan<S>, seq: S): void {
+  const i = plan.entries.findIndex((e) => e.seq === seq);
+  if (i < 0) return;
+  const { count } = plan.entries[i];
+  plan.numTokens -= count;
+  if (count === 1) plan.numSingleRows--;
+  plan.entries.splice(i, 1);
+}
+
+function admission<S extends ScheduledSequence>(seq: S, seqId: number): Admission<S> {
+  return {
+    seq,
+    seqId,
+    sampler: seq.sampler,
+    promptTokens: Int32Array.from(seq.tokens.slice(0, seq.promptLength)),
+    generatedTokens: Int32Array.from(seq.tokens.slice(seq.promptLength)),
+  };
 }
 
 function commonPrefix(a: number[], b: number[], max: number): number {

@@ -1,0 +1,130 @@
+// A native context without the addon, for the executor and the step loop: it logs every call in
+// order, keeps each sequence id's sampler window and cache positions, and samples a token that
+// depends on the whole window (so a sampler that missed its prompt or its replayed tokens
+// samples differently). Tests script what the next steps do.
+import type { StepContext } from "../../src/engine/executor.js";
+import type { SamplerParams, StepPlanArrays, StepResult } from "../../src/native/index.js";
+
+export const SAMPLER: SamplerParams = {
+  temperature: 0, topK: 40, topP: 1, minP: 0, typicalP: 1, seed: 0,
+  repeatLastN: 64, repeatPenalty: 1, presencePenalty: 0, frequencyPenalty: 0,
+};
+
+/** What a scripted step does instead of decoding. */
+export type StepFault = "no_room" | Error;
+
+/** An Error as the addon throws it: a message and a code. */
+export function nativeError(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+export class FakeContext implements StepContext {
+  /** Every call, in order: "rm seq p0 p1", "cp src dst p0 p1", "clear seq", "set seq", "accept seq prompt|replay tokens", "step seq:start+count ...". */
+  readonly calls: string[] = [];
+  /** seqId -> tokens its sampler saw (prompt, replayed, sampled). */
+  readonly samplers = new Map<number, number[]>();
+  /** seqId -> positions in the cache. */
+  readonly cells = new Map<number, Set<number>>();
+  /** Step number (from 1) -> what that step does instead of decoding. */
+  readonly faults = new Map<number, StepFault>();
+  /** setSampler throws for these grammars, as llama.cpp refuses a grammar it cannot parse. */
+  readonly badGrammars = new Set<string>();
+  private steps = 0;
+  private readonly pauses = new Map<number, { started: () => void; gate: Promise<void> }>();
+
+  constructor(readonly nBatch: number) {}
+
+  /** Holds step `n` (from 1) in flight until `resume()`; `started` resolves once it is. */
+  pause(n: number): { started: Promise<void>; resume: () => void } {
+    let started!: () => void;
+    let resume!: () => void;
+    const startedPromise = new Promise<void>((resolve) => (started = resolve));
+    this.pauses.set(n, { started, gate: new Promise<void>((resolve) => (resume = resolve)) });
+    return { started: startedPromise, resume };
+  }
+
+  setSampler(seqId: number, params: SamplerParams): void {
+    this.calls.push(`set ${seqId}`);
+    if (params.grammar !== undefined && this.badGrammars.has(params.grammar)) throw nativeError("failed to parse grammar", "ERR_GRAMMAR");
+    this.samplers.set(seqId, []);
+  }
+
+  clearSampler(seqId: number): void {
+    this.calls.push(`clear ${seqId}`);
+    this.samplers.delete(seqId);
+  }
+
+  acceptTokens(seqId: number, tokens: Int32Array, grammar: boolean): void {
+    this.calls.push(`accept ${seqId} ${grammar ? "replay" : "prompt"} ${tokens.join(",")}`);
+    this.samplerOf(seqId).push(...tokens);
+  }
+
+  seqRemove(seqId: number, p0: number, p1: number): boolean {
+    this.calls.push(`rm ${seqId} ${p0} ${p1}`);
+    const set = this.cells.get(seqId);
+    if (set) for (const p of [...set]) if ((p0 < 0 || p >= p0) && (p1 < 0 || p < p1)) set.delete(p);
+    return true;
+  }
+
+  seqCopy(src: number, dst: number, p0: number, p1: number): void {
+    this.calls.push(`cp ${src} ${dst} ${p0} ${p1}`);
+    const to = this.cells.get(dst) ?? new Set<number>();
+    for (const p of this.cells.get(src) ?? []) if (p >= p0 && (p1 < 0 || p < p1)) to.add(p);
+    this.cells.set(dst, to);
+  }
+
+  async step(plan: StepPlanArrays): Promise<StepResult> {
+    const rows: string[] = [];
+    for (let i = 0; i < plan.tokens.length; i++) {
+      if (i === 0 || plan.seqIds[i] !== plan.seqIds[i - 1]) rows.push(`${plan.seqIds[i]}:${plan.positions[i]}`);
+    }
+    this.calls.push(`step ${rows.join(" ")}`);
+    const n = ++this.steps;
+    const pause = this.pauses.get(n);
+    if (pause) {
+      pause.started();
+      await pause.gate;
+    }
+    const fault = this.faults.get(n);
+    if (fault instanceof Error) throw fault;
+    if (fault === "no_room") return result("no_room", []);
+    const sampled: number[] = [];
+    for (let i = 0; i < plan.tokens.length; i++) {
+      const seqId = plan.seqIds[i];
+      const cells = this.cells.get(seqId) ?? new Set<number>();
+      cells.add(plan.positions[i]);
+      this.cells.set(seqId, cells);
+      if (!plan.sample[i]) continue;
+      const window = this.samplerOf(seqId);
+      const token = 100 + (window.reduce((a, t) => a + t, 0) % 97);
+      window.push(token);
+      sampled.push(seqId, token);
+    }
+    return result("ok", sampled);
+  }
+
+  async dispose(): Promise<void> {
+    this.calls.push("dispose");
+  }
+
+  private samplerOf(seqId: number): number[] {
+    const window = this.samplers.get(seqId);
+    if (!window) throw nativeError(`sequence ${seqId} has no sampler`, "ERR_INVALID_ARG");
+    return window;
+  }
+}
+
+function result(status: StepResult["status"], sampled: number[]): StepResult {
+  const n = sampled.length / 2;
+  return {
+    status,
+    sampledSeqIds: Int32Array.from({ length: n }, (_, r) => sampled[2 * r]),
+    sampledTokens: Int32Array.from({ length: n }, (_, r) => sampled[2 * r + 1]),
+    sampledLogprobs: new Float32Array(n).fill(NaN),
+    topN: 0,
+    topIds: new Int32Array(0),
+    topLogprobs: new Float32Array(0),
+    decodeNs: 1000,
+    sampleNs: 100,
+  };
+}
