@@ -1,7 +1,9 @@
 // Embeddings of many inputs (of one request or of many concurrent requests) are packed into
-// shared native calls, as many sequences per call as the batch holds.
+// shared native calls, as many sequences per call as the batch holds. The batcher decides which
+// inputs go together; the EmbedExecutor makes the call.
 import { BadRequestError, CancelledError } from "../api/errors.js";
-import { createContext, type NativeContext, type NativeModel } from "../native/index.js";
+import type { NativeModel } from "../native/index.js";
+import { EMBED_BATCH, EMBED_SEQS, EmbedExecutor } from "./embed-executor.js";
 
 interface PendingInput {
   tokens: number[];
@@ -10,20 +12,16 @@ interface PendingInput {
   signal?: AbortSignal;
 }
 
-const EMBED_BATCH = 2048;
-const EMBED_SEQS = 64;
-
 export class EmbedBatcher {
-  private ctx: Promise<NativeContext> | undefined;
+  private readonly executor: EmbedExecutor;
   private readonly pending: PendingInput[] = [];
   private draining = false;
   /** The drain now running (settled when nothing is pending). */
   private drained: Promise<void> = Promise.resolve();
 
-  constructor(
-    private readonly model: NativeModel,
-    private readonly options: { flashAttention: "auto" | "on" | "off" },
-  ) {}
+  constructor(model: NativeModel, options: { flashAttention: "auto" | "on" | "off" }) {
+    this.executor = new EmbedExecutor(model, options);
+  }
 
   /** Largest input in tokens (one input is pooled within one batch). */
   get maxTokens(): number {
@@ -45,21 +43,7 @@ export class EmbedBatcher {
   async close(): Promise<void> {
     for (const p of this.pending.splice(0)) p.reject(new CancelledError("model was unloaded"));
     await this.drained;
-    if (this.ctx) await (await this.ctx).dispose();
-  }
-
-  private context(): Promise<NativeContext> {
-    this.ctx ??= createContext(this.model, {
-      nCtx: EMBED_BATCH,
-      nSeqMax: EMBED_SEQS,
-      nBatch: EMBED_BATCH,
-      nUbatch: EMBED_BATCH,
-      embeddings: true,
-      // Generative models have no pooling of their own: mean over the tokens.
-      pooling: this.model.info.hasDecoder ? "mean" : "model",
-      flashAttn: this.options.flashAttention,
-    });
-    return this.ctx;
+    await this.executor.close();
   }
 
   private drain(): void {
@@ -95,22 +79,9 @@ export class EmbedBatcher {
   }
 
   private async run(batch: PendingInput[]): Promise<void> {
-    const n = batch.reduce((sum, b) => sum + b.tokens.length, 0);
-    const plan = { tokens: new Int32Array(n), positions: new Int32Array(n), seqIds: new Int32Array(n), sample: new Uint8Array(n).fill(1) };
-    let k = 0;
-    batch.forEach((input, seqId) => {
-      input.tokens.forEach((t, pos) => {
-        plan.tokens[k] = t;
-        plan.positions[k] = pos;
-        plan.seqIds[k++] = seqId;
-      });
-    });
     try {
-      const ctx = await this.context();
-      ctx.clear();
-      const result = await ctx.embed(plan);
-      if (result.status !== "ok") throw new Error("embedding batch found no room in its context");
-      batch.forEach((input, i) => input.resolve(result.embeddings.slice(i * result.nEmbd, (i + 1) * result.nEmbd)));
+      const embeddings = await this.executor.run(batch.map((input) => input.tokens));
+      batch.forEach((input, i) => input.resolve(embeddings[i]));
     } catch (error) {
       for (const input of batch) input.reject(error);
     }
