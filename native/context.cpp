@@ -88,6 +88,20 @@ static ggml_threadpool * AttachThreadpool(llama_context * ctx, int32_t n_threads
     return pool;
 }
 
+// Bytes a context holds beside the model's weights: its KV cache (a K and a V row per cell and
+// layer; models with their own head width or a sliding-window cache hold somewhat more or less)
+// and its output buffer (a row of logits, or of embeddings, per output). V8 is told, as it is
+// told of the weights, so that it weighs them when it decides to collect a disposed-of context.
+static int64_t ContextBytes(llama_context * ctx, const llama_context_params & p) {
+    const llama_model * m = llama_get_model(ctx);
+    const int64_t head_width = llama_model_n_embd(m) / std::max(1, llama_model_n_head(m));
+    const int64_t kv_width = head_width * llama_model_n_head_kv(m);
+    const int64_t cell_bytes = static_cast<int64_t>(ggml_row_size(p.type_k, kv_width) + ggml_row_size(p.type_v, kv_width));
+    const int64_t kv = static_cast<int64_t>(llama_n_ctx(ctx)) * llama_model_n_layer(m) * cell_bytes;
+    const int64_t row = p.embeddings ? llama_model_n_embd(m) : llama_vocab_n_tokens(llama_model_get_vocab(m));
+    return kv + static_cast<int64_t>(p.n_outputs_max) * row * static_cast<int64_t>(sizeof(float));
+}
+
 // model.createContext({ nCtx, nSeqMax, nBatch, nUbatch, flashAttn, typeK, typeV, threads, embeddings, pooling })
 Napi::Value Context::Create(const Napi::CallbackInfo & info, Model * model) {
     Napi::Env env = info.Env();
@@ -128,7 +142,10 @@ Napi::Value Context::Create(const Napi::CallbackInfo & info, Model * model) {
         },
         [job, model_ref](Napi::Env env) -> Napi::Value {
             Napi::Object ctx = constructor.New({Napi::External<llama_context>::New(env, job->ctx), model_ref->Value()});
-            Unwrap(ctx)->threadpool_ = job->threadpool;
+            Context * self = Unwrap(ctx);
+            self->threadpool_ = job->threadpool;
+            self->external_bytes_ = ContextBytes(job->ctx, job->params);
+            Napi::MemoryManagement::AdjustExternalMemory(env, self->external_bytes_);
             return ctx;
         },
         "ERR_CONTEXT");
@@ -166,6 +183,8 @@ void Context::Free() {
     ctx_ = nullptr;
     if (threadpool_ != nullptr) CpuBackendFn<decltype(ggml_threadpool_free)>("ggml_threadpool_free")(threadpool_);
     threadpool_ = nullptr;
+    Napi::MemoryManagement::AdjustExternalMemory(Env(), -external_bytes_);
+    external_bytes_ = 0;
     model_->live_contexts--;
     model_ref_.Reset();
     g_liveContexts--;

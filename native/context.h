@@ -57,6 +57,8 @@ class Context : public Napi::ObjectWrap<Context> {
     llama_batch batch_{};
     int32_t n_ctx_ = 0, n_seq_max_ = 0, n_batch_ = 0;
     bool encoder_only_ = false;
+    // Reported to V8 with AdjustExternalMemory while the context lives (ContextBytes).
+    int64_t external_bytes_ = 0;
     std::atomic<bool> busy_{false};
     std::map<int32_t, std::unique_ptr<SequenceSampler>> samplers_;
     // Sequences sample side by side: with a large vocabulary, sampling 32 sequences one after
