@@ -6,7 +6,7 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { VllamaError } from "./api/errors.js";
-import { parseKeepAlive } from "./api/schemas.js";
+import { parseKeepAlive } from "./engine/options.js";
 
 export type KvCacheType = "f16" | "q8_0" | "q4_0";
 export type GpuChoice = "auto" | "cuda" | "cpu";

@@ -5,5 +5,7 @@ export { createApp, startServer } from "./server/index.js";
 export { loadConfig, type ServerConfig } from "./config.js";
 export { ModelStore, defaultModelsDir } from "./models/store.js";
 export * from "./api/errors.js";
-export type * from "./api/schemas.js";
+export type * from "./api/ollama.js";
+export type * from "./api/openai.js";
+export type * from "./api/shared-fields.js";
 export type { EngineService, RequestInit } from "./api/engine-contract.js";

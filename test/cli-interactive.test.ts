@@ -9,7 +9,14 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import type { EngineService } from "../src/api/engine-contract.js";
-import type { ChatRequest, ChatResponse, GenerateRequest, GenerateResponse, ShowResponse, TagsResponse } from "../src/api/schemas.js";
+import type {
+  ChatRequest,
+  ChatResponse,
+  GenerateRequest,
+  GenerateResponse,
+  ShowResponse,
+  TagsResponse,
+} from "../src/api/ollama.js";
 import { HELP_TEXT, SET_HELP, SHORTCUTS_HELP, SHOW_HELP } from "../src/cli/interactive-commands.js";
 import { Engine } from "../src/engine/engine.js";
 import { startServer, type RunningServer } from "../src/server/index.js";

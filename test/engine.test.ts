@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
 import { BadRequestError, BusyError, CancelledError, NotFoundError } from "../src/api/errors.js";
-import type { GenerateResponse } from "../src/api/schemas.js";
+import type { GenerateResponse } from "../src/api/ollama.js";
 import { Engine } from "../src/engine/engine.js";
 import { initBackend, liveNativeObjects } from "../src/native/index.js";
 import { OTHER_PROMPTS, REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "./helpers/models.js";

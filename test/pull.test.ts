@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 import { CancelledError, InternalError, NotFoundError } from "../src/api/errors.js";
 import { pull, push } from "../src/models/registry.js";
 import { ModelStore } from "../src/models/store.js";
-import { LAYER_MEDIA_TYPES, type Manifest, type ProgressEvent } from "../src/models/types.js";
+import type { ProgressResponse } from "../src/api/ollama.js";
+import { LAYER_MEDIA_TYPES, type Manifest } from "../src/models/types.js";
 import { TestRegistry } from "./helpers/registry.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -25,8 +26,8 @@ async function newStore(): Promise<ModelStore> {
   return new ModelStore(join(dir, "models"));
 }
 
-function collect(): { events: ProgressEvent[]; onProgress: (e: ProgressEvent) => void } {
-  const events: ProgressEvent[] = [];
+function collect(): { events: ProgressResponse[]; onProgress: (e: ProgressResponse) => void } {
+  const events: ProgressResponse[] = [];
   return { events, onProgress: (e) => events.push(e) };
 }
 

@@ -5,7 +5,7 @@ import { request } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { BUSY_MESSAGE } from "../src/api/errors.js";
-import { parseKeepAlive, resolveOptions } from "../src/api/schemas.js";
+import { parseKeepAlive, resolveOptions } from "../src/engine/options.js";
 import { startServer, type RunningServer } from "../src/server/index.js";
 import { isAllowedHost, isLoopbackBind } from "../src/server/security.js";
 import { FakeEngine } from "./helpers/fake-engine.js";

@@ -269,7 +269,7 @@ describe("server with the openai client", () => {
   function lastChatRequest() {
     const last = engine.requests.at(-1)!;
     assert.equal(last.kind, "chat");
-    return last.request as import("../src/api/schemas.js").ChatRequest;
+    return last.request as import("../src/api/ollama.js").ChatRequest;
   }
 
   it("completes a chat with usage", async () => {

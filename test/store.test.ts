@@ -11,7 +11,7 @@ import { BadRequestError, NotFoundError, NotImplementedError, VllamaError } from
 import { parseModelfile, renderModelfile, type Modelfile } from "../src/models/modelfile.js";
 import { displayName, nameKey, normalizeModelName, parseModelName } from "../src/models/names.js";
 import { defaultModelsDir, ModelStore } from "../src/models/store.js";
-import type { ProgressEvent } from "../src/models/types.js";
+import type { ProgressResponse } from "../src/api/ollama.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const GGUF_PATH = resolve(repoRoot, "../shared/models/stories260K.gguf");
@@ -32,8 +32,8 @@ async function newStore(): Promise<ModelStore> {
   return new ModelStore(join(await tempDir(), "models"));
 }
 
-function collect(): { events: ProgressEvent[]; onProgress: (e: ProgressEvent) => void } {
-  const events: ProgressEvent[] = [];
+function collect(): { events: ProgressResponse[]; onProgress: (e: ProgressResponse) => void } {
+  const events: ProgressResponse[] = [];
   return { events, onProgress: (e) => events.push(e) };
 }
 
@@ -333,7 +333,7 @@ LICENSE Apache-2.0
       [{ model: "q", from: "tiny", quantize: "Q4_K_M" }, NotImplementedError, /quantizing to Q4_K_M/],
       [{ model: "p", from: "tiny", parameters: { bogus: 1 } }, BadRequestError, /unknown parameter 'bogus'/],
       [{ model: "p", from: "tiny", parameters: { top_k: 1.5 } }, BadRequestError, /not an integer/],
-      [{ model: "m", from: "tiny", messages: [{ role: "robot", content: "x" }] }, BadRequestError, /messages\[0\]\.role/],
+      [{ model: "m", from: "tiny", messages: [{ role: "robot" as never, content: "x" }] }, BadRequestError, /messages\[0\]\.role/],
       [{ model: "n", from: "missing" }, NotFoundError, /model 'missing' not found/],
       [{ model: "n" }, BadRequestError, /neither 'from' nor 'files'/],
       [{ model: "n", from: "/no/such/file.gguf" }, VllamaError, /\/no\/such\/file\.gguf/],

@@ -23,7 +23,7 @@ import type {
   TagsResponse,
   TokenizeRequest,
   TokenizeResponse,
-} from "./schemas.js";
+} from "./ollama.js";
 
 export interface RequestInit {
   /** Aborted when the client goes away: the engine stops the work and frees its slot. */

@@ -1,5 +1,6 @@
 import { BadRequestError } from "../api/errors.js";
-import type { ChatMessage, Tool } from "../api/schemas.js";
+import type { ChatMessage } from "../api/ollama.js";
+import type { Tool } from "../api/shared-fields.js";
 
 /**
  * A small interpreter for the Go text/template subset that Ollama's registry templates use:

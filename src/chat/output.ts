@@ -1,7 +1,7 @@
 // A chat answer as it streams in: reasoning (`message.thinking`) first when the request asked for
 // it, then the content, with tool calls held back and parsed when generation ends. Streaming and
 // buffered answers go through the same parser, so they read the same.
-import type { ToolCall } from "../api/schemas.js";
+import type { ToolCall } from "../api/ollama.js";
 import { ThinkingStreamParser } from "./thinking.js";
 import { ToolCallStreamParser, type ToolCallFormat } from "./tool-calls.js";
 

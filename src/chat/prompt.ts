@@ -2,7 +2,7 @@
 // over its Modelfile defaults and the request, then tokenized; for chat also how to read the
 // answer back (a prompt that opens `<think>`, the tool-call format its template teaches).
 import { BadRequestError } from "../api/errors.js";
-import type { ChatRequest, GenerateRequest } from "../api/schemas.js";
+import type { ChatRequest, GenerateRequest } from "../api/ollama.js";
 import type { ChatOutputOptions } from "./output.js";
 import { ChatTemplate } from "./template.js";
 import { detectToolCallFormat } from "./tool-calls.js";

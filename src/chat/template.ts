@@ -1,6 +1,7 @@
 import { Environment, Interpreter, Template } from "@huggingface/jinja";
 import { BadRequestError } from "../api/errors.js";
-import type { ChatMessage, Tool } from "../api/schemas.js";
+import type { ChatMessage } from "../api/ollama.js";
+import type { Tool } from "../api/shared-fields.js";
 import { GoTemplate, isGoTemplate, renderOllamaTemplate } from "./go-template.js";
 
 /**

@@ -1,4 +1,4 @@
-import type { ToolCall } from "../api/schemas.js";
+import type { ToolCall } from "../api/ollama.js";
 import { partialSuffixLength } from "./text.js";
 
 // Thinking lives in its own module; re-exported because callers treat output parsing as one API.

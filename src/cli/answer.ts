@@ -1,5 +1,5 @@
 // Writing a model's answer to the terminal: streamed, word-wrapped, with optional timings.
-import type { ChatRequest, GenerateResponse } from "../api/schemas.js";
+import type { ChatRequest, GenerateResponse } from "../api/ollama.js";
 import type { Ui } from "./ui.js";
 
 /** What every request of one `run` shares. */

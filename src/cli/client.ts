@@ -15,7 +15,7 @@ import type {
   ShowResponse,
   TagsResponse,
   VersionResponse,
-} from "../api/schemas.js";
+} from "../api/ollama.js";
 
 /** The server answered with an error status, or sent an error line mid-stream (status 200). */
 export class ApiError extends Error {

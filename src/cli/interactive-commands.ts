@@ -1,7 +1,13 @@
 // The slash commands of the interactive chat, with the names, texts and semantics of `ollama run`
 // (its cmd/interactive.go): /set, /show, /load, /save, /clear, /?, /bye. What /set changes is sent
 // with every later request; /save turns the session into a model through /api/create.
-import { ChatRequestSchema, type ChatMessage, type ChatRequest, type Options, type ShowResponse } from "../api/schemas.js";
+import {
+  ChatRequestSchema,
+  type ChatMessage,
+  type ChatRequest,
+  type Options,
+  type ShowResponse,
+} from "../api/ollama.js";
 import { addParameter, formatParametersText } from "../models/modelfile.js";
 import type { ModelParameters } from "../models/types.js";
 import type { Body, Client } from "./client.js";

@@ -3,7 +3,7 @@
 // (interactive-commands.ts), Ctrl+C stops an answer (at the prompt it only reminds how to leave),
 // Ctrl+D exits.
 import { createInterface, type Interface } from "node:readline";
-import type { ChatMessage, ChatResponse } from "../api/schemas.js";
+import type { ChatMessage, ChatResponse } from "../api/ollama.js";
 import type { Client } from "./client.js";
 import { createAnswerWriter, createChatAnswerWriter, formatStats, type RequestBase } from "./answer.js";
 import { chatRequest, preload, runCommand, setSystem, type ChatSession, type SessionSettings } from "./interactive-commands.js";

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, dirname, resolve } from "node:path";
-import type { CreateRequest, ShowResponse } from "../api/schemas.js";
+import type { CreateRequest, ShowResponse } from "../api/ollama.js";
 import { sha256File } from "../models/digest.js";
 import { parseModelfile } from "../models/modelfile.js";
 import { ApiError, type Client } from "./client.js";

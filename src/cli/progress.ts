@@ -1,7 +1,7 @@
 // Progress of pull / push / create streams. In a terminal: one line per status, redrawn in
 // place (status, percent, bar, bytes, speed). Otherwise: each new status once, as plain lines.
 // Both go to stderr, as Ollama's do: stdout stays for data (--json events).
-import type { ProgressResponse } from "../api/schemas.js";
+import type { ProgressResponse } from "../api/ollama.js";
 import { humanBytes } from "./format.js";
 import { printJsonLine, type OutStream, type Ui } from "./ui.js";
 

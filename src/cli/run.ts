@@ -1,6 +1,6 @@
 // `vllama run`: one prompt (argument or piped stdin) through /api/generate, or an interactive
 // chat through /api/chat that keeps the conversation. Pulls the model first when it is missing.
-import type { GenerateResponse } from "../api/schemas.js";
+import type { GenerateResponse } from "../api/ollama.js";
 import { createAnswerWriter, formatStats, type RequestBase } from "./answer.js";
 import { ApiError, type Client } from "./client.js";
 import { startChat } from "./interactive.js";

@@ -1,5 +1,5 @@
 // The in-process engine: the same calls the HTTP server makes, with Ollama's request and
-// response shapes (src/api/schemas.ts). `new Engine()` in a Node app gives the server's engine.
+// response shapes (src/api/ollama.ts). `new Engine()` in a Node app gives the server's engine.
 // This facade validates a request, resolves its model, starts the work and hands it to the
 // module that shapes the answer: prompts in src/chat/prompt.ts, responses in ./ollama-responses.ts,
 // stored models in src/models/admin.ts.
@@ -7,13 +7,14 @@ import { BadRequestError } from "../api/errors.js";
 import type { EngineService, RequestInit } from "../api/engine-contract.js";
 import {
   ChatRequestSchema, DetokenizeRequestSchema, EmbeddingsRequestSchema, EmbedRequestSchema, GenerateRequestSchema,
-  parseKeepAlive, parseRequest, resolveOptions, TokenizeRequestSchema,
-  type ChatRequest, type ChatResponse, type CopyRequest, type CreateRequest, type DeleteRequest,
-  type DetokenizeRequest, type DetokenizeResponse, type EmbeddingsRequest, type EmbeddingsResponse,
-  type EmbedRequest, type EmbedResponse, type GenerateRequest, type GenerateResponse,
-  type ProgressResponse, type PsResponse, type PullRequest, type PushRequest,
-  type ShowRequest, type ShowResponse, type TagsResponse, type TokenizeRequest, type TokenizeResponse,
-} from "../api/schemas.js";
+  TokenizeRequestSchema, type ChatRequest, type ChatResponse, type CopyRequest, type CreateRequest,
+  type DeleteRequest, type DetokenizeRequest, type DetokenizeResponse, type EmbeddingsRequest,
+  type EmbeddingsResponse, type EmbedRequest, type EmbedResponse, type GenerateRequest, type GenerateResponse,
+  type ProgressResponse, type PsResponse, type PullRequest, type PushRequest, type ShowRequest, type ShowResponse,
+  type TagsResponse, type TokenizeRequest, type TokenizeResponse,
+} from "../api/ollama.js";
+import { parseRequest } from "../api/validate.js";
+import { parseKeepAlive, resolveOptions } from "./options.js";
 import { buildChatPrompt, buildGeneratePrompt } from "../chat/prompt.js";
 import { ModelAdmin } from "../models/admin.js";
 import { resolveModelRef, type ModelRef } from "../models/model-ref.js";

@@ -1,7 +1,7 @@
 // Ollama's response shapes for a running generation: text chunks with their logprobs, the final
 // line with done_reason and timings, streamed (one item per event) or collected into one answer.
 // The engine and the route tests' fake engine both shape their token events here.
-import type { ChatRequest, ChatResponse, GenerateRequest, GenerateResponse, Logprob } from "../api/schemas.js";
+import type { ChatRequest, ChatResponse, GenerateRequest, GenerateResponse, Logprob } from "../api/ollama.js";
 import { ChatOutputParser, type ChatOutput, type ChatOutputOptions } from "../chat/output.js";
 import type { SequenceEvent, SequenceStats, TokenLogprobs } from "./sequence.js";
 

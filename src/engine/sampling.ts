@@ -1,6 +1,7 @@
 // Ollama request options -> the native sampler's parameters and a sequence's limits.
 import { BadRequestError } from "../api/errors.js";
-import type { Format, ResolvedOptions } from "../api/schemas.js";
+import type { Format } from "../api/ollama.js";
+import type { ResolvedOptions } from "./options.js";
 import { jsonSchemaToGrammar, type SamplerParams } from "../native/index.js";
 import type { SequenceLimits } from "./sequence.js";
 

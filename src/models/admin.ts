@@ -2,10 +2,11 @@
 // delete and blobs. Requests arrive unvalidated (the in-process API) and are parsed here.
 import type { RequestInit } from "../api/engine-contract.js";
 import {
-  CopyRequestSchema, CreateRequestSchema, DeleteRequestSchema, parseRequest, PullRequestSchema, PushRequestSchema,
-  ShowRequestSchema, type CopyRequest, type CreateRequest, type DeleteRequest, type ProgressResponse, type PullRequest,
-  type PushRequest, type ShowRequest, type ShowResponse, type TagsResponse,
-} from "../api/schemas.js";
+  CopyRequestSchema, CreateRequestSchema, DeleteRequestSchema, PullRequestSchema, PushRequestSchema,
+  ShowRequestSchema, type CopyRequest, type CreateRequest, type DeleteRequest, type ProgressResponse,
+  type PullRequest, type PushRequest, type ShowRequest, type ShowResponse, type TagsResponse,
+} from "../api/ollama.js";
+import { parseRequest } from "../api/validate.js";
 import { AsyncQueue } from "../util/async-queue.js";
 import { pull as registryPull, push as registryPush } from "./registry.js";
 import type { ModelStore } from "./store.js";

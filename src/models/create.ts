@@ -5,6 +5,7 @@ import { createReadStream, existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { resolve as resolvePath } from "node:path";
 import { BadRequestError, NotImplementedError } from "../api/errors.js";
+import { ChatRoleSchema, type ChatMessage, type CreateRequest } from "../api/ollama.js";
 import { readGgufHeader } from "../gguf/reader.js";
 import { metadataString, type GgufFile } from "../gguf/values.js";
 import { configFromGguf } from "./gguf-info.js";
@@ -15,8 +16,6 @@ import {
   CONFIG_MEDIA_TYPE,
   LAYER_MEDIA_TYPES,
   MANIFEST_MEDIA_TYPE,
-  type ChatMessage,
-  type CreateRequest,
   type Descriptor,
   type ModelConfig,
   type ModelParameters,
@@ -28,8 +27,6 @@ interface BaseModel {
   layers: Descriptor[];
   config: ModelConfig;
 }
-
-const MESSAGE_ROLES = new Set(["system", "user", "assistant", "tool"]);
 
 function expandHome(path: string): string {
   return path === "~" || path.startsWith("~/") ? homedir() + path.slice(1) : path;
@@ -103,12 +100,13 @@ async function loadBase(store: ModelStore, request: CreateRequest, onProgress: O
 function validateMessages(messages: unknown): ChatMessage[] {
   if (!Array.isArray(messages)) throw new BadRequestError("messages must be a list");
   return messages.map((message, index) => {
-    const { role, content } = (message ?? {}) as Partial<ChatMessage>;
-    if (typeof role !== "string" || !MESSAGE_ROLES.has(role)) {
-      throw new BadRequestError(`messages[${index}].role must be one of system, user, assistant, tool`);
+    const { role, content } = (message ?? {}) as { role?: unknown; content?: unknown };
+    const knownRole = ChatRoleSchema.safeParse(role);
+    if (!knownRole.success) {
+      throw new BadRequestError(`messages[${index}].role must be one of ${ChatRoleSchema.options.join(", ")}`);
     }
     if (typeof content !== "string") throw new BadRequestError(`messages[${index}].content must be a string`);
-    return { role, content };
+    return { role: knownRole.data, content };
   });
 }
 

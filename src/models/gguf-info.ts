@@ -1,6 +1,7 @@
 // What the store derives from a GGUF header: the config blob's labels, /api/show's model_info,
 // and the capabilities list.
 
+import type { Capability } from "../api/ollama.js";
 import {
   formatParameterSize,
   ggufArchitecture,
@@ -67,9 +68,9 @@ export function effectiveTemplate(file: GgufFile, templateLayer: string | undefi
 }
 
 /** Ollama's capability rules, applied to both Go-template and Jinja templates. */
-export function modelCapabilities(file: GgufFile, template: string, hasProjector: boolean): string[] {
+export function modelCapabilities(file: GgufFile, template: string, hasProjector: boolean): Capability[] {
   if (isEmbeddingModel(file)) return ["embedding"];
-  const capabilities = ["completion"];
+  const capabilities: Capability[] = ["completion"];
   const lower = template.toLowerCase();
   if (lower.includes("tools")) capabilities.push("tools");
   if (lower.includes("suffix")) capabilities.push("insert");

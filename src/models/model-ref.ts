@@ -4,7 +4,7 @@ import { existsSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { BadRequestError } from "../api/errors.js";
-import type { Options } from "../api/schemas.js";
+import type { Options } from "../api/ollama.js";
 import type { ModelStore } from "./store.js";
 
 /** A model as a request names it: a store name or a GGUF path, with its Modelfile settings. */

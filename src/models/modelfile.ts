@@ -1,5 +1,6 @@
 import { BadRequestError, NotImplementedError } from "../api/errors.js";
-import type { ChatMessage, ModelParameters } from "./types.js";
+import { ChatRoleSchema, type ChatMessage } from "../api/ollama.js";
+import type { ModelParameters } from "./types.js";
 
 /** A parsed Modelfile. `license` may repeat, as in Ollama. */
 export interface Modelfile {
@@ -36,7 +37,8 @@ const PARAMETER_TYPES: Record<string, ParameterType> = {
   num_thread: "int",
 };
 
-const MESSAGE_ROLES = ["system", "user", "assistant"];
+/** A Modelfile MESSAGE has no tool turns. */
+const MESSAGE_ROLES = ChatRoleSchema.exclude(["tool"]);
 
 function parameterType(name: string): ParameterType {
   const type = PARAMETER_TYPES[name];
@@ -208,9 +210,10 @@ export function parseModelfile(text: string): Modelfile {
         break;
       }
       case "MESSAGE": {
-        const role = scanner.readWord().toLowerCase();
-        if (!MESSAGE_ROLES.includes(role)) throw scanner.error(`MESSAGE role must be one of "system", "user", or "assistant", not '${role}'`);
-        file.messages.push({ role, content: scanner.readValue("MESSAGE") });
+        const word = scanner.readWord().toLowerCase();
+        const role = MESSAGE_ROLES.safeParse(word);
+        if (!role.success) throw scanner.error(`MESSAGE role must be one of "system", "user", or "assistant", not '${word}'`);
+        file.messages.push({ role: role.data, content: scanner.readValue("MESSAGE") });
         break;
       }
       case "ADAPTER":

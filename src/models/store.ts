@@ -10,6 +10,7 @@ import { homedir } from "node:os";
 import { dirname, join, relative, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { BadRequestError, InternalError, NotFoundError } from "../api/errors.js";
+import type { ChatMessage, CreateRequest, ListModel, ModelDetails, ShowResponse } from "../api/ollama.js";
 import { readGgufHeader } from "../gguf/reader.js";
 import { createFromModelfile, createModel } from "./create.js";
 import { digestHex, sha256Digest } from "./digest.js";
@@ -18,17 +19,12 @@ import { formatParametersText, renderModelfile } from "./modelfile.js";
 import { displayName, manifestPathParts, nameKey, parseModelName, type ModelName } from "./names.js";
 import {
   LAYER_MEDIA_TYPES,
-  type ChatMessage,
-  type CreateRequest,
   type Descriptor,
-  type ListedModel,
   type Manifest,
   type ModelConfig,
-  type ModelDetails,
   type ModelParameters,
   type OnProgress,
   type ResolvedModel,
-  type ShowResponse,
 } from "./types.js";
 
 /** `VLLAMA_MODELS`, else `OLLAMA_MODELS`, else Ollama's default `~/.ollama/models`. */
@@ -295,8 +291,8 @@ export class ModelStore {
   // ---- the model-management operations ----
 
   /** /api/tags entries, newest first. */
-  async list(): Promise<ListedModel[]> {
-    const entries: ListedModel[] = [];
+  async list(): Promise<ListModel[]> {
+    const entries: ListModel[] = [];
     for (const stored of await this.allManifests()) {
       const config = await this.readConfig(stored.manifest).catch(() => undefined);
       if (!config) continue;

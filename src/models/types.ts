@@ -1,5 +1,6 @@
-// Wire shapes of the model-management endpoints, with Ollama's JSON field names, so the HTTP
-// layer can return them as they are.
+// The store's own shapes: the manifest and config blobs as Ollama writes them, and what the
+// engine needs of a model. The wire shapes they feed (/api/tags, /api/show, ...) are the API's.
+import type { ChatMessage, ModelDetails, ProgressResponse } from "../api/ollama.js";
 
 export const MANIFEST_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json";
 export const CONFIG_MEDIA_TYPE = "application/vnd.docker.container.image.v1+json";
@@ -42,32 +43,8 @@ export interface ModelConfig {
   [extra: string]: unknown;
 }
 
-export interface ModelDetails {
-  parent_model: string;
-  format: string;
-  family: string;
-  families: string[] | null;
-  parameter_size: string;
-  quantization_level: string;
-}
-
-export interface ChatMessage {
-  role: string;
-  content: string;
-}
-
 /** Typed Modelfile parameters: numbers, booleans, and `stop` as a list. */
 export type ModelParameters = Record<string, number | boolean | string | string[]>;
-
-/** One entry of /api/tags. */
-export interface ListedModel {
-  name: string;
-  model: string;
-  modified_at: string;
-  size: number;
-  digest: string; // hex of the manifest's sha256, no prefix (as Ollama)
-  details: ModelDetails;
-}
 
 /** What the engine needs to load and prompt a model. */
 export interface ResolvedModel {
@@ -86,40 +63,5 @@ export interface ResolvedModel {
   config: ModelConfig;
 }
 
-export interface ShowResponse {
-  modelfile: string;
-  parameters: string;
-  template: string;
-  system: string;
-  license: string;
-  details: ModelDetails;
-  messages: ChatMessage[];
-  model_info: Record<string, unknown>;
-  tensors?: Array<{ name: string; type: string; shape: number[] }>;
-  capabilities: string[];
-  modified_at: string;
-}
-
-/** /api/create request (Ollama's current form, not the legacy `modelfile` string). */
-export interface CreateRequest {
-  model: string;
-  from?: string;
-  files?: Record<string, string>;
-  adapters?: Record<string, string>;
-  template?: string;
-  system?: string;
-  parameters?: Record<string, unknown>;
-  messages?: ChatMessage[];
-  license?: string | string[];
-  quantize?: string;
-}
-
-/** One line of the pull / push / create progress stream. */
-export interface ProgressEvent {
-  status: string;
-  digest?: string;
-  total?: number;
-  completed?: number;
-}
-
-export type OnProgress = (event: ProgressEvent) => void;
+/** Receives each line of the pull / push / create progress stream. */
+export type OnProgress = (event: ProgressResponse) => void;

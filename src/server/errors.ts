@@ -9,7 +9,7 @@ import {
   PayloadTooLargeError,
   VllamaError,
 } from "../api/errors.js";
-import type { OpenAIErrorResponse } from "../api/schemas.js";
+import type { OpenAIErrorResponse } from "../api/openai.js";
 import { notes } from "./context.js";
 import { endStreamWithError } from "./streams.js";
 

@@ -11,14 +11,14 @@ import {
   EmbeddingsRequestSchema,
   EmbedRequestSchema,
   GenerateRequestSchema,
-  parseRequest,
   PullRequestSchema,
   PushRequestSchema,
   ShowRequestSchema,
   TokenizeRequestSchema,
   unknownOptionKeys,
   type ProgressResponse,
-} from "../api/schemas.js";
+} from "../api/ollama.js";
+import { parseRequest } from "../api/validate.js";
 import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
 import { abortOnDisconnect, isAsyncIterable, lastItem, writeStream } from "./streams.js";
 

@@ -3,34 +3,36 @@
 import { randomBytes } from "node:crypto";
 import type { RequestHandler } from "express";
 import { BadRequestError } from "../api/errors.js";
+import type {
+  ChatMessage,
+  ChatRequest,
+  ChatResponse,
+  DoneReason,
+  GenerateRequest,
+  GenerateResponse,
+  Logprob,
+  Options,
+  ToolCall,
+} from "../api/ollama.js";
 import {
   ChatCompletionRequestSchema,
   CompletionRequestSchema,
   OpenAIEmbeddingRequestSchema,
-  parseRequest,
   type ChatCompletion,
   type ChatCompletionChunk,
   type ChatCompletionRequest,
-  type ChatMessage,
-  type ChatRequest,
-  type ChatResponse,
   type Completion,
   type CompletionLogprobs,
   type CompletionRequest,
-  type DoneReason,
   type FinishReason,
-  type GenerateRequest,
-  type GenerateResponse,
-  type Logprob,
   type OpenAIChatMessage,
   type OpenAIEmbeddingResponse,
   type OpenAILogprobs,
   type OpenAIModel,
   type OpenAIToolCall,
   type OpenAIUsage,
-  type Options,
-  type ToolCall,
-} from "../api/schemas.js";
+} from "../api/openai.js";
+import { parseRequest } from "../api/validate.js";
 import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
 import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
 

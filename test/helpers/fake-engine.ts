@@ -6,31 +6,11 @@ import { createHash } from "node:crypto";
 import type { EngineService, RequestInit } from "../../src/api/engine-contract.js";
 import { BadRequestError, BusyError, CancelledError, InternalError, NotFoundError } from "../../src/api/errors.js";
 import type {
-  Capability,
-  ChatRequest,
-  ChatResponse,
-  CopyRequest,
-  CreateRequest,
-  DeleteRequest,
-  DetokenizeRequest,
-  DetokenizeResponse,
-  EmbeddingsRequest,
-  EmbeddingsResponse,
-  EmbedRequest,
-  EmbedResponse,
-  GenerateRequest,
-  GenerateResponse,
-  ModelDetails,
-  ProgressResponse,
-  PsResponse,
-  PullRequest,
-  PushRequest,
-  ShowRequest,
-  ShowResponse,
-  TagsResponse,
-  TokenizeRequest,
-  TokenizeResponse,
-} from "../../src/api/schemas.js";
+  Capability, ChatRequest, ChatResponse, CopyRequest, CreateRequest, DeleteRequest, DetokenizeRequest,
+  DetokenizeResponse, EmbeddingsRequest, EmbeddingsResponse, EmbedRequest, EmbedResponse, GenerateRequest,
+  GenerateResponse, ModelDetails, ProgressResponse, PsResponse, PullRequest, PushRequest, ShowRequest, ShowResponse,
+  TagsResponse, TokenizeRequest, TokenizeResponse,
+} from "../../src/api/ollama.js";
 import { chatResponses, generateResponses, type Generation } from "../../src/engine/ollama-responses.js";
 import type { SequenceEvent, TokenLogprobs } from "../../src/engine/sequence.js";
 

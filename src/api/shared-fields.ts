@@ -1,0 +1,19 @@
+// Request fields that more than one API module (ollama.ts, openai.ts) spells the same way.
+import { z } from "zod";
+import { REQUIRED } from "./validate.js";
+
+export const ModelName = z.string().min(1, { error: REQUIRED });
+export const TopLogprobs = z.int().min(0).max(20);
+/** One stop string or a list; always a list after parsing. */
+export const Stop = z.union([z.string(), z.array(z.string())]).transform((v) => (typeof v === "string" ? [v] : v));
+
+/** A function the model may call: Ollama took OpenAI's shape as it is. */
+export const ToolSchema = z.object({
+  type: z.literal("function"),
+  function: z.object({
+    name: z.string().min(1),
+    description: z.string().optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+  }),
+});
+export type Tool = z.infer<typeof ToolSchema>;
