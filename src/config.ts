@@ -6,11 +6,17 @@ import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { VllamaError } from "./api/errors.js";
-import { parseKeepAlive } from "./engine/options.js";
+import {
+  DEFAULT_NUM_CTX,
+  FlashAttentionSchema,
+  GpuChoiceSchema,
+  KvCacheTypeSchema,
+  parseKeepAlive,
+  type FlashAttention,
+  type GpuChoice,
+  type KvCacheType,
+} from "./engine/options.js";
 
-export type KvCacheType = "f16" | "q8_0" | "q4_0";
-export type GpuChoice = "auto" | "cuda" | "cpu";
-export type FlashAttention = "auto" | "on" | "off";
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
 export interface ServerConfig {
@@ -97,7 +103,7 @@ const keepAlive = z
     }
   });
 const flashAttention = z.union([
-  z.enum(["auto", "on", "off"]),
+  FlashAttentionSchema,
   boolean.transform((on): FlashAttention => (on ? "on" : "off")),
 ]);
 const bodyLimit = z
@@ -181,11 +187,11 @@ const SETTINGS: Setting[] = [
   setting("numParallel", both("NUM_PARALLEL"), integer(1), "an integer >= 1", () => 32),
   setting("maxLoadedModels", both("MAX_LOADED_MODELS"), integer(1), "an integer >= 1", () => 3),
   setting("maxQueue", both("MAX_QUEUE"), integer(1), "an integer >= 1", () => 512),
-  setting("contextLength", both("CONTEXT_LENGTH"), integer(1), "an integer >= 1", () => 4096),
+  setting("contextLength", both("CONTEXT_LENGTH"), integer(1), "an integer >= 1", () => DEFAULT_NUM_CTX),
   setting("origins", both("ORIGINS"), list, "a comma-separated list of origins", () => []),
-  setting("flashAttention", both("FLASH_ATTENTION"), flashAttention, "auto, on, off, true, false, 1, 0", () => "auto"),
-  setting("kvCacheType", both("KV_CACHE_TYPE"), text.pipe(z.enum(["f16", "q8_0", "q4_0"])), "f16, q8_0, q4_0", () => "f16"),
-  setting("gpu", ["VLLAMA_GPU"], text.pipe(z.enum(["auto", "cuda", "cpu"])), "auto, cuda, cpu", () => "auto"),
+  setting("flashAttention", both("FLASH_ATTENTION"), flashAttention, `${FlashAttentionSchema.options.join(", ")}, true, false, 1, 0`, () => "auto"),
+  setting("kvCacheType", both("KV_CACHE_TYPE"), text.pipe(KvCacheTypeSchema), KvCacheTypeSchema.options.join(", "), () => "f16"),
+  setting("gpu", ["VLLAMA_GPU"], text.pipe(GpuChoiceSchema), GpuChoiceSchema.options.join(", "), () => "auto"),
   setting("kvCells", ["VLLAMA_KV_CELLS"], integer(1), "an integer >= 1", () => undefined),
   setting("prefixCache", ["VLLAMA_PREFIX_CACHE"], boolean, "on, off, true, false, 1, 0", () => true),
   setting("logLevel", ["VLLAMA_LOG_LEVEL"],

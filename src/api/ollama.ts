@@ -3,7 +3,7 @@
 // server to. TypeScript types are inferred from both, so there is one declaration of each.
 import { z } from "zod";
 import { goDurationMs } from "../util/go-duration.js";
-import { ModelName, Stop, ToolSchema, TopLogprobs } from "./shared-fields.js";
+import { ModelName, ReasoningEffortSchema, Stop, ToolSchema, TopLogprobs } from "./shared-fields.js";
 
 const Base64 = z.string();
 const TokenIds = z.array(z.int());
@@ -32,7 +32,7 @@ const FormatField = z
   .transform((v) => (v === "" || v === null ? undefined : v));
 export type Format = "json" | Record<string, unknown>;
 
-const Think = z.union([z.boolean(), z.enum(["low", "medium", "high"])], {
+const Think = z.union([z.boolean(), ReasoningEffortSchema], {
   error: 'expected a boolean or "low", "medium", "high"',
 });
 

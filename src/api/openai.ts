@@ -2,7 +2,7 @@
 // Ollama calls): request schemas validated at the edge by `parseRequest`, and response shapes as
 // strict schemas that test/api-contract.test.ts holds the real server to.
 import { z } from "zod";
-import { ModelName, Stop, ToolSchema, TopLogprobs } from "./shared-fields.js";
+import { ModelName, ReasoningEffortSchema, Stop, ToolSchema, TopLogprobs } from "./shared-fields.js";
 
 // ---------------------------------------------------------------------------------------------
 // Requests
@@ -74,7 +74,7 @@ export const ChatCompletionRequestSchema = z.object({
     .optional(),
   logprobs: z.boolean().nullable().optional(),
   top_logprobs: TopLogprobs.nullable().optional(),
-  reasoning_effort: z.enum(["low", "medium", "high"]).nullable().optional(),
+  reasoning_effort: ReasoningEffortSchema.nullable().optional(),
 });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 

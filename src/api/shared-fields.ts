@@ -4,6 +4,8 @@ import { REQUIRED } from "./validate.js";
 
 export const ModelName = z.string().min(1, { error: REQUIRED });
 export const TopLogprobs = z.int().min(0).max(20);
+/** Ollama's `think` levels and OpenAI's `reasoning_effort`. */
+export const ReasoningEffortSchema = z.enum(["low", "medium", "high"]);
 /** One stop string or a list; always a list after parsing. */
 export const Stop = z.union([z.string(), z.array(z.string())]).transform((v) => (typeof v === "string" ? [v] : v));
 
