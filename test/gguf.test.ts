@@ -27,7 +27,7 @@ import { gguf, metadataNumber, metadataString, type GgufFile, type GgufValue } f
 import { writeGguf, type GgufTensorSource } from "../src/gguf/writer.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const storiesPath = path.resolve(repoRoot, "../shared/models/stories260K.gguf");
+const storiesPath = path.resolve(repoRoot, "models/stories260K.gguf");
 const addonPath = path.join(repoRoot, "build", "Release", "vllama.node");
 
 function hasLlamaCppSource(): boolean {

@@ -13,7 +13,7 @@ import { LAYER_MEDIA_TYPES, type Manifest } from "../src/models/types.js";
 import { TestRegistry } from "./helpers/registry.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const GGUF_PATH = resolve(repoRoot, "../shared/models/stories260K.gguf");
+const GGUF_PATH = resolve(repoRoot, "models/stories260K.gguf");
 
 const tempDirs: string[] = [];
 after(async () => {

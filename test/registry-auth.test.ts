@@ -21,7 +21,7 @@ import { startServer, type RunningServer } from "../src/server/index.js";
 import { publicKeyFromAuthorizedKey, TestRegistry } from "./helpers/registry.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const GGUF_PATH = resolve(repoRoot, "../shared/models/stories260K.gguf");
+const GGUF_PATH = resolve(repoRoot, "models/stories260K.gguf");
 const hasSshKeygen = spawnSync("ssh-keygen", ["-?"]).error === undefined;
 
 // A throwaway key made with `ssh-keygen -t ed25519 -N '' -C fixture@vllama-tests`, and its .pub

@@ -14,7 +14,7 @@ import { defaultModelsDir, ModelStore } from "../src/models/store.js";
 import type { ProgressResponse } from "../src/api/ollama.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const GGUF_PATH = resolve(repoRoot, "../shared/models/stories260K.gguf");
+const GGUF_PATH = resolve(repoRoot, "models/stories260K.gguf");
 const GGUF_DIGEST = "sha256:047bf46455a544931cff6fef14d7910154c56afbc23ab1c5e56a72e69912c04b";
 const GGUF_SIZE = 1_185_376;
 
