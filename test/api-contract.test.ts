@@ -2,11 +2,7 @@
 // on stories260K, behind the real HTTP server, answers every endpoint (streamed and not, errors
 // included) with exactly those shapes. A field the schema lacks, or a value of another type, fails.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { pino } from "pino";
 import type { z } from "zod";
 import {
   ChatResponseSchema,
@@ -31,11 +27,8 @@ import {
   OpenAIModelListSchema,
   OpenAIModelSchema,
 } from "../src/api/openai.js";
-import { Engine } from "../src/engine/engine.js";
-import { LAYER_MEDIA_TYPES } from "../src/models/types.js";
-import { startServer, type RunningServer } from "../src/server/index.js";
 import { REFERENCE_PROMPT, storiesPath } from "./helpers/models.js";
-import { TestRegistry } from "./helpers/registry.js";
+import { startRealServer, type RealServer } from "./helpers/real-server.js";
 
 const MODEL = "stories";
 const greedy = { num_predict: 4, temperature: 0 };
@@ -52,9 +45,7 @@ function assertShape<S extends z.ZodType>(schema: S, body: unknown, what: string
 }
 
 describe("every response matches its API's response schema (real engine, real server)", () => {
-  let engine: Engine;
-  let server: RunningServer;
-  let registry: TestRegistry;
+  let server: RealServer;
   let url: string;
 
   const post = (route: string, body: unknown, method = "POST") =>
@@ -82,26 +73,19 @@ describe("every response matches its API's response schema (real engine, real se
   }
 
   before(async () => {
-    engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-contract-")), parallel: 4 });
-    server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "10mb" }, logger: pino({ level: "silent" }) });
-    url = `http://127.0.0.1:${server.port}`;
-    registry = await TestRegistry.start();
-    registry.publish("library/stories", "latest", [{ mediaType: LAYER_MEDIA_TYPES.model, data: readFileSync(storiesPath) }]);
+    server = await startRealServer("contract");
+    url = server.url;
   });
-  after(async () => {
-    await server.close();
-    await engine.close();
-    await registry.close();
-  });
+  after(() => server.close());
 
   test("/api/create and /api/pull progress, streamed and not", async () => {
     const created = await ndjson(await post("/api/create", { model: MODEL, from: storiesPath, system: "Tell a story." }));
     for (const line of created) assertShape(ProgressResponseSchema, line, "create progress");
     assert.equal((created.at(-1) as { status: string }).status, "success");
-    const pulled = await ndjson(await post("/api/pull", { model: `${registry.host}/library/stories`, insecure: true }));
+    const pulled = await ndjson(await post("/api/pull", { model: `${server.registry.host}/library/stories`, insecure: true }));
     for (const line of pulled) assertShape(ProgressResponseSchema, line, "pull progress");
     assert.ok(pulled.some((line) => (line as { total?: number }).total !== undefined), "pull reports byte totals");
-    const single = await json(await post("/api/pull", { model: `${registry.host}/library/stories`, insecure: true, stream: false }));
+    const single = await json(await post("/api/pull", { model: `${server.registry.host}/library/stories`, insecure: true, stream: false }));
     assert.equal(assertShape(ProgressResponseSchema, single, "pull, not streamed").status, "success");
   });
 

@@ -2,43 +2,31 @@
 // `openai` npm clients, unchanged. Models: the built-in demo model (empty store), the trained
 // stories260K by path, and stories260K pulled from a local registry.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
-import { pino } from "pino";
-import { Engine } from "../src/engine/engine.js";
+import type { Engine } from "../src/engine/engine.js";
 import { BUILTIN_MODEL, ensureBuiltinModel } from "../src/models/builtin.js";
-import { LAYER_MEDIA_TYPES } from "../src/models/types.js";
-import { startServer, type RunningServer } from "../src/server/index.js";
 import { REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "./helpers/models.js";
-import { TestRegistry } from "./helpers/registry.js";
+import { startRealServer, type RealServer } from "./helpers/real-server.js";
+import type { TestRegistry } from "./helpers/registry.js";
 
 describe("end to end through HTTP", () => {
+  let server: RealServer;
   let engine: Engine;
-  let server: RunningServer;
   let registry: TestRegistry;
   let url: string;
   let ollama: Ollama;
   let openai: OpenAI;
 
   before(async () => {
-    engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-e2e-")), parallel: 8 });
+    server = await startRealServer("e2e");
+    ({ engine, registry, url } = server);
     assert.equal(await ensureBuiltinModel(engine.store), BUILTIN_MODEL);
-    server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "10mb" }, logger: pino({ level: "silent" }) });
-    url = `http://127.0.0.1:${server.port}`;
     ollama = new Ollama({ host: url });
     openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused" });
-    registry = await TestRegistry.start();
-    registry.publish("library/stories", "latest", [{ mediaType: LAYER_MEDIA_TYPES.model, data: readFileSync(storiesPath) }]);
   });
-  after(async () => {
-    await server.close();
-    await engine.close();
-    await registry.close();
-  });
+  after(() => server.close());
 
   test("the built-in demo model is listed and shown, with tool support from its template", async () => {
     const list = await ollama.list();

@@ -95,33 +95,47 @@ export const LogprobSchema = TokenLogprobSchema.extend({
 export type TokenLogprob = z.infer<typeof TokenLogprobSchema>;
 export type Logprob = z.infer<typeof LogprobSchema>;
 
+/** Request fields of both /api/generate and /api/chat. */
+const GenerationRequestFields = {
+  model: ModelName,
+  format: FormatField.optional(),
+  options: OptionsSchema.optional(),
+  stream: z.boolean().optional(),
+  keep_alive: KeepAliveField.optional(),
+  think: Think.optional(),
+  truncate: z.boolean().optional(),
+  shift: z.boolean().optional(),
+  logprobs: z.boolean().optional(),
+  top_logprobs: TopLogprobs.optional(),
+};
+
 export const GenerateRequestSchema = z
   .object({
-    model: ModelName,
+    ...GenerationRequestFields,
     prompt: z.string().optional(),
     suffix: z.string().optional(),
     system: z.string().optional(),
     template: z.string().optional(),
     images: z.array(Base64).optional(),
-    format: FormatField.optional(),
-    options: OptionsSchema.optional(),
-    stream: z.boolean().optional(),
     raw: z.boolean().optional(),
-    keep_alive: KeepAliveField.optional(),
     context: TokenIds.optional(),
-    think: Think.optional(),
-    truncate: z.boolean().optional(),
-    shift: z.boolean().optional(),
-    logprobs: z.boolean().optional(),
-    top_logprobs: TopLogprobs.optional(),
   })
   .refine((r) => !r.raw || (r.template === undefined && r.system === undefined && r.context === undefined), {
     error: "raw mode does not support template, system, or context",
   });
 export type GenerateRequest = z.infer<typeof GenerateRequestSchema>;
 
-/** Metrics on the final chunk: durations in nanoseconds. */
-const GenerationMetrics = {
+/** "load" and "unload" answer an empty prompt that only loads or unloads the model. */
+export const DoneReasonSchema = z.enum(["stop", "length", "load", "unload"]);
+export type DoneReason = z.infer<typeof DoneReasonSchema>;
+
+/** Response fields of both /api/generate and /api/chat; metrics on the final chunk, durations in nanoseconds. */
+const GenerationResponseFields = {
+  model: z.string(),
+  created_at: z.string(),
+  done: z.boolean(),
+  done_reason: DoneReasonSchema.optional(),
+  logprobs: z.array(LogprobSchema).optional(),
   total_duration: z.int().optional(),
   load_duration: z.int().optional(),
   prompt_eval_count: z.int().optional(),
@@ -129,20 +143,12 @@ const GenerationMetrics = {
   eval_count: z.int().optional(),
   eval_duration: z.int().optional(),
 };
-/** "load" and "unload" answer an empty prompt that only loads or unloads the model. */
-export const DoneReasonSchema = z.enum(["stop", "length", "load", "unload"]);
-export type DoneReason = z.infer<typeof DoneReasonSchema>;
 
 export const GenerateResponseSchema = z.object({
-  model: z.string(),
-  created_at: z.string(),
+  ...GenerationResponseFields,
   response: z.string(),
   thinking: z.string().optional(),
-  done: z.boolean(),
-  done_reason: DoneReasonSchema.optional(),
   context: TokenIds.optional(),
-  logprobs: z.array(LogprobSchema).optional(),
-  ...GenerationMetrics,
 });
 export type GenerateResponse = z.infer<typeof GenerateResponseSchema>;
 
@@ -169,34 +175,20 @@ export const ChatMessageSchema = z.object({
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;
 
 export const ChatRequestSchema = z.object({
-  model: ModelName,
+  ...GenerationRequestFields,
   messages: z.array(ChatMessageSchema).default([]),
   tools: z.array(ToolSchema).optional(),
-  format: FormatField.optional(),
-  options: OptionsSchema.optional(),
-  stream: z.boolean().optional(),
-  keep_alive: KeepAliveField.optional(),
-  think: Think.optional(),
-  truncate: z.boolean().optional(),
-  shift: z.boolean().optional(),
-  logprobs: z.boolean().optional(),
-  top_logprobs: TopLogprobs.optional(),
 });
 export type ChatRequest = z.infer<typeof ChatRequestSchema>;
 
 export const ChatResponseSchema = z.object({
-  model: z.string(),
-  created_at: z.string(),
+  ...GenerationResponseFields,
   message: z.object({
     role: z.literal("assistant"),
     content: z.string(),
     thinking: z.string().optional(),
     tool_calls: z.array(ToolCallSchema).optional(),
   }),
-  done: z.boolean(),
-  done_reason: DoneReasonSchema.optional(),
-  logprobs: z.array(LogprobSchema).optional(),
-  ...GenerationMetrics,
 });
 export type ChatResponse = z.infer<typeof ChatResponseSchema>;
 
@@ -267,24 +259,22 @@ export const ModelDetailsSchema = z.object({
 });
 export type ModelDetails = z.infer<typeof ModelDetailsSchema>;
 
-export const ListModelSchema = z.object({
+/** What /api/tags and /api/ps both say of a model; `digest` is the manifest's sha256 in hex. */
+const ModelEntryFields = {
   name: z.string(),
   model: z.string(),
-  modified_at: z.string(),
   size: z.int(),
   digest: z.string(),
   details: ModelDetailsSchema,
-});
+};
+
+export const ListModelSchema = z.object({ ...ModelEntryFields, modified_at: z.string() });
 export const TagsResponseSchema = z.object({ models: z.array(ListModelSchema) });
 export type ListModel = z.infer<typeof ListModelSchema>;
 export type TagsResponse = z.infer<typeof TagsResponseSchema>;
 
 export const ProcessModelSchema = z.object({
-  name: z.string(),
-  model: z.string(),
-  size: z.int(),
-  digest: z.string(),
-  details: ModelDetailsSchema,
+  ...ModelEntryFields,
   expires_at: z.string(),
   size_vram: z.int(),
   context_length: z.int(),

@@ -119,12 +119,13 @@ export const OpenAILogprobsSchema = z.object({
 });
 export type OpenAILogprobs = z.infer<typeof OpenAILogprobsSchema>;
 
+/** What every completion object and chunk starts with. */
+function completionHeader<O extends string>(object: O) {
+  return { id: z.string(), object: z.literal(object), created: z.int(), model: z.string(), system_fingerprint: z.string() };
+}
+
 export const ChatCompletionSchema = z.object({
-  id: z.string(),
-  object: z.literal("chat.completion"),
-  created: z.int(),
-  model: z.string(),
-  system_fingerprint: z.string(),
+  ...completionHeader("chat.completion"),
   choices: z.array(
     z.object({
       index: z.int(),
@@ -143,11 +144,7 @@ export const ChatCompletionSchema = z.object({
 export type ChatCompletion = z.infer<typeof ChatCompletionSchema>;
 
 export const ChatCompletionChunkSchema = z.object({
-  id: z.string(),
-  object: z.literal("chat.completion.chunk"),
-  created: z.int(),
-  model: z.string(),
-  system_fingerprint: z.string(),
+  ...completionHeader("chat.completion.chunk"),
   choices: z.array(
     z.object({
       index: z.int(),
@@ -177,11 +174,7 @@ export type CompletionLogprobs = z.infer<typeof CompletionLogprobsSchema>;
 
 /** Both the response and each streamed chunk of /v1/completions. */
 export const CompletionSchema = z.object({
-  id: z.string(),
-  object: z.literal("text_completion"),
-  created: z.int(),
-  model: z.string(),
-  system_fingerprint: z.string(),
+  ...completionHeader("text_completion"),
   choices: z.array(
     z.object({
       index: z.int(),
