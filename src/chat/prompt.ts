@@ -2,7 +2,7 @@
 // over its Modelfile defaults and the request, then tokenized; for chat also how to read the
 // answer back (a prompt that opens `<think>`, the tool-call format its template teaches).
 import { BadRequestError } from "../api/errors.js";
-import type { ChatRequest, GenerateRequest } from "../api/ollama.js";
+import type { ChatMessage, ChatRequest, GenerateRequest } from "../api/ollama.js";
 import type { ChatOutputOptions } from "./output.js";
 import { ChatTemplate } from "./template.js";
 import { detectToolCallFormat } from "./tool-calls.js";
@@ -11,7 +11,7 @@ import { detectToolCallFormat } from "./tool-calls.js";
 export interface PromptDefaults {
   template?: string;
   system?: string;
-  messages: Array<{ role: string; content: string }>;
+  messages: ChatMessage[];
 }
 
 /** The tokenizer a prompt is rendered for (the native model satisfies it). */
@@ -50,7 +50,7 @@ export function buildChatPrompt(
 ): ChatPrompt {
   const template = ChatTemplate.cached(defaults.template ?? tokenizer.info.chatTemplate);
   if (req.tools?.length && !template.supportsTools) throw new BadRequestError(`${req.model} does not support tools`);
-  const messages = [...systemMessages(defaults.system, req.messages), ...defaults.messages, ...req.messages] as ChatRequest["messages"];
+  const messages = [...systemMessages(defaults.system, req.messages), ...defaults.messages, ...req.messages];
   const { bos, eos, addBos } = tokenizer.info;
   const piece = (id: number) => (id >= 0 ? Buffer.from(tokenizer.tokenBytes(id, true)).toString("utf8") : "");
   const rendered = template.render({

@@ -16,13 +16,13 @@ export class ModelAdmin {
   constructor(readonly store: ModelStore) {}
 
   async list(): Promise<TagsResponse> {
-    return { models: await this.store.list() } as TagsResponse;
+    return { models: await this.store.list() };
   }
 
   async show(input: ShowRequest): Promise<ShowResponse> {
     const req = parseRequest(ShowRequestSchema, input);
     const session = { system: req.system, options: req.options as ModelParameters | undefined };
-    return (await this.store.show(req.model, req.verbose ?? false, session)) as ShowResponse;
+    return this.store.show(req.model, req.verbose ?? false, session);
   }
 
   pull(input: PullRequest, init: RequestInit = {}): AsyncIterable<ProgressResponse> {

@@ -4,7 +4,7 @@ import { existsSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { BadRequestError } from "../api/errors.js";
-import type { Options } from "../api/ollama.js";
+import type { ChatMessage, Options } from "../api/ollama.js";
 import type { ModelStore } from "./store.js";
 
 /** A model as a request names it: a store name or a GGUF path, with its Modelfile settings. */
@@ -16,7 +16,7 @@ export interface ModelRef {
   template?: string;
   system?: string;
   parameters: Partial<Options>;
-  messages: Array<{ role: string; content: string }>;
+  messages: ChatMessage[];
 }
 
 export async function resolveModelRef(store: ModelStore, name: string): Promise<ModelRef> {
