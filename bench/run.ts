@@ -1,7 +1,7 @@
 // Side-by-side benchmarks of vllama against llama.cpp (llama-batched-bench, llama-server) and
 // node-llama-cpp, all in one run so the ratios are fair:
 //   node --import tsx bench/run.ts <native|engine|prefix|http|all> [--quick] [--rounds N] [--model PATH]
-//     [--gpu auto|cuda|cpu] [--parallel 1,8,32]
+//     [--gpu auto|cuda|cpu] [--parallel 1,8,32] [--prompt-tokens 128,1024,4096]
 // Each suite prints a markdown report (command, machine, load, tables, ratios vs the goals).
 // `runBench(args)` is the same for the CLI's `vllama bench`.
 import { existsSync } from "node:fs";
@@ -38,6 +38,8 @@ export interface BenchArgs {
   gpu?: GpuChoice;
   /** Concurrency levels to measure instead of each suite's own (native, engine, http). */
   parallel?: number[];
+  /** Prompt lengths in tokens to measure at each concurrency level instead of 128 (engine, http). */
+  promptTokens?: number[];
   /** Receives each suite's markdown report as it finishes; default stdout. */
   print?: (markdown: string) => void;
   /** Progress lines; default stderr. */
@@ -67,9 +69,9 @@ function isSuite(name: string): name is SuiteName | "all" {
 export async function runBench(args: BenchArgs): Promise<SuiteReport[]> {
   if (!isSuite(args.suite)) throw new Error(`unknown suite '${args.suite}': one of ${[...Object.keys(SUITES), "all"].join(", ")}`);
   if (args.rounds !== undefined && !(Number.isInteger(args.rounds) && args.rounds >= 1)) throw new Error("rounds must be a positive integer");
-  if (args.parallel !== undefined && !(args.parallel.length > 0 && args.parallel.every((n) => Number.isInteger(n) && n >= 1))) {
-    throw new Error("parallel must be a list of positive integers, e.g. 1,8,32");
-  }
+  const positiveIntegers = (list: number[] | undefined) => list === undefined || (list.length > 0 && list.every((n) => Number.isInteger(n) && n >= 1));
+  if (!positiveIntegers(args.parallel)) throw new Error("parallel must be a list of positive integers, e.g. 1,8,32");
+  if (!positiveIntegers(args.promptTokens)) throw new Error("prompt-tokens must be a list of positive integers, e.g. 128,1024,4096");
   const backendInfo = initBackend(args.gpu ?? "auto");
   const log = args.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const print = args.print ?? ((md: string) => process.stdout.write(`${md}\n`));
@@ -80,10 +82,11 @@ export async function runBench(args: BenchArgs): Promise<SuiteReport[]> {
   const reports: SuiteReport[] = [];
   for (const name of names) {
     const command = ["node --import tsx bench/run.ts", name, quick ? "--quick" : "", args.rounds ? `--rounds ${args.rounds}` : "", args.model ? `--model ${args.model}` : "",
-      args.gpu ? `--gpu ${args.gpu}` : "", args.parallel ? `--parallel ${args.parallel.join(",")}` : ""].filter(Boolean).join(" ");
+      args.gpu ? `--gpu ${args.gpu}` : "", args.parallel ? `--parallel ${args.parallel.join(",")}` : "",
+      args.promptTokens ? `--prompt-tokens ${args.promptTokens.join(",")}` : ""].filter(Boolean).join(" ");
     log(`suite ${name}${quick ? " (quick)" : ""}`);
     const rounds = args.rounds ?? (quick || name === "prefix" ? 1 : 2);
-    const report = await SUITES[name]({ modelPath, backend: backendInfo.backend, parallels: args.parallel, quick, rounds, command, log });
+    const report = await SUITES[name]({ modelPath, backend: backendInfo.backend, parallels: args.parallel, promptTokens: args.promptTokens, quick, rounds, command, log });
     report.backend = describeBackend(backendInfo);
     print(renderReport(report));
     reports.push(report);
@@ -102,10 +105,14 @@ async function main(argv: string[]): Promise<void> {
     .option("model", { type: "string", describe: "GGUF model (default: a random llama110m Q8_0 under .bench/)" })
     .option("gpu", { choices: ["auto", "cuda", "cpu"] as const, describe: "backend for vllama and the llama.cpp peers (default auto)" })
     .option("parallel", { type: "string", describe: "concurrency levels to measure, e.g. 1,8,32,64" })
+    .option("prompt-tokens", { type: "string", describe: "prompt lengths to measure at each level (engine, http), e.g. 128,1024,4096" })
     .strict()
     .parse();
-  const parallel = parsed.parallel?.split(",").map((n) => Number(n.trim()));
-  await runBench({ suite: parsed.suite as SuiteName | "all", quick: parsed.quick, rounds: parsed.rounds, model: parsed.model, gpu: parsed.gpu, parallel });
+  const numbers = (list: string | undefined) => list?.split(",").map((n) => Number(n.trim()));
+  await runBench({
+    suite: parsed.suite as SuiteName | "all", quick: parsed.quick, rounds: parsed.rounds, model: parsed.model, gpu: parsed.gpu,
+    parallel: numbers(parsed.parallel), promptTokens: numbers(parsed.promptTokens),
+  });
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

@@ -540,13 +540,18 @@ describe("errors and exit codes", parallel, () => {
     assert.match(stderr, /Error: the benchmark failed \(exit code 1\)\n$/);
   });
 
-  it("bench refuses a bad --parallel list or --gpu before it loads anything", async () => {
-    const [parallel, gpu] = await Promise.all([
+  it("bench refuses a bad --parallel or --prompt-tokens list or --gpu before it loads anything", async () => {
+    const [parallel, gpu, ...promptTokens] = await Promise.all([
       spawnCli(["bench", "engine", "--parallel", "8,x"]),
       spawnCli(["bench", "engine", "--gpu", "tpu"]),
+      ...["1024,x", "0", "1.5k", "128,", "-128"].map((list) => spawnCli(["bench", "http", `--prompt-tokens=${list}`])),
     ]);
     assert.equal(parallel.code, 1);
     assert.match(parallel.stderr, /bench: parallel must be a list of positive integers, e\.g\. 1,8,32/);
+    for (const result of promptTokens) {
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /bench: prompt-tokens must be a list of positive integers, e\.g\. 128,1024,4096/);
+    }
     assert.equal(gpu.code, 1);
     assert.match(gpu.stderr, /Invalid values[\s\S]*gpu, Given: "tpu", Choices: "auto", "cuda", "cpu"/);
   });

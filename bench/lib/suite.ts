@@ -7,6 +7,8 @@ export interface SuiteContext {
   backend: Backend;
   /** Concurrency levels (N) to measure instead of the suite's own. */
   parallels?: number[];
+  /** Prompt lengths (W tokens) to measure instead of the suite's own (engine, http). */
+  promptTokens?: number[];
   quick: boolean;
   rounds: number;
   /** The command line that ran the suite, for the report. */

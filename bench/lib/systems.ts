@@ -17,6 +17,9 @@ export interface SystemSetup {
   modelPath: string;
   backend: Backend;
   parallel: number;
+  /** KV cells one request may hold (vllama's contextLength); default vllama's own (4096, at most kvCells). */
+  contextLength?: number;
+  /** KV cells in all: every system gets the same. */
   kvCells: number;
   maxTokens: number;
   prefixCache?: boolean;
@@ -61,7 +64,7 @@ export interface SystemPrompts {
 
 export async function openEngine(setup: SystemSetup): Promise<Session> {
   const job: EngineJob = {
-    system: "engine", modelPath: setup.modelPath, gpu: setup.backend, parallel: setup.parallel, kvCells: setup.kvCells,
+    system: "engine", modelPath: setup.modelPath, gpu: setup.backend, parallel: setup.parallel, contextLength: setup.contextLength, kvCells: setup.kvCells,
     prefixCache: setup.prefixCache ?? true, maxTokens: setup.maxTokens, profile: setup.profile,
   };
   const worker = await openWorker(job);
@@ -96,20 +99,40 @@ function httpSession(command: string, maxTokens: number, one: (p: BenchPrompt) =
   };
 }
 
-export async function openLlamaServer(setup: SystemSetup): Promise<Session> {
-  const server = await LlamaServer.start(setup.modelPath, ["-np", String(setup.parallel), "-kvu", "-c", String(setup.kvCells), ...peerGpuArgs(setup.backend)]);
-  return httpSession(server.command, setup.maxTokens, (p) => server.complete(p, setup.maxTokens), () => server.stop());
+/**
+ * llama-server's two KV layouts, given the same cells: per-slot (`-np N -c kvCells`: a stream of
+ * kvCells/N cells per slot, what Ollama runs) or unified (`-kvu`: one pool every slot draws on,
+ * vllama's layout).
+ */
+export type LlamaServerLayout = "per-slot" | "unified";
+
+export function openLlamaServer(layout: LlamaServerLayout): (setup: SystemSetup) => Promise<Session> {
+  return async (setup) => {
+    const server = await LlamaServer.start(setup.modelPath, [
+      "-np", String(setup.parallel), ...(layout === "unified" ? ["-kvu"] : []), "-c", String(setup.kvCells), ...peerGpuArgs(setup.backend),
+    ]);
+    return httpSession(server.command, setup.maxTokens, (p) => server.complete(p, setup.maxTokens), () => server.stop());
+  };
 }
 
+/** llama-server in both layouts, as the concurrent suites run it beside vllama. */
+export const LLAMA_SERVERS: SystemUnderTest[] = [
+  { name: "llama-server", open: openLlamaServer("per-slot") },
+  { name: "llama-server -kvu", open: openLlamaServer("unified") },
+];
+export const LLAMA_SERVER_NAMES = LLAMA_SERVERS.map((sys) => sys.name);
+
 export async function openVllamaHttp(setup: SystemSetup): Promise<Session> {
-  const server = await startVllamaServer({ system: "serve", gpu: setup.backend, parallel: setup.parallel, kvCells: setup.kvCells, prefixCache: setup.prefixCache ?? true });
+  const server = await startVllamaServer({
+    system: "serve", gpu: setup.backend, parallel: setup.parallel, contextLength: setup.contextLength, kvCells: setup.kvCells, prefixCache: setup.prefixCache ?? true,
+  });
   const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
     const { ttftMs, chunks } = await postStreaming(`${server.url}/api/generate`, generateRequest(setup.modelPath, prompt, setup.maxTokens));
     const last = chunks[chunks.length - 1] as { done?: boolean; eval_count?: number; error?: string };
     if (last?.error) throw new Error(`vllama: ${last.error}`);
     return { ttftMs, promptTokens: prompt.tokens.length, generatedTokens: last?.eval_count ?? 0 };
   };
-  const command = `vllama HTTP server (bench/workers/serve.ts: Engine({ parallel: ${setup.parallel}, kvCells: ${setup.kvCells} }) + startServer), POST /api/generate streaming`;
+  const command = `vllama HTTP server (bench/workers/serve.ts: Engine({ parallel: ${setup.parallel}, contextLength: ${setup.contextLength}, kvCells: ${setup.kvCells} }) + startServer), POST /api/generate streaming`;
   return httpSession(command, setup.maxTokens, one, server.stop);
 }
 

@@ -20,7 +20,7 @@ export async function prefixSuite(s: SuiteContext): Promise<SuiteReport> {
   const systems = [
     { name: "vllama, prefix cache on", open: openEngine, prefixCache: true },
     { name: "vllama, prefix cache off", open: openEngine, prefixCache: false },
-    { name: "llama-server", open: openLlamaServer },
+    { name: "llama-server", open: openLlamaServer("unified") },
   ];
   // Each system gets its own prefix: every burst starts cold.
   const prompts = await withTokenizer(s.modelPath, s.backend, (m) => systems.map(() => ({

@@ -12,6 +12,8 @@ export interface EngineJob {
   modelPath: string;
   gpu: GpuChoice;
   parallel: number;
+  /** KV cells one request may hold (num_ctx's default); default the Engine's. */
+  contextLength?: number;
   kvCells: number;
   prefixCache: boolean;
   maxTokens: number;
@@ -35,7 +37,7 @@ export function generateRequest(modelPath: string, prompt: BenchPrompt, maxToken
 
 export async function openEngineSession(job: EngineJob): Promise<WorkerSession> {
   const engine = new Engine({
-    modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), gpu: job.gpu, parallel: job.parallel, kvCells: job.kvCells, prefixCache: job.prefixCache,
+    modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), gpu: job.gpu, parallel: job.parallel, contextLength: job.contextLength, kvCells: job.kvCells, prefixCache: job.prefixCache,
   });
   const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
     const started = performance.now();

@@ -11,13 +11,15 @@ export interface ServeJob {
   system: "serve";
   gpu: GpuChoice;
   parallel: number;
+  /** KV cells one request may hold (num_ctx's default); default the Engine's. */
+  contextLength?: number;
   kvCells: number;
   prefixCache: boolean;
 }
 
 export async function serveVllama(job: ServeJob): Promise<void> {
   const engine = new Engine({
-    modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), gpu: job.gpu, parallel: job.parallel, kvCells: job.kvCells, prefixCache: job.prefixCache,
+    modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), gpu: job.gpu, parallel: job.parallel, contextLength: job.contextLength, kvCells: job.kvCells, prefixCache: job.prefixCache,
   });
   const server = await startServer({
     engine, logger: pino({ level: "silent" }), config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "100mb" },
