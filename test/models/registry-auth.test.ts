@@ -6,22 +6,20 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { generateKeyPairSync, sign, verify } from "node:crypto";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { after, afterEach, before, beforeEach, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import { pino } from "pino";
-import { InternalError, UnauthorizedError } from "../src/api/errors.js";
-import { Engine } from "../src/engine/engine.js";
-import { loadOrCreateKey } from "../src/models/registry-auth.js";
-import { pull, push } from "../src/models/registry.js";
-import { authorizedKey, formatOpenSshPrivateKey, parseOpenSshPrivateKey } from "../src/models/ssh-key.js";
-import { ModelStore } from "../src/models/store.js";
-import { LAYER_MEDIA_TYPES } from "../src/models/types.js";
-import { startServer, type RunningServer } from "../src/server/index.js";
-import { publicKeyFromAuthorizedKey, TestRegistry } from "./helpers/registry.js";
+import { InternalError, UnauthorizedError } from "../../src/api/errors.js";
+import { Engine } from "../../src/engine/engine.js";
+import { loadOrCreateKey } from "../../src/models/registry-auth.js";
+import { pull, push } from "../../src/models/registry.js";
+import { authorizedKey, formatOpenSshPrivateKey, parseOpenSshPrivateKey } from "../../src/models/ssh-key.js";
+import { ModelStore } from "../../src/models/store.js";
+import { LAYER_MEDIA_TYPES } from "../../src/models/types.js";
+import { startServer, type RunningServer } from "../../src/server/index.js";
+import { publicKeyFromAuthorizedKey, TestRegistry } from "../helpers/registry.js";
+import { storiesPath as GGUF_PATH } from "../helpers/models.js";
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const GGUF_PATH = resolve(repoRoot, "models/stories260K.gguf");
 const hasSshKeygen = spawnSync("ssh-keygen", ["-?"]).error === undefined;
 
 // A throwaway key made with `ssh-keygen -t ed25519 -N '' -C fixture@vllama-tests`, and its .pub
@@ -70,14 +68,14 @@ async function writeKey(): Promise<{ keyPath: string; publicLine: string }> {
 const unauthorized = (pattern: RegExp) => (e: unknown) => e instanceof UnauthorizedError && pattern.test(e.message);
 
 describe("OpenSSH ed25519 keys", () => {
-  it("reads a key ssh-keygen wrote, arriving at the public key ssh-keygen derived", () => {
+  test("reads a key ssh-keygen wrote, arriving at the public key ssh-keygen derived", () => {
     const key = parseOpenSshPrivateKey(FIXTURE_KEY, "fixture");
     assert.equal(authorizedKey(key), withoutComment(FIXTURE_PUBLIC));
     const data = Buffer.from("GET,https://registry.example/v2/token,digest");
     assert.ok(verify(null, data, publicKeyFromAuthorizedKey(FIXTURE_PUBLIC).publicKey, sign(null, data, key)));
   });
 
-  it("writes keys that read back to the same key, in ssh-keygen's layout", () => {
+  test("writes keys that read back to the same key, in ssh-keygen's layout", () => {
     const { privateKey } = generateKeyPairSync("ed25519");
     const text = formatOpenSshPrivateKey(privateKey);
     assert.match(text, /^-----BEGIN OPENSSH PRIVATE KEY-----\n([A-Za-z0-9+/=]{1,70}\n)+-----END OPENSSH PRIVATE KEY-----\n$/);
@@ -86,7 +84,7 @@ describe("OpenSSH ed25519 keys", () => {
     assert.equal(authorizedKey(read), authorizedKey(privateKey));
   });
 
-  it("round-trips with OpenSSH itself: ssh-keygen reads ours, we read a fresh one of its", { skip: !hasSshKeygen && "no ssh-keygen" }, async () => {
+  test("round-trips with OpenSSH itself: ssh-keygen reads ours, we read a fresh one of its", { skip: !hasSshKeygen && "no ssh-keygen" }, async () => {
     const dir = await tempDir();
     const ours = join(dir, "ours");
     const { privateKey } = generateKeyPairSync("ed25519");
@@ -100,7 +98,7 @@ describe("OpenSSH ed25519 keys", () => {
     assert.equal(authorizedKey(key), withoutComment(await readFile(`${theirs}.pub`, "utf8")));
   });
 
-  it("refuses an encrypted key, saying how to remove the passphrase", () => {
+  test("refuses an encrypted key, saying how to remove the passphrase", () => {
     assert.throws(
       () => parseOpenSshPrivateKey(ENCRYPTED_FIXTURE_KEY, "/home/me/.ollama/id_ed25519"),
       (e: unknown) =>
@@ -110,7 +108,7 @@ describe("OpenSSH ed25519 keys", () => {
     );
   });
 
-  it("refuses other files and damaged keys with an error naming the file", () => {
+  test("refuses other files and damaged keys with an error naming the file", () => {
     const pkcs8 = generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }).toString();
     const lines = FIXTURE_KEY.split("\n");
     const truncated = [...lines.slice(0, 3), ...lines.slice(-2)].join("\n");
@@ -128,7 +126,7 @@ describe("OpenSSH ed25519 keys", () => {
     }
   });
 
-  it("creates a missing key as Ollama does: id_ed25519 (0600) and id_ed25519.pub, read back after", async () => {
+  test("creates a missing key as Ollama does: id_ed25519 (0600) and id_ed25519.pub, read back after", async () => {
     const keyPath = join(await tempDir(), "nested", ".ollama", "id_ed25519");
     const [created, concurrent] = await Promise.all([loadOrCreateKey(keyPath), loadOrCreateKey(keyPath)]);
     assert.equal(authorizedKey(concurrent), authorizedKey(created), "concurrent first uses agree on one key");
@@ -157,7 +155,7 @@ describe("registry sign-in", () => {
   const tokenRequests = () => registry.requests.filter((r) => r.path.startsWith("/token?"));
   const newStore = async () => new ModelStore(join(await tempDir(), "models"));
 
-  it("pulls after one signed token request, then sends the Bearer token with every request", async () => {
+  test("pulls after one signed token request, then sends the Bearer token with every request", async () => {
     const store = await newStore();
     await pull(store, name, { keyPath }, () => {});
     assert.equal((await store.list())[0]!.name, name);
@@ -170,7 +168,7 @@ describe("registry sign-in", () => {
     assert.ok(v2.slice(1).every((r) => r.authorization?.startsWith("Bearer ")));
   });
 
-  it("builds the token URL as Ollama does, and the registry refuses a replayed or altered request", async () => {
+  test("builds the token URL as Ollama does, and the registry refuses a replayed or altered request", async () => {
     await pull(await newStore(), name, { keyPath }, () => {});
     const { path, authorization } = tokenRequests()[0]!;
     assert.match(path, /^\/token\?nonce=[\w-]{22}&scope=repository%3Alibrary%2Ftiny%3Apull&service=127\.0\.0\.1%3A\d+&ts=\d+$/);
@@ -181,7 +179,7 @@ describe("registry sign-in", () => {
     assert.match(await altered.text(), /invalid signature/);
   });
 
-  it("pushes, signing in again when the push scope is challenged, and pulls the model back", async () => {
+  test("pushes, signing in again when the push scope is challenged, and pulls the model back", async () => {
     const store = await newStore();
     const pushed = `${registry.host}/me/tiny:v1`;
     await store.create({ model: pushed, from: GGUF_PATH, system: "pushed" });
@@ -197,7 +195,7 @@ describe("registry sign-in", () => {
     assert.equal((await other.readManifest(pushed)).digest, (await store.readManifest(pushed)).digest);
   });
 
-  it("creates the key on first sign-in; refused until the registry knows it, then accepted", async () => {
+  test("creates the key on first sign-in; refused until the registry knows it, then accepted", async () => {
     const freshKey = join(await tempDir(), ".ollama", "id_ed25519");
     const store = await newStore();
     await assert.rejects(pull(store, name, { keyPath: freshKey }, () => {}), UnauthorizedError);
@@ -209,7 +207,7 @@ describe("registry sign-in", () => {
     assert.equal((await store.list()).length, 1);
   });
 
-  it("a key the registry does not know: one line naming the key to add", async () => {
+  test("a key the registry does not know: one line naming the key to add", async () => {
     const stranger = await writeKey();
     await assert.rejects(
       pull(await newStore(), name, { keyPath: stranger.keyPath }, () => {}),
@@ -220,7 +218,7 @@ describe("registry sign-in", () => {
     );
   });
 
-  it("a push the token does not cover: Ollama's namespace advice, with the key", async () => {
+  test("a push the token does not cover: Ollama's namespace advice, with the key", async () => {
     registry.requireAuth(publicLine, { grantPush: false });
     const store = await newStore();
     const pushed = `${registry.host}/someone-else/tiny:v1`;
@@ -234,7 +232,7 @@ describe("registry sign-in", () => {
     assert.equal(registry.manifests.has("someone-else/tiny:v1"), false);
   });
 
-  it("an encrypted key: a clear error, and no request signed", async () => {
+  test("an encrypted key: a clear error, and no request signed", async () => {
     const encrypted = join(await tempDir(), "id_ed25519");
     await writeFile(encrypted, ENCRYPTED_FIXTURE_KEY, { mode: 0o600 });
     await assert.rejects(
@@ -244,7 +242,7 @@ describe("registry sign-in", () => {
     assert.equal(tokenRequests().length, 0);
   });
 
-  it("broken challenges: a clear error each, never a crash", async () => {
+  test("broken challenges: a clear error each, never a crash", async () => {
     const invalid = (e: unknown) =>
       e instanceof InternalError && /^pull model manifest: 127\.0\.0\.1:\d+ sent an invalid authentication challenge/.test(e.message);
     const cases: Array<[string | null, (e: unknown) => boolean]> = [
@@ -263,7 +261,7 @@ describe("registry sign-in", () => {
     assert.equal(tokenRequests().length, 0);
   });
 
-  it("reads challenge parameters in any order, quoted or not, with escapes", async () => {
+  test("reads challenge parameters in any order, quoted or not, with escapes", async () => {
     registry.requireAuth(publicLine, {
       challenge: `bearer scope="repository:library/tiny:pull", service=${registry.host},realm="${registry.url}/\\token"`,
     });
@@ -301,7 +299,7 @@ describe("/api/pull through the server, with the key in ~/.ollama", () => {
       body: JSON.stringify({ model, stream: false }),
     });
 
-  it("answers 401 with the created key to add, then pulls once the registry knows it", async () => {
+  test("answers 401 with the created key to add, then pulls once the registry knows it", async () => {
     registry.requireAuth(authorizedKey(generateKeyPairSync("ed25519").privateKey));
     const refused = await apiPull(`${registry.host}/library/tiny`);
     assert.equal(refused.status, 401);

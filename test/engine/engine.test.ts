@@ -5,11 +5,11 @@ import { copyFileSync, mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, describe, test } from "node:test";
-import { BadRequestError, BusyError, CancelledError, NotFoundError } from "../src/api/errors.js";
-import type { GenerateResponse } from "../src/api/ollama.js";
-import { Engine } from "../src/engine/engine.js";
-import { initBackend, liveNativeObjects } from "../src/native/index.js";
-import { OTHER_PROMPTS, REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "./helpers/models.js";
+import { BadRequestError, BusyError, CancelledError, NotFoundError } from "../../src/api/errors.js";
+import type { GenerateResponse } from "../../src/api/ollama.js";
+import { Engine } from "../../src/engine/engine.js";
+import { initBackend, liveNativeObjects } from "../../src/native/index.js";
+import { OTHER_PROMPTS, REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "../helpers/models.js";
 
 const model = storiesPath;
 const emptyStore = mkdtempSync(path.join(os.tmpdir(), "vllama-engine-store-"));
@@ -317,7 +317,7 @@ describe("engine: prefix cache and preemption", () => {
 
 describe("engine: chat with tools on the built-in demo model", () => {
   test("a tool call in the output becomes message.tool_calls, streamed or not", async () => {
-    const { ensureBuiltinModel } = await import("../src/models/builtin.js");
+    const { ensureBuiltinModel } = await import("../../src/models/builtin.js");
     const e = newEngine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-demo-store-")) });
     await ensureBuiltinModel(e.store);
     const tools = [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];

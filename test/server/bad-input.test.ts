@@ -2,13 +2,13 @@
 // (Ollama's `{"error": "..."}` or OpenAI's error object), and the server must still answer after.
 import assert from "node:assert/strict";
 import { request } from "node:http";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
-import { BUSY_MESSAGE } from "../src/api/errors.js";
-import { parseKeepAlive, resolveOptions } from "../src/engine/options.js";
-import { startServer, type RunningServer } from "../src/server/index.js";
-import { isAllowedHost, isLoopbackBind } from "../src/server/security.js";
-import { FakeEngine } from "./helpers/fake-engine.js";
+import { BUSY_MESSAGE } from "../../src/api/errors.js";
+import { parseKeepAlive, resolveOptions } from "../../src/engine/options.js";
+import { startServer, type RunningServer } from "../../src/server/index.js";
+import { isAllowedHost, isLoopbackBind } from "../../src/server/security.js";
+import { FakeEngine } from "../helpers/fake-engine.js";
 
 const BODY_LIMIT = "64kb";
 const DIGEST = `sha256:${"0".repeat(64)}`;
@@ -193,7 +193,7 @@ describe("bad input", () => {
   after(() => server.close());
 
   for (const c of CASES) {
-    it(`${c.name} -> ${c.status}`, async () => {
+    test(`${c.name} -> ${c.status}`, async () => {
       const undo = c.setup?.(engine);
       try {
         const body = c.body === undefined || typeof c.body === "string" ? c.body : JSON.stringify(c.body);
@@ -208,7 +208,7 @@ describe("bad input", () => {
     });
   }
 
-  it("startServer reports a port in use, naming it", async () => {
+  test("startServer reports a port in use, naming it", async () => {
     await assert.rejects(
       startServer({
         engine,
@@ -225,7 +225,7 @@ describe("bad input", () => {
 });
 
 describe("edge parsing", () => {
-  it("parses keep_alive as seconds or Go durations, negative meaning forever", () => {
+  test("parses keep_alive as seconds or Go durations, negative meaning forever", () => {
     const defaultMs = 300_000;
     const cases: Array<[number | string | undefined, number]> = [
       [undefined, defaultMs],
@@ -244,7 +244,7 @@ describe("edge parsing", () => {
     assert.throws(() => parseKeepAlive("soon", defaultMs), /invalid keep_alive/);
   });
 
-  it("resolves options: request over model parameters over Ollama defaults", () => {
+  test("resolves options: request over model parameters over Ollama defaults", () => {
     const resolved = resolveOptions({ temperature: 0.1, top_k: undefined }, { top_k: 20, temperature: 0.5 }, 2048);
     assert.equal(resolved.temperature, 0.1);
     assert.equal(resolved.top_k, 20);
@@ -257,7 +257,7 @@ describe("edge parsing", () => {
     assert.deepEqual(resolved.stop, []);
   });
 
-  it("allows only local Host headers on a loopback bind", () => {
+  test("allows only local Host headers on a loopback bind", () => {
     for (const host of [undefined, "localhost:11434", "127.0.0.1", "[::1]:11434", "box.local", "10.1.2.3:80", "0.0.0.0"]) {
       assert.ok(isAllowedHost(host), String(host));
     }

@@ -3,14 +3,14 @@
 // cancellation mid-step, in milliseconds and without the addon.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { BadRequestError, CancelledError, InternalError } from "../src/api/errors.js";
-import { Executor } from "../src/engine/executor.js";
-import { KvManager } from "../src/engine/kv-manager.js";
-import { EngineMetrics } from "../src/engine/metrics.js";
-import { Scheduler } from "../src/engine/scheduler.js";
-import { Sequence, type Vocabulary } from "../src/engine/sequence.js";
-import { StepLoop } from "../src/engine/step-loop.js";
-import { FakeContext, nativeError, SAMPLER } from "./helpers/fake-context.js";
+import { BadRequestError, CancelledError, InternalError } from "../../src/api/errors.js";
+import { Executor } from "../../src/engine/executor.js";
+import { KvManager } from "../../src/engine/kv-manager.js";
+import { EngineMetrics } from "../../src/engine/metrics.js";
+import { Scheduler } from "../../src/engine/scheduler.js";
+import { Sequence, type Vocabulary } from "../../src/engine/sequence.js";
+import { StepLoop } from "../../src/engine/step-loop.js";
+import { FakeContext, nativeError, SAMPLER } from "../helpers/fake-context.js";
 
 const vocab: Vocabulary = {
   tokenBytes: (token) => new TextEncoder().encode(`${token} `),

@@ -2,11 +2,11 @@
 // with the plans' cache operations applied to a fake cache.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { BusyError } from "../src/api/errors.js";
-import { BLOCK_SIZE, idleBlockTokens, KvManager, type CacheOp } from "../src/engine/kv-manager.js";
-import { Executor } from "../src/engine/executor.js";
-import { Scheduler, type ScheduledSequence, type StepPlan } from "../src/engine/scheduler.js";
-import { FakeContext, SAMPLER } from "./helpers/fake-context.js";
+import { BusyError } from "../../src/api/errors.js";
+import { BLOCK_SIZE, idleBlockTokens, KvManager, type CacheOp } from "../../src/engine/kv-manager.js";
+import { Executor } from "../../src/engine/executor.js";
+import { Scheduler, type ScheduledSequence, type StepPlan } from "../../src/engine/scheduler.js";
+import { FakeContext, SAMPLER } from "../helpers/fake-context.js";
 
 /** Applies cache operations and tracks which positions each sequence holds, like llama.cpp would. */
 class FakeKv {

@@ -3,18 +3,16 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
-import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
-import { BadRequestError, NotFoundError, NotImplementedError, VllamaError } from "../src/api/errors.js";
-import { parseModelfile, renderModelfile, type Modelfile } from "../src/models/modelfile.js";
-import { displayName, nameKey, normalizeModelName, parseModelName } from "../src/models/names.js";
-import { defaultModelsDir, ModelStore } from "../src/models/store.js";
-import type { ProgressResponse } from "../src/api/ollama.js";
+import { after, before, describe, test } from "node:test";
+import { BadRequestError, NotFoundError, NotImplementedError, VllamaError } from "../../src/api/errors.js";
+import { parseModelfile, renderModelfile, type Modelfile } from "../../src/models/modelfile.js";
+import { displayName, nameKey, normalizeModelName, parseModelName } from "../../src/models/names.js";
+import { defaultModelsDir, ModelStore } from "../../src/models/store.js";
+import type { ProgressResponse } from "../../src/api/ollama.js";
+import { storiesPath as GGUF_PATH } from "../helpers/models.js";
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const GGUF_PATH = resolve(repoRoot, "models/stories260K.gguf");
 const GGUF_DIGEST = "sha256:047bf46455a544931cff6fef14d7910154c56afbc23ab1c5e56a72e69912c04b";
 const GGUF_SIZE = 1_185_376;
 
@@ -40,7 +38,7 @@ function collect(): { events: ProgressResponse[]; onProgress: (e: ProgressRespon
 const sha256 = (data: string | Buffer) => `sha256:${createHash("sha256").update(data).digest("hex")}`;
 
 describe("model names", () => {
-  it("fills in Ollama's defaults and prints the shortest form", () => {
+  test("fills in Ollama's defaults and prints the shortest form", () => {
     assert.deepEqual(parseModelName("llama3.2"), { host: "registry.ollama.ai", namespace: "library", model: "llama3.2", tag: "latest" });
     assert.equal(normalizeModelName("llama3.2"), "llama3.2:latest");
     assert.equal(normalizeModelName("registry.ollama.ai/library/qwen2.5:0.5b"), "qwen2.5:0.5b");
@@ -49,17 +47,17 @@ describe("model names", () => {
     assert.equal(normalizeModelName("hf.co/u/r"), "hf.co/u/r:latest");
   });
 
-  it("keeps a host's port out of the tag", () => {
+  test("keeps a host's port out of the tag", () => {
     assert.deepEqual(parseModelName("127.0.0.1:5000/library/tiny"), { host: "127.0.0.1:5000", namespace: "library", model: "tiny", tag: "latest" });
     assert.equal(displayName(parseModelName("127.0.0.1:5000/library/tiny:v2")), "127.0.0.1:5000/library/tiny:v2");
   });
 
-  it("compares case-insensitively but keeps the spelling", () => {
+  test("compares case-insensitively but keeps the spelling", () => {
     assert.equal(nameKey(parseModelName("Llama3:Latest")), nameKey(parseModelName("llama3")));
     assert.equal(parseModelName("Llama3:Latest").model, "Llama3");
   });
 
-  it("names the bad part in validation errors", () => {
+  test("names the bad part in validation errors", () => {
     const cases: Array<[string, RegExp]> = [
       ["", /name is empty/],
       ["a/b/c/d", /expected \[host\/\]\[namespace\/\]model\[:tag\]/],
@@ -77,7 +75,7 @@ describe("model names", () => {
 });
 
 describe("defaultModelsDir", () => {
-  it("prefers VLLAMA_MODELS, then OLLAMA_MODELS, then ~/.ollama/models", () => {
+  test("prefers VLLAMA_MODELS, then OLLAMA_MODELS, then ~/.ollama/models", () => {
     assert.equal(defaultModelsDir({ VLLAMA_MODELS: "/a", OLLAMA_MODELS: "/b" }), "/a");
     assert.equal(defaultModelsDir({ OLLAMA_MODELS: "/b" }), "/b");
     assert.match(defaultModelsDir({}), /\.ollama[/\\]models$/);
@@ -101,7 +99,7 @@ LICENSE """MIT
 License"""
 `;
 
-  it("parses every command with Ollama's typing", () => {
+  test("parses every command with Ollama's typing", () => {
     assert.deepEqual(parseModelfile(text), {
       from: "./model.gguf",
       template: "{{ if .System }}<|system|>{{ .System }}{{ end }}\n{{ .Prompt }}",
@@ -115,7 +113,7 @@ License"""
     });
   });
 
-  it("renders text that parses back to the same Modelfile", () => {
+  test("renders text that parses back to the same Modelfile", () => {
     const tricky: Modelfile = {
       from: "/models/blobs/sha256-abc",
       template: 'ends with a quote "',
@@ -128,7 +126,7 @@ License"""
     assert.deepEqual(parseModelfile(renderModelfile(parseModelfile(text))), parseModelfile(text));
   });
 
-  it("rejects bad input with a typed error naming the problem", () => {
+  test("rejects bad input with a typed error naming the problem", () => {
     const cases: Array<[string, RegExp]> = [
       ["SYSTEM hi", /no FROM line/],
       ["FROM a\nFROM b", /line 2: more than one FROM/],
@@ -203,7 +201,7 @@ describe("a store laid out by Ollama", () => {
     store = new ModelStore(dir);
   });
 
-  it("lists models as /api/tags does", async () => {
+  test("lists models as /api/tags does", async () => {
     const [entry, ...rest] = await store.list();
     assert.equal(rest.length, 0);
     assert.equal(entry!.name, "stories:latest");
@@ -222,7 +220,7 @@ describe("a store laid out by Ollama", () => {
     assert.ok(!Number.isNaN(Date.parse(entry!.modified_at)));
   });
 
-  it("resolves any spelling of the name", async () => {
+  test("resolves any spelling of the name", async () => {
     for (const name of ["stories", "Stories:LATEST", "registry.ollama.ai/library/stories:latest"]) {
       const model = await store.resolve(name);
       assert.equal(model.name, "stories:latest");
@@ -235,7 +233,7 @@ describe("a store laid out by Ollama", () => {
     await assert.rejects(store.resolve("nope"), (e: unknown) => e instanceof NotFoundError && e.message === "model 'nope' not found");
   });
 
-  it("shows the model as /api/show does", async () => {
+  test("shows the model as /api/show does", async () => {
     const show = await store.show("stories");
     assert.match(show.modelfile, new RegExp(`^FROM ${store.blobPath(GGUF_DIGEST)}$`, "m"));
     assert.match(show.modelfile, /^PARAMETER stop <\|im_end\|>$/m);
@@ -255,7 +253,7 @@ describe("a store laid out by Ollama", () => {
 });
 
 describe("create, copy, delete", () => {
-  it("creates a model from a GGUF path and reuses the blob the second time", async () => {
+  test("creates a model from a GGUF path and reuses the blob the second time", async () => {
     const store = await newStore();
     const first = collect();
     await store.create({ model: "tiny", from: GGUF_PATH }, first.onProgress);
@@ -278,7 +276,7 @@ describe("create, copy, delete", () => {
     assert.equal((await readdir(store.blobsDir)).length, 2);
   });
 
-  it("creates from a Modelfile on top of another model and on a relative GGUF path", async () => {
+  test("creates from a Modelfile on top of another model and on a relative GGUF path", async () => {
     const store = await newStore();
     const baseDir = await tempDir();
     await copyFile(GGUF_PATH, join(baseDir, "model.gguf"));
@@ -317,7 +315,7 @@ LICENSE Apache-2.0
     );
   });
 
-  it("creates from an uploaded blob named in files", async () => {
+  test("creates from an uploaded blob named in files", async () => {
     const store = await newStore();
     await store.writeBlob(GGUF_DIGEST, createReadStream(GGUF_PATH));
     await store.create({ model: "uploaded", files: { "model.gguf": GGUF_DIGEST }, system: "hi" });
@@ -326,7 +324,7 @@ LICENSE Apache-2.0
     assert.equal(model.system, "hi");
   });
 
-  it("rejects bad create requests before writing a manifest", async () => {
+  test("rejects bad create requests before writing a manifest", async () => {
     const store = await newStore();
     await store.create({ model: "tiny", from: GGUF_PATH });
     const cases: Array<[Parameters<ModelStore["create"]>[0], abstract new (...args: never[]) => Error, RegExp]> = [
@@ -348,7 +346,7 @@ LICENSE Apache-2.0
     assert.deepEqual((await store.list()).map((m) => m.name).sort(), ["same-quant:latest", "tiny:latest"]);
   });
 
-  it("verifies uploaded blobs and leaves nothing behind on a mismatch", async () => {
+  test("verifies uploaded blobs and leaves nothing behind on a mismatch", async () => {
     const store = await newStore();
     await assert.rejects(store.writeBlob(sha256("expected"), Readable.from([Buffer.from("actual")])), BadRequestError);
     assert.deepEqual(await readdir(store.blobsDir), []);
@@ -358,7 +356,7 @@ LICENSE Apache-2.0
     assert.equal(await readFile(store.blobPath(ref.digest), "utf8"), "expected");
   });
 
-  it("copies a model to a byte-identical manifest", async () => {
+  test("copies a model to a byte-identical manifest", async () => {
     const store = await newStore();
     await store.create({ model: "tiny", from: GGUF_PATH });
     await store.copy("tiny", "Tiny-Copy:v1");
@@ -369,7 +367,7 @@ LICENSE Apache-2.0
     await assert.rejects(store.copy("tiny", "bad/na.me/x/y"), BadRequestError);
   });
 
-  it("replaces a model whose name differs only in case, removing blobs only it used", async () => {
+  test("replaces a model whose name differs only in case, removing blobs only it used", async () => {
     const store = await newStore();
     await store.create({ model: "Tiny", from: GGUF_PATH, system: "first" });
     const firstSystem = (await store.readManifest("tiny")).manifest.layers[1]!.digest;
@@ -380,7 +378,7 @@ LICENSE Apache-2.0
     assert.equal(await store.hasBlob(GGUF_DIGEST), true);
   });
 
-  it("deletes a model and the blobs no other model references", async () => {
+  test("deletes a model and the blobs no other model references", async () => {
     const store = await newStore();
     await store.create({ model: "a", from: GGUF_PATH, system: "A" });
     await store.create({ model: "user/b", from: "a", system: "B" });

@@ -17,7 +17,7 @@ import {
   TagsResponseSchema,
   TokenizeResponseSchema,
   VersionResponseSchema,
-} from "../src/api/ollama.js";
+} from "../../src/api/ollama.js";
 import {
   ChatCompletionChunkSchema,
   ChatCompletionSchema,
@@ -26,9 +26,9 @@ import {
   OpenAIErrorResponseSchema,
   OpenAIModelListSchema,
   OpenAIModelSchema,
-} from "../src/api/openai.js";
-import { REFERENCE_PROMPT, storiesPath } from "./helpers/models.js";
-import { startRealServer, type RealServer } from "./helpers/real-server.js";
+} from "../../src/api/openai.js";
+import { REFERENCE_PROMPT, storiesPath } from "../helpers/models.js";
+import { startRealServer, type RealServer } from "../helpers/real-server.js";
 
 const MODEL = "stories";
 const greedy = { num_predict: 4, temperature: 0 };

@@ -1,19 +1,17 @@
 import assert from "node:assert/strict";
 import { readFile, mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { after, afterEach, beforeEach, describe, it } from "node:test";
+import { join } from "node:path";
+import { after, afterEach, beforeEach, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
-import { CancelledError, InternalError, NotFoundError } from "../src/api/errors.js";
-import { pull, push } from "../src/models/registry.js";
-import { ModelStore } from "../src/models/store.js";
-import type { ProgressResponse } from "../src/api/ollama.js";
-import { LAYER_MEDIA_TYPES, type Manifest } from "../src/models/types.js";
-import { TestRegistry } from "./helpers/registry.js";
+import { CancelledError, InternalError, NotFoundError } from "../../src/api/errors.js";
+import { pull, push } from "../../src/models/registry.js";
+import { ModelStore } from "../../src/models/store.js";
+import type { ProgressResponse } from "../../src/api/ollama.js";
+import { LAYER_MEDIA_TYPES, type Manifest } from "../../src/models/types.js";
+import { TestRegistry } from "../helpers/registry.js";
+import { storiesPath as GGUF_PATH } from "../helpers/models.js";
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const GGUF_PATH = resolve(repoRoot, "models/stories260K.gguf");
 
 const tempDirs: string[] = [];
 after(async () => {
@@ -55,7 +53,7 @@ describe("pull", () => {
   const modelLayer = () => manifest.layers[0]!;
   const blobRequests = (digest: string) => registry.requests.filter((r) => r.method === "GET" && r.path.endsWith(digest));
 
-  it("pulls a model with Ollama's progress stream, following blob redirects", async () => {
+  test("pulls a model with Ollama's progress stream, following blob redirects", async () => {
     const { events, onProgress } = collect();
     await pull(store, name, {}, onProgress);
 
@@ -79,7 +77,7 @@ describe("pull", () => {
     assert.ok(!(await readdir(store.blobsDir)).some((f) => f.includes("partial") || f.startsWith(".")));
   });
 
-  it("skips blobs already in the store", async () => {
+  test("skips blobs already in the store", async () => {
     await pull(store, name, {}, () => {});
     registry.requests.length = 0;
     const { events, onProgress } = collect();
@@ -89,7 +87,7 @@ describe("pull", () => {
     assert.equal(layerEvent.completed, layerEvent.total);
   });
 
-  it("resumes a blob with a Range request after the connection drops", async () => {
+  test("resumes a blob with a Range request after the connection drops", async () => {
     registry.dropBlobOnce(modelLayer().digest, 300_000);
     await pull(store, name, {}, () => {});
     const ranges = registry.requests.filter((r) => r.path.endsWith(modelLayer().digest)).map((r) => r.range);
@@ -99,7 +97,7 @@ describe("pull", () => {
     assert.deepEqual(await readFile(store.blobPath(modelLayer().digest)), gguf);
   });
 
-  it("keeps the partial file when cancelled and resumes from it on the next pull", async () => {
+  test("keeps the partial file when cancelled and resumes from it on the next pull", async () => {
     const layer = modelLayer();
     registry.stallBlobOnce(layer.digest, 400_000);
     const controller = new AbortController();
@@ -118,14 +116,14 @@ describe("pull", () => {
     assert.equal(await sizeOf(store.partialBlobPath(layer.digest)), 0);
   });
 
-  it("lets concurrent pulls of one model share the download", async () => {
+  test("lets concurrent pulls of one model share the download", async () => {
     await Promise.all([pull(store, name, {}, () => {}), pull(store, name, {}, () => {})]);
     assert.equal(registry.requests.filter((r) => r.path === `/storage/${modelLayer().digest}`).length, 1);
     assert.deepEqual(await readFile(store.blobPath(modelLayer().digest)), gguf);
     assert.deepEqual((await store.list()).map((m) => m.name), [name]);
   });
 
-  it("fails on a digest mismatch, removing the download and writing no manifest", async () => {
+  test("fails on a digest mismatch, removing the download and writing no manifest", async () => {
     const layer = modelLayer();
     registry.corruptBlob(layer.digest);
     const { events, onProgress } = collect();
@@ -136,14 +134,14 @@ describe("pull", () => {
     assert.deepEqual(await store.list(), []);
   });
 
-  it("reports a missing model as Ollama does", async () => {
+  test("reports a missing model as Ollama does", async () => {
     await assert.rejects(
       pull(store, `${registry.host}/library/absent:latest`, {}, () => {}),
       (e: unknown) => e instanceof NotFoundError && e.message === "pull model manifest: file does not exist",
     );
   });
 
-  it("names the network problem when the registry is unreachable", async () => {
+  test("names the network problem when the registry is unreachable", async () => {
     const port = Number(registry.host.split(":")[1]);
     await registry.close();
     registry = await TestRegistry.start(); // keeps afterEach's close() valid
@@ -153,7 +151,7 @@ describe("pull", () => {
     );
   });
 
-  it("pulls default-host names from a baseUrl override", async () => {
+  test("pulls default-host names from a baseUrl override", async () => {
     registry.publish("library/mirrored", "v1", [{ mediaType: LAYER_MEDIA_TYPES.model, data: "not really a model" }]);
     await pull(store, "mirrored:v1", { baseUrl: registry.url }, () => {});
     const [entry] = await store.list();
@@ -169,7 +167,7 @@ describe("push", () => {
   });
   afterEach(() => registry.close());
 
-  it("uploads blobs and the manifest, skips blobs the registry has, and pulls back identically", async () => {
+  test("uploads blobs and the manifest, skips blobs the registry has, and pulls back identically", async () => {
     const store = await newStore();
     const name = `${registry.host}/me/tiny:v1`;
     await store.create({ model: name, from: GGUF_PATH, system: "pushed" });
@@ -195,7 +193,7 @@ describe("push", () => {
     assert.equal((await other.readManifest(name)).digest, local.digest);
   });
 
-  it("fails for a model that is not in the store", async () => {
+  test("fails for a model that is not in the store", async () => {
     const store = await newStore();
     await assert.rejects(push(store, `${registry.host}/me/none:v1`, {}, () => {}), NotFoundError);
   });

@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
-import type { EngineService } from "../src/api/engine-contract.js";
+import type { EngineService } from "../../src/api/engine-contract.js";
 import type {
   ChatRequest,
   ChatResponse,
@@ -16,12 +16,12 @@ import type {
   GenerateResponse,
   ShowResponse,
   TagsResponse,
-} from "../src/api/ollama.js";
-import { HELP_TEXT, SET_HELP, SHORTCUTS_HELP, SHOW_HELP } from "../src/cli/interactive-commands.js";
-import { Engine } from "../src/engine/engine.js";
-import { startServer, type RunningServer } from "../src/server/index.js";
-import { storiesPath } from "./helpers/models.js";
-import { cliEnv, TerminalSession } from "./helpers/terminal.js";
+} from "../../src/api/ollama.js";
+import { HELP_TEXT, SET_HELP, SHORTCUTS_HELP, SHOW_HELP } from "../../src/cli/interactive-commands.js";
+import { Engine } from "../../src/engine/engine.js";
+import { startServer, type RunningServer } from "../../src/server/index.js";
+import { storiesPath } from "../helpers/models.js";
+import { cliEnv, TerminalSession } from "../helpers/terminal.js";
 
 const home = mkdtempSync(join(tmpdir(), "vllama-cli-interactive-"));
 const engine = new Engine({ modelsDir: join(home, "models") });
@@ -110,7 +110,7 @@ after(async () => {
 });
 
 describe("interactive commands", () => {
-  it("/set parameter, system, format and think reach every request; bad ones say why and the chat goes on", async () => {
+  test("/set parameter, system, format and think reach every request; bad ones say why and the chat goes on", async () => {
     await withChat("tiny", async (term) => {
       assert.equal(await term.enter("/set parameter temperature 0"), "Set parameter 'temperature' to '0'\n");
       assert.equal(await term.enter("/set parameter num_predict 5"), "Set parameter 'num_predict' to '5'\n");
@@ -161,7 +161,7 @@ describe("interactive commands", () => {
     });
   });
 
-  it('/show prints the model\'s information with the session\'s settings; /set system takes a """ block', async () => {
+  test('/show prints the model\'s information with the session\'s settings; /set system takes a """ block', async () => {
     await withChat("tiny", async (term) => {
       assert.equal(await term.enter("/show"), SHOW_HELP);
       assert.match(await term.enter("/show parameters"), /^Model defined parameters:\n {2}top_k {26}20\n\n$/);
@@ -196,7 +196,7 @@ describe("interactive commands", () => {
     assert.doesNotMatch(shown.modelfile, /temperature/);
   });
 
-  it("/load switches the model and clears the conversation; an unknown model keeps the current one", async () => {
+  test("/load switches the model and clears the conversation; an unknown model keeps the current one", async () => {
     await withChat("tiny", async (term) => {
       assert.equal(await term.enter("hello"), "reply 1: hello\n\n");
       assert.equal(await term.enter("/load nope"), "Loading model 'nope'\nError: model 'nope' not found, try `vllama pull nope`\n");
@@ -211,7 +211,7 @@ describe("interactive commands", () => {
     });
   });
 
-  it("/save creates a model from the current one with the system prompt, parameters and conversation", async () => {
+  test("/save creates a model from the current one with the system prompt, parameters and conversation", async () => {
     await withChat("tiny", async (term) => {
       await term.enter("/set system Be brief.", /^Set system message/);
       await term.enter("/set parameter temperature 0", /^Set parameter/);

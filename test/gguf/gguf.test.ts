@@ -5,16 +5,15 @@ import { mkdtemp, open, readFile, readdir, rm, writeFile } from "node:fs/promise
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { BadRequestError, NotFoundError } from "../src/api/errors.js";
-import { f16ToF32, f32ToF16, GgmlType, ggmlTensorBytes, Q8_0_BLOCK_BYTES, writeQ8_0Block } from "../src/gguf/ggml-types.js";
+import { BadRequestError, NotFoundError } from "../../src/api/errors.js";
+import { f16ToF32, f32ToF16, GgmlType, ggmlTensorBytes, Q8_0_BLOCK_BYTES, writeQ8_0Block } from "../../src/gguf/ggml-types.js";
 import {
   formatParameterSize,
   ggufArchitecture,
   ggufParameterCount,
   ggufQuantizationLabel,
   readGgufHeader,
-} from "../src/gguf/reader.js";
+} from "../../src/gguf/reader.js";
 import { Template } from "@huggingface/jinja";
 import {
   CHATML_TEMPLATE,
@@ -22,12 +21,11 @@ import {
   llamaCppSourceDir,
   SPM_CHAT_TEMPLATE,
   writeSyntheticModel,
-} from "../src/gguf/synthetic.js";
-import { gguf, metadataNumber, metadataString, type GgufFile, type GgufValue } from "../src/gguf/values.js";
-import { writeGguf, type GgufTensorSource } from "../src/gguf/writer.js";
+} from "../../src/gguf/synthetic.js";
+import { gguf, metadataNumber, metadataString, type GgufFile, type GgufValue } from "../../src/gguf/values.js";
+import { writeGguf, type GgufTensorSource } from "../../src/gguf/writer.js";
+import { repoRoot, storiesPath } from "../helpers/models.js";
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const storiesPath = path.resolve(repoRoot, "models/stories260K.gguf");
 const addonPath = path.join(repoRoot, "build", "Release", "vllama.node");
 
 function hasLlamaCppSource(): boolean {
@@ -436,7 +434,7 @@ describe("synthetic models", { skip: noVocab }, () => {
   });
 
   test("llama.cpp loads and decodes them through the native addon", { skip: !existsSync(addonPath) && "native addon not built" }, async () => {
-    const { createContext, loadModel } = await import("../src/native/index.js");
+    const { createContext, loadModel } = await import("../../src/native/index.js");
     const expected = [
       { file: tinyLlama, architecture: "llama", vocabSize: 32000 },
       { file: tinyQwen, architecture: "qwen2", vocabSize: 151936 },

@@ -2,12 +2,12 @@
 // unchanged: if they accept our shapes, so will their users.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { pino } from "pino";
-import { startServer, type RunningServer } from "../src/server/index.js";
-import { EMBEDDING_SIZE, FakeEngine, JSON_REPLY_TOKENS, PROMPT_TOKENS, REPLY_TEXT, REPLY_TOKENS } from "./helpers/fake-engine.js";
+import { startServer, type RunningServer } from "../../src/server/index.js";
+import { EMBEDDING_SIZE, FakeEngine, JSON_REPLY_TOKENS, PROMPT_TOKENS, REPLY_TEXT, REPLY_TOKENS } from "../helpers/fake-engine.js";
 
 const TOOLS = [
   {
@@ -53,7 +53,7 @@ describe("server with the ollama client", () => {
   });
   after(() => server.close());
 
-  it("answers / and HEAD / like Ollama, with a request id", async () => {
+  test("answers / and HEAD / like Ollama, with a request id", async () => {
     const res = await fetch(url);
     assert.equal(res.status, 200);
     assert.equal(await res.text(), "Ollama is running");
@@ -64,7 +64,7 @@ describe("server with the ollama client", () => {
     assert.equal(echoed.headers.get("x-request-id"), "client-id-1");
   });
 
-  it("reports version, health and metrics", async () => {
+  test("reports version, health and metrics", async () => {
     assert.deepEqual(await ollama.version(), { version: "0.0.0-fake" });
     const health = await fetch(`${url}/health`);
     assert.deepEqual(await health.json(), { status: "ok", backend: "cpu", devices: [{ name: "CPU", description: "fake", type: "cpu", memoryFree: 1, memoryTotal: 1 }] });
@@ -73,7 +73,7 @@ describe("server with the ollama client", () => {
     assert.match(await metrics.text(), /^vllm:num_requests_running\{model_name="fake-model"\} 0$/m);
   });
 
-  it("lists, shows and reports running models", async () => {
+  test("lists, shows and reports running models", async () => {
     const { models } = await ollama.list();
     assert.deepEqual(
       models.map((m) => m.name),
@@ -86,7 +86,7 @@ describe("server with the ollama client", () => {
     assert.equal(ps.models[0]!.name, "fake-model:latest");
   });
 
-  it("generates without streaming", async () => {
+  test("generates without streaming", async () => {
     const res = await ollama.generate({ model: "fake-model", prompt: "hi", stream: false });
     assert.equal(res.response, REPLY_TEXT);
     assert.equal(res.done, true);
@@ -96,7 +96,7 @@ describe("server with the ollama client", () => {
     assert.ok(Number.isInteger(res.total_duration));
   });
 
-  it("streams a generation that ends with the done object", async () => {
+  test("streams a generation that ends with the done object", async () => {
     const stream = await ollama.generate({ model: "fake-model", prompt: "hi", stream: true, options: { num_predict: 2 } });
     const chunks = [];
     for await (const chunk of stream) chunks.push(chunk);
@@ -107,7 +107,7 @@ describe("server with the ollama client", () => {
     assert.deepEqual(last.context, [1, 2, 3]);
   });
 
-  it("chats, streaming and not", async () => {
+  test("chats, streaming and not", async () => {
     const messages = [{ role: "user", content: "hello" }];
     const whole = await ollama.chat({ model: "fake-model", messages, stream: false });
     assert.equal(whole.message.role, "assistant");
@@ -118,7 +118,7 @@ describe("server with the ollama client", () => {
     assert.equal(text, REPLY_TEXT);
   });
 
-  it("returns tool calls with object arguments", async () => {
+  test("returns tool calls with object arguments", async () => {
     const res = await ollama.chat({
       model: "fake-model",
       messages: [{ role: "user", content: "weather in Paris?" }],
@@ -129,7 +129,7 @@ describe("server with the ollama client", () => {
     assert.deepEqual(res.message.tool_calls, [{ function: { index: 0, name: "get_weather", arguments: { query: "weather in Paris?" } } }]);
   });
 
-  it("embeds with normalized vectors, and the legacy endpoint without", async () => {
+  test("embeds with normalized vectors, and the legacy endpoint without", async () => {
     const res = await ollama.embed({ model: "fake-embed", input: ["a", "b"] });
     assert.equal(res.embeddings.length, 2);
     for (const vector of res.embeddings) {
@@ -141,7 +141,7 @@ describe("server with the ollama client", () => {
     assert.ok(Math.abs(norm(legacy.embedding) - 1) > 1e-3);
   });
 
-  it("pulls with streamed progress, and without", async () => {
+  test("pulls with streamed progress, and without", async () => {
     const stream = await ollama.pull({ model: "remote-model", stream: true });
     const statuses = [];
     for await (const progress of stream) statuses.push(progress.status);
@@ -152,14 +152,14 @@ describe("server with the ollama client", () => {
     assert.deepEqual(await ollama.pull({ model: "remote-model", stream: false }), { status: "success" });
   });
 
-  it("ends a failing pull stream with an error line", async () => {
+  test("ends a failing pull stream with an error line", async () => {
     const stream = await ollama.pull({ model: "no-such-model", stream: true });
     await assert.rejects(async () => {
       for await (const _ of stream);
     }, /pull model manifest: file does not exist/);
   });
 
-  it("creates, copies and deletes models", async () => {
+  test("creates, copies and deletes models", async () => {
     const stream = await ollama.create({ model: "created", from: "fake-model", stream: true });
     const statuses = [];
     for await (const progress of stream) statuses.push(progress.status);
@@ -176,7 +176,7 @@ describe("server with the ollama client", () => {
     });
   });
 
-  it("stores blobs and creates a model from them", async () => {
+  test("stores blobs and creates a model from them", async () => {
     const data = Buffer.from("GGUF fake weights");
     const digest = `sha256:${createHash("sha256").update(data).digest("hex")}`;
     assert.equal((await fetch(`${url}/api/blobs/${digest}`, { method: "HEAD" })).status, 404);
@@ -195,7 +195,7 @@ describe("server with the ollama client", () => {
     assert.equal((await ollama.show({ model: "from-files" })).modelfile, "FROM from-files:latest\n");
   });
 
-  it("tokenizes and detokenizes", async () => {
+  test("tokenizes and detokenizes", async () => {
     const post = (path: string, body: object) =>
       fetch(`${url}${path}`, { method: "POST", body: JSON.stringify(body) }).then((r) => r.json());
     const { tokens } = await post("/api/tokenize", { model: "fake-model", content: "héllo" });
@@ -203,7 +203,7 @@ describe("server with the ollama client", () => {
     assert.deepEqual(await post("/api/detokenize", { model: "fake-model", tokens }), { content: "héllo" });
   });
 
-  it("ends a stream that fails after output with one error line, status 200", async () => {
+  test("ends a stream that fails after output with one error line, status 200", async () => {
     engine.failAfterTokens = 2;
     try {
       const res = await fetch(`${url}/api/generate`, { method: "POST", body: JSON.stringify({ model: "fake-model", prompt: "x" }) });
@@ -217,7 +217,7 @@ describe("server with the ollama client", () => {
     }
   });
 
-  it("aborts the engine call when the client goes away mid-stream", async () => {
+  test("aborts the engine call when the client goes away mid-stream", async () => {
     engine.tokenDelayMs = 50;
     try {
       const abortsBefore = engine.aborts.length;
@@ -235,7 +235,7 @@ describe("server with the ollama client", () => {
     }
   });
 
-  it("applies CORS to allowed origins and refuses others", async () => {
+  test("applies CORS to allowed origins and refuses others", async () => {
     const preflight = await fetch(`${url}/api/chat`, {
       method: "OPTIONS",
       headers: {
@@ -269,10 +269,10 @@ describe("server with the openai client", () => {
   function lastChatRequest() {
     const last = engine.requests.at(-1)!;
     assert.equal(last.kind, "chat");
-    return last.request as import("../src/api/ollama.js").ChatRequest;
+    return last.request as import("../../src/api/ollama.js").ChatRequest;
   }
 
-  it("completes a chat with usage", async () => {
+  test("completes a chat with usage", async () => {
     const res = await openai.chat.completions.create({ model: "fake-model", messages: [{ role: "user", content: "hi" }] });
     assert.match(res.id, /^chatcmpl-/);
     assert.equal(res.object, "chat.completion");
@@ -286,7 +286,7 @@ describe("server with the openai client", () => {
     });
   });
 
-  it("translates sampling fields and response_format into the native request", async () => {
+  test("translates sampling fields and response_format into the native request", async () => {
     const schema = { type: "object", properties: { reply: { type: "string" } } };
     const res = await openai.chat.completions.create({
       model: "fake-model",
@@ -311,7 +311,7 @@ describe("server with the openai client", () => {
     ]);
   });
 
-  it("streams a chat: role first, finish chunk, usage chunk, [DONE]", async () => {
+  test("streams a chat: role first, finish chunk, usage chunk, [DONE]", async () => {
     const stream = await openai.chat.completions.create({
       model: "fake-model",
       messages: [{ role: "user", content: "hi" }],
@@ -333,7 +333,7 @@ describe("server with the openai client", () => {
     assert.ok(chunks.every((c) => c.id === chunks[0]!.id));
   });
 
-  it("sends [DONE] after the last chunk", async () => {
+  test("sends [DONE] after the last chunk", async () => {
     const res = await fetch(`${openai.baseURL}/chat/completions`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
@@ -345,7 +345,7 @@ describe("server with the openai client", () => {
     assert.ok(body.split("\n\n").filter(Boolean).every((event) => event.startsWith("data: ")));
   });
 
-  it("returns tool calls with string arguments and resolves tool results by call id", async () => {
+  test("returns tool calls with string arguments and resolves tool results by call id", async () => {
     const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: "user", content: "weather in Paris?" }];
     const res = await openai.chat.completions.create({ model: "fake-model", messages, tools: TOOLS });
     const choice = res.choices[0]!;
@@ -371,7 +371,7 @@ describe("server with the openai client", () => {
     assert.equal(native.messages[2]!.tool_name, "get_weather");
   });
 
-  it("streams tool calls as deltas", async () => {
+  test("streams tool calls as deltas", async () => {
     const stream = await openai.chat.completions.create({
       model: "fake-model",
       messages: [{ role: "user", content: "weather?" }],
@@ -387,7 +387,7 @@ describe("server with the openai client", () => {
     assert.equal(chunks.at(-1)!.choices[0]!.finish_reason, "tool_calls");
   });
 
-  it("returns logprobs", async () => {
+  test("returns logprobs", async () => {
     const res = await openai.chat.completions.create({
       model: "fake-model",
       messages: [{ role: "user", content: "hi" }],
@@ -401,7 +401,7 @@ describe("server with the openai client", () => {
     assert.equal(content[0]!.top_logprobs.length, 2);
   });
 
-  it("completes text, streaming and not, with echo", async () => {
+  test("completes text, streaming and not, with echo", async () => {
     const res = await openai.completions.create({ model: "fake-model", prompt: "Say: ", echo: true, max_tokens: 3 });
     assert.match(res.id, /^cmpl-/);
     assert.equal(res.object, "text_completion");
@@ -416,14 +416,14 @@ describe("server with the openai client", () => {
     assert.equal(chunks.at(-1)!.choices[0]!.finish_reason, "stop");
   });
 
-  it("returns legacy completion logprobs with text offsets", async () => {
+  test("returns legacy completion logprobs with text offsets", async () => {
     const res = await openai.completions.create({ model: "fake-model", prompt: "x", logprobs: 1, max_tokens: 2 });
     const logprobs = res.choices[0]!.logprobs!;
     assert.deepEqual(logprobs.tokens, REPLY_TOKENS.slice(0, 2));
     assert.deepEqual(logprobs.text_offset, [0, REPLY_TOKENS[0]!.length]);
   });
 
-  it("retrieves a model whose name has slashes", async () => {
+  test("retrieves a model whose name has slashes", async () => {
     const copied = await fetch(`${openai.baseURL.replace(/\/v1$/, "")}/api/copy`, {
       method: "POST",
       body: JSON.stringify({ source: "fake-model", destination: "hf.co/user/repo:q4_k_m" }),
@@ -434,7 +434,7 @@ describe("server with the openai client", () => {
     assert.equal(((await plain.json()) as { id: string }).id, "hf.co/user/repo:q4_k_m");
   });
 
-  it("lists and retrieves models", async () => {
+  test("lists and retrieves models", async () => {
     const list = await openai.models.list();
     const ids = list.data.map((m) => m.id);
     assert.ok(ids.includes("fake-model:latest") && ids.includes("fake-embed:latest"));
@@ -449,7 +449,7 @@ describe("server with the openai client", () => {
     });
   });
 
-  it("embeds as floats and as base64", async () => {
+  test("embeds as floats and as base64", async () => {
     const floats = await openai.embeddings.create({ model: "fake-embed", input: ["a", "b"], encoding_format: "float" });
     assert.equal(floats.data.length, 2);
     assert.equal(floats.data[1]!.index, 1);
@@ -462,7 +462,7 @@ describe("server with the openai client", () => {
     assert.deepEqual(floats.usage, { prompt_tokens: 2, total_tokens: 2 });
   });
 
-  it("ends a failing SSE stream with an error event the client raises", async () => {
+  test("ends a failing SSE stream with an error event the client raises", async () => {
     engine.failAfterTokens = 1;
     try {
       const stream = await openai.chat.completions.create({
@@ -478,7 +478,7 @@ describe("server with the openai client", () => {
     }
   });
 
-  it("aborts the engine call when a streaming client disconnects", async () => {
+  test("aborts the engine call when a streaming client disconnects", async () => {
     engine.tokenDelayMs = 50;
     try {
       const abortsBefore = engine.aborts.length;

@@ -5,10 +5,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { BadRequestError, NotFoundError } from "../src/api/errors.js";
-import { createContext, initBackend, jsonSchemaToGrammar, liveNativeObjects, loadModel } from "../src/native/index.js";
-import type { NativeContext, NativeModel, SamplerParams } from "../src/native/index.js";
-import { OTHER_PROMPTS, REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "./helpers/models.js";
+import { BadRequestError, NotFoundError } from "../../src/api/errors.js";
+import { createContext, initBackend, jsonSchemaToGrammar, liveNativeObjects, loadModel } from "../../src/native/index.js";
+import type { NativeContext, NativeModel, SamplerParams } from "../../src/native/index.js";
+import { OTHER_PROMPTS, REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "../helpers/models.js";
 
 const greedy: SamplerParams = {
   temperature: 0, topK: 40, topP: 1, minP: 0, typicalP: 1, seed: 1, repeatLastN: 64, repeatPenalty: 1, presencePenalty: 0, frequencyPenalty: 0,

@@ -2,16 +2,16 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { describe, it } from "node:test";
-import { BadRequestError } from "../src/api/errors.js";
-import type { ChatMessage, ToolCall } from "../src/api/ollama.js";
-import type { Tool } from "../src/api/shared-fields.js";
-import { GoTemplate, isGoTemplate } from "../src/chat/go-template.js";
-import { ChatTemplate, DEFAULT_CHAT_TEMPLATE, strftime } from "../src/chat/template.js";
-import { splitThinking, ThinkingStreamParser, type ThinkingOptions } from "../src/chat/thinking.js";
-import { detectToolCallFormat, parseToolCalls, ToolCallStreamParser, type ToolCallFormat } from "../src/chat/tool-calls.js";
+import { describe, test } from "node:test";
+import { BadRequestError } from "../../src/api/errors.js";
+import type { ChatMessage, ToolCall } from "../../src/api/ollama.js";
+import type { Tool } from "../../src/api/shared-fields.js";
+import { GoTemplate, isGoTemplate } from "../../src/chat/go-template.js";
+import { ChatTemplate, DEFAULT_CHAT_TEMPLATE, strftime } from "../../src/chat/template.js";
+import { splitThinking, ThinkingStreamParser, type ThinkingOptions } from "../../src/chat/thinking.js";
+import { detectToolCallFormat, parseToolCalls, ToolCallStreamParser, type ToolCallFormat } from "../../src/chat/tool-calls.js";
+import { repoRoot as ROOT } from "../helpers/models.js";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
 const TEMPLATES = path.join(ROOT, "deps/llama.cpp-v0.5.0/models/templates");
 
 /** The real templates ship in the llama.cpp source bundled with node-llama-cpp; unpack it once if needed. */
@@ -133,7 +133,7 @@ const REAL_CASES: RealCase[] = [
 
 describe("ChatTemplate with real model templates", () => {
   for (const c of REAL_CASES) {
-    it(`${c.name}: renders the conversation exactly`, () => {
+    test(`${c.name}: renders the conversation exactly`, () => {
       const template = new ChatTemplate(realTemplate(c.name));
       assert.equal(template.kind, "jinja");
       assert.equal(template.render({ messages: CONVERSATION, bosToken: c.bos, eosToken: c.eos, now: NOW }), c.expected);
@@ -144,7 +144,7 @@ describe("ChatTemplate with real model templates", () => {
   }
 
   for (const c of REAL_CASES.filter((r) => r.tools)) {
-    it(`${c.name}: renders tool definitions, the call, its result and the generation prompt`, () => {
+    test(`${c.name}: renders tool definitions, the call, its result and the generation prompt`, () => {
       const template = new ChatTemplate(realTemplate(c.name));
       const text = template.render({ messages: TOOL_ROUND, tools: [WEATHER_TOOL], bosToken: c.bos, eosToken: c.eos, now: NOW });
       assert.ok(text.includes("get_weather") && text.includes("Get the current weather for a city"), text);
@@ -155,7 +155,7 @@ describe("ChatTemplate with real model templates", () => {
     });
   }
 
-  it("Llama 3.1: the tool call and its result render exactly (arguments as a JSON object)", () => {
+  test("Llama 3.1: the tool call and its result render exactly (arguments as a JSON object)", () => {
     const text = new ChatTemplate(realTemplate("meta-llama-Llama-3.1-8B-Instruct")).render({
       messages: TOOL_ROUND,
       tools: [WEATHER_TOOL],
@@ -172,7 +172,7 @@ describe("ChatTemplate with real model templates", () => {
     );
   });
 
-  it("Mistral Nemo: tool calls get 9-character ids and the result carries the same id", () => {
+  test("Mistral Nemo: tool calls get 9-character ids and the result carries the same id", () => {
     const text = new ChatTemplate(realTemplate("mistralai-Mistral-Nemo-Instruct-2407")).render({
       messages: TOOL_ROUND,
       tools: [WEATHER_TOOL],
@@ -190,7 +190,7 @@ describe("ChatTemplate with real model templates", () => {
     );
   });
 
-  it("Qwen3: earlier thinking is dropped and the latest kept; enable_thinking=false closes the think block", () => {
+  test("Qwen3: earlier thinking is dropped and the latest kept; enable_thinking=false closes the think block", () => {
     const template = new ChatTemplate(realTemplate("Qwen-Qwen3-0.6B"));
     const messages: ChatMessage[] = [
       { role: "user", content: "2+2?" },
@@ -207,7 +207,7 @@ describe("ChatTemplate with real model templates", () => {
     assert.equal(template.render({ messages: hi, think: true }), "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
   });
 
-  it("Hermes 3 tool_use: tools rendered as python signatures, calls in <tool_call> blocks", () => {
+  test("Hermes 3 tool_use: tools rendered as python signatures, calls in <tool_call> blocks", () => {
     const template = new ChatTemplate(realTemplate("NousResearch-Hermes-3-Llama-3.1-8B-tool_use"));
     assert.equal(template.supportsTools, true);
     assert.equal(template.supportsSystem, true);
@@ -226,7 +226,7 @@ describe("ChatTemplate with real model templates", () => {
     );
   });
 
-  it("addGenerationPrompt=false leaves the assistant header off", () => {
+  test("addGenerationPrompt=false leaves the assistant header off", () => {
     const template = new ChatTemplate(realTemplate("Qwen-Qwen2.5-7B-Instruct"));
     const text = template.render({ messages: CONVERSATION, addGenerationPrompt: false });
     assert.ok(text.endsWith("Weather in Paris?<|im_end|>\n"), text);
@@ -234,7 +234,7 @@ describe("ChatTemplate with real model templates", () => {
 });
 
 describe("ChatTemplate basics", () => {
-  it("falls back to ChatML when the model has no template", () => {
+  test("falls back to ChatML when the model has no template", () => {
     for (const template of [new ChatTemplate(), new ChatTemplate(""), new ChatTemplate(null)]) {
       assert.equal(template.source, DEFAULT_CHAT_TEMPLATE);
       assert.equal(template.render({ messages: CONVERSATION }), CHATML_TURNS);
@@ -242,7 +242,7 @@ describe("ChatTemplate basics", () => {
     }
   });
 
-  it("puts the media marker once per image before the message text", () => {
+  test("puts the media marker once per image before the message text", () => {
     const messages: ChatMessage[] = [{ role: "user", content: "Compare these.", images: ["aGVsbG8=", "d29ybGQ="] }];
     assert.equal(
       new ChatTemplate().render({ messages, imageMarker: "<__media__>", addGenerationPrompt: false }),
@@ -251,14 +251,14 @@ describe("ChatTemplate basics", () => {
     assert.equal(new ChatTemplate("{{ range .Messages }}{{ .Content }}{{ end }}").render({ messages, imageMarker: "<m>" }), "<m><m>Compare these.");
   });
 
-  it("a template syntax error is a BadRequestError naming the problem", () => {
+  test("a template syntax error is a BadRequestError naming the problem", () => {
     assert.throws(
       () => new ChatTemplate("{% for m in messages %}{{ m.content }}"),
       (err: unknown) => err instanceof BadRequestError && err.status === 400 && /^invalid chat template: /.test(err.message),
     );
   });
 
-  it("raise_exception surfaces the template's own message", () => {
+  test("raise_exception surfaces the template's own message", () => {
     const gemma = new ChatTemplate(realTemplate("google-gemma-2-2b-it"));
     assert.throws(
       () => gemma.render({ messages: [{ role: "user", content: "a" }, { role: "user", content: "b" }] }),
@@ -266,7 +266,7 @@ describe("ChatTemplate basics", () => {
     );
   });
 
-  it("a runtime failure inside the template is a BadRequestError too", () => {
+  test("a runtime failure inside the template is a BadRequestError too", () => {
     const template = new ChatTemplate("{{ messages[0].content | no_such_filter }}");
     assert.throws(
       () => template.render({ messages: [{ role: "user", content: "x" }] }),
@@ -274,7 +274,7 @@ describe("ChatTemplate basics", () => {
     );
   });
 
-  it("passes arguments as a JSON string to templates that concatenate them", () => {
+  test("passes arguments as a JSON string to templates that concatenate them", () => {
     const source =
       "{% for m in messages %}{% if m.tool_calls %}{% for c in m.tool_calls %}{{ 'CALL ' + c.function.name + ' ' + c.function.arguments }}" +
       "{% endfor %}{% else %}{{ m.role + ':' + m.content + ';' }}{% endif %}{% endfor %}{% if tools %}{% endif %}";
@@ -283,7 +283,7 @@ describe("ChatTemplate basics", () => {
     assert.equal(text, 'user:Hi;CALL get_weather {"city":"Paris"}');
   });
 
-  it("provides strftime_now and tojson with keyword arguments", () => {
+  test("provides strftime_now and tojson with keyword arguments", () => {
     const template = new ChatTemplate(
       "{{ strftime_now('%A %d %B %Y') }}|{{ messages[0] | tojson(indent=2) }}|{{ {'b': 1, 'a': [1, 2]} | tojson(sort_keys=true) }}",
     );
@@ -293,11 +293,11 @@ describe("ChatTemplate basics", () => {
     );
   });
 
-  it("strftime covers the directives templates use", () => {
+  test("strftime covers the directives templates use", () => {
     assert.equal(strftime(new Date(2024, 6, 5, 9, 7, 3), "%Y-%m-%d %H:%M:%S %b %a %I%p %y %%"), "2024-07-05 09:07:03 Jul Fri 09AM 24 %");
   });
 
-  it("compiles each template once", () => {
+  test("compiles each template once", () => {
     const source = realTemplate("Qwen-Qwen2.5-7B-Instruct");
     assert.equal(ChatTemplate.cached(source), ChatTemplate.cached(source));
     assert.notEqual(ChatTemplate.cached(source), ChatTemplate.cached(undefined));
@@ -409,7 +409,7 @@ You are provided with function signatures within <tools></tools> XML tags:
 {{ end }}<|im_start|>assistant
 {{ end }}{{ .Response }}{{ if .Response }}<|im_end|>{{ end }}`;
 
-  it("recognises Go templates and leaves Jinja ones alone", () => {
+  test("recognises Go templates and leaves Jinja ones alone", () => {
     assert.ok(isGoTemplate(LLAMA3_LEGACY) && isGoTemplate(LLAMA31) && isGoTemplate(QWEN25));
     assert.ok(isGoTemplate("{{ .Prompt }}"));
     for (const name of ["Qwen-Qwen2.5-7B-Instruct", "google-gemma-2-2b-it", "microsoft-Phi-3.5-mini-instruct"]) {
@@ -418,7 +418,7 @@ You are provided with function signatures within <tools></tools> XML tags:
     assert.ok(!isGoTemplate(DEFAULT_CHAT_TEMPLATE));
   });
 
-  it("legacy .Prompt/.Response template: one block per turn, the last cut after .Response", () => {
+  test("legacy .Prompt/.Response template: one block per turn, the last cut after .Response", () => {
     const template = new ChatTemplate(LLAMA3_LEGACY);
     assert.equal(template.kind, "go");
     assert.equal(template.supportsTools, false);
@@ -430,7 +430,7 @@ You are provided with function signatures within <tools></tools> XML tags:
     );
   });
 
-  it("llama3.1 messages template, without and with tools", () => {
+  test("llama3.1 messages template, without and with tools", () => {
     const template = new ChatTemplate(LLAMA31);
     assert.equal(template.supportsTools, true);
     assert.equal(detectToolCallFormat(LLAMA31), "llama3");
@@ -456,7 +456,7 @@ You are provided with function signatures within <tools></tools> XML tags:
     assert.ok(asking.includes(`Do not use variables.\n\n${JSON.stringify(WEATHER_TOOL)}\n\nQuestion: Weather in Paris?<|eot_id|>${h("assistant")}`), asking);
   });
 
-  it("qwen2.5 template: .Messages branch with tool calls, legacy branch unused", () => {
+  test("qwen2.5 template: .Messages branch with tool calls, legacy branch unused", () => {
     const template = new ChatTemplate(QWEN25);
     assert.equal(detectToolCallFormat(QWEN25), "hermes");
     assert.equal(
@@ -469,7 +469,7 @@ You are provided with function signatures within <tools></tools> XML tags:
     );
   });
 
-  it("passes the request's think setting as .Think, .ThinkLevel and .IsThinkSet", () => {
+  test("passes the request's think setting as .Think, .ThinkLevel and .IsThinkSet", () => {
     const template = new ChatTemplate("{{ if .IsThinkSet }}{{ .Think }}/{{ .ThinkLevel }}:{{ end }}{{ range .Messages }}{{ .Content }}{{ end }}");
     const messages: ChatMessage[] = [{ role: "user", content: "Hi" }];
     assert.equal(template.render({ messages }), "Hi");
@@ -477,7 +477,7 @@ You are provided with function signatures within <tools></tools> XML tags:
     assert.equal(template.render({ messages, think: false }), "false/:Hi");
   });
 
-  it("collates consecutive messages of one role as Ollama does", () => {
+  test("collates consecutive messages of one role as Ollama does", () => {
     const template = new ChatTemplate("{{ range .Messages }}[{{ .Role }}:{{ .Content }}]{{ end }}|{{ .System }}");
     const messages: ChatMessage[] = [
       { role: "system", content: "a" },
@@ -488,7 +488,7 @@ You are provided with function signatures within <tools></tools> XML tags:
     assert.equal(template.render({ messages }), "[system:a\n\nb][user:c\n\nd]|a\n\nb");
   });
 
-  it("supports else/with/range-else, maps in key order, pipes, assignment, comments and index", () => {
+  test("supports else/with/range-else, maps in key order, pipes, assignment, comments and index", () => {
     const template = new GoTemplate(
       `{{/* a comment */ -}}
 {{ with .A }}{{ .B }}{{ else }}none{{ end }}|{{ range .Empty }}x{{ else }}empty{{ end }}|` +
@@ -501,7 +501,7 @@ You are provided with function signatures within <tools></tools> XML tags:
     );
   });
 
-  it("template errors are BadRequestErrors", () => {
+  test("template errors are BadRequestErrors", () => {
     for (const bad of ["{{ if .X }}open", "{{ .X ", "{{ end }}", "{{ nosuch .X }}", '{{ "unterminated }}', "{{ template \"x\" }}"]) {
       assert.throws(
         () => new GoTemplate(bad).execute({ X: 1 }),
@@ -515,14 +515,14 @@ You are provided with function signatures within <tools></tools> XML tags:
 describe("tool-call parsing", () => {
   const call = (name: string, args: Record<string, unknown>, index = 0): ToolCall => ({ function: { index, name, arguments: args } });
 
-  it("detects the format of each real template", () => {
+  test("detects the format of each real template", () => {
     assert.equal(detectToolCallFormat(realTemplate("meta-llama-Llama-3.3-70B-Instruct")), "llama3");
     assert.equal(detectToolCallFormat(realTemplate("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use")), "hermes");
     assert.equal(detectToolCallFormat(realTemplate("unsloth-mistral-Devstral-Small-2507")), "mistral");
     assert.equal(detectToolCallFormat(DEFAULT_CHAT_TEMPLATE), "generic");
   });
 
-  it("hermes: single, multiple, text around, unterminated last block", () => {
+  test("hermes: single, multiple, text around, unterminated last block", () => {
     assert.deepEqual(parseToolCalls("hermes", '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'), {
       content: "",
       toolCalls: [call("get_weather", { city: "Paris" })],
@@ -540,7 +540,7 @@ describe("tool-call parsing", () => {
     });
   });
 
-  it("hermes: malformed JSON or missing name stays content", () => {
+  test("hermes: malformed JSON or missing name stays content", () => {
     for (const text of [
       '<tool_call>\n{"name": "a", "arguments": {"x": }\n</tool_call>',
       '<tool_call>{"arguments": {}}</tool_call>',
@@ -553,7 +553,7 @@ describe("tool-call parsing", () => {
     }
   });
 
-  it("llama3: bare JSON with parameters, several calls, python_tag, plain JSON answers", () => {
+  test("llama3: bare JSON with parameters, several calls, python_tag, plain JSON answers", () => {
     assert.deepEqual(parseToolCalls("llama3", ' {"name": "get_weather", "parameters": {"city": "Paris"}}'), {
       content: "",
       toolCalls: [call("get_weather", { city: "Paris" })],
@@ -572,7 +572,7 @@ describe("tool-call parsing", () => {
     assert.deepEqual(parseToolCalls("llama3", broken), { content: broken, toolCalls: [] });
   });
 
-  it("mistral: JSON array after [TOOL_CALLS], the named [ARGS] form, malformed arrays", () => {
+  test("mistral: JSON array after [TOOL_CALLS], the named [ARGS] form, malformed arrays", () => {
     assert.deepEqual(
       parseToolCalls("mistral", '[TOOL_CALLS][{"name": "a", "arguments": {"x": 1}, "id": "abc123def"}, {"name": "b", "arguments": {}}]'),
       { content: "", toolCalls: [call("a", { x: 1 }), call("b", {}, 1)] },
@@ -585,7 +585,7 @@ describe("tool-call parsing", () => {
     assert.deepEqual(parseToolCalls("mistral", bad), { content: bad, toolCalls: [] });
   });
 
-  it("generic: a whole-answer call object or array, OpenAI-wrapped too; needs arguments", () => {
+  test("generic: a whole-answer call object or array, OpenAI-wrapped too; needs arguments", () => {
     assert.deepEqual(parseToolCalls("generic", '\n{"name": "a", "arguments": {"k": "v"}}\n'), { content: "", toolCalls: [call("a", { k: "v" })] });
     assert.deepEqual(parseToolCalls("generic", '[{"type": "function", "function": {"name": "a", "arguments": "{}"}}]'), {
       content: "",
@@ -622,7 +622,7 @@ describe("ToolCallStreamParser", () => {
   }
 
   for (const [format, text] of SAMPLES) {
-    it(`${format}: ${JSON.stringify(text.slice(0, 40))} streams like the buffered parse`, () => {
+    test(`${format}: ${JSON.stringify(text.slice(0, 40))} streams like the buffered parse`, () => {
       const expected = parseToolCalls(format, text);
       for (const chunks of chunkings(text)) {
         const parser = new ToolCallStreamParser(format);
@@ -636,7 +636,7 @@ describe("ToolCallStreamParser", () => {
     });
   }
 
-  it("lets plain text through as it arrives and holds a possible marker", () => {
+  test("lets plain text through as it arrives and holds a possible marker", () => {
     const parser = new ToolCallStreamParser("hermes");
     assert.equal(parser.push("Hello"), "Hello");
     assert.equal(parser.push(" world <tool"), " world");
@@ -648,7 +648,7 @@ describe("ToolCallStreamParser", () => {
 });
 
 describe("thinking", () => {
-  it("splits a leading <think> block, an opener from the prompt and an unfinished thought", () => {
+  test("splits a leading <think> block, an opener from the prompt and an unfinished thought", () => {
     assert.deepEqual(splitThinking("<think>\nPonder.\n</think>\n\nAnswer."), { thinking: "Ponder.", content: "Answer." });
     assert.deepEqual(splitThinking("Ponder.\n</think>Answer.", { startsInThinking: true }), { thinking: "Ponder.", content: "Answer." });
     assert.deepEqual(splitThinking("<think>still going"), { thinking: "still going", content: "" });
@@ -668,7 +668,7 @@ describe("thinking", () => {
   ];
 
   for (const [text, options] of SAMPLES) {
-    it(`streams ${JSON.stringify(text.slice(0, 30))} the same at every split`, () => {
+    test(`streams ${JSON.stringify(text.slice(0, 30))} the same at every split`, () => {
       const expected = splitThinking(text, options);
       const splits = [...Array(text.length + 1).keys()].map((cut) => [text.slice(0, cut), text.slice(cut)]);
       for (const chunks of [...splits, [...text]]) {
@@ -683,7 +683,7 @@ describe("thinking", () => {
     });
   }
 
-  it("emits thinking as it arrives, not only at the end", () => {
+  test("emits thinking as it arrives, not only at the end", () => {
     const parser = new ThinkingStreamParser();
     assert.deepEqual(parser.push("<think>Let me"), { thinking: "Let me", content: "" });
     assert.deepEqual(parser.push(" see.</thi"), { thinking: " see.", content: "" });

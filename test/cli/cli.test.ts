@@ -10,17 +10,17 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { Readable, Writable } from "node:stream";
-import { after, before, describe, it } from "node:test";
-import { createChatAnswerWriter, WordWrapper } from "../src/cli/answer.js";
-import { humanBytes, humanDuration, humanTime, processorLabel, table } from "../src/cli/format.js";
-import { InputCollector } from "../src/cli/interactive.js";
-import { main } from "../src/cli/main.js";
-import { progressLine } from "../src/cli/progress.js";
-import { cliEnv, TerminalSession } from "./helpers/terminal.js";
+import { after, before, describe, test } from "node:test";
+import { createChatAnswerWriter, WordWrapper } from "../../src/cli/answer.js";
+import { humanBytes, humanDuration, humanTime, processorLabel, table } from "../../src/cli/format.js";
+import { InputCollector } from "../../src/cli/interactive.js";
+import { main } from "../../src/cli/main.js";
+import { progressLine } from "../../src/cli/progress.js";
+import { cliEnv, TerminalSession } from "../helpers/terminal.js";
+import { repoRoot as ROOT } from "../helpers/models.js";
 
-const ROOT = resolve(import.meta.dirname, "..");
 const MAIN = join(ROOT, "src/cli/main.ts");
 /** By URL: the CLI runs in a temp directory, where a bare "tsx" would not resolve. */
 const TSX = import.meta.resolve("tsx");
@@ -35,14 +35,14 @@ const details = {
 // In-process: the formats and the input rules
 
 describe("formats", () => {
-  it("sizes in decimal units, as Ollama", () => {
+  test("sizes in decimal units, as Ollama", () => {
     assert.deepEqual(
       [0, 999, 1000, 1500, 2_019_393_189, 12_300_000_000, 4_000_000_000_000].map(humanBytes),
       ["0 B", "999 B", "1 KB", "1.5 KB", "2.0 GB", "12 GB", "4 TB"],
     );
   });
 
-  it("relative times, as docker/go-units", () => {
+  test("relative times, as docker/go-units", () => {
     const now = Date.parse("2026-01-10T12:00:00Z");
     const ago = (ms: number) => humanTime(new Date(now - ms).toISOString(), now);
     assert.equal(ago(500), "Less than a second ago");
@@ -56,18 +56,18 @@ describe("formats", () => {
     assert.equal(humanDuration(3 * 365 * 24 * HOUR), "3 years");
   });
 
-  it("processor split and columns", () => {
+  test("processor split and columns", () => {
     assert.deepEqual([processorLabel(100, 0), processorLabel(100, 100), processorLabel(100, 52)], ["100% CPU", "100% GPU", "48%/52% CPU/GPU"]);
     assert.equal(table([["A", "B", "C"], ["long", "x", "y"]]), "A       B    C\nlong    x    y\n");
   });
 
-  it("progress line: percent, bar, bytes and speed", () => {
+  test("progress line: percent, bar, bytes and speed", () => {
     const line = progressLine({ status: "pulling abc", total: 2_000_000_000, completed: 500_000_000 }, 25_000_000);
     assert.equal(line, `pulling abc:  25% ▕${"█".repeat(6)}${" ".repeat(19)}▏ 500 MB/2 GB  25 MB/s`);
     assert.equal(progressLine({ status: "writing manifest" }, undefined), "writing manifest");
   });
 
-  it("word wrap breaks at spaces, never inside a word", () => {
+  test("word wrap breaks at spaces, never inside a word", () => {
     let out = "";
     const wrapper = new WordWrapper((text) => (out += text), 12);
     for (const piece of ["The quick br", "own fox jumps over", " the lazy dog\nend"]) wrapper.push(piece);
@@ -76,7 +76,7 @@ describe("formats", () => {
     assert.ok(out.split("\n").every((line) => line.length <= 12));
   });
 
-  it("a thinking model's reasoning is framed as Ollama frames it", () => {
+  test("a thinking model's reasoning is framed as Ollama frames it", () => {
     let out = "";
     const writer = createChatAnswerWriter({ write: (text) => (out += text), end: () => (out += "<end>") });
     for (const message of [{ content: "", thinking: "Hmm, " }, { content: "", thinking: "two." }, { content: "It is 2." }]) {
@@ -86,7 +86,7 @@ describe("formats", () => {
     assert.equal(out, "Thinking...\nHmm, two.\n...done thinking.\n\nIt is 2.<end>");
   });
 
-  it('input: """ blocks, commands, plain lines', () => {
+  test('input: """ blocks, commands, plain lines', () => {
     const input = new InputCollector();
     assert.deepEqual(input.feed("hello"), { kind: "message", text: "hello" });
     assert.deepEqual(input.feed("/bye"), { kind: "command", name: "/bye", args: "" });
@@ -101,7 +101,7 @@ describe("formats", () => {
     assert.deepEqual(input.feed('only"""'), { kind: "message", text: "only" });
   });
 
-  it('input: /set system takes a """ block too', () => {
+  test('input: /set system takes a """ block too', () => {
     const input = new InputCollector();
     assert.deepEqual(input.feed("/set system Be brief."), { kind: "command", name: "/set", args: "system Be brief." });
     assert.deepEqual(input.feed('/set system """Be brief."""'), { kind: "system", text: "Be brief." });
@@ -334,7 +334,7 @@ after(async () => {
 const parallel = { concurrency: 4 };
 
 describe("model commands", parallel, () => {
-  it("list prints Ollama's columns with human sizes and times", async () => {
+  test("list prints Ollama's columns with human sizes and times", async () => {
     const { code, stdout } = await cli(["list"]);
     assert.equal(code, 0);
     const [header, row] = stdout.trimEnd().split("\n");
@@ -343,14 +343,14 @@ describe("model commands", parallel, () => {
     assert.equal(header!.indexOf("ID"), row!.indexOf("a80c4f17acd5"));
   });
 
-  it("ls --json prints the models as JSON", async () => {
+  test("ls --json prints the models as JSON", async () => {
     const { code, stdout } = await cli(["ls", "--json"]);
     assert.equal(code, 0);
     const models = JSON.parse(stdout) as Array<{ name: string; size: number }>;
     assert.ok(models.some((m) => m.name === "llama3.2:latest" && m.size === MODEL_SIZE));
   });
 
-  it("ps prints NAME ID SIZE PROCESSOR CONTEXT UNTIL", async () => {
+  test("ps prints NAME ID SIZE PROCESSOR CONTEXT UNTIL", async () => {
     const { code, stdout } = await cli(["ps"]);
     assert.equal(code, 0);
     const [header, row] = stdout.trimEnd().split("\n");
@@ -358,7 +358,7 @@ describe("model commands", parallel, () => {
     assert.match(row!, /^llama3\.2:latest\s+a80c4f17acd5\s+2\.0 GB\s+100% GPU\s+4096\s+4 minutes from now$/);
   });
 
-  it("show prints sections; --license prints the raw field; --json the response", async () => {
+  test("show prints sections; --license prints the raw field; --json the response", async () => {
     const [plain, license, asJson] = await Promise.all([
       cli(["show", "llama3.2"]),
       cli(["show", "llama3.2", "--license"]),
@@ -373,14 +373,14 @@ describe("model commands", parallel, () => {
     assert.deepEqual(JSON.parse(asJson.stdout).capabilities, ["completion", "tools"]);
   });
 
-  it("show of an unknown model: exit 1 and the pull hint", async () => {
+  test("show of an unknown model: exit 1 and the pull hint", async () => {
     const { code, stdout, stderr } = await cli(["show", "nope"]);
     assert.equal(code, 1);
     assert.equal(stdout, "");
     assert.equal(stderr, "Error: model 'nope' not found, try `vllama pull nope`\n");
   });
 
-  it("pull prints each status once when not a terminal; --quiet prints nothing", async () => {
+  test("pull prints each status once when not a terminal; --quiet prints nothing", async () => {
     const [plain, quiet] = await Promise.all([cli(["pull", "qwen3"]), cli(["pull", "qwen3", "--quiet"])]);
     assert.equal(plain.code, 0);
     assert.equal(
@@ -391,7 +391,7 @@ describe("model commands", parallel, () => {
     assert.equal(quiet.stdout + quiet.stderr, "");
   });
 
-  it("pull --json prints the events as NDJSON", async () => {
+  test("pull --json prints the events as NDJSON", async () => {
     const { code, stdout } = await cli(["pull", "qwen3", "--json"]);
     assert.equal(code, 0);
     const events = stdout.trimEnd().split("\n").map((line) => JSON.parse(line) as { status: string; completed?: number });
@@ -400,13 +400,13 @@ describe("model commands", parallel, () => {
     assert.equal(events.at(-1)!.status, "success");
   });
 
-  it("an error line in a stream fails the command with that message", async () => {
+  test("an error line in a stream fails the command with that message", async () => {
     const { code, stderr } = await cli(["pull", "broken"]);
     assert.equal(code, 1);
     assert.match(stderr, /^pulling manifest\nError: pull model manifest: file does not exist\n$/);
   });
 
-  it("cp, rm, stop", async () => {
+  test("cp, rm, stop", async () => {
     const copied = await cli(["cp", "llama3.2", "mine"]);
     assert.deepEqual([copied.code, copied.stdout], [0, "copied 'llama3.2' to 'mine'\n"]);
     assert.deepEqual(fake.last("/api/copy")!.body, { source: "llama3.2", destination: "mine" });
@@ -426,14 +426,14 @@ describe("model commands", parallel, () => {
     assert.deepEqual([notRunning.code, notRunning.stderr], [1, "Error: couldn't find model 'ghost' to stop\n"]);
   });
 
-  it("push shows progress", async () => {
+  test("push shows progress", async () => {
     const { code, stderr } = await cli(["push", "me/model"]);
     assert.deepEqual([code, stderr], [0, "retrieving manifest\nsuccess\n"]);
   });
 });
 
 describe("create", () => {
-  it("uploads a local FROM file as a blob and sends the parsed Modelfile", async () => {
+  test("uploads a local FROM file as a blob and sends the parsed Modelfile", async () => {
     const dir = mkdtempSync(join(home, "create-"));
     const weights = Buffer.from("GGUF fake weights");
     writeFileSync(join(dir, "model.gguf"), weights);
@@ -455,7 +455,7 @@ describe("create", () => {
     assert.match(stderr, /copying file sha256:[0-9a-f]{64}\n.*writing manifest\nsuccess\n$/s);
   });
 
-  it("FROM a model name is sent as `from`; a bad Modelfile is one error line", async () => {
+  test("FROM a model name is sent as `from`; a bad Modelfile is one error line", async () => {
     const dir = mkdtempSync(join(home, "create-"));
     writeFileSync(join(dir, "Modelfile"), "FROM llama3.2\nTEMPLATE {{ .Prompt }}\n");
     const ok = await cli(["create", "derived", "--file", join(dir, "Modelfile"), "--quiet"]);
@@ -473,7 +473,7 @@ describe("create", () => {
 });
 
 describe("run (not a terminal)", parallel, () => {
-  it("answers a prompt given as arguments, streamed, and exits", async () => {
+  test("answers a prompt given as arguments, streamed, and exits", async () => {
     const { code, stdout } = await cli(["run", "llama3.2", "why", "is", "the", "sky", "blue?", "--keepalive", "10m", "--format", "json"]);
     assert.equal(code, 0);
     assert.equal(stdout, "echo: why is the sky blue?\n");
@@ -482,19 +482,19 @@ describe("run (not a terminal)", parallel, () => {
     assert.deepEqual(body, { model: "llama3.2", format: "json", keep_alive: "10m", prompt: "why is the sky blue?", stream: true });
   });
 
-  it("reads the prompt from piped stdin, before the argument", async () => {
+  test("reads the prompt from piped stdin, before the argument", async () => {
     const { code, stdout } = await spawnCli(["run", "llama3.2", "summarize"], { input: "some text\n" });
     assert.deepEqual([code, stdout], [0, "echo: some text summarize\n"]);
   });
 
-  it("--verbose prints timings on stderr", async () => {
+  test("--verbose prints timings on stderr", async () => {
     const { code, stderr } = await cli(["run", "llama3.2", "hi", "--verbose"]);
     assert.equal(code, 0);
     assert.match(stderr, /total duration:\s+500\.000ms\n/);
     assert.match(stderr, /eval rate:\s+10\.00 tokens\/s\n/);
   });
 
-  it("pulls a model that is not in the store first", async () => {
+  test("pulls a model that is not in the store first", async () => {
     const { code, stdout, stderr } = await cli(["run", "phi4", "hello"]);
     assert.equal(code, 0);
     assert.match(stderr, /^pulling manifest\n/);
@@ -503,20 +503,20 @@ describe("run (not a terminal)", parallel, () => {
 });
 
 describe("errors and exit codes", parallel, () => {
-  it("server not running: exit 1, one line with the address and the hint", async () => {
+  test("server not running: exit 1, one line with the address and the hint", async () => {
     const { code, stderr } = await spawnCli(["list", "--host", `127.0.0.1:${closedPort}`]);
     assert.equal(code, 1);
     assert.equal(stderr, `Error: could not connect to vllama at http://127.0.0.1:${closedPort}, is \`vllama serve\` running?\n`);
   });
 
-  it("--verbose adds the stack trace", async () => {
+  test("--verbose adds the stack trace", async () => {
     const { code, stderr } = await cli(["list", "--verbose"], { env: { OLLAMA_HOST: `127.0.0.1:${closedPort}` } });
     assert.equal(code, 1);
     assert.match(stderr, /^Error: could not connect/);
     assert.match(stderr, /\n\s+at /);
   });
 
-  it("bad usage exits 2", async () => {
+  test("bad usage exits 2", async () => {
     const results = await Promise.all([
       spawnCli(["frobnicate"]),
       cli([]),
@@ -533,14 +533,14 @@ describe("errors and exit codes", parallel, () => {
     assert.match(results[6]!.stderr, /^Error: invalid --host="h:99999": expected host\[:port\]/);
   });
 
-  it("bench runs bench/run.ts and passes its failure on", async () => {
+  test("bench runs bench/run.ts and passes its failure on", async () => {
     const { code, stderr } = await spawnCli(["bench", "no-such-suite"]);
     assert.equal(code, 1);
     assert.match(stderr, /Invalid values[\s\S]*no-such-suite/);
     assert.match(stderr, /Error: the benchmark failed \(exit code 1\)\n$/);
   });
 
-  it("bench refuses a bad --parallel or --prompt-tokens list or --gpu before it loads anything", async () => {
+  test("bench refuses a bad --parallel or --prompt-tokens list or --gpu before it loads anything", async () => {
     const [parallel, gpu, ...promptTokens] = await Promise.all([
       spawnCli(["bench", "engine", "--parallel", "8,x"]),
       spawnCli(["bench", "engine", "--gpu", "tpu"]),
@@ -556,12 +556,12 @@ describe("errors and exit codes", parallel, () => {
     assert.match(gpu.stderr, /Invalid values[\s\S]*gpu, Given: "tpu", Choices: "auto", "cuda", "cpu"/);
   });
 
-  it("a bad environment value exits 1 naming the variable", async () => {
+  test("a bad environment value exits 1 naming the variable", async () => {
     const { code, stderr } = await cli(["list"], { env: { OLLAMA_NUM_PARALLEL: "lots" } });
     assert.deepEqual([code, stderr], [1, 'Error: invalid OLLAMA_NUM_PARALLEL="lots": expected an integer >= 1\n']);
   });
 
-  it("serve on a taken port says which address and how to change it", async () => {
+  test("serve on a taken port says which address and how to change it", async () => {
     const taken = createNetServer();
     await new Promise<void>((done) => taken.listen(0, "127.0.0.1", done));
     const { port } = taken.address() as AddressInfo;
@@ -576,12 +576,12 @@ describe("errors and exit codes", parallel, () => {
 });
 
 describe("version and config", parallel, () => {
-  it("version prints the server's and warns about a different client", async () => {
+  test("version prints the server's and warns about a different client", async () => {
     const { code, stdout } = await cli(["version"]);
     assert.deepEqual([code, stdout], [0, "vllama version is 9.9.9\nWarning: client version is 0.1.0\n"]);
   });
 
-  it("version --json; without a server it still answers", async () => {
+  test("version --json; without a server it still answers", async () => {
     const [withServer, without] = await Promise.all([
       cli(["version", "--json"]),
       cli(["version", "--json"], { env: { OLLAMA_HOST: `127.0.0.1:${closedPort}` } }),
@@ -590,7 +590,7 @@ describe("version and config", parallel, () => {
     assert.deepEqual([without.code, JSON.parse(without.stdout)], [0, { client: "0.1.0", server: null }]);
   });
 
-  it("config shows each value and its source; --json is machine-readable", async () => {
+  test("config shows each value and its source; --json is machine-readable", async () => {
     const env = { OLLAMA_HOST: "0.0.0.0:12000", OLLAMA_KEEP_ALIVE: "-1" };
     const [plain, asJson] = await Promise.all([
       cli(["config", "--num-parallel", "8"], { env }),
@@ -612,7 +612,7 @@ describe("version and config", parallel, () => {
 // Interactive chat in a real pseudo-terminal
 
 describe("run (interactive terminal)", () => {
-  it("chats with streamed answers, keeps the conversation, handles \"\"\", /clear, /? and /bye", async () => {
+  test("chats with streamed answers, keeps the conversation, handles \"\"\", /clear, /? and /bye", async () => {
     const term = new TerminalSession(["run", "llama3.2"], { cwd: home, env: cleanEnv({}) });
     try {
       await term.waitFor(/>>> $/);
@@ -646,7 +646,7 @@ describe("run (interactive terminal)", () => {
     ]);
   });
 
-  it("an unknown model is pulled first, then the chat starts", async () => {
+  test("an unknown model is pulled first, then the chat starts", async () => {
     const term = new TerminalSession(["run", "gemma3"], { cwd: home, env: cleanEnv({}) });
     try {
       await term.waitFor(/success\n(⠋ loading \S+)?>>> $/);

@@ -1,7 +1,7 @@
 // Thinking and tool calls together, streamed or buffered: the same answer either way.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ChatOutputParser } from "../src/chat/output.js";
+import { ChatOutputParser } from "../../src/chat/output.js";
 
 const answer = '<think>\nThe user wants weather.\n</think>\n\nLet me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
 
