@@ -13,7 +13,9 @@ export interface ServerDeps {
   logger: Logger;
 }
 
-export type StreamFormat = "ndjson" | "sse";
+/** "sse": `data:` lines ended by `data: [DONE]` (OpenAI chat); "sse-events": each item is an
+ * `event:` named by its `type`, with no terminator (Anthropic's Messages, OpenAI's Responses). */
+export type StreamFormat = "ndjson" | "sse" | "sse-events";
 
 export interface RequestNotes {
   requestId?: string;

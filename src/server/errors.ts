@@ -1,5 +1,6 @@
 // Error mapping, in one place: typed errors keep their status and message; body-parser errors
-// become 400/413; anything else is a 500 that is logged with its stack.
+// become 400/413; anything else is a 500 that is logged with its stack. Each API gets its own
+// error shape: Ollama's `{"error": "..."}`, OpenAI's and Anthropic's typed objects.
 import type { ErrorRequestHandler, Request, RequestHandler } from "express";
 import type { Logger } from "pino";
 import {
@@ -9,6 +10,7 @@ import {
   PayloadTooLargeError,
   VllamaError,
 } from "../api/errors.js";
+import type { AnthropicErrorResponse, AnthropicErrorType } from "../api/anthropic.js";
 import type { OpenAIErrorResponse } from "../api/openai.js";
 import { notes } from "./context.js";
 import { endStreamWithError } from "./streams.js";
@@ -37,8 +39,11 @@ export function toVllamaError(err: unknown): VllamaError {
   return new InternalError(err instanceof Error ? err.message : String(err));
 }
 
-function isOpenAIRoute(req: Request): boolean {
-  return req.path.startsWith("/v1/");
+type Api = "ollama" | "openai" | "anthropic";
+
+function apiOf(req: Request): Api {
+  if (req.path === "/v1/messages" || req.path.startsWith("/v1/messages/")) return "anthropic";
+  return req.path.startsWith("/v1/") ? "openai" : "ollama";
 }
 
 function openAIErrorType(status: number): OpenAIErrorResponse["error"]["type"] {
@@ -51,8 +56,29 @@ function openAIErrorBody(error: VllamaError): OpenAIErrorResponse {
   return { error: { message: error.message, type: openAIErrorType(error.status), param: null, code: null } };
 }
 
-function errorBody(req: Request, error: VllamaError): object {
-  return isOpenAIRoute(req) ? openAIErrorBody(error) : { error: error.message };
+const ANTHROPIC_ERROR_TYPES: Record<number, AnthropicErrorType> = {
+  401: "authentication_error",
+  403: "permission_error",
+  404: "not_found_error",
+  413: "request_too_large",
+  429: "rate_limit_error",
+  529: "overloaded_error",
+};
+
+/** Anthropic says "overloaded" with its own status, 529, which its clients (Claude Code) retry. */
+function anthropicStatus(status: number): number {
+  return status === 503 ? 529 : status;
+}
+
+function anthropicErrorBody(error: VllamaError): AnthropicErrorResponse {
+  const status = anthropicStatus(error.status);
+  const type = ANTHROPIC_ERROR_TYPES[status] ?? (status >= 400 && status < 500 ? "invalid_request_error" : "api_error");
+  return { type: "error", error: { type, message: error.message } };
+}
+
+function errorBody(api: Api, error: VllamaError): object {
+  if (api === "anthropic") return anthropicErrorBody(error);
+  return api === "openai" ? openAIErrorBody(error) : { error: error.message };
 }
 
 export const unknownRoute: RequestHandler = (req, _res, next) => {
@@ -68,11 +94,12 @@ export function errorMiddleware(logger: Logger): ErrorRequestHandler {
       logger.error({ err, requestId: n.requestId }, "unhandled error");
     }
     if (res.destroyed) return; // the client left: nobody to tell
-    const body = errorBody(req, error);
+    const api = apiOf(req);
+    const body = errorBody(api, error);
     if (res.headersSent) {
       endStreamWithError(res, n.streamFormat ?? "ndjson", body);
       return;
     }
-    res.status(error.status).json(body);
+    res.status(api === "anthropic" ? anthropicStatus(error.status) : error.status).json(body);
   };
 }

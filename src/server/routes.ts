@@ -1,5 +1,6 @@
 // Every route the server answers, in one table.
 import type { RequestHandler } from "express";
+import { anthropicHandlers } from "./anthropic.js";
 import type { ServerDeps } from "./context.js";
 import { ollamaHandlers } from "./ollama.js";
 import { openAIHandlers } from "./openai.js";
@@ -16,6 +17,7 @@ export interface Route {
 export function routeTable(deps: ServerDeps): Route[] {
   const ollama = ollamaHandlers(deps);
   const openai = openAIHandlers(deps);
+  const anthropic = anthropicHandlers(deps);
   return [
     { method: "get", path: "/", body: "none", handler: ollama.root },
     { method: "get", path: "/health", body: "none", handler: ollama.health },
@@ -45,5 +47,7 @@ export function routeTable(deps: ServerDeps): Route[] {
     { method: "post", path: "/v1/embeddings", body: "json", handler: openai.embeddings },
     { method: "get", path: "/v1/models", body: "none", handler: openai.listModels },
     { method: "get", path: "/v1/models/*model", body: "none", handler: openai.getModel },
+
+    { method: "post", path: "/v1/messages", body: "json", handler: anthropic.messages },
   ];
 }

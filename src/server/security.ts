@@ -18,8 +18,8 @@ const DEFAULT_ORIGINS = [
   "vscode-webview://*",
 ];
 
-const ALLOWED_HEADERS = ["authorization", "content-type", "user-agent", "accept", "x-requested-with", "openai-beta"];
-const ALLOWED_HEADER_PREFIXES = ["x-stainless-"];
+const ALLOWED_HEADERS = ["authorization", "x-api-key", "content-type", "user-agent", "accept", "x-requested-with", "openai-beta"];
+const ALLOWED_HEADER_PREFIXES = ["x-stainless-", "anthropic-"];
 const ALLOWED_METHODS = "GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS";
 const PREFLIGHT_MAX_AGE_S = 12 * 60 * 60;
 

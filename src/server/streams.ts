@@ -6,11 +6,14 @@ import { notes, type StreamFormat } from "./context.js";
 const CONTENT_TYPES: Record<StreamFormat, string> = {
   ndjson: "application/x-ndjson",
   sse: "text/event-stream",
+  "sse-events": "text/event-stream",
 };
 
 function encode(format: StreamFormat, item: unknown): string {
   const json = JSON.stringify(item);
-  return format === "ndjson" ? `${json}\n` : `data: ${json}\n\n`;
+  if (format === "ndjson") return `${json}\n`;
+  if (format === "sse") return `data: ${json}\n\n`;
+  return `event: ${(item as { type?: string }).type ?? "error"}\ndata: ${json}\n\n`;
 }
 
 /** Writes with backpressure; resolves false once the client is gone. */
@@ -39,7 +42,7 @@ export async function writeStream(res: Response, format: StreamFormat, items: As
   try {
     let next = await iterator.next();
     res.status(200).setHeader("Content-Type", CONTENT_TYPES[format]);
-    if (format === "sse") res.setHeader("Cache-Control", "no-cache");
+    if (format !== "ndjson") res.setHeader("Cache-Control", "no-cache");
     notes(res).streamFormat = format;
     res.flushHeaders();
     while (!next.done) {

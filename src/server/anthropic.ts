@@ -1,0 +1,329 @@
+// Anthropic's Messages API as a translating layer: a Messages request becomes the native chat
+// call, and the native answer (or stream) is reshaped into Anthropic's message and SSE events.
+import { randomBytes } from "node:crypto";
+import type { RequestHandler } from "express";
+import {
+  MessageCreateParamsSchema,
+  type ContentBlock,
+  type ContentBlockParam,
+  type Message,
+  type MessageCreateParams,
+  type MessageDeltaUsage,
+  type MessageParam,
+  type MessageStreamEvent,
+  type StopReason,
+  type ToolParam,
+  type Usage,
+} from "../api/anthropic.js";
+import { BadRequestError } from "../api/errors.js";
+import type { ChatMessage, ChatRequest, ChatResponse, Format, Options, ToolCall } from "../api/ollama.js";
+import type { Tool } from "../api/shared-fields.js";
+import { parseRequest } from "../api/validate.js";
+import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
+import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
+
+/** Anthropic's default temperature (1), not Ollama's, as the OpenAI layer keeps OpenAI's. */
+const DEFAULT_TEMPERATURE = 1;
+
+function randomId(prefix: "msg" | "toolu"): string {
+  return `${prefix}_${randomBytes(12).toString("hex")}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests: Anthropic -> native
+
+function texts(blocks: readonly { text: string }[]): string {
+  return blocks.map((b) => b.text).join("\n");
+}
+
+/** Images must be inline (base64): the server fetches nothing. */
+function imageData(block: Extract<ContentBlockParam, { type: "image" }>): string {
+  if (block.source.type !== "base64") throw new BadRequestError("invalid image source: only base64 images are supported");
+  return block.source.data;
+}
+
+function blockNotAllowed(role: MessageParam["role"], block: ContentBlockParam, at: string): BadRequestError {
+  return new BadRequestError(`invalid ${at}: a ${block.type} block cannot be in a ${role} message`);
+}
+
+/**
+ * One Anthropic message becomes one native message, except a user message with tool results:
+ * each result becomes a tool message (named by its tool_use block's id), then the rest of the
+ * user's text and images follow as a user message.
+ */
+function toNativeMessages(message: MessageParam, at: string, toolNamesById: Map<string, string>): ChatMessage[] {
+  const text: string[] = [];
+  const images: string[] = [];
+  const thinking: string[] = [];
+  const toolCalls: ToolCall[] = [];
+  const toolResults: ChatMessage[] = [];
+  message.content.forEach((block, j) => {
+    const blockAt = `${at}.content.${j}`;
+    const allowed =
+      message.role === "system" ? block.type === "text"
+      : message.role === "user" ? ["text", "image", "tool_result"].includes(block.type)
+      : ["text", "thinking", "redacted_thinking", "tool_use"].includes(block.type);
+    if (!allowed) throw blockNotAllowed(message.role, block, blockAt);
+    switch (block.type) {
+      case "text":
+        text.push(block.text);
+        break;
+      case "image":
+        images.push(imageData(block));
+        break;
+      case "thinking":
+        thinking.push(block.thinking);
+        break;
+      case "redacted_thinking":
+        break; // opaque: nothing a local model can read
+      case "tool_use":
+        toolNamesById.set(block.id, block.name);
+        toolCalls.push({ function: { name: block.name, arguments: block.input } });
+        break;
+      case "tool_result": {
+        const name = toolNamesById.get(block.tool_use_id);
+        if (name === undefined) {
+          throw new BadRequestError(
+            `invalid ${blockAt}.tool_use_id: ${JSON.stringify(block.tool_use_id)} answers no tool_use block of an earlier message`,
+          );
+        }
+        const content = block.content ?? [];
+        const resultImages = content.flatMap((b) => (b.type === "image" ? [imageData(b)] : []));
+        toolResults.push({
+          role: "tool",
+          content: texts(content.filter((b) => b.type === "text")),
+          tool_name: name,
+          ...(resultImages.length ? { images: resultImages } : {}),
+        });
+        break;
+      }
+    }
+  });
+  if (message.role === "user") {
+    const rest = text.length || images.length || !toolResults.length;
+    return rest ? [...toolResults, { role: "user", content: text.join("\n"), ...(images.length ? { images } : {}) }] : toolResults;
+  }
+  return [{
+    role: message.role,
+    content: text.join("\n"),
+    ...(thinking.length ? { thinking: thinking.join("\n") } : {}),
+    ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+  }];
+}
+
+export function toOllamaMessages(body: Pick<MessageCreateParams, "system" | "messages">): ChatMessage[] {
+  const toolNamesById = new Map<string, string>();
+  const system: ChatMessage[] = body.system?.length ? [{ role: "system", content: texts(body.system) }] : [];
+  return [...system, ...body.messages.flatMap((m, i) => toNativeMessages(m, `messages.${i}`, toolNamesById))];
+}
+
+function toNativeTool(tool: ToolParam): Tool {
+  return {
+    type: "function",
+    function: { name: tool.name, parameters: tool.input_schema, ...(tool.description !== undefined ? { description: tool.description } : {}) },
+  };
+}
+
+/**
+ * `any` and `tool` force a call: the answer is constrained to the JSON of a call of those tools
+ * ({"name", "arguments"}), which the engine's tool-call parser reads as a call in every format.
+ */
+function forcedCallFormat(tools: readonly ToolParam[]): Format {
+  const calls = tools.map((tool) => ({
+    type: "object",
+    properties: { name: { const: tool.name }, arguments: tool.input_schema },
+    required: ["name", "arguments"],
+  }));
+  return calls.length === 1 ? calls[0]! : { anyOf: calls };
+}
+
+/** The tools the model is offered and the format that forces a call, by tool_choice. */
+function toolsAndFormat(body: Pick<MessageCreateParams, "tools" | "tool_choice" | "thinking" | "output_config">) {
+  const tools = body.tools ?? [];
+  const choice = body.tool_choice ?? { type: "auto" };
+  const format = body.output_config?.format?.schema;
+  if (choice.type === "none" || tools.length === 0) {
+    if (choice.type === "any" || choice.type === "tool") throw new BadRequestError(`invalid tool_choice: "${choice.type}" needs tools`);
+    return { format };
+  }
+  const native = tools.map(toNativeTool);
+  if (choice.type === "auto") return { tools: native, format };
+  if (body.thinking?.type === "enabled") throw new BadRequestError("Thinking may not be enabled when tool_choice forces tool use.");
+  if (format !== undefined) throw new BadRequestError("output_config.format cannot be combined with a tool_choice that forces tool use");
+  const forced = choice.type === "tool" ? tools.filter((t) => t.name === choice.name) : tools;
+  if (forced.length === 0) throw new BadRequestError(`invalid tool_choice.name: no tool named ${JSON.stringify(choice.type === "tool" ? choice.name : "")}`);
+  return { tools: native, format: forcedCallFormat(forced) };
+}
+
+/** thinking "enabled"/"disabled" turn the model's thinking on or off; "adaptive" leaves it to the model. */
+export function thinkOf(thinking: MessageCreateParams["thinking"]): ChatRequest["think"] {
+  if (thinking === undefined || thinking.type === "adaptive") return undefined;
+  return thinking.type === "enabled";
+}
+
+function samplingOptions(body: MessageCreateParams): Options {
+  const options: Options = { temperature: body.temperature ?? DEFAULT_TEMPERATURE, num_predict: body.max_tokens };
+  if (body.top_p !== undefined) options.top_p = body.top_p;
+  if (body.top_k !== undefined) options.top_k = body.top_k;
+  if (body.stop_sequences?.length) options.stop = body.stop_sequences;
+  return options;
+}
+
+export function toChatRequest(body: MessageCreateParams): ChatRequest {
+  const { tools, format } = toolsAndFormat(body);
+  const think = thinkOf(body.thinking);
+  return {
+    model: body.model,
+    messages: toOllamaMessages(body),
+    stream: body.stream === true,
+    options: samplingOptions(body),
+    ...(tools ? { tools } : {}),
+    ...(format !== undefined ? { format } : {}),
+    ...(think !== undefined ? { think } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses: native -> Anthropic
+
+function stopReason(final: ChatResponse, calledTools: boolean): StopReason {
+  if (calledTools) return "tool_use";
+  return final.done_reason === "length" ? "max_tokens" : "end_turn";
+}
+
+type TokenCounts = Pick<ChatResponse, "prompt_eval_count" | "eval_count">;
+
+function deltaUsage(final: TokenCounts): MessageDeltaUsage {
+  return {
+    input_tokens: final.prompt_eval_count ?? 0,
+    output_tokens: final.eval_count ?? 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    output_tokens_details: null,
+    server_tool_use: null,
+  };
+}
+
+function usage(final: TokenCounts): Usage {
+  return { ...deltaUsage(final), cache_creation: null, inference_geo: null, service_tier: "standard", speed: null };
+}
+
+function toolUseBlock(call: ToolCall): Extract<ContentBlock, { type: "tool_use" }> {
+  return { type: "tool_use", id: randomId("toolu"), name: call.function.name, input: call.function.arguments, caller: { type: "direct" } };
+}
+
+/** A message without content blocks yet: the whole answer fills them in, a stream's events add them. */
+function emptyMessage(id: string, model: string): Message {
+  return {
+    id, type: "message", role: "assistant", model, content: [],
+    stop_reason: null, stop_sequence: null, stop_details: null, container: null, diagnostics: null, usage: usage({}),
+  };
+}
+
+/** Thinking first, then the text (always present unless the answer is only tool calls), then tool uses. */
+export function toMessage(response: ChatResponse, id: string, model: string): Message {
+  const { content, thinking, tool_calls: calls = [] } = response.message;
+  const blocks: ContentBlock[] = [];
+  if (thinking) blocks.push({ type: "thinking", thinking, signature: "" });
+  if (content !== "" || calls.length === 0) blocks.push({ type: "text", text: content, citations: null });
+  blocks.push(...calls.map(toolUseBlock));
+  return {
+    ...emptyMessage(id, model),
+    content: blocks,
+    stop_reason: stopReason(response, calls.length > 0),
+    usage: usage(response),
+  };
+}
+
+/** The content blocks of a stream: a block opens when its kind of text starts, closing the one before. */
+class StreamedBlocks {
+  private index = -1;
+  private open: "text" | "thinking" | undefined;
+
+  *append(kind: "text" | "thinking", text: string): Generator<MessageStreamEvent> {
+    if (text === "") return;
+    yield* this.start(kind);
+    const delta = kind === "text" ? { type: "text_delta" as const, text } : { type: "thinking_delta" as const, thinking: text };
+    yield { type: "content_block_delta", index: this.index, delta };
+  }
+
+  *start(kind: "text" | "thinking"): Generator<MessageStreamEvent> {
+    if (this.open === kind) return;
+    yield* this.close();
+    this.index++;
+    this.open = kind;
+    const block: ContentBlock = kind === "text" ? { type: "text", text: "", citations: null } : { type: "thinking", thinking: "", signature: "" };
+    yield { type: "content_block_start", index: this.index, content_block: block };
+  }
+
+  /** A tool use is whole when it arrives (the engine parses calls once generation ends). */
+  *toolUse(call: ToolCall): Generator<MessageStreamEvent> {
+    yield* this.close();
+    this.index++;
+    yield { type: "content_block_start", index: this.index, content_block: { ...toolUseBlock(call), input: {} } };
+    yield { type: "content_block_delta", index: this.index, delta: { type: "input_json_delta", partial_json: JSON.stringify(call.function.arguments) } };
+    yield { type: "content_block_stop", index: this.index };
+  }
+
+  *close(): Generator<MessageStreamEvent> {
+    if (this.open === undefined) return;
+    yield { type: "content_block_stop", index: this.index };
+    this.open = undefined;
+  }
+
+  get count(): number {
+    return this.index + 1;
+  }
+}
+
+/**
+ * message_start (usage not known yet), ping, the content blocks as they stream, message_delta
+ * with the stop reason and the whole usage, message_stop.
+ */
+export async function* toMessageStreamEvents(chunks: AsyncIterable<ChatResponse>, id: string, model: string): AsyncGenerator<MessageStreamEvent> {
+  yield { type: "message_start", message: emptyMessage(id, model) };
+  yield { type: "ping" };
+  const blocks = new StreamedBlocks();
+  let calledTools = false;
+  for await (const chunk of chunks) {
+    yield* blocks.append("thinking", chunk.message.thinking ?? "");
+    yield* blocks.append("text", chunk.message.content);
+    if (!chunk.done) continue;
+    for (const call of chunk.message.tool_calls ?? []) {
+      calledTools = true;
+      yield* blocks.toolUse(call);
+    }
+    // A reply with no output at all still has its (empty) text block, as the whole message does.
+    if (blocks.count === 0) yield* blocks.start("text");
+    yield* blocks.close();
+    yield {
+      type: "message_delta",
+      delta: { stop_reason: stopReason(chunk, calledTools), stop_sequence: null, stop_details: null, container: null },
+      usage: deltaUsage(chunk),
+    };
+    yield { type: "message_stop" };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+export function anthropicHandlers({ engine }: ServerDeps) {
+  const handlers = {
+    messages: async (req, res) => {
+      const body = parseRequest(MessageCreateParamsSchema, req.body);
+      notes(res).model = body.model;
+      const request = toChatRequest(body);
+      const result = await engine.chat(request, { signal: abortOnDisconnect(res) });
+      const id = randomId("msg");
+      if (!request.stream) {
+        const response = expectSingle(result);
+        noteUsage(res, response);
+        res.json(toMessage(response, id, body.model));
+        return;
+      }
+      await writeStream(res, "sse-events", toMessageStreamEvents(notingUsage(res, expectStream(result)), id, body.model));
+    },
+  } satisfies Record<string, RequestHandler>;
+  return handlers;
+}

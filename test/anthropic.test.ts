@@ -1,0 +1,478 @@
+// Anthropic's Messages API: against the fake engine (translation, shapes, bad input, errors) and
+// the real engine (stories260K's greedy reference, a forced tool call on the demo model), driven
+// by the official @anthropic-ai/sdk client, unchanged.
+import assert from "node:assert/strict";
+import { request } from "node:http";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import { pino } from "pino";
+import { MessageSchema, MessageStreamEventSchema, type MessageStreamEvent } from "../src/api/anthropic.js";
+import type { ChatRequest } from "../src/api/ollama.js";
+import { Engine } from "../src/engine/engine.js";
+import { BUILTIN_MODEL, ensureBuiltinModel } from "../src/models/builtin.js";
+import { startServer, type RunningServer } from "../src/server/index.js";
+import { FakeEngine, PROMPT_TOKENS, REPLY_TEXT, REPLY_TOKENS } from "./helpers/fake-engine.js";
+import { REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "./helpers/models.js";
+
+const WEATHER_TOOL = {
+  name: "get_weather",
+  description: "Weather of a city",
+  input_schema: { type: "object" as const, properties: { query: { type: "string" } }, required: ["query"] },
+};
+
+/** Sampling fields the SDK's types no longer list (deprecated), still part of the API. */
+function sampling(fields: { temperature?: number; top_p?: number; top_k?: number }): object {
+  return fields;
+}
+
+async function startWith(engine: FakeEngine | Engine): Promise<{ server: RunningServer; url: string; client: Anthropic }> {
+  const server = await startServer({
+    engine,
+    config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "64kb" },
+    logger: pino({ level: "silent" }),
+  });
+  const url = `http://127.0.0.1:${server.port}`;
+  return { server, url, client: new Anthropic({ baseURL: url, apiKey: "any-key", maxRetries: 0 }) };
+}
+
+function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${url}/v1/messages`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+/** The SSE events of a raw stream, each checked against the event schema. */
+function parseEvents(text: string): MessageStreamEvent[] {
+  return text
+    .split("\n\n")
+    .filter(Boolean)
+    .map((frame) => {
+      const [eventLine, dataLine] = frame.split("\n");
+      const event = MessageStreamEventSchema.parse(JSON.parse(dataLine!.replace(/^data: /, "")));
+      assert.equal(eventLine, `event: ${event.type}`);
+      return event;
+    });
+}
+
+/** Every field of @anthropic-ai/sdk's Message type, and only those. */
+const MESSAGE_FIELDS = ["id", "type", "role", "model", "content", "stop_reason", "stop_sequence", "stop_details", "container", "diagnostics", "usage"];
+const USAGE_FIELDS = [
+  "input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "cache_creation",
+  "inference_geo", "output_tokens_details", "server_tool_use", "service_tier", "speed",
+];
+
+describe("anthropic messages with the official client (fake engine)", () => {
+  let engine: FakeEngine;
+  let server: RunningServer;
+  let url: string;
+  let client: Anthropic;
+
+  before(async () => {
+    engine = new FakeEngine();
+    ({ server, url, client } = await startWith(engine));
+  });
+  after(() => server.close());
+
+  function lastChatRequest(): ChatRequest {
+    const last = engine.requests.at(-1)!;
+    assert.equal(last.kind, "chat");
+    return last.request as ChatRequest;
+  }
+
+  it("creates a message with Anthropic's fields, every one of them", async () => {
+    const message = await client.messages.create({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
+    assert.deepEqual(Object.keys(message).sort(), [...MESSAGE_FIELDS].sort());
+    assert.deepEqual(Object.keys(message.usage).sort(), [...USAGE_FIELDS].sort());
+    MessageSchema.parse(message);
+    assert.match(message.id, /^msg_[0-9a-f]{24}$/);
+    assert.equal(message.type, "message");
+    assert.equal(message.role, "assistant");
+    assert.equal(message.model, "fake-model");
+    assert.deepEqual(message.content, [{ type: "text", text: REPLY_TEXT, citations: null }]);
+    assert.equal(message.stop_reason, "end_turn");
+    assert.equal(message.stop_sequence, null);
+    assert.equal(message.usage.input_tokens, PROMPT_TOKENS);
+    assert.equal(message.usage.output_tokens, REPLY_TOKENS.length);
+    assert.equal(message.usage.cache_read_input_tokens, 0);
+  });
+
+  it("translates system, sampling, stop sequences and thinking into the native request", async () => {
+    const message = await client.messages.create({
+      model: "fake-model",
+      max_tokens: 2048,
+      system: [{ type: "text", text: "be brief" }, { type: "text", text: "and kind" }],
+      messages: [
+        { role: "user", content: [{ type: "text", text: "hi" }] },
+        { role: "assistant", content: [{ type: "thinking", thinking: "greet back", signature: "" }, { type: "text", text: "hello" }] },
+        { role: "user", content: "again" },
+      ],
+      stop_sequences: ["END"],
+      thinking: { type: "enabled", budget_tokens: 1024 },
+      metadata: { user_id: "u1" },
+      ...sampling({ temperature: 0.2, top_p: 0.5, top_k: 7 }),
+    });
+    assert.equal(message.stop_reason, "end_turn");
+    const native = lastChatRequest();
+    assert.deepEqual(native.options, { temperature: 0.2, num_predict: 2048, top_p: 0.5, top_k: 7, stop: ["END"] });
+    assert.equal(native.think, true);
+    assert.deepEqual(native.messages, [
+      { role: "system", content: "be brief\nand kind" },
+      { role: "user", content: "hi" },
+      { role: "assistant", content: "hello", thinking: "greet back" },
+      { role: "user", content: "again" },
+    ]);
+    const short = await client.messages.create({ model: "fake-model", max_tokens: 2, messages: [{ role: "user", content: "hi" }], thinking: { type: "disabled" } });
+    assert.equal(short.stop_reason, "max_tokens");
+    assert.deepEqual(short.content, [{ type: "text", text: REPLY_TOKENS.slice(0, 2).join(""), citations: null }]);
+    assert.equal(lastChatRequest().think, false);
+    assert.deepEqual(lastChatRequest().options, { temperature: 1, num_predict: 2 });
+  });
+
+  it("streams Anthropic's events in order, and the SDK's accumulated message matches", async () => {
+    const res = await post(url, { model: "fake-model", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] });
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
+    const events = parseEvents(await res.text());
+    const types = events.map((e) => e.type);
+    assert.deepEqual(types, [
+      "message_start", "ping", "content_block_start",
+      ...REPLY_TOKENS.map(() => "content_block_delta"),
+      "content_block_stop", "message_delta", "message_stop",
+    ]);
+    const start = events[0] as Extract<MessageStreamEvent, { type: "message_start" }>;
+    assert.deepEqual(start.message.content, []);
+    assert.equal(start.message.stop_reason, null);
+    const delta = events.at(-2) as Extract<MessageStreamEvent, { type: "message_delta" }>;
+    assert.equal(delta.delta.stop_reason, "end_turn");
+    assert.equal(delta.usage.output_tokens, REPLY_TOKENS.length);
+    assert.equal(delta.usage.input_tokens, PROMPT_TOKENS);
+
+    const stream = client.messages.stream({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
+    let text = "";
+    stream.on("text", (piece) => (text += piece));
+    const final = await stream.finalMessage();
+    assert.equal(text, REPLY_TEXT);
+    assert.deepEqual(final.content, [{ type: "text", text: REPLY_TEXT, citations: null }]);
+    assert.equal(final.stop_reason, "end_turn");
+    assert.equal(final.usage.input_tokens, PROMPT_TOKENS);
+    assert.equal(final.usage.output_tokens, REPLY_TOKENS.length);
+  });
+
+  it("returns tool uses with ids and resolves tool results by id (round trip)", async () => {
+    const messages: Anthropic.MessageParam[] = [{ role: "user", content: "weather in Paris?" }];
+    const first = await client.messages.create({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL], messages });
+    assert.equal(first.stop_reason, "tool_use");
+    assert.equal(first.content.length, 1);
+    const use = first.content[0]!;
+    assert.ok(use.type === "tool_use");
+    assert.match(use.id, /^toolu_[0-9a-f]{24}$/);
+    assert.equal(use.name, "get_weather");
+    assert.deepEqual(use.input, { query: "weather in Paris?" });
+    assert.deepEqual(lastChatRequest().tools, [
+      { type: "function", function: { name: "get_weather", parameters: WEATHER_TOOL.input_schema, description: "Weather of a city" } },
+    ]);
+
+    const second = await client.messages.create({
+      model: "fake-model",
+      max_tokens: 64,
+      tools: [WEATHER_TOOL],
+      messages: [
+        ...messages,
+        { role: "assistant", content: first.content },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: use.id, content: [{ type: "text", text: "sunny" }] }] },
+      ],
+    });
+    assert.equal(second.stop_reason, "end_turn");
+    assert.deepEqual(second.content, [{ type: "text", text: REPLY_TEXT, citations: null }]);
+    const call = { role: "assistant", content: "", tool_calls: [{ function: { name: "get_weather", arguments: { query: "weather in Paris?" } } }] };
+    assert.deepEqual(lastChatRequest().messages.slice(1), [call, { role: "tool", content: "sunny", tool_name: "get_weather" }]);
+
+    // Text beside the results follows them as the user's own message.
+    await client.messages.create({
+      model: "fake-model",
+      max_tokens: 64,
+      messages: [
+        ...messages,
+        { role: "assistant", content: first.content },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: use.id, content: "sunny" }, { type: "text", text: "thanks" }] },
+      ],
+    });
+    assert.deepEqual(lastChatRequest().messages.slice(1), [
+      call,
+      { role: "tool", content: "sunny", tool_name: "get_weather" },
+      { role: "user", content: "thanks" },
+    ]);
+  });
+
+  it("streams a tool use as one input_json_delta", async () => {
+    const stream = client.messages.stream({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL], messages: [{ role: "user", content: "weather?" }] });
+    const events: Anthropic.MessageStreamEvent[] = [];
+    stream.on("streamEvent", (event) => events.push(event));
+    const final = await stream.finalMessage();
+    const json = events.flatMap((e) => (e.type === "content_block_delta" && e.delta.type === "input_json_delta" ? [e.delta.partial_json] : []));
+    assert.deepEqual(json, [JSON.stringify({ query: "weather?" })]);
+    assert.equal(final.stop_reason, "tool_use");
+    const use = final.content.find((b) => b.type === "tool_use");
+    assert.ok(use?.type === "tool_use");
+    assert.deepEqual(use.input, { query: "weather?" });
+  });
+
+  it("maps tool_choice: none withholds the tools, tool and any force a call by format", async () => {
+    const other = { ...WEATHER_TOOL, name: "get_time", description: "Time in a city" };
+    const ask = (tool_choice: Anthropic.ToolChoice) =>
+      client.messages.create({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL, other], tool_choice, messages: [{ role: "user", content: "hi" }] });
+
+    const none = await ask({ type: "none" });
+    assert.equal(none.stop_reason, "end_turn");
+    assert.equal(lastChatRequest().tools, undefined);
+    assert.equal(lastChatRequest().format, undefined);
+
+    await ask({ type: "tool", name: "get_time" });
+    const call = (name: string) => ({
+      type: "object",
+      properties: { name: { const: name }, arguments: WEATHER_TOOL.input_schema },
+      required: ["name", "arguments"],
+    });
+    assert.deepEqual(lastChatRequest().format, call("get_time"));
+    assert.equal(lastChatRequest().tools?.length, 2);
+
+    await ask({ type: "any" });
+    assert.deepEqual(lastChatRequest().format, { anyOf: [call("get_weather"), call("get_time")] });
+    await ask({ type: "auto" });
+    assert.equal(lastChatRequest().format, undefined);
+  });
+
+  it("passes output_config.format as the native format", async () => {
+    const schema = { type: "object", properties: { reply: { type: "string" } } };
+    await client.messages.create({
+      model: "fake-model", max_tokens: 8, messages: [{ role: "user", content: "hi" }],
+      output_config: { format: { type: "json_schema", schema } },
+    });
+    assert.deepEqual(lastChatRequest().format, schema);
+  });
+
+  it("raises the SDK's typed errors from Anthropic-shaped error bodies", async () => {
+    await assert.rejects(
+      client.messages.create({ model: "nope", max_tokens: 8, messages: [{ role: "user", content: "hi" }] }),
+      (err: InstanceType<typeof Anthropic.APIError>) => {
+        assert.ok(err instanceof Anthropic.NotFoundError);
+        assert.equal(err.type, "not_found_error");
+        assert.deepEqual(err.error, { type: "error", error: { type: "not_found_error", message: "model 'nope' not found" } });
+        return true;
+      },
+    );
+    await assert.rejects(
+      client.messages.create({ model: "fake-model", max_tokens: 0, messages: [{ role: "user", content: "hi" }] }),
+      (err: InstanceType<typeof Anthropic.APIError>) => err instanceof Anthropic.BadRequestError && err.type === "invalid_request_error",
+    );
+  });
+
+  it("ends a stream that fails after output with an error event the SDK raises", async () => {
+    engine.failAfterTokens = 2;
+    try {
+      const res = await post(url, { model: "fake-model", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] });
+      const frames = (await res.text()).split("\n\n").filter(Boolean);
+      assert.equal(frames.at(-1), `event: error\ndata: ${JSON.stringify({ type: "error", error: { type: "api_error", message: "llama runner process has terminated" } })}`);
+      const stream = client.messages.stream({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
+      await assert.rejects(stream.finalMessage(), /llama runner process has terminated/);
+    } finally {
+      engine.failAfterTokens = undefined;
+    }
+  });
+
+  it("accepts x-api-key and the anthropic-* headers, also from browsers", async () => {
+    const res = await post(url, { model: "fake-model", max_tokens: 8, messages: [{ role: "user", content: "hi" }] }, { "x-api-key": "k", "anthropic-version": "2023-06-01" });
+    assert.equal(res.status, 200);
+    const preflight = await fetch(`${url}/v1/messages`, {
+      method: "OPTIONS",
+      headers: {
+        Origin: "http://localhost:3000",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type, x-api-key, anthropic-version, anthropic-dangerous-direct-browser-access",
+      },
+    });
+    assert.equal(preflight.status, 204);
+  });
+
+  it("serves an unrelated request while a bad one is in flight", async () => {
+    // A client that sent half a body and stalls, and a generation that will fail mid-stream.
+    const stalled = request({ host: "127.0.0.1", port: server.port, method: "POST", path: "/v1/messages", headers: { "Content-Length": "1000" } });
+    stalled.on("error", () => undefined);
+    stalled.write('{"model": "fake-model", "max_tokens": 8, "mess');
+    engine.tokenDelayMs = 30;
+    engine.failAfterTokens = 4;
+    const failing = post(url, { model: "fake-model", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] });
+    const failingResponse = await failing;
+    engine.tokenDelayMs = 0;
+    engine.failAfterTokens = undefined;
+    try {
+      const message = await client.messages.create({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
+      assert.equal(message.content[0]!.type === "text" && message.content[0]!.text, REPLY_TEXT);
+      const frames = (await failingResponse.text()).split("\n\n").filter(Boolean);
+      assert.match(frames.at(-1)!, /^event: error\n/);
+    } finally {
+      stalled.destroy();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: status and Anthropic's error body for each
+
+const TOOL_USE = { type: "tool_use", id: "toolu_1", name: "get_weather", input: { query: "x" } };
+
+function messages(fields: Record<string, unknown>): Record<string, unknown> {
+  return { model: "fake-model", max_tokens: 8, messages: [{ role: "user", content: "hi" }], ...fields };
+}
+
+interface BadCase {
+  name: string;
+  body: unknown;
+  status: number;
+  type: string;
+  error: RegExp;
+  setup?: (engine: FakeEngine) => () => void;
+}
+
+const BAD_CASES: BadCase[] = [
+  { name: "malformed JSON", body: "{", status: 400, type: "invalid_request_error", error: /^invalid JSON body/ },
+  { name: "body too large", body: messages({ system: "x".repeat(70_000) }), status: 413, type: "request_too_large", error: /too large/ },
+  { name: "missing max_tokens", body: { model: "fake-model", messages: [{ role: "user", content: "hi" }] }, status: 400, type: "invalid_request_error", error: /^max_tokens is required$/ },
+  { name: "max_tokens 0", body: messages({ max_tokens: 0 }), status: 400, type: "invalid_request_error", error: /^invalid max_tokens: must be >= 1$/ },
+  { name: "missing model", body: { max_tokens: 8, messages: [{ role: "user", content: "hi" }] }, status: 400, type: "invalid_request_error", error: /^model is required$/ },
+  { name: "empty messages", body: messages({ messages: [] }), status: 400, type: "invalid_request_error", error: /^invalid messages: must not be empty$/ },
+  { name: "content not text or blocks", body: messages({ messages: [{ role: "user", content: 5 }] }), status: 400, type: "invalid_request_error", error: /^invalid messages\.0\.content: expected a string or an array of content blocks$/ },
+  { name: "unknown block type", body: messages({ messages: [{ role: "user", content: [{ type: "document", source: {} }] }] }), status: 400, type: "invalid_request_error", error: /^invalid messages\.0\.content\.0\.type: expected a content block of type "text", "image", "tool_use", "tool_result", "thinking", "redacted_thinking"$/ },
+  { name: "text block without text", body: messages({ messages: [{ role: "user", content: [{ type: "text" }] }] }), status: 400, type: "invalid_request_error", error: /^messages\.0\.content\.0\.text is required$/ },
+  { name: "tool_use in a user message", body: messages({ messages: [{ role: "user", content: [TOOL_USE] }] }), status: 400, type: "invalid_request_error", error: /^invalid messages\.0\.content\.0: a tool_use block cannot be in a user message$/ },
+  { name: "tool_result in an assistant message", body: messages({ messages: [{ role: "assistant", content: [{ type: "tool_result", tool_use_id: "toolu_1" }] }] }), status: 400, type: "invalid_request_error", error: /^invalid messages\.0\.content\.0: a tool_result block cannot be in a assistant message$/ },
+  {
+    name: "tool_result for an unknown tool_use id",
+    body: messages({ messages: [{ role: "user", content: "hi" }, { role: "assistant", content: [TOOL_USE] }, { role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_2", content: "sunny" }] }] }),
+    status: 400, type: "invalid_request_error", error: /^invalid messages\.2\.content\.0\.tool_use_id: "toolu_2" answers no tool_use block of an earlier message$/,
+  },
+  { name: "tool_use input not an object", body: messages({ messages: [{ role: "assistant", content: [{ ...TOOL_USE, input: "x" }] }] }), status: 400, type: "invalid_request_error", error: /^invalid messages\.0\.content\.0\.input: expected record$/ },
+  { name: "image by URL", body: messages({ messages: [{ role: "user", content: [{ type: "image", source: { type: "url", url: "https://example.com/a.png" } }] }] }), status: 400, type: "invalid_request_error", error: /^invalid image source: only base64 images are supported$/ },
+  { name: "server tool", body: messages({ tools: [{ type: "web_search_20250305", name: "web_search" }] }), status: 400, type: "invalid_request_error", error: /^invalid tools\.0\.type: only custom tools are supported/ },
+  { name: "tool without input_schema", body: messages({ tools: [{ name: "f" }] }), status: 400, type: "invalid_request_error", error: /^tools\.0\.input_schema is required$/ },
+  { name: "tool_choice names an unknown tool", body: messages({ tools: [WEATHER_TOOL], tool_choice: { type: "tool", name: "get_time" } }), status: 400, type: "invalid_request_error", error: /^invalid tool_choice\.name: no tool named "get_time"$/ },
+  { name: "tool_choice any without tools", body: messages({ tool_choice: { type: "any" } }), status: 400, type: "invalid_request_error", error: /^invalid tool_choice: "any" needs tools$/ },
+  { name: "unknown tool_choice", body: messages({ tool_choice: { type: "required" } }), status: 400, type: "invalid_request_error", error: /^invalid tool_choice\.type: expected a tool_choice of type "auto", "any", "tool" or "none"$/ },
+  { name: "thinking budget under 1024", body: messages({ max_tokens: 4096, thinking: { type: "enabled", budget_tokens: 100 } }), status: 400, type: "invalid_request_error", error: /^invalid thinking\.budget_tokens: must be >= 1024$/ },
+  { name: "thinking budget not under max_tokens", body: messages({ max_tokens: 2048, thinking: { type: "enabled", budget_tokens: 2048 } }), status: 400, type: "invalid_request_error", error: /max_tokens. must be greater than .thinking\.budget_tokens/ },
+  { name: "thinking with a forced tool", body: messages({ max_tokens: 4096, thinking: { type: "enabled", budget_tokens: 1024 }, tools: [WEATHER_TOOL], tool_choice: { type: "any" } }), status: 400, type: "invalid_request_error", error: /^Thinking may not be enabled when tool_choice forces tool use\.$/ },
+  { name: "output format schema not an object", body: messages({ output_config: { format: { type: "json_schema", schema: "string" } } }), status: 400, type: "invalid_request_error", error: /^invalid output_config\.format\.schema: expected record$/ },
+  { name: "temperature above 1", body: messages({ temperature: 1.5 }), status: 400, type: "invalid_request_error", error: /^invalid temperature: must be <= 1$/ },
+  { name: "stop_sequences not strings", body: messages({ stop_sequences: [1] }), status: 400, type: "invalid_request_error", error: /^invalid stop_sequences\.0: expected string$/ },
+  { name: "unknown model", body: messages({ model: "nope" }), status: 404, type: "not_found_error", error: /^model 'nope' not found$/ },
+  { name: "model without completion", body: messages({ model: "fake-embed" }), status: 400, type: "invalid_request_error", error: /does not support generate/ },
+  {
+    name: "busy (Anthropic's 529 overloaded)",
+    body: messages({ stream: true }),
+    status: 529, type: "overloaded_error", error: /^server busy/,
+    setup: (engine) => {
+      engine.maxPending = 0;
+      return () => (engine.maxPending = Infinity);
+    },
+  },
+];
+
+describe("anthropic messages: bad input", () => {
+  let engine: FakeEngine;
+  let server: RunningServer;
+  let url: string;
+
+  before(async () => {
+    engine = new FakeEngine();
+    ({ server, url } = await startWith(engine));
+  });
+  after(() => server.close());
+
+  for (const c of BAD_CASES) {
+    it(`${c.name} -> ${c.status}`, async () => {
+      const undo = c.setup?.(engine);
+      try {
+        const res = await post(url, c.body);
+        const text = await res.text();
+        assert.equal(res.status, c.status, text);
+        assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
+        const body = JSON.parse(text);
+        assert.deepEqual(Object.keys(body), ["type", "error"]);
+        assert.equal(body.type, "error");
+        assert.deepEqual(Object.keys(body.error), ["type", "message"]);
+        assert.equal(body.error.type, c.type);
+        assert.match(body.error.message, c.error);
+      } finally {
+        undo?.();
+      }
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The real engine
+
+describe("anthropic messages on the real engine", () => {
+  let engine: Engine;
+  let server: RunningServer;
+  let url: string;
+  let client: Anthropic;
+
+  before(async () => {
+    engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-anthropic-")), parallel: 4 });
+    await ensureBuiltinModel(engine.store);
+    ({ server, url, client } = await startWith(engine));
+    // stories260K has no chat template: one that renders the user's text alone prompts it as
+    // /api/generate does, so the greedy reference must come back unchanged.
+    const created = await fetch(`${url}/api/create`, { method: "POST", body: JSON.stringify({ model: "stories-chat", from: storiesPath, template: "{{ .Prompt }}", stream: false }) });
+    assert.equal(created.status, 200, await created.text());
+  });
+  after(async () => {
+    await server.close();
+    await engine.close();
+  });
+
+  it("returns stories260K's greedy reference text, whole and streamed", async () => {
+    const params = { model: "stories-chat", max_tokens: 48, ...sampling({ temperature: 0 }), messages: [{ role: "user" as const, content: REFERENCE_PROMPT }] };
+    const message = await client.messages.create(params);
+    assert.deepEqual(message.content, [{ type: "text", text: REFERENCE_TEXT, citations: null }]);
+    assert.equal(message.stop_reason, "max_tokens");
+    assert.equal(message.usage.output_tokens, 48);
+    const stream = client.messages.stream(params);
+    let text = "";
+    stream.on("text", (piece) => (text += piece));
+    const final = await stream.finalMessage();
+    assert.equal(text, REFERENCE_TEXT);
+    assert.equal(final.usage.output_tokens, 48);
+    assert.equal(final.usage.input_tokens, message.usage.input_tokens);
+  });
+
+  it("forces a tool call with tool_choice, and takes its result back (demo model)", async () => {
+    const tool = { name: "get_weather", input_schema: { type: "object" as const, properties: { city: { enum: ["Paris", "Rome"] } }, required: ["city"] } };
+    const ask: Anthropic.MessageParam[] = [{ role: "user", content: "Weather in Paris?" }];
+    const first = await client.messages.create({ model: BUILTIN_MODEL, max_tokens: 64, ...sampling({ temperature: 0 }), tools: [tool], tool_choice: { type: "tool", name: "get_weather" }, messages: ask });
+    assert.equal(first.stop_reason, "tool_use");
+    const use = first.content.find((b) => b.type === "tool_use");
+    assert.ok(use?.type === "tool_use", JSON.stringify(first.content));
+    assert.equal(use.name, "get_weather");
+    assert.ok(["Paris", "Rome"].includes((use.input as { city: string }).city));
+    const second = await client.messages.create({
+      model: BUILTIN_MODEL, max_tokens: 4, tools: [tool],
+      messages: [...ask, { role: "assistant", content: first.content }, { role: "user", content: [{ type: "tool_result", tool_use_id: use.id, content: "sunny" }] }],
+    });
+    assert.equal(second.usage.output_tokens, 4);
+    assert.ok(second.usage.input_tokens > first.usage.input_tokens);
+  });
+
+  it("refuses a JSON schema the grammar cannot take, with Anthropic's 400", async () => {
+    const res = await post(url, { model: "stories-chat", max_tokens: 8, messages: [{ role: "user", content: "x" }], output_config: { format: { type: "json_schema", schema: { type: "object", properties: { a: { $ref: "#/nowhere" } } } } } });
+    const body = await res.json();
+    assert.equal(res.status, 400, JSON.stringify(body));
+    assert.equal(body.error.type, "invalid_request_error");
+    assert.match(body.error.message, /^invalid format: /);
+  });
+});
