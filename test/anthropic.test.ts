@@ -239,6 +239,8 @@ describe("anthropic messages with the official client (fake engine)", () => {
     });
     assert.deepEqual(lastChatRequest().format, call("get_time"));
     assert.equal(lastChatRequest().tools?.length, 2);
+    // The format leaves no room for thinking.
+    assert.equal(lastChatRequest().think, false);
 
     await ask({ type: "any" });
     assert.deepEqual(lastChatRequest().format, { anyOf: [call("get_weather"), call("get_time")] });

@@ -5,12 +5,18 @@
 // serve (documents, server tools) are refused by name.
 import { z } from "zod";
 import { ModelName } from "./shared-fields.js";
+import { REQUIRED } from "./validate.js";
+
+/** A field's own message for a wrong value, and the usual one when it is missing. */
+function orRequired(message: string) {
+  return (issue: { input: unknown }) => (issue.input === undefined ? REQUIRED : message);
+}
 
 /** A string or an array of blocks, read as the array (a string is one text block). */
 function blocksOrText<T extends z.ZodType>(block: T) {
   return z.preprocess(
     (value) => (typeof value === "string" ? [{ type: "text", text: value }] : value),
-    z.array(block, { error: "expected a string or an array of content blocks" }),
+    z.array(block, { error: orRequired("expected a string or an array of content blocks") }),
   );
 }
 

@@ -16,9 +16,10 @@ import {
   type Usage,
 } from "../api/anthropic.js";
 import { BadRequestError } from "../api/errors.js";
-import type { ChatMessage, ChatRequest, ChatResponse, Format, Options, ToolCall } from "../api/ollama.js";
+import type { ChatMessage, ChatRequest, ChatResponse, Options, ToolCall } from "../api/ollama.js";
 import type { Tool } from "../api/shared-fields.js";
 import { parseRequest } from "../api/validate.js";
+import { forcedToolCallFormat } from "../chat/forced-tool-call.js";
 import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
 import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
 
@@ -124,41 +125,32 @@ function toNativeTool(tool: ToolParam): Tool {
   };
 }
 
-/**
- * `any` and `tool` force a call: the answer is constrained to the JSON of a call of those tools
- * ({"name", "arguments"}), which the engine's tool-call parser reads as a call in every format.
- */
-function forcedCallFormat(tools: readonly ToolParam[]): Format {
-  const calls = tools.map((tool) => ({
-    type: "object",
-    properties: { name: { const: tool.name }, arguments: tool.input_schema },
-    required: ["name", "arguments"],
-  }));
-  return calls.length === 1 ? calls[0]! : { anyOf: calls };
-}
-
-/** The tools the model is offered and the format that forces a call, by tool_choice. */
-function toolsAndFormat(body: Pick<MessageCreateParams, "tools" | "tool_choice" | "thinking" | "output_config">) {
-  const tools = body.tools ?? [];
-  const choice = body.tool_choice ?? { type: "auto" };
-  const format = body.output_config?.format?.schema;
-  if (choice.type === "none" || tools.length === 0) {
-    if (choice.type === "any" || choice.type === "tool") throw new BadRequestError(`invalid tool_choice: "${choice.type}" needs tools`);
-    return { format };
-  }
-  const native = tools.map(toNativeTool);
-  if (choice.type === "auto") return { tools: native, format };
-  if (body.thinking?.type === "enabled") throw new BadRequestError("Thinking may not be enabled when tool_choice forces tool use.");
-  if (format !== undefined) throw new BadRequestError("output_config.format cannot be combined with a tool_choice that forces tool use");
-  const forced = choice.type === "tool" ? tools.filter((t) => t.name === choice.name) : tools;
-  if (forced.length === 0) throw new BadRequestError(`invalid tool_choice.name: no tool named ${JSON.stringify(choice.type === "tool" ? choice.name : "")}`);
-  return { tools: native, format: forcedCallFormat(forced) };
-}
-
 /** thinking "enabled"/"disabled" turn the model's thinking on or off; "adaptive" leaves it to the model. */
-export function thinkOf(thinking: MessageCreateParams["thinking"]): ChatRequest["think"] {
+function thinkOf(thinking: MessageCreateParams["thinking"]): ChatRequest["think"] {
   if (thinking === undefined || thinking.type === "adaptive") return undefined;
   return thinking.type === "enabled";
+}
+
+/**
+ * The tools the model is offered, the format and thinking, by tool_choice: `any` and `tool` force
+ * a call, with a format that leaves no room for thinking (so it is off, and refused if asked for).
+ */
+function toolsFormatAndThink(body: Pick<MessageCreateParams, "tools" | "tool_choice" | "thinking" | "output_config">) {
+  const tools = (body.tools ?? []).map(toNativeTool);
+  const choice = body.tool_choice ?? { type: "auto" };
+  const format = body.output_config?.format?.schema;
+  const think = thinkOf(body.thinking);
+  if (choice.type === "none" || tools.length === 0) {
+    if (choice.type === "any" || choice.type === "tool") throw new BadRequestError(`invalid tool_choice: "${choice.type}" needs tools`);
+    return { format, think };
+  }
+  if (choice.type === "auto") return { tools, format, think };
+  if (think === true) throw new BadRequestError("Thinking may not be enabled when tool_choice forces tool use.");
+  if (format !== undefined) throw new BadRequestError("output_config.format cannot be combined with a tool_choice that forces tool use");
+  if (choice.type === "any") return { tools, format: forcedToolCallFormat(tools), think: false };
+  const named = tools.filter((t) => t.function.name === choice.name);
+  if (named.length === 0) throw new BadRequestError(`invalid tool_choice.name: no tool named ${JSON.stringify(choice.name)}`);
+  return { tools, format: forcedToolCallFormat(named), think: false };
 }
 
 function samplingOptions(body: MessageCreateParams): Options {
@@ -170,8 +162,7 @@ function samplingOptions(body: MessageCreateParams): Options {
 }
 
 export function toChatRequest(body: MessageCreateParams): ChatRequest {
-  const { tools, format } = toolsAndFormat(body);
-  const think = thinkOf(body.thinking);
+  const { tools, format, think } = toolsFormatAndThink(body);
   return {
     model: body.model,
     messages: toOllamaMessages(body),
