@@ -43,9 +43,12 @@ function imageData(block: Extract<ContentBlockParam, { type: "image" }>): string
   return block.source.data;
 }
 
-function blockNotAllowed(role: MessageParam["role"], block: ContentBlockParam, at: string): BadRequestError {
-  return new BadRequestError(`invalid ${at}: a ${block.type} block cannot be in a ${role} message`);
-}
+/** The blocks each role may send, as Anthropic takes them. */
+const BLOCKS_BY_ROLE: Record<MessageParam["role"], ReadonlyArray<ContentBlockParam["type"]>> = {
+  system: ["text"],
+  user: ["text", "image", "tool_result"],
+  assistant: ["text", "thinking", "redacted_thinking", "tool_use"],
+};
 
 /**
  * One Anthropic message becomes one native message, except a user message with tool results:
@@ -60,11 +63,9 @@ function toNativeMessages(message: MessageParam, at: string, toolNamesById: Map<
   const toolResults: ChatMessage[] = [];
   message.content.forEach((block, j) => {
     const blockAt = `${at}.content.${j}`;
-    const allowed =
-      message.role === "system" ? block.type === "text"
-      : message.role === "user" ? ["text", "image", "tool_result"].includes(block.type)
-      : ["text", "thinking", "redacted_thinking", "tool_use"].includes(block.type);
-    if (!allowed) throw blockNotAllowed(message.role, block, blockAt);
+    if (!BLOCKS_BY_ROLE[message.role].includes(block.type)) {
+      throw new BadRequestError(`invalid ${blockAt}: ${message.role} messages cannot hold ${block.type} blocks`);
+    }
     switch (block.type) {
       case "text":
         text.push(block.text);
@@ -101,8 +102,9 @@ function toNativeMessages(message: MessageParam, at: string, toolNamesById: Map<
     }
   });
   if (message.role === "user") {
-    const rest = text.length || images.length || !toolResults.length;
-    return rest ? [...toolResults, { role: "user", content: text.join("\n"), ...(images.length ? { images } : {}) }] : toolResults;
+    // Tool results alone add no user turn of their own.
+    if (toolResults.length > 0 && text.length === 0 && images.length === 0) return toolResults;
+    return [...toolResults, { role: "user", content: text.join("\n"), ...(images.length ? { images } : {}) }];
   }
   return [{
     role: message.role,
@@ -112,7 +114,7 @@ function toNativeMessages(message: MessageParam, at: string, toolNamesById: Map<
   }];
 }
 
-export function toOllamaMessages(body: Pick<MessageCreateParams, "system" | "messages">): ChatMessage[] {
+function toOllamaMessages(body: Pick<MessageCreateParams, "system" | "messages">): ChatMessage[] {
   const toolNamesById = new Map<string, string>();
   const system: ChatMessage[] = body.system?.length ? [{ role: "system", content: texts(body.system) }] : [];
   return [...system, ...body.messages.flatMap((m, i) => toNativeMessages(m, `messages.${i}`, toolNamesById))];
@@ -161,7 +163,7 @@ function samplingOptions(body: MessageCreateParams): Options {
   return options;
 }
 
-export function toChatRequest(body: MessageCreateParams): ChatRequest {
+function toChatRequest(body: MessageCreateParams): ChatRequest {
   const { tools, format, think } = toolsFormatAndThink(body);
   return {
     model: body.model,
@@ -212,7 +214,7 @@ function emptyMessage(id: string, model: string): Message {
 }
 
 /** Thinking first, then the text (always present unless the answer is only tool calls), then tool uses. */
-export function toMessage(response: ChatResponse, id: string, model: string): Message {
+function toMessage(response: ChatResponse, id: string, model: string): Message {
   const { content, thinking, tool_calls: calls = [] } = response.message;
   const blocks: ContentBlock[] = [];
   if (thinking) blocks.push({ type: "thinking", thinking, signature: "" });
@@ -271,7 +273,7 @@ class StreamedBlocks {
  * message_start (usage not known yet), ping, the content blocks as they stream, message_delta
  * with the stop reason and the whole usage, message_stop.
  */
-export async function* toMessageStreamEvents(chunks: AsyncIterable<ChatResponse>, id: string, model: string): AsyncGenerator<MessageStreamEvent> {
+async function* toMessageStreamEvents(chunks: AsyncIterable<ChatResponse>, id: string, model: string): AsyncGenerator<MessageStreamEvent> {
   yield { type: "message_start", message: emptyMessage(id, model) };
   yield { type: "ping" };
   const blocks = new StreamedBlocks();
