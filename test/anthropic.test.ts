@@ -38,8 +38,8 @@ async function startWith(engine: FakeEngine | Engine): Promise<{ server: Running
   return { server, url, client: new Anthropic({ baseURL: url, apiKey: "any-key", maxRetries: 0 }) };
 }
 
-function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  return fetch(`${url}/v1/messages`, {
+function post(url: string, body: unknown, headers: Record<string, string> = {}, path = "/v1/messages"): Promise<Response> {
+  return fetch(`${url}${path}`, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
@@ -248,6 +248,39 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.equal(lastChatRequest().format, undefined);
   });
 
+  it("reports the stop sequence that ended the answer, whole and streamed", async () => {
+    const params = { model: "fake-model", max_tokens: 64, stop_sequences: ["END", " the"], messages: [{ role: "user" as const, content: "hi" }] };
+    const message = await client.messages.create(params);
+    assert.deepEqual(message.content, [{ type: "text", text: "Hello from", citations: null }]);
+    assert.equal(message.stop_reason, "stop_sequence");
+    assert.equal(message.stop_sequence, " the");
+    const res = await post(url, { ...params, stream: true });
+    const delta = parseEvents(await res.text()).find((e) => e.type === "message_delta");
+    assert.ok(delta?.type === "message_delta");
+    assert.equal(delta.delta.stop_reason, "stop_sequence");
+    assert.equal(delta.delta.stop_sequence, " the");
+  });
+
+  it("counts the tokens of a request's prompt: system, messages and tools", async () => {
+    const count = await client.messages.countTokens({
+      model: "fake-model",
+      system: "be brief",
+      messages: [{ role: "user", content: "hi" }],
+      tools: [WEATHER_TOOL],
+    });
+    assert.deepEqual(count, { input_tokens: "be brief".length + "hi".length });
+    const last = engine.requests.at(-1)!;
+    assert.equal(last.kind, "tokenizeChat");
+    const native = last.request as ChatRequest;
+    assert.deepEqual(native.messages, [{ role: "system", content: "be brief" }, { role: "user", content: "hi" }]);
+    assert.equal(native.tools?.[0]?.function.name, "get_weather");
+    await assert.rejects(client.messages.countTokens({ model: "nope", messages: [{ role: "user", content: "hi" }] }), (err: InstanceType<typeof Anthropic.APIError>) => {
+      assert.ok(err instanceof Anthropic.NotFoundError);
+      assert.equal(err.type, "not_found_error");
+      return true;
+    });
+  });
+
   it("passes output_config.format as the native format", async () => {
     const schema = { type: "object", properties: { reply: { type: "string" } } };
     await client.messages.create({
@@ -300,6 +333,18 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.equal(preflight.status, 204);
   });
 
+  it("counts tokens while a bad count request is in flight", async () => {
+    const stalled = request({ host: "127.0.0.1", port: server.port, method: "POST", path: "/v1/messages/count_tokens", headers: { "Content-Length": "1000" } });
+    stalled.on("error", () => undefined);
+    stalled.write('{"model": "fake-model", "mess');
+    try {
+      const count = await client.messages.countTokens({ model: "fake-model", messages: [{ role: "user", content: "hi" }] });
+      assert.equal(count.input_tokens, 2);
+    } finally {
+      stalled.destroy();
+    }
+  });
+
   it("serves an unrelated request while a bad one is in flight", async () => {
     // A client that sent half a body and stalls, and a generation that will fail mid-stream.
     const stalled = request({ host: "127.0.0.1", port: server.port, method: "POST", path: "/v1/messages", headers: { "Content-Length": "1000" } });
@@ -333,6 +378,8 @@ function messages(fields: Record<string, unknown>): Record<string, unknown> {
 
 interface BadCase {
   name: string;
+  /** Default /v1/messages. */
+  path?: string;
   body: unknown;
   status: number;
   type: string;
@@ -372,6 +419,10 @@ const BAD_CASES: BadCase[] = [
   { name: "stop_sequences not strings", body: messages({ stop_sequences: [1] }), status: 400, type: "invalid_request_error", error: /^invalid stop_sequences\.0: expected string$/ },
   { name: "unknown model", body: messages({ model: "nope" }), status: 404, type: "not_found_error", error: /^model 'nope' not found$/ },
   { name: "model without completion", body: messages({ model: "fake-embed" }), status: 400, type: "invalid_request_error", error: /does not support generate/ },
+  { name: "count_tokens: missing messages", path: "/v1/messages/count_tokens", body: { model: "fake-model" }, status: 400, type: "invalid_request_error", error: /^messages is required$/ },
+  { name: "count_tokens: unknown block type", path: "/v1/messages/count_tokens", body: { model: "fake-model", messages: [{ role: "user", content: [{ type: "video" }] }] }, status: 400, type: "invalid_request_error", error: /^invalid messages\.0\.content\.0\.type: expected a content block of type/ },
+  { name: "count_tokens: unknown tool_use id", path: "/v1/messages/count_tokens", body: { model: "fake-model", messages: [{ role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_9" }] }] }, status: 400, type: "invalid_request_error", error: /^invalid messages\.0\.content\.0\.tool_use_id: "toolu_9" answers no tool_use block/ },
+  { name: "count_tokens: unknown model", path: "/v1/messages/count_tokens", body: { model: "nope", messages: [{ role: "user", content: "hi" }] }, status: 404, type: "not_found_error", error: /^model 'nope' not found$/ },
   {
     name: "busy (Anthropic's 529 overloaded)",
     body: messages({ stream: true }),
@@ -398,7 +449,7 @@ describe("anthropic messages: bad input", () => {
     it(`${c.name} -> ${c.status}`, async () => {
       const undo = c.setup?.(engine);
       try {
-        const res = await post(url, c.body);
+        const res = await post(url, c.body, {}, c.path);
         const text = await res.text();
         assert.equal(res.status, c.status, text);
         assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
@@ -451,6 +502,17 @@ describe("anthropic messages on the real engine", () => {
     assert.equal(text, REFERENCE_TEXT);
     assert.equal(final.usage.output_tokens, 48);
     assert.equal(final.usage.input_tokens, message.usage.input_tokens);
+  });
+
+  it("counts exactly the prompt tokens a message is given, and stops at a stop sequence", async () => {
+    const ask = { model: "stories-chat", system: "unused by this template", messages: [{ role: "user" as const, content: REFERENCE_PROMPT }] };
+    const count = await client.messages.countTokens(ask);
+    // "e gi" spans the tokens of "little" and " girl" in the reference text.
+    const message = await client.messages.create({ ...ask, max_tokens: 48, stop_sequences: ["e gi"], ...sampling({ temperature: 0 }) });
+    assert.equal(count.input_tokens, message.usage.input_tokens);
+    assert.deepEqual(message.content, [{ type: "text", text: ", there was a littl", citations: null }]);
+    assert.equal(message.stop_reason, "stop_sequence");
+    assert.equal(message.stop_sequence, "e gi");
   });
 
   it("forces a tool call with tool_choice, and takes its result back (demo model)", async () => {

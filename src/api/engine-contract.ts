@@ -42,6 +42,8 @@ export interface EngineService {
   embed(req: EmbedRequest, init?: RequestInit): Promise<EmbedResponse>;
   embeddings(req: EmbeddingsRequest, init?: RequestInit): Promise<EmbeddingsResponse>;
   tokenize(req: TokenizeRequest): Promise<TokenizeResponse>;
+  /** The prompt a chat request would be given (its messages and tools in the model's template), whole, as tokens. */
+  tokenizeChat(req: ChatRequest): Promise<TokenizeResponse>;
   detokenize(req: DetokenizeRequest): Promise<DetokenizeResponse>;
   ps(): Promise<PsResponse>;
   list(): Promise<TagsResponse>;

@@ -135,6 +135,8 @@ const GenerationResponseFields = {
   created_at: z.string(),
   done: z.boolean(),
   done_reason: DoneReasonSchema.optional(),
+  /** vllama's addition to the final chunk: the `options.stop` string that ended the answer, when one did. */
+  stop_sequence: z.string().optional(),
   logprobs: z.array(LogprobSchema).optional(),
   total_duration: z.int().optional(),
   load_duration: z.int().optional(),

@@ -132,6 +132,12 @@ export class Engine implements EngineService {
     return this.withModel(req.model, undefined, (lease) => ({ tokens: [...lease.runner.model.tokenize(req.content, false, true)] }));
   }
 
+  /** Renders and tokenizes without generating: what a chat would evaluate, before any truncation to num_ctx. */
+  async tokenizeChat(input: ChatRequest): Promise<TokenizeResponse> {
+    const req = parseRequest(ChatRequestSchema, input);
+    return this.withModel(req.model, req.keep_alive, (lease, model) => ({ tokens: buildChatPrompt(req, model, lease.runner.model).tokens }));
+  }
+
   async detokenize(input: DetokenizeRequest): Promise<DetokenizeResponse> {
     const req = parseRequest(DetokenizeRequestSchema, input);
     return this.withModel(req.model, undefined, (lease) => {
@@ -221,12 +227,16 @@ export class Engine implements EngineService {
     return resolveModelRef(this.store, name);
   }
 
-  private async withModel<T>(name: string, keepAlive: GenerateRequest["keep_alive"], fn: (lease: Lease) => T | Promise<T>): Promise<T> {
+  private async withModel<T>(
+    name: string,
+    keepAlive: GenerateRequest["keep_alive"],
+    fn: (lease: Lease, model: ModelRef) => T | Promise<T>,
+  ): Promise<T> {
     const model = await this.resolveModel(name);
     const keepAliveMs = parseKeepAlive(keepAlive, this.options.keepAliveMs);
     const lease = await this.pool.acquire(model, keepAliveMs);
     try {
-      return await fn(lease);
+      return await fn(lease, model);
     } finally {
       lease.release(keepAliveMs);
     }

@@ -16,7 +16,6 @@ export interface Generation {
   admittedAt(): bigint | undefined;
 }
 
-type DoneReason = "stop" | "length";
 type DoneEvent = Extract<SequenceEvent, { type: "done" }>;
 
 /** A generate answer: one response, or the stream of chunks when `stream: true`. */
@@ -24,8 +23,9 @@ export async function generateResponses(
   req: Pick<GenerateRequest, "model" | "stream" | "raw">,
   generation: Generation,
 ): Promise<GenerateResponse | AsyncIterable<GenerateResponse>> {
-  const final = (stats: SequenceStats, reason: DoneReason): GenerateResponse => ({
+  const final = ({ stats, reason, stopSequence }: DoneEvent): GenerateResponse => ({
     model: req.model, created_at: isoNow(), response: "", done: true, done_reason: reason,
+    ...stoppedBy(stopSequence),
     ...(req.raw ? {} : { context: stats.tokens }),
     ...timings(generation, stats),
   });
@@ -42,7 +42,7 @@ export async function generateResponses(
     response += text;
     logprobs.push(...lp);
   });
-  return { ...final(end.stats, end.reason), response, ...ollamaLogprobs(logprobs) };
+  return { ...final(end), response, ...ollamaLogprobs(logprobs) };
 }
 
 /** A chat answer, its text split into thinking, content and tool calls by the chat output parser. */
@@ -52,16 +52,16 @@ export async function chatResponses(
   outputOptions: ChatOutputOptions,
 ): Promise<ChatResponse | AsyncIterable<ChatResponse>> {
   const output = new ChatOutputParser(outputOptions);
-  const final = (stats: SequenceStats, reason: DoneReason, message: ChatResponse["message"]): ChatResponse => ({
-    model: req.model, created_at: isoNow(), message, done: true, done_reason: reason, ...timings(generation, stats),
+  const final = ({ stats, reason, stopSequence }: DoneEvent, message: ChatResponse["message"]): ChatResponse => ({
+    model: req.model, created_at: isoNow(), message, done: true, done_reason: reason, ...stoppedBy(stopSequence), ...timings(generation, stats),
   });
   if (req.stream === true) {
     return stream<ChatResponse>(
       generation,
       (text, logprobs) => ({ model: req.model, created_at: isoNow(), message: assistant(output.push(text)), done: false, ...ollamaLogprobs(logprobs) }),
-      (stats, reason) => {
+      (done) => {
         const last = output.finish();
-        return final(stats, reason, assistant(last, last.toolCalls));
+        return final(done, assistant(last, last.toolCalls));
       },
     );
   }
@@ -73,7 +73,7 @@ export async function chatResponses(
   });
   const last = output.finish();
   const joined = [...parts, last].reduce((a, b) => ({ thinking: a.thinking + b.thinking, content: a.content + b.content }));
-  return { ...final(end.stats, end.reason, assistant(joined, last.toolCalls)), ...ollamaLogprobs(logprobs) };
+  return { ...final(end, assistant(joined, last.toolCalls)), ...ollamaLogprobs(logprobs) };
 }
 
 /** The answer to a request without a prompt, which only loads (or, with keep_alive 0, unloads) the model. */
@@ -96,6 +96,11 @@ export function chatLoadResponse(
   return req.stream === true ? single(response) : response;
 }
 
+/** vllama's `stop_sequence`: which of `options.stop` ended the answer, when one did (Anthropic's stop_sequence). */
+function stoppedBy(stopSequence: string | undefined): { stop_sequence?: string } {
+  return stopSequence === undefined ? {} : { stop_sequence: stopSequence };
+}
+
 /** Nanoseconds from a to b (0 if b is not later). */
 export function nsBetween(a: bigint, b: bigint): number {
   return Number(b > a ? b - a : 0n);
@@ -112,10 +117,10 @@ function assistant(o: ChatOutput, toolCalls: ChatResponse["message"]["tool_calls
 async function* stream<T>(
   generation: Generation,
   chunk: (text: string, logprobs: TokenLogprobs[]) => T,
-  final: (stats: SequenceStats, reason: DoneReason) => T,
+  final: (done: DoneEvent) => T,
 ): AsyncIterable<T> {
   for await (const event of generation.events) {
-    yield event.type === "text" ? chunk(event.text, event.logprobs) : final(event.stats, event.reason);
+    yield event.type === "text" ? chunk(event.text, event.logprobs) : final(event);
   }
 }
 

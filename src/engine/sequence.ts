@@ -14,7 +14,8 @@ export interface TokenLogprobs {
 
 export type SequenceEvent =
   | { type: "text"; text: string; logprobs: TokenLogprobs[] }
-  | { type: "done"; reason: "stop" | "length"; stats: SequenceStats };
+  /** `stopSequence`: the stop string that ended the sequence, when one did. */
+  | { type: "done"; reason: "stop" | "length"; stats: SequenceStats; stopSequence?: string };
 
 export interface SequenceStats {
   promptTokens: number;
@@ -90,9 +91,9 @@ export class Sequence implements ScheduledSequence {
     if (!this.limits.ignoreEos && this.vocab.isEog(token)) return this.finish("stop");
     this.tokens.push(token);
     if (logprobs) this.pendingLogprobs.push(logprobs);
-    const { emit, stopped } = this.stopMatcher.push(this.decoder.decode(this.vocab.tokenBytes(token, false), { stream: true }));
+    const { emit, stoppedBy } = this.stopMatcher.push(this.decoder.decode(this.vocab.tokenBytes(token, false), { stream: true }));
     this.emitText(emit);
-    if (stopped) return this.finish("stop");
+    if (stoppedBy !== undefined) return this.finish("stop", stoppedBy);
     if (this.limits.maxTokens >= 0 && this.generatedCount >= this.limits.maxTokens) return this.finish("length");
     if (this.tokens.length >= this.limits.maxContext) return this.finish("length");
     return false;
@@ -110,7 +111,7 @@ export class Sequence implements ScheduledSequence {
     this.pendingLogprobs = [];
   }
 
-  private finish(reason: "stop" | "length"): true {
+  private finish(reason: "stop" | "length", stopSequence?: string): true {
     // Text held back as a possible stop-string start, or an unfinished UTF-8 character, is
     // emitted now (after a stop-string match nothing is held).
     this.emitText(this.decoder.decode() + this.stopMatcher.flush());
@@ -129,6 +130,7 @@ export class Sequence implements ScheduledSequence {
         finishedAt: now,
         numPreemptions: this.numPreemptions,
       },
+      ...(stopSequence !== undefined ? { stopSequence } : {}),
     });
     this.events.end();
     return true;

@@ -5,23 +5,27 @@ export class StopStringMatcher {
 
   constructor(private readonly stops: string[]) {}
 
-  /** Adds generated text; returns what is safe to emit and whether a stop string matched. */
-  push(text: string): { emit: string; stopped: boolean } {
+  /** Adds generated text; returns what is safe to emit and the stop string that matched, if one did (the earliest). */
+  push(text: string): { emit: string; stoppedBy: string | undefined } {
     this.pending += text;
     let cut = -1;
+    let stoppedBy: string | undefined;
     for (const s of this.stops) {
       const at = this.pending.indexOf(s);
-      if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+      if (at >= 0 && (cut < 0 || at < cut)) {
+        cut = at;
+        stoppedBy = s;
+      }
     }
-    if (cut >= 0) {
+    if (stoppedBy !== undefined) {
       const emit = this.pending.slice(0, cut);
       this.pending = "";
-      return { emit, stopped: true };
+      return { emit, stoppedBy };
     }
     const hold = this.heldBack();
     const emit = this.pending.slice(0, this.pending.length - hold);
     this.pending = this.pending.slice(this.pending.length - hold);
-    return { emit, stopped: false };
+    return { emit, stoppedBy: undefined };
   }
 
   /** Text still held back (emitted when generation ends without a stop string). */

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import type { RequestHandler } from "express";
 import {
+  MessageCountTokensParamsSchema,
   MessageCreateParamsSchema,
   type ContentBlock,
   type ContentBlockParam,
@@ -11,6 +12,7 @@ import {
   type MessageDeltaUsage,
   type MessageParam,
   type MessageStreamEvent,
+  type MessageTokensCount,
   type StopReason,
   type ToolParam,
   type Usage,
@@ -179,9 +181,11 @@ function toChatRequest(body: MessageCreateParams): ChatRequest {
 // ---------------------------------------------------------------------------------------------
 // Responses: native -> Anthropic
 
-function stopReason(final: ChatResponse, calledTools: boolean): StopReason {
-  if (calledTools) return "tool_use";
-  return final.done_reason === "length" ? "max_tokens" : "end_turn";
+/** Why the answer ended, and the stop sequence that ended it (the engine names the one that matched). */
+function stopOf(final: ChatResponse, calledTools: boolean): { stop_reason: StopReason; stop_sequence: string | null } {
+  if (calledTools) return { stop_reason: "tool_use", stop_sequence: null };
+  if (final.stop_sequence !== undefined) return { stop_reason: "stop_sequence", stop_sequence: final.stop_sequence };
+  return { stop_reason: final.done_reason === "length" ? "max_tokens" : "end_turn", stop_sequence: null };
 }
 
 type TokenCounts = Pick<ChatResponse, "prompt_eval_count" | "eval_count">;
@@ -223,7 +227,7 @@ function toMessage(response: ChatResponse, id: string, model: string): Message {
   return {
     ...emptyMessage(id, model),
     content: blocks,
-    stop_reason: stopReason(response, calls.length > 0),
+    ...stopOf(response, calls.length > 0),
     usage: usage(response),
   };
 }
@@ -291,7 +295,7 @@ async function* toMessageStreamEvents(chunks: AsyncIterable<ChatResponse>, id: s
     yield* blocks.close();
     yield {
       type: "message_delta",
-      delta: { stop_reason: stopReason(chunk, calledTools), stop_sequence: null, stop_details: null, container: null },
+      delta: { ...stopOf(chunk, calledTools), stop_details: null, container: null },
       usage: deltaUsage(chunk),
     };
     yield { type: "message_stop" };
@@ -316,6 +320,22 @@ export function anthropicHandlers({ engine }: ServerDeps) {
         return;
       }
       await writeStream(res, "sse-events", toMessageStreamEvents(notingUsage(res, expectStream(result)), id, body.model));
+    },
+
+    /** The prompt's tokens as the model's template renders it: system, messages and the tools offered. */
+    countTokens: async (req, res) => {
+      const body = parseRequest(MessageCountTokensParamsSchema, req.body);
+      notes(res).model = body.model;
+      const { tools, think } = toolsFormatAndThink(body);
+      const { tokens } = await engine.tokenizeChat({
+        model: body.model,
+        messages: toOllamaMessages(body),
+        ...(tools ? { tools } : {}),
+        ...(think !== undefined ? { think } : {}),
+      });
+      const count: MessageTokensCount = { input_tokens: tokens.length };
+      notes(res).promptTokens = count.input_tokens;
+      res.json(count);
     },
   } satisfies Record<string, RequestHandler>;
   return handlers;

@@ -49,5 +49,6 @@ export function routeTable(deps: ServerDeps): Route[] {
     { method: "get", path: "/v1/models/*model", body: "none", handler: openai.getModel },
 
     { method: "post", path: "/v1/messages", body: "json", handler: anthropic.messages },
+    { method: "post", path: "/v1/messages/count_tokens", body: "json", handler: anthropic.countTokens },
   ];
 }

@@ -105,9 +105,12 @@ describe("engine", () => {
 
   test("stop strings split across tokens end generation and are not emitted", async () => {
     // "e gi" spans the tokens of "little" and " girl" in the reference text.
-    const r = await text(engine, REFERENCE_PROMPT, { ...greedy(48), stop: ["e gi"] });
+    const r = await text(engine, REFERENCE_PROMPT, { ...greedy(48), stop: ["Lily", "e gi"] });
     assert.equal(r.response, ", there was a littl");
     assert.equal(r.done_reason, "stop");
+    assert.equal(r.stop_sequence, "e gi");
+    const unstopped = await text(engine, REFERENCE_PROMPT, greedy(4));
+    assert.equal(unstopped.stop_sequence, undefined);
     const chunks: string[] = [];
     for await (const c of await engine.generate({ model, prompt: REFERENCE_PROMPT, stream: true, options: { ...greedy(48), stop: ["Lily. She"] } })) chunks.push(c.response);
     assert.equal(chunks.join(""), ", there was a little girl named ");

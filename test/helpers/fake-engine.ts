@@ -61,7 +61,7 @@ function normalized(vector: number[]): number[] {
 }
 
 export interface RecordedRequest {
-  kind: "generate" | "chat" | "embed" | "embeddings";
+  kind: "generate" | "chat" | "tokenizeChat" | "embed" | "embeddings";
   request: GenerateRequest | ChatRequest | EmbedRequest | EmbeddingsRequest;
 }
 
@@ -109,7 +109,7 @@ export class FakeEngine implements EngineService {
 
   /**
    * Admits a request (or refuses it when full) and returns its generation: the scripted reply as
-   * a sequence's events, cut by num_predict ("length"), paced by tokenDelayMs, stopped by the signal.
+   * a sequence's events, cut by num_predict ("length") or a stop string, paced by tokenDelayMs, stopped by the signal.
    */
   private admit(
     reply: readonly string[],
@@ -128,7 +128,10 @@ export class FakeEngine implements EngineService {
     const delayMs = this.tokenDelayMs;
     const failAfter = this.failAfterTokens;
     const numPredict = req.options?.num_predict;
-    const count = numPredict !== undefined && numPredict >= 0 ? Math.min(numPredict, reply.length) : reply.length;
+    const limit = numPredict !== undefined && numPredict >= 0 ? Math.min(numPredict, reply.length) : reply.length;
+    // A stop string that is one whole piece of the reply ends it before that piece.
+    const stopAt = reply.slice(0, limit).findIndex((piece) => req.options?.stop?.includes(piece));
+    const count = stopAt >= 0 ? stopAt : limit;
     const topCount = req.logprobs ? req.top_logprobs ?? 0 : undefined;
     const startedAt = process.hrtime.bigint();
     async function* events(): AsyncGenerator<SequenceEvent> {
@@ -149,7 +152,9 @@ export class FakeEngine implements EngineService {
           finishedAt: process.hrtime.bigint(),
           numPreemptions: 0,
         };
-        yield { type: "done", reason: count < reply.length ? "length" : "stop", stats };
+        yield stopAt >= 0
+          ? { type: "done", reason: "stop", stats, stopSequence: reply[stopAt]! }
+          : { type: "done", reason: count < reply.length ? "length" : "stop", stats };
       } finally {
         release();
       }
@@ -182,6 +187,13 @@ export class FakeEngine implements EngineService {
   async tokenize(req: TokenizeRequest): Promise<TokenizeResponse> {
     this.requireModel(req.model);
     return { tokens: [...Buffer.from(req.content, "utf8")] };
+  }
+
+  /** One token per UTF-8 byte of each message's text, as tokenize counts. */
+  async tokenizeChat(req: ChatRequest): Promise<TokenizeResponse> {
+    this.requests.push({ kind: "tokenizeChat", request: req });
+    this.requireModel(req.model);
+    return { tokens: req.messages.flatMap((m) => [...Buffer.from(m.content, "utf8")]) };
   }
 
   async detokenize(req: DetokenizeRequest): Promise<DetokenizeResponse> {
