@@ -6,16 +6,16 @@ import { request } from "node:http";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { pino } from "pino";
-import { MessageSchema, MessageStreamEventSchema, type MessageStreamEvent } from "../src/api/anthropic.js";
-import type { ChatRequest } from "../src/api/ollama.js";
-import { Engine } from "../src/engine/engine.js";
-import { BUILTIN_MODEL, ensureBuiltinModel } from "../src/models/builtin.js";
-import { startServer, type RunningServer } from "../src/server/index.js";
-import { FakeEngine, PROMPT_TOKENS, REPLY_TEXT, REPLY_TOKENS } from "./helpers/fake-engine.js";
-import { REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "./helpers/models.js";
+import { MessageSchema, MessageStreamEventSchema, type MessageStreamEvent } from "../../src/api/anthropic.js";
+import type { ChatRequest } from "../../src/api/ollama.js";
+import { Engine } from "../../src/engine/engine.js";
+import { BUILTIN_MODEL, ensureBuiltinModel } from "../../src/models/builtin.js";
+import { startServer, type RunningServer } from "../../src/server/index.js";
+import { FakeEngine, PROMPT_TOKENS, REPLY_TEXT, REPLY_TOKENS } from "../helpers/fake-engine.js";
+import { REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "../helpers/models.js";
 
 const WEATHER_TOOL = {
   name: "get_weather",
@@ -84,7 +84,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     return last.request as ChatRequest;
   }
 
-  it("creates a message with Anthropic's fields, every one of them", async () => {
+  test("creates a message with Anthropic's fields, every one of them", async () => {
     const message = await client.messages.create({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
     assert.deepEqual(Object.keys(message).sort(), [...MESSAGE_FIELDS].sort());
     assert.deepEqual(Object.keys(message.usage).sort(), [...USAGE_FIELDS].sort());
@@ -101,7 +101,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.equal(message.usage.cache_read_input_tokens, 0);
   });
 
-  it("translates system, sampling, stop sequences and thinking into the native request", async () => {
+  test("translates system, sampling, stop sequences and thinking into the native request", async () => {
     const message = await client.messages.create({
       model: "fake-model",
       max_tokens: 2048,
@@ -133,7 +133,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.deepEqual(lastChatRequest().options, { temperature: 1, num_predict: 2 });
   });
 
-  it("streams Anthropic's events in order, and the SDK's accumulated message matches", async () => {
+  test("streams Anthropic's events in order, and the SDK's accumulated message matches", async () => {
     const res = await post(url, { model: "fake-model", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] });
     assert.equal(res.headers.get("content-type"), "text/event-stream");
     const events = parseEvents(await res.text());
@@ -162,7 +162,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.equal(final.usage.output_tokens, REPLY_TOKENS.length);
   });
 
-  it("returns tool uses with ids and resolves tool results by id (round trip)", async () => {
+  test("returns tool uses with ids and resolves tool results by id (round trip)", async () => {
     const messages: Anthropic.MessageParam[] = [{ role: "user", content: "weather in Paris?" }];
     const first = await client.messages.create({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL], messages });
     assert.equal(first.stop_reason, "tool_use");
@@ -208,7 +208,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     ]);
   });
 
-  it("streams a tool use as one input_json_delta", async () => {
+  test("streams a tool use as one input_json_delta", async () => {
     const stream = client.messages.stream({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL], messages: [{ role: "user", content: "weather?" }] });
     const events: Anthropic.MessageStreamEvent[] = [];
     stream.on("streamEvent", (event) => events.push(event));
@@ -221,7 +221,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.deepEqual(use.input, { query: "weather?" });
   });
 
-  it("maps tool_choice: none withholds the tools, tool and any force a call by format", async () => {
+  test("maps tool_choice: none withholds the tools, tool and any force a call by format", async () => {
     const other = { ...WEATHER_TOOL, name: "get_time", description: "Time in a city" };
     const ask = (tool_choice: Anthropic.ToolChoice) =>
       client.messages.create({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL, other], tool_choice, messages: [{ role: "user", content: "hi" }] });
@@ -248,7 +248,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.equal(lastChatRequest().format, undefined);
   });
 
-  it("reports the stop sequence that ended the answer, whole and streamed", async () => {
+  test("reports the stop sequence that ended the answer, whole and streamed", async () => {
     const params = { model: "fake-model", max_tokens: 64, stop_sequences: ["END", " the"], messages: [{ role: "user" as const, content: "hi" }] };
     const message = await client.messages.create(params);
     assert.deepEqual(message.content, [{ type: "text", text: "Hello from", citations: null }]);
@@ -261,7 +261,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.equal(delta.delta.stop_sequence, " the");
   });
 
-  it("counts the tokens of a request's prompt: system, messages and tools", async () => {
+  test("counts the tokens of a request's prompt: system, messages and tools", async () => {
     const count = await client.messages.countTokens({
       model: "fake-model",
       system: "be brief",
@@ -281,7 +281,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     });
   });
 
-  it("passes output_config.format as the native format", async () => {
+  test("passes output_config.format as the native format", async () => {
     const schema = { type: "object", properties: { reply: { type: "string" } } };
     await client.messages.create({
       model: "fake-model", max_tokens: 8, messages: [{ role: "user", content: "hi" }],
@@ -290,7 +290,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.deepEqual(lastChatRequest().format, schema);
   });
 
-  it("raises the SDK's typed errors from Anthropic-shaped error bodies", async () => {
+  test("raises the SDK's typed errors from Anthropic-shaped error bodies", async () => {
     await assert.rejects(
       client.messages.create({ model: "nope", max_tokens: 8, messages: [{ role: "user", content: "hi" }] }),
       (err: InstanceType<typeof Anthropic.APIError>) => {
@@ -306,7 +306,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     );
   });
 
-  it("ends a stream that fails after output with an error event the SDK raises", async () => {
+  test("ends a stream that fails after output with an error event the SDK raises", async () => {
     engine.failAfterTokens = 2;
     try {
       const res = await post(url, { model: "fake-model", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] });
@@ -319,7 +319,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     }
   });
 
-  it("accepts x-api-key and the anthropic-* headers, also from browsers", async () => {
+  test("accepts x-api-key and the anthropic-* headers, also from browsers", async () => {
     const res = await post(url, { model: "fake-model", max_tokens: 8, messages: [{ role: "user", content: "hi" }] }, { "x-api-key": "k", "anthropic-version": "2023-06-01" });
     assert.equal(res.status, 200);
     const preflight = await fetch(`${url}/v1/messages`, {
@@ -333,7 +333,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.equal(preflight.status, 204);
   });
 
-  it("counts tokens while a bad count request is in flight", async () => {
+  test("counts tokens while a bad count request is in flight", async () => {
     const stalled = request({ host: "127.0.0.1", port: server.port, method: "POST", path: "/v1/messages/count_tokens", headers: { "Content-Length": "1000" } });
     stalled.on("error", () => undefined);
     stalled.write('{"model": "fake-model", "mess');
@@ -345,7 +345,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     }
   });
 
-  it("serves an unrelated request while a bad one is in flight", async () => {
+  test("serves an unrelated request while a bad one is in flight", async () => {
     // A client that sent half a body and stalls, and a generation that will fail mid-stream.
     const stalled = request({ host: "127.0.0.1", port: server.port, method: "POST", path: "/v1/messages", headers: { "Content-Length": "1000" } });
     stalled.on("error", () => undefined);
@@ -446,7 +446,7 @@ describe("anthropic messages: bad input", () => {
   after(() => server.close());
 
   for (const c of BAD_CASES) {
-    it(`${c.name} -> ${c.status}`, async () => {
+    test(`${c.name} -> ${c.status}`, async () => {
       const undo = c.setup?.(engine);
       try {
         const res = await post(url, c.body, {}, c.path);
@@ -489,7 +489,7 @@ describe("anthropic messages on the real engine", () => {
     await engine.close();
   });
 
-  it("returns stories260K's greedy reference text, whole and streamed", async () => {
+  test("returns stories260K's greedy reference text, whole and streamed", async () => {
     const params = { model: "stories-chat", max_tokens: 48, ...sampling({ temperature: 0 }), messages: [{ role: "user" as const, content: REFERENCE_PROMPT }] };
     const message = await client.messages.create(params);
     assert.deepEqual(message.content, [{ type: "text", text: REFERENCE_TEXT, citations: null }]);
@@ -504,7 +504,7 @@ describe("anthropic messages on the real engine", () => {
     assert.equal(final.usage.input_tokens, message.usage.input_tokens);
   });
 
-  it("counts exactly the prompt tokens a message is given, and stops at a stop sequence", async () => {
+  test("counts exactly the prompt tokens a message is given, and stops at a stop sequence", async () => {
     const ask = { model: "stories-chat", system: "unused by this template", messages: [{ role: "user" as const, content: REFERENCE_PROMPT }] };
     const count = await client.messages.countTokens(ask);
     // "e gi" spans the tokens of "little" and " girl" in the reference text.
@@ -515,7 +515,7 @@ describe("anthropic messages on the real engine", () => {
     assert.equal(message.stop_sequence, "e gi");
   });
 
-  it("forces a tool call with tool_choice, and takes its result back (demo model)", async () => {
+  test("forces a tool call with tool_choice, and takes its result back (demo model)", async () => {
     const tool = { name: "get_weather", input_schema: { type: "object" as const, properties: { city: { enum: ["Paris", "Rome"] } }, required: ["city"] } };
     const ask: Anthropic.MessageParam[] = [{ role: "user", content: "Weather in Paris?" }];
     const first = await client.messages.create({ model: BUILTIN_MODEL, max_tokens: 64, ...sampling({ temperature: 0 }), tools: [tool], tool_choice: { type: "tool", name: "get_weather" }, messages: ask });
@@ -532,7 +532,7 @@ describe("anthropic messages on the real engine", () => {
     assert.ok(second.usage.input_tokens > first.usage.input_tokens);
   });
 
-  it("refuses a JSON schema the grammar cannot take, with Anthropic's 400", async () => {
+  test("refuses a JSON schema the grammar cannot take, with Anthropic's 400", async () => {
     const res = await post(url, { model: "stories-chat", max_tokens: 8, messages: [{ role: "user", content: "x" }], output_config: { format: { type: "json_schema", schema: { type: "object", properties: { a: { $ref: "#/nowhere" } } } } } });
     const body = await res.json();
     assert.equal(res.status, 400, JSON.stringify(body));
