@@ -1,7 +1,7 @@
 // Error mapping, in one place: typed errors keep their status and message; body-parser errors
 // become 400/413; anything else is a 500 that is logged with its stack. Each API gets its own
 // error shape: Ollama's `{"error": "..."}`, OpenAI's and Anthropic's typed objects.
-import type { ErrorRequestHandler, Request, RequestHandler } from "express";
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from "express";
 import type { Logger } from "pino";
 import {
   BadRequestError,
@@ -85,19 +85,28 @@ export const unknownRoute: RequestHandler = (req, _res, next) => {
   next(new NotFoundError(`${req.method} ${req.path} not found`));
 };
 
+/**
+ * Records an error for the access log, logs an unexpected one with its stack, and returns its
+ * typed form; for the middleware, and for a stream that reports failure in its own events.
+ */
+export function noteError(res: Response, err: unknown, logger: Logger): VllamaError {
+  const error = toVllamaError(err);
+  const n = notes(res);
+  n.error = error.message;
+  if (error instanceof InternalError && !(err instanceof VllamaError)) {
+    logger.error({ err, requestId: n.requestId }, "unhandled error");
+  }
+  return error;
+}
+
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const error = toVllamaError(err);
-    const n = notes(res);
-    n.error = error.message;
-    if (error instanceof InternalError && !(err instanceof VllamaError)) {
-      logger.error({ err, requestId: n.requestId }, "unhandled error");
-    }
+    const error = noteError(res, err, logger);
     if (res.destroyed) return; // the client left: nobody to tell
     const api = apiOf(req);
     const body = errorBody(api, error);
     if (res.headersSent) {
-      endStreamWithError(res, n.streamFormat ?? "ndjson", body);
+      endStreamWithError(res, notes(res).streamFormat ?? "ndjson", body);
       return;
     }
     res.status(api === "anthropic" ? anthropicStatus(error.status) : error.status).json(body);

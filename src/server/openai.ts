@@ -56,7 +56,7 @@ function completionMeta(prefix: "chatcmpl" | "cmpl", model: string): CompletionM
   };
 }
 
-function unixSeconds(date: Date): number {
+export function unixSeconds(date: Date): number {
   return Math.floor(date.getTime() / 1000);
 }
 
@@ -69,7 +69,7 @@ type Sampling = Pick<
 >;
 
 /** OpenAI's own defaults for temperature and top_p (1), not Ollama's, as Ollama's layer does. */
-function samplingOptions(body: Sampling, maxTokens: number | null | undefined): Options {
+export function samplingOptions(body: Sampling, maxTokens: number | null | undefined): Options {
   const options: Options = { temperature: body.temperature ?? 1, top_p: body.top_p ?? 1 };
   if (maxTokens != null) options.num_predict = maxTokens;
   if (body.seed != null) options.seed = body.seed;
@@ -80,6 +80,13 @@ function samplingOptions(body: Sampling, maxTokens: number | null | undefined): 
 }
 
 const DATA_URL = /^data:image\/[\w.+-]+;base64,(.+)$/s;
+
+/** The base64 data of an image URL; only inline data URLs are taken (the server fetches nothing). */
+export function base64Image(url: string): string {
+  const match = DATA_URL.exec(url);
+  if (!match) throw new BadRequestError("invalid image_url: only base64 data URLs are supported");
+  return match[1]!;
+}
 
 /** Text parts are joined; images must be inline data URLs (the server fetches nothing). */
 function splitContent(content: OpenAIChatMessage["content"]): { text: string; images?: string[] } {
@@ -92,10 +99,7 @@ function splitContent(content: OpenAIChatMessage["content"]): { text: string; im
       texts.push(part.text);
       continue;
     }
-    const url = typeof part.image_url === "string" ? part.image_url : part.image_url.url;
-    const match = DATA_URL.exec(url);
-    if (!match) throw new BadRequestError("invalid image_url: only base64 data URLs are supported");
-    images.push(match[1]!);
+    images.push(base64Image(typeof part.image_url === "string" ? part.image_url : part.image_url.url));
   }
   return images.length > 0 ? { text: texts.join("\n"), images } : { text: texts.join("\n") };
 }

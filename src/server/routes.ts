@@ -4,6 +4,7 @@ import { anthropicHandlers } from "./anthropic.js";
 import type { ServerDeps } from "./context.js";
 import { ollamaHandlers } from "./ollama.js";
 import { openAIHandlers } from "./openai.js";
+import { responsesHandlers } from "./responses.js";
 
 export interface Route {
   /** "get" also answers HEAD. */
@@ -18,6 +19,7 @@ export function routeTable(deps: ServerDeps): Route[] {
   const ollama = ollamaHandlers(deps);
   const openai = openAIHandlers(deps);
   const anthropic = anthropicHandlers(deps);
+  const responses = responsesHandlers(deps);
   return [
     { method: "get", path: "/", body: "none", handler: ollama.root },
     { method: "get", path: "/health", body: "none", handler: ollama.health },
@@ -47,6 +49,8 @@ export function routeTable(deps: ServerDeps): Route[] {
     { method: "post", path: "/v1/embeddings", body: "json", handler: openai.embeddings },
     { method: "get", path: "/v1/models", body: "none", handler: openai.listModels },
     { method: "get", path: "/v1/models/*model", body: "none", handler: openai.getModel },
+
+    { method: "post", path: "/v1/responses", body: "json", handler: responses.create },
 
     { method: "post", path: "/v1/messages", body: "json", handler: anthropic.messages },
     { method: "post", path: "/v1/messages/count_tokens", body: "json", handler: anthropic.countTokens },

@@ -1,0 +1,437 @@
+// OpenAI's Responses API: against the fake engine (translation, shapes, bad input, errors) and the
+// real engine (stories260K's greedy reference, a forced function call on the demo model), driven
+// by the official `openai` client, unchanged.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { request } from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import OpenAI from "openai";
+import { pino } from "pino";
+import { ResponseSchema, ResponseStreamEventSchema, type ResponseStreamEvent } from "../../src/api/openai-responses.js";
+import type { ChatRequest } from "../../src/api/ollama.js";
+import { Engine } from "../../src/engine/engine.js";
+import { BUILTIN_MODEL, ensureBuiltinModel } from "../../src/models/builtin.js";
+import { startServer, type RunningServer } from "../../src/server/index.js";
+import { FakeEngine, JSON_REPLY_TOKENS, PROMPT_TOKENS, REPLY_TEXT, REPLY_TOKENS } from "../helpers/fake-engine.js";
+import { REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "../helpers/models.js";
+
+const WEATHER_TOOL = {
+  type: "function" as const,
+  name: "get_weather",
+  description: "Weather of a city",
+  parameters: { type: "object", properties: { query: { type: "string" } }, required: ["query"] },
+  strict: false,
+};
+
+async function startWith(engine: FakeEngine | Engine): Promise<{ server: RunningServer; url: string; client: OpenAI }> {
+  const server = await startServer({
+    engine,
+    config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "64kb" },
+    logger: pino({ level: "silent" }),
+  });
+  const url = `http://127.0.0.1:${server.port}`;
+  return { server, url, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 }) };
+}
+
+function post(url: string, body: unknown): Promise<Response> {
+  return fetch(`${url}/v1/responses`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+/** The SSE events of a raw stream, each checked against the event schema, numbered in order. */
+function parseEvents(text: string): ResponseStreamEvent[] {
+  const events = text
+    .split("\n\n")
+    .filter(Boolean)
+    .map((frame) => {
+      const [eventLine, dataLine] = frame.split("\n");
+      const event = ResponseStreamEventSchema.parse(JSON.parse(dataLine!.replace(/^data: /, "")));
+      assert.equal(eventLine, `event: ${event.type}`);
+      return event;
+    });
+  assert.deepEqual(events.map((e) => e.sequence_number), events.map((_, i) => i));
+  return events;
+}
+
+/** The fields of the `openai` package's Response type: every required one, and which optional ones exist. */
+const REQUIRED_FIELDS = ["id", "created_at", "error", "incomplete_details", "instructions", "metadata", "model", "object", "output", "parallel_tool_calls", "temperature", "tool_choice", "tools", "top_p"];
+const OPTIONAL_FIELDS = [
+  "background", "completed_at", "conversation", "max_output_tokens", "moderation", "previous_response_id", "prompt", "prompt_cache_key",
+  "prompt_cache_options", "prompt_cache_retention", "reasoning", "safety_identifier", "service_tier", "status", "text", "top_logprobs",
+  "truncation", "usage", "user",
+];
+
+describe("responses with the official openai client (fake engine)", () => {
+  let engine: FakeEngine;
+  let server: RunningServer;
+  let url: string;
+  let client: OpenAI;
+
+  before(async () => {
+    engine = new FakeEngine();
+    ({ server, url, client } = await startWith(engine));
+  });
+  after(() => server.close());
+
+  function lastChatRequest(): ChatRequest {
+    const last = engine.requests.at(-1)!;
+    assert.equal(last.kind, "chat");
+    return last.request as ChatRequest;
+  }
+
+  test("creates a response with the documented fields", async () => {
+    const raw = await (await post(url, { model: "fake-model", input: "hi" })).json();
+    for (const field of REQUIRED_FIELDS) assert.ok(field in raw, field);
+    for (const field of Object.keys(raw)) assert.ok(REQUIRED_FIELDS.includes(field) || OPTIONAL_FIELDS.includes(field), field);
+    ResponseSchema.parse(raw);
+
+    const response = await client.responses.create({ model: "fake-model", input: "hi" });
+    assert.match(response.id, /^resp_[0-9a-f]{24}$/);
+    assert.equal(response.object, "response");
+    assert.equal(response.status, "completed");
+    assert.equal(response.output_text, REPLY_TEXT);
+    assert.equal(response.output.length, 1);
+    const message = response.output[0]!;
+    assert.ok(message.type === "message");
+    assert.match(message.id, /^msg_/);
+    assert.equal(message.status, "completed");
+    assert.deepEqual(message.content, [{ type: "output_text", text: REPLY_TEXT, annotations: [], logprobs: [] }]);
+    assert.deepEqual(response.usage, {
+      input_tokens: PROMPT_TOKENS,
+      input_tokens_details: { cached_tokens: 0 },
+      output_tokens: REPLY_TOKENS.length,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: PROMPT_TOKENS + REPLY_TOKENS.length,
+    });
+    assert.equal(response.error, null);
+    assert.equal(response.tool_choice, "auto");
+    assert.deepEqual(response.text, { format: { type: "text" } });
+  });
+
+  test("translates instructions, input items, sampling and reasoning into the native request", async () => {
+    const response = await client.responses.create({
+      model: "fake-model",
+      instructions: "be brief",
+      input: [
+        { role: "developer", content: "and kind" },
+        { role: "user", content: [{ type: "input_text", text: "hi" }] },
+        { type: "reasoning", id: "rs_1", summary: [{ type: "summary_text", text: "greet back" }] },
+        { type: "message", role: "assistant", id: "msg_1", status: "completed", content: [{ type: "output_text", text: "hello", annotations: [] }] },
+        { role: "user", content: "again" },
+      ],
+      max_output_tokens: 2,
+      temperature: 0.2,
+      top_p: 0.5,
+      reasoning: { effort: "minimal" },
+      metadata: { trace: "t1" },
+    });
+    assert.equal(response.status, "incomplete");
+    assert.deepEqual(response.incomplete_details, { reason: "max_output_tokens" });
+    assert.equal(response.output_text, REPLY_TOKENS.slice(0, 2).join(""));
+    assert.deepEqual(response.metadata, { trace: "t1" });
+    assert.deepEqual(response.reasoning, { effort: "minimal", summary: null });
+    const native = lastChatRequest();
+    assert.deepEqual(native.options, { temperature: 0.2, top_p: 0.5, num_predict: 2 });
+    assert.equal(native.think, "low");
+    assert.deepEqual(native.messages, [
+      { role: "system", content: "be brief" },
+      { role: "system", content: "and kind" },
+      { role: "user", content: "hi" },
+      { role: "assistant", content: "hello", thinking: "greet back" },
+      { role: "user", content: "again" },
+    ]);
+    await client.responses.create({ model: "fake-model", input: "hi", reasoning: { effort: "none" } });
+    assert.equal(lastChatRequest().think, false);
+    assert.deepEqual(lastChatRequest().options, { temperature: 1, top_p: 1 });
+  });
+
+  test("constrains the answer with text.format json_schema", async () => {
+    const schema = { type: "object", properties: { reply: { type: "string" } } };
+    const response = await client.responses.create({
+      model: "fake-model",
+      input: "hi",
+      text: { format: { type: "json_schema", name: "reply", schema } },
+    });
+    assert.deepEqual(lastChatRequest().format, schema);
+    assert.equal(response.output_text, JSON_REPLY_TOKENS.join(""));
+    assert.deepEqual(response.text?.format, { type: "json_schema", name: "reply", schema });
+  });
+
+  test("streams the documented events in order, and the SDK's stream helper accumulates them", async () => {
+    const res = await post(url, { model: "fake-model", input: "hi", stream: true });
+    assert.equal(res.headers.get("content-type"), "text/event-stream");
+    const events = parseEvents(await res.text());
+    assert.deepEqual(events.map((e) => e.type), [
+      "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+      ...REPLY_TOKENS.map(() => "response.output_text.delta"),
+      "response.output_text.done", "response.content_part.done", "response.output_item.done", "response.completed",
+    ]);
+    const created = events[0] as Extract<ResponseStreamEvent, { type: "response.created" }>;
+    assert.equal(created.response.status, "in_progress");
+    assert.deepEqual(created.response.output, []);
+    const completed = events.at(-1) as Extract<ResponseStreamEvent, { type: "response.completed" }>;
+    assert.equal(completed.response.id, created.response.id);
+    assert.equal(completed.response.usage?.output_tokens, REPLY_TOKENS.length);
+
+    const stream = client.responses.stream({ model: "fake-model", input: "hi" });
+    let text = "";
+    stream.on("response.output_text.delta", (event) => (text += event.delta));
+    const final = await stream.finalResponse();
+    assert.equal(text, REPLY_TEXT);
+    assert.equal(final.output_text, REPLY_TEXT);
+    assert.equal(final.status, "completed");
+
+    const plain = await client.responses.create({ model: "fake-model", input: "hi", stream: true });
+    const types = [];
+    for await (const event of plain) types.push(event.type);
+    assert.equal(types.at(-1), "response.completed");
+  });
+
+  test("returns function calls and resolves their outputs by call_id (round trip)", async () => {
+    const input: OpenAI.Responses.ResponseInput = [{ role: "user", content: "weather in Paris?" }];
+    const first = await client.responses.create({ model: "fake-model", input, tools: [WEATHER_TOOL] });
+    assert.equal(first.status, "completed");
+    assert.equal(first.output.length, 1);
+    const call = first.output[0]!;
+    assert.ok(call.type === "function_call");
+    assert.match(call.id!, /^fc_/);
+    assert.match(call.call_id, /^call_/);
+    assert.equal(call.name, "get_weather");
+    assert.deepEqual(JSON.parse(call.arguments), { query: "weather in Paris?" });
+    assert.deepEqual(first.tools, [{ ...WEATHER_TOOL }]);
+    assert.deepEqual(lastChatRequest().tools, [
+      { type: "function", function: { name: "get_weather", description: "Weather of a city", parameters: WEATHER_TOOL.parameters } },
+    ]);
+
+    const second = await client.responses.create({
+      model: "fake-model",
+      tools: [WEATHER_TOOL],
+      input: [...input, call, { type: "function_call_output", call_id: call.call_id, output: "sunny" }],
+    });
+    assert.equal(second.output_text, REPLY_TEXT);
+    assert.deepEqual(lastChatRequest().messages, [
+      { role: "user", content: "weather in Paris?" },
+      { role: "assistant", content: "", tool_calls: [{ function: { name: "get_weather", arguments: { query: "weather in Paris?" } } }] },
+      { role: "tool", content: "sunny", tool_name: "get_weather" },
+    ]);
+  });
+
+  test("streams a function call's arguments", async () => {
+    const stream = client.responses.stream({ model: "fake-model", input: "weather?", tools: [WEATHER_TOOL] });
+    const deltas: string[] = [];
+    stream.on("response.function_call_arguments.delta", (event) => deltas.push(event.delta));
+    const final = await stream.finalResponse();
+    assert.deepEqual(deltas, [JSON.stringify({ query: "weather?" })]);
+    const call = final.output.find((item) => item.type === "function_call");
+    assert.ok(call?.type === "function_call");
+    assert.equal(call.arguments, JSON.stringify({ query: "weather?" }));
+    assert.equal(call.status, "completed");
+  });
+
+  test("maps tool_choice: none withholds the tools, a named function and required force a call", async () => {
+    const other = { ...WEATHER_TOOL, name: "get_time" };
+    const ask = (tool_choice: OpenAI.Responses.ResponseCreateParams["tool_choice"]) =>
+      client.responses.create({ model: "fake-model", input: "hi", tools: [WEATHER_TOOL, other], tool_choice });
+    const none = await ask("none");
+    assert.equal(none.output_text, REPLY_TEXT);
+    assert.equal(lastChatRequest().tools, undefined);
+    const call = (name: string) => ({ type: "object", properties: { name: { const: name }, arguments: WEATHER_TOOL.parameters }, required: ["name", "arguments"] });
+    const named = await ask({ type: "function", name: "get_time" });
+    assert.deepEqual(named.tool_choice, { type: "function", name: "get_time" });
+    assert.deepEqual(lastChatRequest().format, call("get_time"));
+    assert.equal(lastChatRequest().think, false);
+    await ask("required");
+    assert.deepEqual(lastChatRequest().format, { anyOf: [call("get_weather"), call("get_time")] });
+  });
+
+  test("raises the SDK's typed errors, and refuses previous_response_id clearly", async () => {
+    await assert.rejects(client.responses.create({ model: "nope", input: "hi" }), (err: InstanceType<typeof OpenAI.APIError>) => {
+      assert.ok(err instanceof OpenAI.NotFoundError);
+      assert.equal(err.type, "not_found_error");
+      return true;
+    });
+    await assert.rejects(client.responses.create({ model: "fake-model", input: "hi", previous_response_id: "resp_1" }), (err: InstanceType<typeof OpenAI.APIError>) => {
+      assert.ok(err instanceof OpenAI.BadRequestError);
+      assert.match(err.message, /invalid previous_response_id: vllama does not store responses/);
+      return true;
+    });
+  });
+
+  test("ends a stream whose generation fails with response.failed", async () => {
+    engine.failAfterTokens = 2;
+    try {
+      const stream = client.responses.stream({ model: "fake-model", input: "hi" });
+      const final = await stream.finalResponse();
+      assert.equal(final.status, "failed");
+      assert.deepEqual(final.error, { code: "server_error", message: "llama runner process has terminated" });
+      assert.equal(final.output_text, REPLY_TOKENS.slice(0, 2).join(""));
+    } finally {
+      engine.failAfterTokens = undefined;
+    }
+  });
+
+  test("serves an unrelated request while a bad one is in flight", async () => {
+    const stalled = request({ host: "127.0.0.1", port: server.port, method: "POST", path: "/v1/responses", headers: { "Content-Length": "1000" } });
+    stalled.on("error", () => undefined);
+    stalled.write('{"model": "fake-model", "inp');
+    engine.tokenDelayMs = 30;
+    engine.failAfterTokens = 4;
+    const failing = await post(url, { model: "fake-model", input: "hi", stream: true });
+    engine.tokenDelayMs = 0;
+    engine.failAfterTokens = undefined;
+    try {
+      const response = await client.responses.create({ model: "fake-model", input: "hi" });
+      assert.equal(response.output_text, REPLY_TEXT);
+      const events = parseEvents(await failing.text());
+      assert.equal(events.at(-1)!.type, "response.failed");
+    } finally {
+      stalled.destroy();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: status and OpenAI's error body for each
+
+function create(fields: Record<string, unknown>): Record<string, unknown> {
+  return { model: "fake-model", input: "hi", ...fields };
+}
+
+const CALL = { type: "function_call", call_id: "call_1", name: "get_weather", arguments: '{"query": "x"}' };
+
+interface BadCase {
+  name: string;
+  body: unknown;
+  status: number;
+  error: RegExp;
+}
+
+const BAD_CASES: BadCase[] = [
+  { name: "malformed JSON", body: "{", status: 400, error: /^invalid JSON body/ },
+  { name: "missing model", body: { input: "hi" }, status: 400, error: /^model is required$/ },
+  { name: "missing input", body: { model: "fake-model" }, status: 400, error: /^input is required$/ },
+  { name: "input not text or items", body: create({ input: 5 }), status: 400, error: /^invalid input: expected a string or an array of input items$/ },
+  { name: "unknown item type", body: create({ input: [{ type: "file_search_call", id: "x" }] }), status: 400, error: /^invalid input\.0\.type: expected an input item of type "message", "function_call", "function_call_output", "reasoning"$/ },
+  { name: "unknown content part", body: create({ input: [{ role: "user", content: [{ type: "input_file", file_id: "f" }] }] }), status: 400, error: /^invalid input\.0\.content\.0\.type: expected a content part of type/ },
+  { name: "bad role", body: create({ input: [{ role: "tool", content: "x" }] }), status: 400, error: /^invalid input\.0\.role/ },
+  { name: "function_call_output for an unknown call_id", body: create({ input: [CALL, { type: "function_call_output", call_id: "call_2", output: "sunny" }] }), status: 400, error: /^invalid input\.1\.call_id: "call_2" answers no function_call item before it$/ },
+  { name: "function_call arguments not JSON", body: create({ input: [{ ...CALL, arguments: "{oops" }] }), status: 400, error: /^invalid input\.0\.arguments: expected a JSON object string$/ },
+  { name: "image by URL", body: create({ input: [{ role: "user", content: [{ type: "input_image", image_url: "https://example.com/a.png", detail: "auto" }] }] }), status: 400, error: /^invalid image_url: only base64 data URLs are supported$/ },
+  { name: "image by file id", body: create({ input: [{ role: "user", content: [{ type: "input_image", file_id: "file_1", detail: "auto" }] }] }), status: 400, error: /^invalid input\.0: an input_image needs an image_url/ },
+  { name: "web search tool", body: create({ tools: [{ type: "web_search" }] }), status: 400, error: /^invalid tools\.0\.type: only function tools are supported/ },
+  { name: "tool_choice names an unknown function", body: create({ tools: [WEATHER_TOOL], tool_choice: { type: "function", name: "get_time" } }), status: 400, error: /^invalid tool_choice\.name: no function named "get_time"$/ },
+  { name: "tool_choice required without tools", body: create({ tool_choice: "required" }), status: 400, error: /^invalid tool_choice: forcing a call needs tools$/ },
+  { name: "unknown tool_choice", body: create({ tool_choice: "any" }), status: 400, error: /^invalid tool_choice: expected "none", "auto", "required"/ },
+  { name: "forced call with a text format", body: create({ tools: [WEATHER_TOOL], tool_choice: "required", text: { format: { type: "json_object" } } }), status: 400, error: /^text\.format cannot be combined with a tool_choice that forces a call$/ },
+  { name: "json_schema format without a schema", body: create({ text: { format: { type: "json_schema", name: "x" } } }), status: 400, error: /^text\.format\.schema is required$/ },
+  { name: "json_schema schema not an object", body: create({ text: { format: { type: "json_schema", name: "x", schema: [] } } }), status: 400, error: /^invalid text\.format\.schema: expected record$/ },
+  { name: "unknown text format", body: create({ text: { format: { type: "xml" } } }), status: 400, error: /^invalid text\.format\.type: expected a text format of type/ },
+  { name: "unknown reasoning effort", body: create({ reasoning: { effort: "max" } }), status: 400, error: /^invalid reasoning\.effort: expected one of/ },
+  { name: "max_output_tokens 0", body: create({ max_output_tokens: 0 }), status: 400, error: /^invalid max_output_tokens: must be >= 1$/ },
+  { name: "temperature 3", body: create({ temperature: 3 }), status: 400, error: /^invalid temperature: must be <= 2$/ },
+  { name: "previous_response_id", body: create({ previous_response_id: "resp_1" }), status: 400, error: /^invalid previous_response_id: vllama does not store responses or conversations/ },
+  { name: "conversation", body: create({ conversation: "conv_1" }), status: 400, error: /^invalid conversation: vllama does not store/ },
+  { name: "unknown model", body: create({ model: "nope" }), status: 404, error: /^model 'nope' not found$/ },
+];
+
+describe("responses: bad input", () => {
+  let engine: FakeEngine;
+  let server: RunningServer;
+  let url: string;
+
+  before(async () => {
+    engine = new FakeEngine();
+    ({ server, url } = await startWith(engine));
+  });
+  after(() => server.close());
+
+  for (const c of BAD_CASES) {
+    test(`${c.name} -> ${c.status}`, async () => {
+      const res = await post(url, c.body);
+      const text = await res.text();
+      assert.equal(res.status, c.status, text);
+      const body = JSON.parse(text);
+      assert.deepEqual(Object.keys(body), ["error"]);
+      assert.deepEqual(Object.keys(body.error), ["message", "type", "param", "code"]);
+      assert.equal(body.error.type, c.status === 404 ? "not_found_error" : "invalid_request_error");
+      assert.match(body.error.message, c.error);
+    });
+  }
+
+  test("a busy server answers 503 before any stream event", async () => {
+    engine.maxPending = 0;
+    try {
+      const res = await post(url, create({ stream: true }));
+      assert.equal(res.status, 503);
+      assert.match((await res.json()).error.message, /^server busy/);
+    } finally {
+      engine.maxPending = Infinity;
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The real engine
+
+describe("responses on the real engine", () => {
+  let engine: Engine;
+  let server: RunningServer;
+  let url: string;
+  let client: OpenAI;
+
+  before(async () => {
+    engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-responses-")), parallel: 4 });
+    await ensureBuiltinModel(engine.store);
+    ({ server, url, client } = await startWith(engine));
+    // stories260K has no chat template: one that renders the user's text alone prompts it as
+    // /api/generate does, so the greedy reference must come back unchanged.
+    const created = await fetch(`${url}/api/create`, { method: "POST", body: JSON.stringify({ model: "stories-chat", from: storiesPath, template: "{{ .Prompt }}", stream: false }) });
+    assert.equal(created.status, 200, await created.text());
+  });
+  after(async () => {
+    await server.close();
+    await engine.close();
+  });
+
+  test("returns stories260K's greedy reference text, whole and streamed", async () => {
+    const params = { model: "stories-chat", input: REFERENCE_PROMPT, max_output_tokens: 48, temperature: 0 };
+    const response = await client.responses.create(params);
+    assert.equal(response.output_text, REFERENCE_TEXT);
+    assert.equal(response.status, "incomplete");
+    assert.equal(response.usage?.output_tokens, 48);
+    const stream = client.responses.stream(params);
+    let text = "";
+    stream.on("response.output_text.delta", (event) => (text += event.delta));
+    const final = await stream.finalResponse();
+    assert.equal(text, REFERENCE_TEXT);
+    assert.equal(final.output_text, REFERENCE_TEXT);
+    assert.equal(final.usage?.input_tokens, response.usage?.input_tokens);
+  });
+
+  test("forces a function call with tool_choice, and takes its output back (demo model)", async () => {
+    const tool = { type: "function" as const, name: "get_weather", strict: true, parameters: { type: "object", properties: { city: { enum: ["Paris", "Rome"] } }, required: ["city"] } };
+    const input: OpenAI.Responses.ResponseInput = [{ role: "user", content: "Weather in Paris?" }];
+    const first = await client.responses.create({ model: BUILTIN_MODEL, input, tools: [tool], tool_choice: { type: "function", name: "get_weather" }, max_output_tokens: 64, temperature: 0 });
+    const call = first.output.find((item) => item.type === "function_call");
+    assert.ok(call?.type === "function_call", JSON.stringify(first.output));
+    assert.ok(["Paris", "Rome"].includes(JSON.parse(call.arguments).city));
+    const second = await client.responses.create({
+      model: BUILTIN_MODEL, tools: [tool], max_output_tokens: 4,
+      input: [...input, call, { type: "function_call_output", call_id: call.call_id, output: "sunny" }],
+    });
+    assert.equal(second.usage?.output_tokens, 4);
+    assert.ok(second.usage!.input_tokens > first.usage!.input_tokens);
+  });
+
+  test("refuses a JSON schema the grammar cannot take, with a 400", async () => {
+    const res = await post(url, { model: "stories-chat", input: "x", text: { format: { type: "json_schema", name: "x", schema: { type: "object", properties: { a: { $ref: "#/nowhere" } } } } } });
+    const body = await res.json();
+    assert.equal(res.status, 400, JSON.stringify(body));
+    assert.match(body.error.message, /^invalid format: /);
+  });
+});
