@@ -2,6 +2,9 @@
 // `openai` npm clients, unchanged. Models: the built-in demo model (empty store), the trained
 // stories260K by path, and stories260K pulled from a local registry.
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Ollama } from "ollama";
 import OpenAI from "openai";
@@ -22,7 +25,7 @@ describe("end to end through HTTP", () => {
   before(async () => {
     server = await startRealServer("e2e");
     ({ engine, registry, url } = server);
-    assert.equal(await ensureBuiltinModel(engine.store), BUILTIN_MODEL);
+    assert.equal(await ensureBuiltinModel(engine.store, mkdtempSync(path.join(os.tmpdir(), "vllama-builtin-"))), BUILTIN_MODEL);
     ollama = new Ollama({ host: url });
     openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused" });
   });
@@ -36,6 +39,11 @@ describe("end to end through HTTP", () => {
     assert.ok(show.capabilities.includes("tools"));
     assert.match(show.system, /random/);
     assert.match((await ollama.version()).version, /^\d+\.\d+\.\d+/);
+  });
+
+  test("the demo model is served without writing to the user's store", async () => {
+    assert.deepEqual(await engine.store.allManifests(), []);
+    assert.equal(await ensureBuiltinModel(engine.store), undefined, "the store lists a model now: no second demo");
   });
 
   test("ollama client: generate (stream and not) reproduces the reference on a GGUF path", async () => {

@@ -105,10 +105,17 @@ export function detailsFromConfig(config: ModelConfig): ModelDetails {
 export class ModelStore {
   readonly manifestsDir: string;
   readonly blobsDir: string;
+  /** A store whose models are listed and resolved after this one's, never written (the built-in demo). */
+  private fallback?: ModelStore;
 
   constructor(readonly dir: string = defaultModelsDir()) {
     this.manifestsDir = join(dir, "manifests");
     this.blobsDir = join(dir, "blobs");
+  }
+
+  /** Lists and resolves `store`'s models after this store's own; writes still go to this store only. */
+  serveAlso(store: ModelStore): void {
+    this.fallback = store;
   }
 
   // ---- blobs ----
@@ -292,7 +299,7 @@ export class ModelStore {
 
   /** /api/tags entries, newest first. */
   async list(): Promise<ListModel[]> {
-    const entries: ListModel[] = [];
+    const entries: ListModel[] = (await this.fallback?.list()) ?? [];
     for (const stored of await this.allManifests()) {
       const config = await this.readConfig(stored.manifest).catch(() => undefined);
       if (!config) continue;
@@ -346,7 +353,11 @@ export class ModelStore {
 
   /** Everything the engine needs to load and prompt a model. */
   async resolve(input: string): Promise<ResolvedModel> {
-    const stored = await this.readManifest(input);
+    const stored = await this.readManifest(input).catch((error: unknown) => {
+      if (this.fallback && error instanceof NotFoundError) return undefined;
+      throw error;
+    });
+    if (!stored) return this.fallback!.resolve(input);
     const [config, contents] = await Promise.all([this.readConfig(stored.manifest), this.readContents(stored)]);
     const { license, ...rest } = contents;
     return {

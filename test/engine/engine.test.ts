@@ -322,7 +322,7 @@ describe("engine: chat with tools on the built-in demo model", () => {
   test("a tool call in the output becomes message.tool_calls, streamed or not", async () => {
     const { ensureBuiltinModel } = await import("../../src/models/builtin.js");
     const e = newEngine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-demo-store-")) });
-    await ensureBuiltinModel(e.store);
+    await ensureBuiltinModel(e.store, mkdtempSync(path.join(os.tmpdir(), "vllama-builtin-")));
     const tools = [{ type: "function" as const, function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
     // The demo model's weights are random: a schema makes it write exactly one call.
     const format = {
