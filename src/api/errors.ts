@@ -34,6 +34,12 @@ export class NotFoundError extends VllamaError {
   }
 }
 
+export class MethodNotAllowedError extends VllamaError {
+  constructor(message: string) {
+    super(message, 405, "method_not_allowed");
+  }
+}
+
 export class CancelledError extends VllamaError {
   constructor(message = "request cancelled") {
     super(message, 499, "cancelled");

@@ -2,13 +2,14 @@
 import type { RequestHandler } from "express";
 import { anthropicHandlers } from "./anthropic.js";
 import type { ServerDeps } from "./context.js";
+import { metricsHandlers } from "./metrics.js";
 import { ollamaHandlers } from "./ollama.js";
 import { openAIHandlers } from "./openai.js";
 import { responsesHandlers } from "./responses.js";
 
 export interface Route {
-  /** "get" also answers HEAD. */
-  method: "get" | "head" | "post" | "delete";
+  /** "get" also answers HEAD; "all" answers every method not routed before it. */
+  method: "get" | "head" | "post" | "delete" | "all";
   path: string;
   /** "json": parsed (and size-limited) JSON body; "stream": the handler reads the raw request. */
   body: "none" | "json" | "stream";
@@ -20,6 +21,7 @@ export function routeTable(deps: ServerDeps): Route[] {
   const openai = openAIHandlers(deps);
   const anthropic = anthropicHandlers(deps);
   const responses = responsesHandlers(deps);
+  const metrics = metricsHandlers(deps);
   return [
     { method: "get", path: "/", body: "none", handler: ollama.root },
     { method: "get", path: "/health", body: "none", handler: ollama.health },
@@ -54,5 +56,7 @@ export function routeTable(deps: ServerDeps): Route[] {
 
     { method: "post", path: "/v1/messages", body: "json", handler: anthropic.messages },
     { method: "post", path: "/v1/messages/count_tokens", body: "json", handler: anthropic.countTokens },
+    { method: "get", path: "/v1/metrics", body: "none", handler: metrics.metrics },
+    { method: "all", path: "/v1/metrics", body: "none", handler: metrics.readOnly },
   ];
 }
