@@ -40,6 +40,18 @@ export class MethodNotAllowedError extends VllamaError {
   }
 }
 
+export class TooManyRequestsError extends VllamaError {
+  constructor(message: string) {
+    super(message, 429, "too_many_requests");
+  }
+}
+
+export class UpgradeRequiredError extends VllamaError {
+  constructor(message: string) {
+    super(message, 426, "upgrade_required");
+  }
+}
+
 export class CancelledError extends VllamaError {
   constructor(message = "request cancelled") {
     super(message, 499, "cancelled");

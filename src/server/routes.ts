@@ -6,6 +6,7 @@ import { metricsHandlers } from "./metrics.js";
 import { ollamaHandlers } from "./ollama.js";
 import { openAIHandlers } from "./openai.js";
 import { responsesHandlers } from "./responses.js";
+import { upgradeRequired, WS_PATH } from "./ws.js";
 
 export interface Route {
   /** "get" also answers HEAD; "all" answers every method not routed before it. */
@@ -27,6 +28,7 @@ export function routeTable(deps: ServerDeps): Route[] {
     { method: "get", path: "/health", body: "none", handler: ollama.health },
     { method: "get", path: "/metrics", body: "none", handler: ollama.metrics },
     { method: "get", path: "/api/version", body: "none", handler: ollama.version },
+    { method: "get", path: WS_PATH, body: "none", handler: upgradeRequired },
 
     { method: "post", path: "/api/generate", body: "json", handler: ollama.generate },
     { method: "post", path: "/api/chat", body: "json", handler: ollama.chat },
