@@ -6,6 +6,7 @@ import { metricsHandlers } from "./metrics.js";
 import { ollamaHandlers } from "./ollama.js";
 import { openAIHandlers } from "./openai.js";
 import { responsesHandlers } from "./responses.js";
+import { webHandlers } from "./web.js";
 import { upgradeRequired, WS_PATH } from "./ws.js";
 
 export interface Route {
@@ -23,8 +24,15 @@ export function routeTable(deps: ServerDeps): Route[] {
   const anthropic = anthropicHandlers(deps);
   const responses = responsesHandlers(deps);
   const metrics = metricsHandlers(deps);
+  const web = webHandlers(ollama.root);
   return [
-    { method: "get", path: "/", body: "none", handler: ollama.root },
+    { method: "get", path: "/", body: "none", handler: web.root },
+    { method: "get", path: "/dashboard", body: "none", handler: web.dashboard },
+    { method: "get", path: "/web/vendor/marked.js", body: "none", handler: web.marked },
+    { method: "get", path: "/web/vendor/highlight/core.js", body: "none", handler: web.highlightCore },
+    { method: "get", path: "/web/vendor/highlight/languages/*file", body: "none", handler: web.highlightLanguage },
+    { method: "get", path: "/web/vendor/highlight/styles/*file", body: "none", handler: web.highlightStyle },
+    { method: "get", path: "/web/*file", body: "none", handler: web.asset },
     { method: "get", path: "/health", body: "none", handler: ollama.health },
     { method: "get", path: "/metrics", body: "none", handler: ollama.metrics },
     { method: "get", path: "/api/version", body: "none", handler: ollama.version },
