@@ -35,7 +35,19 @@ const state = {
 };
 
 function saveConversations() {
-  localStorage.setItem(STORAGE.conversations, JSON.stringify(state.conversations));
+  try {
+    localStorage.setItem(STORAGE.conversations, JSON.stringify(state.conversations));
+  } catch (err) {
+    // The browser keeps a few MB per site: attached images fill it first.
+    showError(`This browser could not keep the conversations (${err.message}): delete old ones, or those with images.`);
+  }
+}
+
+/** A data URL for an attachment, typed from the image's first bytes (the API carries bare base64). */
+function imageUrl(base64) {
+  const types = { iVBOR: "image/png", "/9j/": "image/jpeg", R0lG: "image/gif", UklG: "image/webp" };
+  const type = Object.entries(types).find(([prefix]) => base64.startsWith(prefix))?.[1] ?? "image/png";
+  return `data:${type};base64,${base64}`;
 }
 
 function saveSettings() {
@@ -155,7 +167,7 @@ function renderMessage(message) {
     for (const image of message.images ?? []) {
       const img = document.createElement("img");
       img.className = "thumbnail";
-      img.src = `data:image/*;base64,${image}`;
+      img.src = imageUrl(image);
       img.alt = "attached image";
       node.append(img);
     }
@@ -300,7 +312,7 @@ function setPendingImages(images) {
   el.attachments.replaceChildren(...images.map((image, i) => {
     const img = document.createElement("img");
     img.className = "thumbnail";
-    img.src = `data:image/*;base64,${image}`;
+    img.src = imageUrl(image);
     img.alt = `attachment ${i + 1}`;
     img.title = "Click to remove";
     img.addEventListener("click", () => setPendingImages(state.pendingImages.filter((_, j) => j !== i)));

@@ -8,6 +8,9 @@ import type { Browser, Page } from "playwright-core";
 import { launchBrowser, SCREENSHOTS, sequencesFreed, startModelServer, STORIES_MODEL, type ModelServer } from "../../helpers/browser.js";
 import { REFERENCE_PROMPT, REFERENCE_TEXT } from "../../helpers/models.js";
 
+/** A 1x1 PNG. */
+const PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
 describe("chat page", () => {
   let browser: Browser;
   let model: ModelServer;
@@ -119,23 +122,30 @@ describe("chat page", () => {
     await page.close();
   });
 
-  test("a chat model's answer: thinking collapsed, Markdown, highlighted code, raw HTML shown as text", async () => {
+  test("a chat model: its answer with thinking collapsed, Markdown, highlighted code, raw HTML as text; the system prompt, settings and an image sent; a conversation deleted", async () => {
     const chunks = [
       { message: { role: "assistant", content: "", thinking: "The user wants code." }, done: false },
       { message: { role: "assistant", content: "Here is **bold** and <img src=x onerror=alert(1)>:\n\n```python\ndef add(a, b):\n    return a + b\n```\n" }, done: false },
       { message: { role: "assistant", content: "" }, done: true, done_reason: "stop", eval_count: 20, eval_duration: 100_000_000 },
     ];
+    type ChatBody = { model: string; messages: Array<{ role: string; content: string; images?: string[] }>; think: boolean; options: Record<string, number> };
+    const sent: ChatBody[] = [];
     // stories260K has no chat template and no vision: a chat model's answers are played here.
     const page = await openChat(async (p) => {
       await p.route("**/api/show", (route) =>
         route.fulfill({ contentType: "application/json", body: JSON.stringify({ template: "{{ .Prompt }}", capabilities: ["completion", "vision"], model_info: {} }) }));
-      await p.route("**/api/chat", (route) =>
-        route.fulfill({ contentType: "application/x-ndjson", body: chunks.map((c) => JSON.stringify(c)).join("\n") + "\n" }));
+      await p.route("**/api/chat", (route) => {
+        sent.push(route.request().postDataJSON() as ChatBody);
+        return route.fulfill({ contentType: "application/x-ndjson", body: chunks.map((c) => JSON.stringify(c)).join("\n") + "\n" });
+      });
     });
     await page.click("#new-chat");
     await page.selectOption("#model", STORIES_MODEL);
     await page.locator("#attach").waitFor({ state: "visible" });
     assert.equal(await page.locator("#mode").isHidden(), true);
+    await setOptions(page, { system: "Answer in code.", top_k: "20" });
+    await page.setInputFiles("#images", { name: "dot.png", mimeType: "image/png", buffer: Buffer.from(PNG_BASE64, "base64") });
+    await page.locator("#attachments img").waitFor();
     await page.fill("#prompt", "write code");
     await page.press("#prompt", "Enter");
 
@@ -147,6 +157,25 @@ describe("chat page", () => {
     assert.equal(await page.locator(".message.assistant .content img").count(), 0);
     assert.match(await page.textContent(".message.assistant .content") ?? "", /<img src=x onerror=alert\(1\)>/);
     assert.ok(await page.locator(".message.assistant code.language-python .hljs-keyword").count() > 0, "python is highlighted");
+
+    // What the page sent: the system prompt, the message with its image, the settings.
+    assert.deepEqual(sent, [{
+      model: STORIES_MODEL,
+      messages: [{ role: "system", content: "Answer in code." }, { role: "user", content: "write code", images: [PNG_BASE64] }],
+      options: { top_k: 20 },
+      think: true,
+      stream: true,
+    }]);
+    assert.equal(await page.locator(".message.user img.thumbnail").count(), 1);
+    assert.equal(await page.locator("#attachments img").count(), 0);
+
+    // Conversations can be deleted; the other one stays.
+    assert.equal(await page.locator(".conversation").count(), 1);
+    await page.click("#new-chat");
+    assert.equal(await page.locator(".conversation").count(), 2);
+    await page.click(".conversation.active .remove");
+    assert.equal(await page.locator(".conversation").count(), 1);
+    assert.equal(await page.locator(".conversation .open").textContent(), "write code");
     await page.close();
   });
 });
