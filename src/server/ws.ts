@@ -14,7 +14,8 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { z } from "zod";
 import {
-  BadRequestError, CancelledError, ForbiddenError, NotFoundError, TooManyRequestsError, UpgradeRequiredError, type VllamaError,
+  BadRequestError, CancelledError, ForbiddenError, InternalError, NotFoundError, TooManyRequestsError, UpgradeRequiredError,
+  type VllamaError,
 } from "../api/errors.js";
 import { ChatRequestSchema, EmbedRequestSchema, GenerateRequestSchema } from "../api/ollama.js";
 import { parseRequest } from "../api/validate.js";
@@ -39,10 +40,10 @@ const MessageSchema = z.looseObject({
   type: z.enum(["generate", "chat", "embed", "cancel"]),
 });
 
-/** Express's body-limit notation ("100mb", "512kb", "1048576"), as config.ts validates it, in bytes. */
-export function byteCount(limit: string): number {
+/** Express's body-limit notation ("100mb", "512kb", "1048576"), which config.ts validated, in bytes. */
+function byteCount(limit: string): number {
   const match = /^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb)?$/i.exec(limit.trim());
-  if (!match) throw new BadRequestError(`invalid size: ${limit}`);
+  if (!match) throw new InternalError(`invalid body limit: ${limit}`);
   const unit = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }[(match[2] ?? "b").toLowerCase() as "b"];
   return Math.floor(Number(match[1]) * unit);
 }
