@@ -6,10 +6,10 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
-import type { MetricsSnapshot } from "../src/api/metrics.js";
-import { Engine } from "../src/engine/engine.js";
-import { startServer, type RunningServer } from "../src/server/index.js";
-import { REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "./helpers/models.js";
+import type { MetricsSnapshot } from "../../src/api/metrics.js";
+import { Engine } from "../../src/engine/engine.js";
+import { startServer, type RunningServer } from "../../src/server/index.js";
+import { REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "../helpers/models.js";
 
 const GREEDY = { num_predict: 48, temperature: 0 };
 

@@ -2,7 +2,7 @@
 // on a fake clock.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { RecentActivity, WINDOW_SECONDS } from "../src/engine/recent-activity.js";
+import { RecentActivity, WINDOW_SECONDS } from "../../src/engine/recent-activity.js";
 
 function clock(startMs: number) {
   const c = { ms: startMs, now: () => c.ms };

@@ -8,10 +8,10 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
 import WebSocket from "ws";
-import { Engine } from "../src/engine/engine.js";
-import { startServer, type RunningServer } from "../src/server/index.js";
-import { MAX_REQUESTS_PER_SOCKET } from "../src/server/ws.js";
-import { REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "./helpers/models.js";
+import { Engine } from "../../src/engine/engine.js";
+import { startServer, type RunningServer } from "../../src/server/index.js";
+import { MAX_REQUESTS_PER_SOCKET } from "../../src/server/ws.js";
+import { REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "../helpers/models.js";
 
 const BODY_LIMIT = "64kb";
 const GREEDY = { num_predict: 48, temperature: 0 };
