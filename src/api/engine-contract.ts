@@ -1,5 +1,6 @@
 // What the HTTP layer needs from the engine. The server codes against this interface only, so
 // route tests run against a fake and the real engine can change behind it.
+import type { MetricsSnapshot } from "./metrics.js";
 import type {
   ChatRequest,
   ChatResponse,
@@ -58,6 +59,8 @@ export interface EngineService {
   writeBlob(digest: string, body: NodeJS.ReadableStream): Promise<boolean>;
   /** Prometheus text exposition, with vLLM's metric names. */
   metrics(): string;
+  /** The same figures as JSON, with the last minute's rates and latency percentiles. */
+  metricsSnapshot(): MetricsSnapshot;
   /** The backend llama.cpp runs on, chosen at start: "cuda" when a CUDA device is usable, else "cpu". */
   backend(): { backend: "cuda" | "cpu"; devices: Array<{ name: string; description: string; type: string; memoryFree: number; memoryTotal: number }> };
   readonly version: string;

@@ -34,6 +34,24 @@ export class NotFoundError extends VllamaError {
   }
 }
 
+export class MethodNotAllowedError extends VllamaError {
+  constructor(message: string) {
+    super(message, 405, "method_not_allowed");
+  }
+}
+
+export class TooManyRequestsError extends VllamaError {
+  constructor(message: string) {
+    super(message, 429, "too_many_requests");
+  }
+}
+
+export class UpgradeRequiredError extends VllamaError {
+  constructor(message: string) {
+    super(message, 426, "upgrade_required");
+  }
+}
+
 export class CancelledError extends VllamaError {
   constructor(message = "request cancelled") {
     super(message, 499, "cancelled");

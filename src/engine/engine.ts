@@ -20,8 +20,10 @@ import { ModelAdmin } from "../models/admin.js";
 import { resolveModelRef, type ModelRef } from "../models/model-ref.js";
 import { defaultModelsDir, ModelStore } from "../models/store.js";
 import { initBackend, type NativeModel } from "../native/index.js";
+import type { MetricsSnapshot } from "../api/metrics.js";
 import { embedTexts, normalize, type Embedded } from "./embeddings.js";
 import { renderPrometheus } from "./metrics.js";
+import { metricsSnapshot, type LoadedModelMetrics } from "./metrics-snapshot.js";
 import { ModelPool, type Lease } from "./model-pool.js";
 import type { RunnerOptions } from "./model-runner.js";
 import {
@@ -204,9 +206,11 @@ export class Engine implements EngineService {
   }
 
   metrics(): string {
-    return renderPrometheus(this.pool.loaded().map(({ name, runner }) => ({
-      name, metrics: runner.metrics, running: runner.numRunning, waiting: runner.numWaiting, kv: runner.kvStats(),
-    })));
+    return renderPrometheus(this.loadedModelMetrics());
+  }
+
+  metricsSnapshot(): MetricsSnapshot {
+    return metricsSnapshot(this.loadedModelMetrics());
   }
 
   /** Per loaded model: sequences running and waiting, KV cache cells, preemptions, step timings. */
@@ -222,6 +226,12 @@ export class Engine implements EngineService {
 
   // ---------------------------------------------------------------------------------------------
   // Internals
+
+  private loadedModelMetrics(): LoadedModelMetrics[] {
+    return this.pool.loaded().map(({ name, size, runner }) => ({
+      name, sizeBytes: size, metrics: runner.metrics, running: runner.numRunning, waiting: runner.numWaiting, kv: runner.kvStats(),
+    }));
+  }
 
   private resolveModel(name: string): Promise<ModelRef> {
     return resolveModelRef(this.store, name);

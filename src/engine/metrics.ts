@@ -1,6 +1,7 @@
 // Counters and histograms of one model, exported with vLLM's metric names so that a cluster
 // router that understands vLLM (the Gateway API Inference Extension) can route to vllama.
 import { BLOCK_SIZE, type KvStats } from "./kv-manager.js";
+import { RecentActivity } from "./recent-activity.js";
 import type { Sequence } from "./sequence.js";
 
 const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -52,6 +53,7 @@ export class EngineMetrics {
   readonly promptLengths = new Histogram(TOKEN_BUCKETS);
   readonly generationLengths = new Histogram(TOKEN_BUCKETS);
   readonly steps: StepTotals = { steps: 0, tokens: 0, rows: 0, decodeNs: 0, sampleNs: 0, stepMs: 0, betweenStepsMs: 0 };
+  readonly recent = new RecentActivity();
   private readonly lastTokenAt = new WeakMap<Sequence, bigint>();
   private lastStepEndMs = -Infinity;
 
@@ -65,9 +67,13 @@ export class EngineMetrics {
     if (last === undefined) {
       this.promptTokens += seq.promptLength;
       this.promptLengths.observe(seq.promptLength);
-      this.ttft.observe(Number(now - seq.queuedAt) / 1e9);
+      const ttft = Number(now - seq.queuedAt) / 1e9;
+      this.ttft.observe(ttft);
+      this.recent.firstToken(seq.promptLength, ttft);
     } else {
-      this.itl.observe(Number(now - last) / 1e9);
+      const itl = Number(now - last) / 1e9;
+      this.itl.observe(itl);
+      this.recent.nextToken(itl);
     }
     this.lastTokenAt.set(seq, now);
     this.generationTokens++;
@@ -93,6 +99,7 @@ export class EngineMetrics {
 
   requestFinished(reason: string): void {
     this.finished.set(reason, (this.finished.get(reason) ?? 0) + 1);
+    this.recent.requestFinished();
   }
 }
 

@@ -8,6 +8,7 @@ import type { ServerDeps } from "./context.js";
 import { errorMiddleware, unknownRoute } from "./errors.js";
 import { routeTable } from "./routes.js";
 import { cors, hostGuard } from "./security.js";
+import { attachWebSockets } from "./ws.js";
 
 export function createApp(deps: ServerDeps): Express {
   const app = express();
@@ -42,6 +43,7 @@ export function startServer(deps: ServerDeps): Promise<RunningServer> {
   const { host, port } = deps.config;
   // Generations and blob uploads can run for a long time: no request timeout, as Ollama.
   const server = createServer({ requestTimeout: 0 }, createApp(deps));
+  const webSockets = attachWebSockets(server, deps);
   return new Promise((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {
       reject(err.code === "EADDRINUSE" ? new AddressInUseError(host, port) : err);
@@ -56,6 +58,7 @@ export function startServer(deps: ServerDeps): Promise<RunningServer> {
           new Promise((done, fail) => {
             server.close((err) => (err ? fail(err) : done()));
             server.closeAllConnections();
+            webSockets.close();
           }),
       });
     });

@@ -2,13 +2,16 @@
 import type { RequestHandler } from "express";
 import { anthropicHandlers } from "./anthropic.js";
 import type { ServerDeps } from "./context.js";
+import { metricsHandlers } from "./metrics.js";
 import { ollamaHandlers } from "./ollama.js";
 import { openAIHandlers } from "./openai.js";
 import { responsesHandlers } from "./responses.js";
+import { webHandlers } from "./web.js";
+import { upgradeRequired, WS_PATH } from "./ws.js";
 
 export interface Route {
-  /** "get" also answers HEAD. */
-  method: "get" | "head" | "post" | "delete";
+  /** "get" also answers HEAD; "all" answers every method not routed before it. */
+  method: "get" | "head" | "post" | "delete" | "all";
   path: string;
   /** "json": parsed (and size-limited) JSON body; "stream": the handler reads the raw request. */
   body: "none" | "json" | "stream";
@@ -20,11 +23,20 @@ export function routeTable(deps: ServerDeps): Route[] {
   const openai = openAIHandlers(deps);
   const anthropic = anthropicHandlers(deps);
   const responses = responsesHandlers(deps);
+  const metrics = metricsHandlers(deps);
+  const web = webHandlers(ollama.root);
   return [
-    { method: "get", path: "/", body: "none", handler: ollama.root },
+    { method: "get", path: "/", body: "none", handler: web.root },
+    { method: "get", path: "/dashboard", body: "none", handler: web.dashboard },
+    { method: "get", path: "/web/vendor/marked.js", body: "none", handler: web.marked },
+    { method: "get", path: "/web/vendor/highlight/core.js", body: "none", handler: web.highlightCore },
+    { method: "get", path: "/web/vendor/highlight/languages/*file", body: "none", handler: web.highlightLanguage },
+    { method: "get", path: "/web/vendor/highlight/styles/*file", body: "none", handler: web.highlightStyle },
+    { method: "get", path: "/web/*file", body: "none", handler: web.asset },
     { method: "get", path: "/health", body: "none", handler: ollama.health },
     { method: "get", path: "/metrics", body: "none", handler: ollama.metrics },
     { method: "get", path: "/api/version", body: "none", handler: ollama.version },
+    { method: "get", path: WS_PATH, body: "none", handler: upgradeRequired },
 
     { method: "post", path: "/api/generate", body: "json", handler: ollama.generate },
     { method: "post", path: "/api/chat", body: "json", handler: ollama.chat },
@@ -54,5 +66,7 @@ export function routeTable(deps: ServerDeps): Route[] {
 
     { method: "post", path: "/v1/messages", body: "json", handler: anthropic.messages },
     { method: "post", path: "/v1/messages/count_tokens", body: "json", handler: anthropic.countTokens },
+    { method: "get", path: "/v1/metrics", body: "none", handler: metrics.metrics },
+    { method: "all", path: "/v1/metrics", body: "none", handler: metrics.readOnly },
   ];
 }

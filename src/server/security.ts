@@ -41,13 +41,19 @@ function sameOrigin(origin: string, host: string | undefined): boolean {
   }
 }
 
+/** Whether a request may come from `origin`: none (not a browser), the server's own page, or an allowed origin. */
+export function originCheck(extraOrigins: readonly string[]): (origin: string | undefined, host: string | undefined) => boolean {
+  const patterns = [...DEFAULT_ORIGINS, ...extraOrigins].map(wildcardPattern);
+  return (origin, host) => origin === undefined || sameOrigin(origin, host) || patterns.some((p) => p.test(origin));
+}
+
 /** CORS: allowed origins get their origin echoed; preflights are answered here; others get 403. */
 export function cors(extraOrigins: readonly string[]): RequestHandler {
-  const patterns = [...DEFAULT_ORIGINS, ...extraOrigins].map(wildcardPattern);
+  const allowed = originCheck(extraOrigins);
   return (req, res, next) => {
     const origin = req.headers.origin;
     if (origin === undefined || sameOrigin(origin, req.headers.host)) return next();
-    if (!patterns.some((p) => p.test(origin))) return next(new ForbiddenError(`origin not allowed: ${origin}`));
+    if (!allowed(origin, req.headers.host)) return next(new ForbiddenError(`origin not allowed: ${origin}`));
     res.setHeader("Access-Control-Allow-Origin", origin);
     res.setHeader("Vary", "Origin");
     if (req.method !== "OPTIONS") return next();
@@ -102,11 +108,17 @@ export function isLoopbackBind(host: string): boolean {
   return h === "::1";
 }
 
-/** Refuses non-local Host headers, only when bound to loopback (a LAN bind is meant to be reached). */
-export function hostGuard(bindHost: string): RequestHandler {
+/** Whether a Host header may reach a server bound to `bindHost`: any when bound beyond loopback (a LAN bind is meant to be reached). */
+export function hostGuardAllows(bindHost: string): (hostHeader: string | undefined) => boolean {
   const guarded = isLoopbackBind(bindHost);
+  return (hostHeader) => !guarded || isAllowedHost(hostHeader);
+}
+
+/** Refuses non-local Host headers, only when bound to loopback. */
+export function hostGuard(bindHost: string): RequestHandler {
+  const allows = hostGuardAllows(bindHost);
   return (req, _res, next) => {
-    if (!guarded || isAllowedHost(req.headers.host)) return next();
+    if (allows(req.headers.host)) return next();
     next(new ForbiddenError(`host not allowed: ${req.headers.host}`));
   };
 }

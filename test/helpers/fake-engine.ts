@@ -11,6 +11,7 @@ import type {
   GenerateResponse, ModelDetails, ProgressResponse, PsResponse, PullRequest, PushRequest, ShowRequest, ShowResponse,
   TagsResponse, TokenizeRequest, TokenizeResponse,
 } from "../../src/api/ollama.js";
+import { metricsSnapshot } from "../../src/engine/metrics-snapshot.js";
 import { chatResponses, generateResponses, type Generation } from "../../src/engine/ollama-responses.js";
 import type { SequenceEvent, TokenLogprobs } from "../../src/engine/sequence.js";
 
@@ -318,6 +319,11 @@ export class FakeEngine implements EngineService {
       `vllm:num_requests_running{model_name="fake-model"} ${this.inFlight}`,
       "",
     ].join("\n");
+  }
+
+  /** The real JSON shape, with no model loaded. */
+  metricsSnapshot() {
+    return metricsSnapshot([]);
   }
 
   // -- helpers -----------------------------------------------------------------------------
