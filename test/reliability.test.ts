@@ -1,0 +1,91 @@
+// Shared-serving hardening (docs/RELIABILITY.md): each finding reproduced against the real engine
+// behind the real HTTP server, with the trained stories260K model.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { pino } from "pino";
+import { Engine } from "../src/engine/engine.js";
+import { startServer, type RunningServer } from "../src/server/index.js";
+import { storiesPath } from "./helpers/models.js";
+
+/** `{"$ref": "#/$defs/d0"}` with d0 -> d1 -> ... -> d(n-1) -> a string. */
+function refChain(n: number): object {
+  const defs: Record<string, object> = {};
+  for (let i = 0; i < n; i++) defs[`d${i}`] = i + 1 < n ? { $ref: `#/$defs/d${i + 1}` } : { type: "string" };
+  return { $ref: "#/$defs/d0", $defs: defs };
+}
+
+async function post(url: string, body: unknown): Promise<{ status: number; body: any; ms: number }> {
+  const started = performance.now();
+  const res = await fetch(url, { method: "POST", body: JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text === "" ? undefined : JSON.parse(text), ms: performance.now() - started };
+}
+
+describe("reliability: JSON schemas (findings 1 and 2)", () => {
+  let engine: Engine;
+  let server: RunningServer;
+  let url: string;
+  const generate = (extra: object) => ({ model: storiesPath, prompt: "Once upon a time", stream: false, options: { num_predict: 4, temperature: 0 }, ...extra });
+
+  before(async () => {
+    engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-reliability-")), parallel: 4 });
+    server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "10mb" }, logger: pino({ level: "silent" }) });
+    url = `http://127.0.0.1:${server.port}`;
+  });
+  after(async () => {
+    await server.close();
+    await engine.close();
+  });
+
+  test("a format whose $ref chain is 10,000 long (358 KB) gets 400 and the server lives on", async () => {
+    const body = generate({ format: refChain(10_000) });
+    assert.ok(JSON.stringify(body).length > 300_000);
+    const r = await post(`${url}/api/generate`, body);
+    assert.equal(r.status, 400);
+    assert.equal(r.body.error, "format is 327807 characters of JSON, more than the supported 65536");
+    const shorter = await post(`${url}/api/generate`, generate({ format: refChain(1000) }));
+    assert.equal(shorter.status, 400);
+    assert.equal(shorter.body.error, 'format: a chain of "$ref"s is longer than the supported 32');
+    assert.equal((await post(`${url}/api/generate`, generate({}))).status, 200);
+  });
+
+  test("the same through OpenAI's response_format and tools: 400 in OpenAI's error shape", async () => {
+    const messages = [{ role: "user", content: "hi" }];
+    const viaFormat = await post(`${url}/v1/chat/completions`, {
+      model: storiesPath, messages, max_tokens: 2, response_format: { type: "json_schema", json_schema: { name: "x", schema: refChain(1000) } },
+    });
+    assert.equal(viaFormat.status, 400);
+    assert.equal(viaFormat.body.error.type, "invalid_request_error");
+    assert.match(viaFormat.body.error.message, /chain of "\$ref"s/);
+    let deep: object = { type: "string" };
+    for (let i = 0; i < 100; i++) deep = { type: "object", properties: { a: deep } };
+    const viaTools = await post(`${url}/v1/chat/completions`, {
+      model: storiesPath, messages, max_tokens: 2, tools: [{ type: "function", function: { name: "f", parameters: deep } }],
+    });
+    assert.equal(viaTools.status, 400);
+    assert.match(viaTools.body.error.message, /^tools\[0\]\.function\.parameters is nested more than 64 levels deep$/);
+  });
+
+  test("mutually recursive $refs (left recursion) and minLength 1e9 get 400, not 500", async () => {
+    const aliasCycle = { $ref: "#/$defs/a", $defs: { a: { $ref: "#/$defs/b" }, b: { $ref: "#/$defs/a" } } };
+    const throughAnyOf = { $ref: "#/$defs/a", $defs: { a: { anyOf: [{ $ref: "#/$defs/b" }, { type: "string" }] }, b: { $ref: "#/$defs/a" } } };
+    for (const format of [aliasCycle, throughAnyOf, { type: "string", minLength: 1e9 }]) {
+      const r = await post(`${url}/api/generate`, generate({ format }));
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.match(r.body.error, /left recursion|minLength/);
+    }
+  });
+
+  test("a 1,000-value enum gets a clear 400; 256 values are served", async () => {
+    const values = (n: number) => Array.from({ length: n }, (_, i) => `value ${i}`);
+    const refused = await post(`${url}/api/generate`, generate({ format: { enum: values(1000) } }));
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.error, 'format: "enum" has 1000 alternatives, more than the supported 256');
+    const served = await post(`${url}/api/generate`, generate({ format: { enum: values(256) }, options: { num_predict: 12, temperature: 0 } }));
+    assert.equal(served.status, 200);
+    assert.match(served.body.response, /^"value \d*/);
+  });
+});
