@@ -1,6 +1,7 @@
 // Shared-serving hardening (docs/RELIABILITY.md): each finding reproduced against the real engine
 // behind the real HTTP server, with the trained stories260K model.
 import assert from "node:assert/strict";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -87,5 +88,84 @@ describe("reliability: JSON schemas (findings 1 and 2)", () => {
     const served = await post(`${url}/api/generate`, generate({ format: { enum: values(256) }, options: { num_predict: 12, temperature: 0 } }));
     assert.equal(served.status, 200);
     assert.match(served.body.response, /^"value \d*/);
+  });
+});
+
+describe("reliability: shutdown drains (finding 4) and warns about an open bind (finding 6)", () => {
+  const MAIN = path.resolve(import.meta.dirname, "..", "src/cli/main.ts");
+  const TSX = import.meta.resolve("tsx");
+
+  /** `vllama serve` as users run it, on a free port of every interface, without a key. */
+  async function serve(shutdownTimeout: string): Promise<{ child: ChildProcessWithoutNullStreams; url: string; stderr: () => string }> {
+    const child = spawn(process.execPath, ["--import", TSX, MAIN, "serve", "--host", "0.0.0.0:0", "--shutdown-timeout", shutdownTimeout], {
+      env: { ...process.env, VLLAMA_MODELS: mkdtempSync(path.join(os.tmpdir(), "vllama-drain-")), VLLAMA_LOG_LEVEL: "warn", VLLAMA_API_KEY: "" },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const port = await new Promise<string>((resolve, reject) => {
+      child.stdout.on("data", (d: Buffer) => {
+        stdout += d.toString();
+        const m = /Listening on http:\/\/[^:]+:(\d+)/.exec(stdout);
+        if (m) resolve(m[1]!);
+      });
+      child.once("exit", (code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
+    });
+    return { child, url: `http://127.0.0.1:${port}`, stderr: () => stderr };
+  }
+
+  /** Reads a streamed response to its end: every line (NDJSON) or event (SSE). */
+  async function readAll(res: Response): Promise<string[]> {
+    const text = await res.text();
+    return text.split(/\n+/).filter((line) => line !== "");
+  }
+
+  test("SIGTERM: readiness fails and new requests get 503 at once, running streams finish or end with a final line by the deadline, exit 0", { timeout: 120_000 }, async () => {
+    const { child, url, stderr } = await serve("3s");
+    assert.match(stderr(), /without an API key/);
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const long = { model: storiesPath, prompt: "Once upon a time", options: { num_predict: 100_000, temperature: 0 } };
+    const started = await Promise.all([
+      ...Array.from({ length: 4 }, () => fetch(`${url}/api/generate`, { method: "POST", body: JSON.stringify(long) })),
+      ...Array.from({ length: 2 }, () => fetch(`${url}/v1/completions`, { method: "POST", body: JSON.stringify({ model: storiesPath, prompt: "Once", max_tokens: 100_000, stream: true }) })),
+      fetch(`${url}/api/generate`, { method: "POST", body: JSON.stringify({ ...long, options: { num_predict: 3, temperature: 0 } }) }),
+    ]);
+    assert.ok(started.every((r) => r.status === 200));
+    const bodies = started.map(readAll);
+    child.kill("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const ready = await fetch(`${url}/ready`);
+    assert.equal(ready.status, 503);
+    assert.equal((await ready.json()).reason, "shutting down");
+    const refused = await fetch(`${url}/api/generate`, { method: "POST", body: JSON.stringify(long) });
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers.get("retry-after"), "1");
+    assert.deepEqual(await refused.json(), { error: "server is shutting down" });
+
+    const [ndjson, sse, short] = [(await Promise.all(bodies)).slice(0, 4), (await Promise.all(bodies)).slice(4, 6), (await Promise.all(bodies))[6]!];
+    for (const lines of ndjson) {
+      const last = JSON.parse(lines.at(-1)!);
+      assert.deepEqual(last, { error: "server is shutting down: request ended at the shutdown deadline", done: true, done_reason: "shutdown" });
+      assert.ok(lines.length > 2, "it streamed before the deadline");
+    }
+    for (const events of sse) {
+      assert.equal(events.at(-1), "data: [DONE]");
+      assert.match(events.at(-2)!, /^data: \{"error":\{"message":"server is shutting down: request ended at the shutdown deadline","type":"api_error"/);
+    }
+    assert.equal(JSON.parse(short.at(-1)!).done_reason, "length", "a request that could finish in time finished");
+    assert.equal(await exited, 0);
+  });
+
+  test("a second signal exits at once", { timeout: 60_000 }, async () => {
+    const { child, url } = await serve("60s");
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+    const stream = await fetch(`${url}/api/generate`, { method: "POST", body: JSON.stringify({ model: storiesPath, prompt: "Once", options: { num_predict: 100_000 } }) });
+    void stream.text().catch(() => undefined);
+    child.kill("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const second = performance.now();
+    child.kill("SIGTERM");
+    assert.equal(await exited, 1);
+    assert.ok(performance.now() - second < 5_000);
   });
 });

@@ -21,6 +21,7 @@ export function routeTable(deps: ServerDeps): Route[] {
   return [
     { method: "get", path: "/", body: "none", handler: ollama.root },
     { method: "get", path: "/health", body: "none", handler: ollama.health },
+    { method: "get", path: "/ready", body: "none", handler: ollama.ready },
     { method: "get", path: "/metrics", body: "none", handler: ollama.metrics },
     { method: "get", path: "/api/version", body: "none", handler: ollama.version },
 
