@@ -91,6 +91,23 @@ describe("reliability: JSON schemas (findings 1 and 2)", () => {
   });
 });
 
+describe("reliability: KV cache usage at rest (finding 11)", () => {
+  test("idle cached prefixes are reported as reclaimable, not in use", async () => {
+    const engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-kv-")), parallel: 2 });
+    try {
+      // 40 prompt tokens: two full blocks of 16 stay cached after the request.
+      const prompt = "Once upon a time there was a little girl named Lily. She loved to play outside in the park with her friends every day.";
+      await engine.generate({ model: storiesPath, prompt, options: { num_predict: 4, temperature: 0 } });
+      const metrics = engine.metrics();
+      const value = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, "m").exec(metrics)?.[1]);
+      assert.equal(value("vllm:kv_cache_usage_perc"), 0);
+      assert.ok(value("vllama:kv_cache_reclaimable_perc") > 0, metrics);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
 describe("reliability: shutdown drains (finding 4) and warns about an open bind (finding 6)", () => {
   const MAIN = path.resolve(import.meta.dirname, "..", "src/cli/main.ts");
   const TSX = import.meta.resolve("tsx");
