@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
 import { Engine } from "../src/engine/engine.js";
 import { startServer, type RunningServer } from "../src/server/index.js";
-import { storiesPath } from "./helpers/models.js";
+import { repoRoot, storiesPath } from "./helpers/models.js";
 
 /** `{"$ref": "#/$defs/d0"}` with d0 -> d1 -> ... -> d(n-1) -> a string. */
 function refChain(n: number): object {
@@ -109,7 +109,7 @@ describe("reliability: KV cache usage at rest (finding 11)", () => {
 });
 
 describe("reliability: shutdown drains (finding 4) and warns about an open bind (finding 6)", () => {
-  const MAIN = path.resolve(import.meta.dirname, "..", "src/cli/main.ts");
+  const MAIN = path.resolve(repoRoot, "src/cli/main.ts");
   const TSX = import.meta.resolve("tsx");
 
   /** `vllama serve` as users run it, on a free port of every interface, without a key. */

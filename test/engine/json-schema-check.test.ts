@@ -1,8 +1,8 @@
 // Bounds on clients' JSON schemas, checked before any native call (docs/RELIABILITY.md, findings 1 and 2).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { BadRequestError } from "../src/api/errors.js";
-import { checkJsonSchema, SCHEMA_LIMITS } from "../src/engine/json-schema-check.js";
+import { BadRequestError } from "../../src/api/errors.js";
+import { checkJsonSchema, SCHEMA_LIMITS } from "../../src/engine/json-schema-check.js";
 
 /** `{"$ref": "#/$defs/d0"}` with d0 -> d1 -> ... -> d(n-1) -> a string. */
 function refChain(n: number): object {

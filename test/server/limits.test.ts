@@ -4,15 +4,15 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { connect, type AddressInfo } from "node:net";
 import { Writable } from "node:stream";
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, test } from "node:test";
 import express from "express";
 import { pino } from "pino";
-import type { ApiKey } from "../src/config.js";
-import { keyMatcher } from "../src/server/auth.js";
-import { notes } from "../src/server/context.js";
-import { startServer, type RunningServer, type ServerSettings } from "../src/server/index.js";
-import { writeStream } from "../src/server/streams.js";
-import { FakeEngine } from "./helpers/fake-engine.js";
+import type { ApiKey } from "../../src/config.js";
+import { keyMatcher } from "../../src/server/auth.js";
+import { notes } from "../../src/server/context.js";
+import { startServer, type RunningServer, type ServerSettings } from "../../src/server/index.js";
+import { writeStream } from "../../src/server/streams.js";
+import { FakeEngine } from "../helpers/fake-engine.js";
 
 interface Raw {
   /** Everything the server sent. */
@@ -57,20 +57,20 @@ describe("connection limits (finding 7)", () => {
   });
   after(() => server.close());
 
-  it("headers that never end: 408 and closed after the headers timeout", async () => {
+  test("headers that never end: 408 and closed after the headers timeout", async () => {
     const r = await raw(server.port, "POST /api/generate HTTP/1.1\r\nHost: localhost\r\n");
     assert.match(r.text, /^HTTP\/1\.1 408 /);
     assert.ok(r.closedByServer && r.closedAfterMs < 3_000, `closed after ${r.closedAfterMs} ms`);
   });
 
-  it("Content-Length: 100 then 10 bytes: 408 in Ollama's error shape after the body timeout, connection closed", async () => {
+  test("Content-Length: 100 then 10 bytes: 408 in Ollama's error shape after the body timeout, connection closed", async () => {
     const r = await raw(server.port, "POST /api/generate HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n0123456789");
     assert.match(r.text, /^HTTP\/1\.1 408 /);
     assert.deepEqual(bodyOf(r), { error: "request body timed out: no data for 0.5s" });
     assert.ok(r.closedByServer && r.closedAfterMs < 3_000, `closed after ${r.closedAfterMs} ms`);
   });
 
-  it("a declared Content-Length of 1e15 gets 413 from the headers alone (before the body timeout), unread", async () => {
+  test("a declared Content-Length of 1e15 gets 413 from the headers alone (before the body timeout), unread", async () => {
     const r = await raw(server.port, "POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000000000000\r\n\r\n{}");
     assert.match(r.text, /^HTTP\/1\.1 413 /);
     assert.match(r.text, /\r\nConnection: close\r\n/i);
@@ -78,7 +78,7 @@ describe("connection limits (finding 7)", () => {
     assert.ok(r.closedByServer && r.closedAfterMs < 450, `closed after ${r.closedAfterMs} ms`);
   });
 
-  it("an idle socket and a kept-alive one after its response are closed", async () => {
+  test("an idle socket and a kept-alive one after its response are closed", async () => {
     const idle = await raw(server.port, "");
     assert.ok(idle.closedByServer && idle.closedAfterMs < 3_000, `idle closed after ${idle.closedAfterMs} ms`);
     const kept = await raw(server.port, "GET /api/version HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -97,18 +97,29 @@ describe("bodies that lie about themselves, 503s (findings 8 and 11)", () => {
   const post = (path: string, body: string, headers = "") =>
     raw(server.port, `POST ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n${headers}Content-Length: ${body.length}\r\n\r\n${body}`);
 
-  it("Content-Encoding: gzip with a plain body is a 400 that says so, not a 500", async () => {
+  test("Content-Encoding: gzip with a plain body is a 400 that says so, not a 500", async () => {
     const r = await post("/api/generate", '{"model":"fake-model"}', "Content-Encoding: gzip\r\n");
     assert.match(r.text, /^HTTP\/1\.1 400 /);
     assert.deepEqual(bodyOf(r), { error: "invalid request body: its Content-Encoding does not match it (incorrect header check)" });
   });
 
-  it("a null body says what it got, not a JSON parser message", async () => {
+  test("a null body says what it got, not a JSON parser message", async () => {
     const r = await post("/api/generate", "null");
     assert.deepEqual(bodyOf(r), { error: "invalid JSON body: expected a JSON object, got null" });
   });
 
-  it("503s carry Retry-After", async () => {
+  test("a context token id past int32 is a 400, not wrapped", async () => {
+    const r = await post("/api/generate", JSON.stringify({ model: "fake-model", context: [2147483648] }));
+    assert.match(r.text, /^HTTP\/1\.1 400 /);
+    assert.match((bodyOf(r) as { error: string }).error, /^invalid context\.0: /);
+  });
+
+  test("/api/version answers the Ollama API version, vllama's own beside it", async () => {
+    const version = await (await fetch(`http://127.0.0.1:${server.port}/api/version`)).json();
+    assert.deepEqual(version, { version: "0.12.11", vllama_version: "0.0.0-fake" });
+  });
+
+  test("503s carry Retry-After", async () => {
     engine.maxPending = 0;
     try {
       const res = await fetch(`http://127.0.0.1:${server.port}/api/generate`, { method: "POST", body: JSON.stringify({ model: "fake-model" }) });
@@ -119,7 +130,7 @@ describe("bodies that lie about themselves, 503s (findings 8 and 11)", () => {
     }
   });
 
-  it("/health says alive with the backend, devices, host memory, models and version; /ready is ready", async () => {
+  test("/health says alive with the backend, devices, host memory, models and version; /ready is ready", async () => {
     const health = await (await fetch(`http://127.0.0.1:${server.port}/health`)).json();
     assert.equal(health.status, "ok");
     assert.equal(health.version, "0.0.0-fake");
@@ -166,7 +177,7 @@ describe("API keys (finding 6)", () => {
       method: route.method, headers, body: route.body === undefined ? undefined : JSON.stringify(route.body),
     });
 
-  it("no key and a wrong key get 401 in each API's error shape; the right key, as Bearer or x-api-key, passes", async () => {
+  test("no key and a wrong key get 401 in each API's error shape; the right key, as Bearer or x-api-key, passes", async () => {
     for (const route of ROUTES) {
       const wrong: Array<Record<string, string>> = [{}, { Authorization: "Bearer sk-alice-0123456788" }, { "x-api-key": "sk-alice" }];
       for (const headers of wrong) {
@@ -188,7 +199,7 @@ describe("API keys (finding 6)", () => {
     }
   });
 
-  it("the probes stay open; /metrics is open or keyed as configured", async () => {
+  test("the probes stay open; /metrics is open or keyed as configured", async () => {
     for (const path of ["/health", "/ready", "/"]) assert.equal((await fetch(`http://127.0.0.1:${open.port}${path}`)).status, 200, path);
     assert.equal((await fetch(`http://127.0.0.1:${open.port}/metrics`)).status, 200);
     assert.equal((await fetch(`http://127.0.0.1:${keyedMetrics.port}/metrics`)).status, 401);
@@ -196,14 +207,14 @@ describe("API keys (finding 6)", () => {
     assert.equal(keyed.status, 200);
   });
 
-  it("the access log names the key, never shows it", async () => {
+  test("the access log names the key, never shows it", async () => {
     await (await call(open, ROUTES[3]!, { Authorization: "Bearer sk-alice-0123456789" })).arrayBuffer();
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.ok(lines.some((line) => JSON.parse(line).key === "alice"));
     assert.ok(lines.every((line) => !line.includes("sk-alice") && !line.includes("sk-ci")));
   });
 
-  it("a wrong key's comparison takes as long whether it shares a long prefix with a key or none", () => {
+  test("a wrong key's comparison takes as long whether it shares a long prefix with a key or none", () => {
     // A 64 KiB key makes a prefix-dependent comparison (===, Buffer.compare) visible: microseconds.
     const key = "k".repeat(65_536);
     const match = keyMatcher([{ name: "big", key }]);
@@ -224,7 +235,7 @@ describe("API keys (finding 6)", () => {
 });
 
 describe("a client that stops reading (finding 7)", () => {
-  it("is cut off after the write timeout and the producer is released (the engine call is cancelled then)", { timeout: 30_000 }, async () => {
+  test("is cut off after the write timeout and the producer is released (the engine call is cancelled then)", { timeout: 30_000 }, async () => {
     let released = false;
     let produced = 0;
     async function* endless(): AsyncGenerator<object> {
