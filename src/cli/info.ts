@@ -18,7 +18,8 @@ export async function versionCommand(client: Client, ui: Ui): Promise<void> {
   const mine = clientVersion();
   let server: string | undefined;
   try {
-    server = (await client.version()).version;
+    const answer = await client.version();
+    server = answer.vllama_version ?? answer.version; // an Ollama server has only `version`
   } catch (err) {
     if (!(err instanceof ConnectionError)) throw err;
   }

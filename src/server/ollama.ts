@@ -23,6 +23,12 @@ import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
 import { notReadyReason, serverStatus } from "./status.js";
 import { abortOnDisconnect, isAsyncIterable, lastItem, writeStream } from "./streams.js";
 
+/**
+ * The Ollama release whose API this server speaks: v0.12.11 added `logprobs`/`top_logprobs`, the
+ * newest request fields vllama accepts. Clients gate features on it ("0.1.0" read as a very old Ollama).
+ */
+export const OLLAMA_API_VERSION = "0.12.11";
+
 type Usage = { done: boolean; prompt_eval_count?: number; eval_count?: number };
 
 async function sendGeneration<T extends Usage>(res: Response, result: T | AsyncIterable<T>): Promise<void> {
@@ -57,7 +63,7 @@ export function ollamaHandlers({ engine, logger, lifecycle }: ServerDeps) {
       res.type("text/plain").send("Ollama is running");
     },
     version: (_req, res) => {
-      res.json({ version: engine.version });
+      res.json({ version: OLLAMA_API_VERSION, vllama_version: engine.version });
     },
     health: async (_req, res) => {
       res.json({ status: "ok", ...(await serverStatus(engine)) });
