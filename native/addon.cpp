@@ -7,7 +7,13 @@
 #include "json-schema-to-grammar.h"
 #include "llama.h"
 
+#include <pthread.h>
+
 #include <cstdio>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <stdexcept>
 #include <cstdlib>
 #include <mutex>
 #include <vector>
@@ -99,15 +105,66 @@ static Napi::Value LoadModel(const Napi::CallbackInfo & info) {
     return Model::Load(info);
 }
 
-// jsonSchemaToGrammar(schemaJson) -> GBNF, with llama.cpp's own converter.
-static Napi::Value JsonSchemaToGrammar(const Napi::CallbackInfo & info) {
-    Napi::Env env = info.Env();
-    std::string text = StringArg(info, 0, "schema");
+// The schema converter and the grammar parser recurse once per nesting level and per `$ref` hop
+// with no depth limit: a 10,000-long `$ref` chain overflowed the JS thread's 8 MiB stack and the
+// process died with SIGSEGV. They run on a thread of their own with this stack; the TypeScript
+// side bounds depth and `$ref` chains first (src/engine/json-schema-check.ts), far below it.
+static constexpr size_t kSchemaThreadStack = 256u << 20;
+
+// Runs `job` on a new thread with `stack_bytes` of stack and waits for it; rethrows its exception.
+static void RunWithStack(size_t stack_bytes, const std::function<void()> & job) {
+    struct Call {
+        const std::function<void()> * job;
+        std::exception_ptr error;
+    } call{&job, nullptr};
+    auto trampoline = [](void * arg) -> void * {
+        auto * c = static_cast<Call *>(arg);
+        try {
+            (*c->job)();
+        } catch (...) {
+            c->error = std::current_exception();
+        }
+        return nullptr;
+    };
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, stack_bytes);
+    pthread_t thread;
+    const int rc = pthread_create(&thread, &attr, trampoline, &call);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) throw std::runtime_error("cannot start the schema conversion thread");
+    pthread_join(thread, nullptr);
+    if (call.error) std::rethrow_exception(call.error);
+}
+
+// GBNF for a schema by llama.cpp's own converter, then parsed once by llama.cpp's grammar parser
+// so that what a sampler would refuse (left recursion) is refused here, as the request's fault.
+static std::string ConvertSchema(const std::string & schema_json) {
+    std::string grammar;
     try {
-        return Napi::String::New(env, json_schema_to_grammar(common_json::parse(text)));
+        grammar = json_schema_to_grammar(common_json::parse(schema_json));
     } catch (const std::exception & e) {
-        ThrowCoded(env, std::string("invalid JSON schema: ") + e.what(), "ERR_SCHEMA");
+        throw std::runtime_error(std::string("invalid JSON schema: ") + e.what());
     }
+    TakeLastLlamaError();
+    llama_sampler * parsed = llama_sampler_init_grammar(nullptr, grammar.c_str(), "root");
+    if (parsed == nullptr) {
+        const std::string cause = TakeLastLlamaError();
+        throw std::runtime_error("unsupported JSON schema: " + (cause.empty() ? std::string("its grammar does not parse") : cause));
+    }
+    llama_sampler_free(parsed);
+    return grammar;
+}
+
+// jsonSchemaToGrammar(schemaJson) -> Promise<GBNF>, off the JS thread.
+static Napi::Value JsonSchemaToGrammar(const Napi::CallbackInfo & info) {
+    std::string text = StringArg(info, 0, "schema");
+    auto grammar = std::make_shared<std::string>();
+    return PromiseWorker::Run(
+        info.Env(),
+        [text, grammar] { RunWithStack(kSchemaThreadStack, [&] { *grammar = ConvertSchema(text); }); },
+        [grammar](Napi::Env env) { return Napi::String::New(env, *grammar); },
+        "ERR_SCHEMA");
 }
 
 static Napi::Value LiveObjects(const Napi::CallbackInfo & info) {

@@ -1,4 +1,5 @@
-// One sequence's sampling state: a llama.cpp sampler chain plus an optional grammar, and the
+// One sequence's sampling state: llama.cpp sampler chains (the logit adjustments - bias,
+// penalties - then the pick - truncations, temperature, draw) plus an optional grammar, and the
 // candidate buffer reused across steps.
 #pragma once
 
@@ -48,11 +49,18 @@ class SequenceSampler {
 
   private:
     void FillCandidates(const float * logits);
+    // Adjusts and picks from `cur`, unconstrained.
+    llama_token Pick(llama_token_data_array * cur);
+    // Picks among the tokens the grammar allows (see sampler.cpp).
+    llama_token PickAllowed(const float * logits);
+    size_t AllowedNeeded() const;
+    void AcceptChains(llama_token token);
     void ComputeLogprobs(const float * logits, llama_token token, float * logprob, int32_t * top_ids, float * top_lps);
 
     SamplerParams params_;
     int32_t n_vocab_;
-    llama_sampler * chain_ = nullptr;
+    llama_sampler * adjust_ = nullptr;
+    llama_sampler * pick_ = nullptr;
     llama_sampler * grammar_ = nullptr;
     bool greedy_only_ = false;
     std::vector<llama_token_data> candidates_;

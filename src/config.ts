@@ -45,6 +45,28 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** Largest accepted request body, in Express's notation ("100mb", "512kb", "1048576"). */
   bodyLimit: string;
+  /** API keys a request must carry (none: no authentication), each with a name for logs and metrics. */
+  apiKeys: ApiKey[];
+  /** A JSON file of more keys by name, `{"alice": "sk-...", "ci": "sk-..."}`, added to `apiKeys`. */
+  apiKeysFile?: string;
+  /** Whether /metrics needs a key too (when keys are set); /health and /ready never do. */
+  metricsAuth: boolean;
+  /** Milliseconds (as Node's own server timeouts; 0 or Infinity: none) a client has to send its request headers. */
+  headersTimeout: number;
+  /** Milliseconds a request body may go without a byte arriving before the request gets 408. */
+  bodyTimeout: number;
+  /** Milliseconds a kept-alive connection may sit idle between requests before it is closed. */
+  idleTimeout: number;
+  /** Milliseconds a response may wait for a client that stopped reading before it is cancelled. */
+  writeTimeout: number;
+  /** Milliseconds running requests get to finish after SIGTERM/SIGINT before they are ended (Infinity: no deadline). */
+  shutdownTimeout: number;
+}
+
+export interface ApiKey {
+  /** Said in logs and metrics instead of the key. */
+  name: string;
+  key: string;
 }
 
 export type ConfigKey = keyof ServerConfig;
@@ -92,7 +114,8 @@ const boolean = z.union([
 const list = z
   .union([z.string(), z.array(z.string())])
   .transform((v) => (typeof v === "string" ? v.split(",") : v).map((s) => s.trim()).filter((s) => s !== ""));
-const keepAlive = z
+/** Seconds or a Go duration ("30s", "5m", "-1" forever), as milliseconds. */
+const duration = z
   .union([z.number(), z.string().trim()])
   .transform((v, ctx) => {
     try {
@@ -102,6 +125,8 @@ const keepAlive = z
       return z.NEVER;
     }
   });
+const apiKeyList = list.transform((keys) => keys.map((key, i): ApiKey => ({ name: `key${i + 1}`, key })));
+const DURATION = 'seconds or a Go duration such as "30s", "2m" (0 or "-1": no limit)';
 const flashAttention = z.union([
   FlashAttentionSchema,
   boolean.transform((on): FlashAttention => (on ? "on" : "off")),
@@ -182,7 +207,7 @@ const both = (name: string) => [`VLLAMA_${name}`, `OLLAMA_${name}`];
 const SETTINGS: Setting[] = [
   setting("modelsDir", both("MODELS"), text.pipe(z.string().min(1)), "a directory path",
     () => join(homedir(), ".ollama", "models")), // ModelStore's default too: the store Ollama uses
-  setting("keepAliveMs", both("KEEP_ALIVE"), keepAlive, 'seconds or a Go duration such as "5m", "1h30m", "-1" (forever)',
+  setting("keepAliveMs", both("KEEP_ALIVE"), duration, 'seconds or a Go duration such as "5m", "1h30m", "-1" (forever)',
     () => 5 * 60_000, "keepAlive"),
   setting("numParallel", both("NUM_PARALLEL"), integer(1), "an integer >= 1", () => 32),
   setting("maxLoadedModels", both("MAX_LOADED_MODELS"), integer(1), "an integer >= 1", () => 3),
@@ -198,6 +223,19 @@ const SETTINGS: Setting[] = [
     text.pipe(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])),
     "fatal, error, warn, info, debug, trace, silent", () => "info"),
   setting("bodyLimit", ["VLLAMA_BODY_LIMIT"], bodyLimit, 'a byte count or a size such as "512kb", "100mb"', () => "100mb"),
+  setting("apiKeys", ["VLLAMA_API_KEY"], apiKeyList, "a key, or comma-separated keys", () => [], "apiKey"),
+  setting("apiKeysFile", ["VLLAMA_API_KEYS_FILE"], text.pipe(z.string().min(1)), "a file path", () => undefined),
+  setting("metricsAuth", ["VLLAMA_METRICS_AUTH"], boolean, "on, off, true, false, 1, 0", () => false),
+  ...[
+    // Node's default for headers is 60 s; a slowloris client held a connection that long for nothing.
+    setting("headersTimeout", ["VLLAMA_HEADERS_TIMEOUT"], duration, DURATION, () => 10_000),
+    setting("bodyTimeout", ["VLLAMA_BODY_TIMEOUT"], duration, DURATION, () => 30_000),
+    setting("idleTimeout", ["VLLAMA_IDLE_TIMEOUT"], duration, DURATION, () => 5_000),
+    setting("writeTimeout", ["VLLAMA_WRITE_TIMEOUT"], duration, DURATION, () => 60_000),
+    // Kubernetes' default grace period is 30 s: leave some of it for the final writes and the exit.
+    setting("shutdownTimeout", ["VLLAMA_SHUTDOWN_TIMEOUT"], duration,
+      'seconds or a Go duration such as "30s" (0: end running requests at once, "-1": wait for them)', () => 25_000),
+  ],
 ];
 const HOST_ENV = both("HOST");
 const HOST_ACCEPTED = "host[:port] with an optional http:// or https://, e.g. 127.0.0.1:11434 or 0.0.0.0";
@@ -338,6 +376,20 @@ function resolveSetting(setting: Setting, layers: Layer[]): Resolved<unknown> {
   return { value: setting.defaultValue(), source: "default" };
 }
 
+const ApiKeysFileShape = z.record(z.string().min(1), z.string().min(1));
+
+function readApiKeysFile(path: string): ApiKey[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, "utf8"));
+  } catch (err) {
+    throw new ConfigError(`cannot read API keys file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, "file");
+  }
+  const result = ApiKeysFileShape.safeParse(parsed);
+  if (!result.success) throw new ConfigError(`invalid API keys file ${path}: expected a JSON object of names to keys`, "file");
+  return Object.entries(result.data).map(([name, key]) => ({ name, key }));
+}
+
 /** The address a client connects to for a server bound to `host`. */
 export function connectHost(host: string): string {
   if (host === "0.0.0.0" || host === "") return "127.0.0.1";
@@ -359,11 +411,22 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
     sources[s.key] = source;
   }
   if (config.modelsDir !== undefined) config.modelsDir = resolve(config.modelsDir as string);
+  if (config.apiKeysFile !== undefined) {
+    config.apiKeysFile = resolve(config.apiKeysFile as string);
+    config.apiKeys = [...(config.apiKeys as ApiKey[]), ...readApiKeysFile(config.apiKeysFile as string)];
+  }
   return {
     config: config as unknown as ServerConfig,
     sources: sources as Record<ConfigKey, ConfigSource>,
     clientUrl: `${address.scheme}://${connectHost(address.host.value)}:${address.port.value}`,
   };
+}
+
+/** A setting's default, for embedders (tests, `startServer` callers) that give only some settings. */
+export function defaultSetting<K extends ConfigKey>(key: K): ServerConfig[K] {
+  const found = SETTINGS.find((s) => s.key === key);
+  if (found === undefined) throw new Error(`no default for ${key}`);
+  return found.defaultValue() as ServerConfig[K];
 }
 
 /** Flag names and their help, for the CLI to register (`serve` and `config`). */

@@ -76,6 +76,19 @@ export class PayloadTooLargeError extends VllamaError {
   }
 }
 
+export class RequestTimeoutError extends VllamaError {
+  constructor(message: string) {
+    super(message, 408, "request_timeout");
+  }
+}
+
+/** The server is draining after SIGTERM/SIGINT: try another replica (or this one once restarted). */
+export class ShuttingDownError extends VllamaError {
+  constructor(message = "server is shutting down") {
+    super(message, 503, "shutting_down");
+  }
+}
+
 /** Ollama's exact wording: clients and load balancers match on it. */
 export const BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceeded";
 

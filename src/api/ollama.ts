@@ -6,7 +6,8 @@ import { goDurationMs } from "../util/go-duration.js";
 import { ModelName, ReasoningEffortSchema, Stop, ToolSchema, TopLogprobs } from "./shared-fields.js";
 
 const Base64 = z.string();
-const TokenIds = z.array(z.int());
+/** Token ids travel to the native side as int32: a larger one wrapped (2147483648 became -2147483648). */
+const TokenIds = z.array(z.int().min(0).max(2 ** 31 - 1));
 /** Ollama accepts `name` as the older spelling of `model` on these endpoints (the JS client sends it). */
 function withNameAlias<T extends z.ZodRawShape>(shape: T) {
   return z.preprocess((value) => {
@@ -359,7 +360,8 @@ export const ProgressResponseSchema = z.object({
 });
 export type ProgressResponse = z.infer<typeof ProgressResponseSchema>;
 
-export const VersionResponseSchema = z.object({ version: z.string() });
+/** `version` is the Ollama release whose API vllama speaks (clients gate features on it); `vllama_version` is vllama's own. */
+export const VersionResponseSchema = z.object({ version: z.string(), vllama_version: z.string().optional() });
 export type VersionResponse = z.infer<typeof VersionResponseSchema>;
 
 export const BlobDigestSchema = BlobDigest;

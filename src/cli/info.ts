@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { ConfigKey, LoadedConfig } from "../config.js";
+import type { ApiKey, ConfigKey, LoadedConfig } from "../config.js";
 import { ConnectionError, type Client } from "./client.js";
 import { table } from "./format.js";
 import { CliError, printJson, type Ui } from "./ui.js";
@@ -18,7 +18,8 @@ export async function versionCommand(client: Client, ui: Ui): Promise<void> {
   const mine = clientVersion();
   let server: string | undefined;
   try {
-    server = (await client.version()).version;
+    const answer = await client.version();
+    server = answer.vllama_version ?? answer.version; // an Ollama server has only `version`
   } catch (err) {
     if (!(err instanceof ConnectionError)) throw err;
   }
@@ -36,6 +37,7 @@ export async function versionCommand(client: Client, ui: Ui): Promise<void> {
 function displayValue(key: ConfigKey, value: unknown): string {
   if (value === undefined) return "(computed)";
   if (key === "keepAliveMs") return value === Infinity ? "forever" : `${Number(value) / 1000}s`;
+  if (key === "apiKeys") return (value as ApiKey[]).map((k) => k.name).join(",") || "(none)"; // names, never keys
   if (Array.isArray(value)) return value.join(",");
   return String(value);
 }
@@ -44,7 +46,7 @@ export function configCommand(ui: Ui, { config, sources }: LoadedConfig): void {
   const keys = Object.keys(sources) as ConfigKey[];
   if (ui.json) {
     // JSON has no Infinity: a negative keep-alive means forever, as in Ollama.
-    const values = { ...config, keepAliveMs: config.keepAliveMs === Infinity ? -1 : config.keepAliveMs };
+    const values = { ...config, keepAliveMs: config.keepAliveMs === Infinity ? -1 : config.keepAliveMs, apiKeys: config.apiKeys.map((k) => k.name) };
     return printJson(ui, { config: values, sources });
   }
   const rows = keys.map((key) => [key, displayValue(key, config[key]), sources[key]]);

@@ -1,8 +1,9 @@
 // `vllama serve`: the configuration, a logger, the engine and the HTTP server; SIGINT/SIGTERM
-// close them in order. The engine and server are imported here, not at the top of the CLI, so
+// drain them in order (src/server/lifecycle.ts), a second signal exits at once. The engine and server are imported here, not at the top of the CLI, so
 // client commands never load the native addon.
 import { AddressInUseError } from "../api/errors.js";
 import type { LoadedConfig } from "../config.js";
+import { isLoopbackBind } from "../server/security.js";
 import { createLogger } from "./logger.js";
 import { CliError, type Ui } from "./ui.js";
 
@@ -12,6 +13,17 @@ function addressInUse(host: string, port: number, err: unknown): CliError {
       `choose another with --port ${port + 1} or OLLAMA_HOST=${host}:${port + 1}`,
     { cause: err },
   );
+}
+
+/** After the server drained, how long the engine (the step in flight, the models) gets to close. */
+const ENGINE_CLOSE_MS = 5_000;
+
+/** Whether `closing` settles within `ms`. */
+function closeWithin(closing: Promise<void>, ms: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    closing.then(() => resolve(true), reject).finally(() => clearTimeout(timer));
+  });
 }
 
 /** Resolves when the server has closed after a signal. */
@@ -45,6 +57,9 @@ export async function serveCommand(ui: Ui, { config }: LoadedConfig): Promise<vo
     if (err instanceof AddressInUseError || code === "EADDRINUSE") throw addressInUse(config.host, config.port, err);
     throw err;
   }
+  if (config.apiKeys.length === 0 && !isLoopbackBind(config.host)) {
+    logger.warn({ host: config.host }, `listening on ${config.host} without an API key: anyone who can reach this address can use it (set --api-key, VLLAMA_API_KEY or --api-keys-file)`);
+  }
   const host = server.host.includes(":") ? `[${server.host}]` : server.host;
   logger.info({ url: `http://${host}:${server.port}`, version: engine.version }, "vllama is listening");
   if (!ui.quiet) ui.stdout.write(`Listening on http://${host}:${server.port} (vllama ${engine.version})\n`);
@@ -57,11 +72,17 @@ export async function serveCommand(ui: Ui, { config }: LoadedConfig): Promise<vo
         process.exit(1);
       }
       stopping = true;
-      logger.info({ signal }, "shutting down");
-      // The server first: no new requests while the engine cancels the running ones.
+      logger.info({ signal, shutdownTimeoutMs: config.shutdownTimeout }, "shutting down: draining running requests");
+      // The server first: it stops taking requests and ends the running ones by the deadline.
       server
         .close()
-        .then(() => engine.close())
+        .then(() => closeWithin(engine.close(), ENGINE_CLOSE_MS))
+        .then((closed) => {
+          if (closed) return;
+          // A native step that does not return cannot hold the exit: its thread dies with the process.
+          logger.error({ waitedMs: ENGINE_CLOSE_MS }, "the engine did not close in time (a native step still running): exiting");
+          process.exit(0);
+        })
         .catch((err: unknown) => logger.error({ err }, "error while shutting down"))
         .finally(resolve);
     };

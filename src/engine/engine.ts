@@ -25,11 +25,12 @@ import { embedTexts, normalize, type Embedded } from "./embeddings.js";
 import { renderPrometheus } from "./metrics.js";
 import { metricsSnapshot, type LoadedModelMetrics } from "./metrics-snapshot.js";
 import { ModelPool, type Lease } from "./model-pool.js";
+import { checkJsonSchema } from "./json-schema-check.js";
 import type { RunnerOptions } from "./model-runner.js";
 import {
   chatLoadResponse, chatResponses, generateLoadResponse, generateResponses, nsBetween, type Generation,
 } from "./ollama-responses.js";
-import { samplerParams, sequenceLimits } from "./sampling.js";
+import { formatGrammar, samplerParams, sequenceLimits } from "./sampling.js";
 import { EngineOptionsSchema, type EngineOptions } from "./options.js";
 import { Sequence } from "./sequence.js";
 
@@ -99,6 +100,7 @@ export class Engine implements EngineService {
   chat(req: ChatRequest, init?: RequestInit): Promise<ChatResponse | AsyncIterable<ChatResponse>>;
   async chat(input: ChatRequest, init: RequestInit = {}): Promise<ChatResponse | AsyncIterable<ChatResponse>> {
     const req = parseRequest(ChatRequestSchema, input);
+    req.tools?.forEach((tool, i) => checkJsonSchema(tool.function.parameters ?? {}, `tools[${i}].function.parameters`));
     const model = await this.resolveModel(req.model);
     const keepAliveMs = parseKeepAlive(req.keep_alive, this.options.keepAliveMs);
     if (req.messages.length === 0) return chatLoadResponse(req, await this.loadOrUnload(model, keepAliveMs));
@@ -273,6 +275,7 @@ export class Engine implements EngineService {
     buildPrompt: (tokenizer: NativeModel) => P,
   ): Promise<{ generation: Generation; prompt: P }> {
     const startedAt = process.hrtime.bigint();
+    const grammar = await formatGrammar(req.format);
     const lease = await this.pool.acquire(model, keepAliveMs);
     try {
       const resolved = resolveOptions(req.options, model.parameters, this.options.contextLength);
@@ -280,7 +283,7 @@ export class Engine implements EngineService {
       const options = { ...resolved, num_ctx: Math.min(resolved.num_ctx, lease.runner.kvCells) };
       const prompt = buildPrompt(lease.runner.model);
       const tokens = fitContext(prompt.tokens, options, req.truncate !== false);
-      const params = samplerParams({ options, format: req.format, logprobs: req.logprobs, topLogprobs: req.top_logprobs });
+      const params = samplerParams({ options, grammar, logprobs: req.logprobs, topLogprobs: req.top_logprobs });
       const seq = new Sequence(tokens, params, sequenceLimits(options), lease.runner.model);
       lease.runner.submit(seq, init.signal);
       seq.events.onSettled(() => lease.release(keepAliveMs));

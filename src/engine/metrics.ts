@@ -133,7 +133,12 @@ export function renderPrometheus(models: ModelMetricsView[]): string {
 
   gauge("vllm:num_requests_running", "Requests generating now.", (m) => m.running);
   gauge("vllm:num_requests_waiting", "Requests waiting to run.", (m) => m.waiting);
-  gauge("vllm:kv_cache_usage_perc", "Fraction of KV cache cells in use (0..1).", (m) => (m.kv.totalCells ? m.kv.usedCells / m.kv.totalCells : 0));
+  // As vLLM counts it: cells that only idle cached prefixes hold are free to take (reclaimed on
+  // demand), so they are not "in use"; they were, and an idle server reported 0.05.
+  const share = (m: ModelMetricsView, cells: number) => (m.kv.totalCells ? cells / m.kv.totalCells : 0);
+  gauge("vllm:kv_cache_usage_perc", "Fraction of KV cache cells running requests hold (0..1).", (m) => share(m, m.kv.usedCells - m.kv.idleCells));
+  gauge("vllama:kv_cache_reclaimable_perc", "Fraction of KV cache cells held only by idle cached prefixes, taken back on demand (0..1).",
+    (m) => share(m, m.kv.idleCells));
   family("vllm:cache_config_info", "gauge", "KV cache configuration.", models.map((m) =>
     `vllm:cache_config_info${label(m, `,block_size="${BLOCK_SIZE}",num_gpu_blocks="${Math.floor(m.kv.totalCells / BLOCK_SIZE)}"`)} 1`));
   gauge("vllm:prompt_tokens_total", "Prompt tokens processed.", (m) => m.metrics.promptTokens, "counter");

@@ -3,11 +3,13 @@ import { BadRequestError } from "../api/errors.js";
 import type { Format } from "../api/ollama.js";
 import type { ResolvedOptions } from "./options.js";
 import { jsonSchemaToGrammar, type SamplerParams } from "../native/index.js";
+import { checkJsonSchema } from "./json-schema-check.js";
 import type { SequenceLimits } from "./sequence.js";
 
 export interface SamplingRequest {
   options: ResolvedOptions;
-  format?: Format;
+  /** GBNF from `formatGrammar(format)`, converted before the request takes a place. */
+  grammar?: string;
   logprobs?: boolean;
   topLogprobs?: number;
 }
@@ -26,7 +28,7 @@ export function samplerParams(req: SamplingRequest): SamplerParams {
     repeatPenalty: o.repeat_penalty,
     presencePenalty: o.presence_penalty,
     frequencyPenalty: o.frequency_penalty,
-    grammar: formatGrammar(req.format),
+    grammar: req.grammar,
     logprobs: req.logprobs ?? false,
     topLogprobs: req.topLogprobs ?? 0,
   };
@@ -36,12 +38,16 @@ export function sequenceLimits(options: ResolvedOptions): SequenceLimits {
   return { maxTokens: options.num_predict < 0 ? -1 : options.num_predict, maxContext: options.num_ctx, stop: options.stop, ignoreEos: options.ignore_eos };
 }
 
-/** `format: "json"` is any JSON object; a JSON schema object constrains output to that schema. */
-export function formatGrammar(format: Format | undefined): string | undefined {
+/**
+ * `format: "json"` is any JSON object; a JSON schema object constrains output to that schema.
+ * The schema is bounded first, then converted off the JS thread (native/addon.cpp).
+ */
+export async function formatGrammar(format: Format | undefined): Promise<string | undefined> {
   if (format === undefined) return undefined;
+  if (format !== "json") checkJsonSchema(format, "format");
   const schema = format === "json" ? { type: "object" } : format;
   try {
-    return jsonSchemaToGrammar(schema);
+    return await jsonSchemaToGrammar(schema);
   } catch (error) {
     throw new BadRequestError(`invalid format: ${(error as Error).message}`);
   }

@@ -79,9 +79,13 @@ export async function createContext(model: NativeModel, options: ContextOptions)
   }
 }
 
-/** GBNF for a JSON schema, by llama.cpp's own converter. */
-export function jsonSchemaToGrammar(schema: unknown): string {
-  return mapErrors(() => loadAddon().jsonSchemaToGrammar(JSON.stringify(schema)));
+/** GBNF for a JSON schema, by llama.cpp's own converter, on a thread of its own (see addon.cpp). */
+export async function jsonSchemaToGrammar(schema: unknown): Promise<string> {
+  try {
+    return await loadAddon().jsonSchemaToGrammar(JSON.stringify(schema));
+  } catch (error) {
+    throw toTypedError(error);
+  }
 }
 
 export function liveNativeObjects(): { models: number; contexts: number } {

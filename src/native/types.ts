@@ -151,7 +151,8 @@ export interface NativeAddon {
   /** Loads ggml backends once; returns the devices found and the chosen backend. */
   init(gpu: GpuChoice, backendDir: string): { backend: "cuda" | "cpu"; devices: BackendDevice[]; systemInfo: string };
   loadModel(path: string, options: LoadModelOptions): Promise<NativeModel>;
-  jsonSchemaToGrammar(schemaJson: string): string;
+  /** GBNF for a JSON schema, checked by llama.cpp's grammar parser; runs off the JS thread. */
+  jsonSchemaToGrammar(schemaJson: string): Promise<string>;
   /** Bytes of native memory held by live models and contexts (for leak tests). */
   liveObjects(): { models: number; contexts: number };
 }

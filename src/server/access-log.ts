@@ -21,6 +21,7 @@ export function accessLog(logger: Logger): RequestHandler {
           method: req.method,
           route: req.route?.path ?? req.path,
           model: n.model,
+          key: n.keyName,
           status: res.statusCode,
           latency_ms: Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10,
           prompt_tokens: n.promptTokens,

@@ -1,28 +1,50 @@
 // The Express application and its listener.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import express, { type Express } from "express";
+import express, { type Express, type RequestHandler } from "express";
 import { AddressInUseError } from "../api/errors.js";
+import { defaultSetting } from "../config.js";
 import { accessLog } from "./access-log.js";
-import type { ServerDeps } from "./context.js";
+import { apiKeyAuth } from "./auth.js";
+import { notes, type OptionalServerSetting, type ServerDeps, type ServerSettings } from "./context.js";
 import { errorMiddleware, unknownRoute } from "./errors.js";
+import { Lifecycle } from "./lifecycle.js";
 import { routeTable } from "./routes.js";
 import { cors, hostGuard } from "./security.js";
 import { attachWebSockets } from "./ws.js";
+import { bodyTimeout, declaredLengthLimit, isLimited } from "./connection-limits.js";
 
-export function createApp(deps: ServerDeps): Express {
+type FullSettings = Required<Pick<ServerSettings, OptionalServerSetting>> & ServerSettings;
+
+function withDefaults(config: ServerSettings): FullSettings {
+  const keys: OptionalServerSetting[] = ["apiKeys", "metricsAuth", "headersTimeout", "bodyTimeout", "idleTimeout", "writeTimeout", "shutdownTimeout"];
+  const defaults = Object.fromEntries(keys.map((key) => [key, defaultSetting(key)]));
+  return { ...defaults, ...config } as FullSettings;
+}
+
+export function createApp(deps: ServerDeps, lifecycle = new Lifecycle()): Express {
+  const settings = withDefaults(deps.config);
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
   // Clients (curl among them) often send JSON without a JSON content type, and Ollama reads
   // every body as JSON, so the parser ignores Content-Type.
-  const jsonBody = express.json({ limit: deps.config.bodyLimit, type: () => true });
+  const jsonBody = express.json({ limit: settings.bodyLimit, type: () => true });
+  const readBody = bodyTimeout(settings.bodyTimeout);
+  const declaredLength = declaredLengthLimit(settings.bodyLimit);
+  const writeLimit: RequestHandler = (_req, res, next) => {
+    notes(res).writeTimeout = settings.writeTimeout;
+    next();
+  };
 
   app.use(accessLog(deps.logger));
-  app.use(hostGuard(deps.config.host));
-  app.use(cors(deps.config.origins));
-  for (const route of routeTable(deps)) {
-    const handlers = route.body === "json" ? [jsonBody, route.handler] : [route.handler];
+  app.use(hostGuard(settings.host));
+  app.use(cors(settings.origins));
+  app.use(apiKeyAuth(settings.apiKeys, settings.metricsAuth));
+  app.use(lifecycle.tracker());
+  app.use(writeLimit);
+  for (const route of routeTable({ ...deps, lifecycle })) {
+    const handlers = route.body === "none" ? [route.handler] : route.body === "json" ? [declaredLength, readBody, jsonBody, route.handler] : [readBody, route.handler];
     app[route.method](route.path, ...handlers);
   }
   app.use(unknownRoute);
@@ -34,15 +56,30 @@ export interface RunningServer {
   server: Server;
   host: string;
   port: number;
-  /** Stops accepting connections, ends open ones, and resolves when the server is closed. */
+  /**
+   * Drains: readiness fails and new requests get 503 at once, running ones get `shutdownTimeout`
+   * to finish and are ended after it; then the listener and every connection close.
+   */
   close(): Promise<void>;
 }
 
 /** Listens on `config.host:config.port` (port 0 picks a free one) and resolves with the bound address. */
 export function startServer(deps: ServerDeps): Promise<RunningServer> {
-  const { host, port } = deps.config;
-  // Generations and blob uploads can run for a long time: no request timeout, as Ollama.
-  const server = createServer({ requestTimeout: 0 }, createApp(deps));
+  const settings = withDefaults(deps.config);
+  const { host, port } = settings;
+  const lifecycle = new Lifecycle();
+  // No whole-request timeout (blob uploads and generations run long): the body's idle time, the
+  // headers' time and a stalled reader are limited instead (src/server/connection-limits.ts).
+  const server = createServer(
+    {
+      requestTimeout: 0,
+      headersTimeout: isLimited(settings.headersTimeout) ? settings.headersTimeout : 0,
+      keepAliveTimeout: isLimited(settings.idleTimeout) ? settings.idleTimeout : 0,
+      // How often Node checks the headers deadline (30 s by default): a tenth of it, at most 1 s.
+      connectionsCheckingInterval: Math.min(1_000, Math.max(50, settings.headersTimeout / 10)),
+    },
+    createApp(deps, lifecycle),
+  );
   const webSockets = attachWebSockets(server, deps);
   return new Promise((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {
@@ -54,12 +91,16 @@ export function startServer(deps: ServerDeps): Promise<RunningServer> {
         server,
         host: address.address,
         port: address.port,
-        close: () =>
-          new Promise((done, fail) => {
-            server.close((err) => (err ? fail(err) : done()));
-            server.closeAllConnections();
-            webSockets.close();
-          }),
+        close: async () => {
+          // Still listening while draining: a request that arrives gets a fast 503 (which a load
+          // balancer retries elsewhere) rather than a refused connection.
+          server.closeIdleConnections();
+          await lifecycle.drain(settings.shutdownTimeout);
+          webSockets.close();
+          const closed = new Promise<void>((done, fail) => server.close((err) => (err ? fail(err) : done())));
+          server.closeAllConnections();
+          await closed;
+        },
       });
     });
   });

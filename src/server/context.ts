@@ -5,12 +5,19 @@ import type { Logger } from "pino";
 import type { EngineService } from "../api/engine-contract.js";
 import type { ServerConfig } from "../config.js";
 
-export type ServerSettings = Pick<ServerConfig, "host" | "port" | "origins" | "bodyLimit">;
+/** Settings an HTTP server needs; the optional ones default as in `vllama serve` (src/config.ts). */
+export type ServerSettings = Pick<ServerConfig, "host" | "port" | "origins" | "bodyLimit"> &
+  Partial<Pick<ServerConfig, OptionalServerSetting>>;
+
+export type OptionalServerSetting =
+  | "apiKeys" | "metricsAuth" | "headersTimeout" | "bodyTimeout" | "idleTimeout" | "writeTimeout" | "shutdownTimeout";
 
 export interface ServerDeps {
   engine: EngineService;
   config: ServerSettings;
   logger: Logger;
+  /** Draining state, for the readiness probe (absent: never draining). */
+  lifecycle?: { readonly draining: boolean };
 }
 
 /** "sse": `data:` lines ended by `data: [DONE]` (OpenAI chat); "sse-events": each item is an
@@ -23,6 +30,12 @@ export interface RequestNotes {
   promptTokens?: number;
   evalTokens?: number;
   error?: string;
+  /** The name of the API key the request came with (never the key). */
+  keyName?: string;
+  /** Aborted when the server ends the request at its shutdown deadline (reason: ShuttingDownError). */
+  shutdown?: AbortSignal;
+  /** How long a write may wait for a client that stopped reading (0 or Infinity: forever). */
+  writeTimeout?: number;
   /** Set once a stream's headers are sent: a later error must end that stream in its format. */
   streamFormat?: StreamFormat;
 }

@@ -8,6 +8,7 @@ import {
   InternalError,
   NotFoundError,
   PayloadTooLargeError,
+  ShuttingDownError,
   VllamaError,
 } from "../api/errors.js";
 import type { AnthropicErrorResponse, AnthropicErrorType } from "../api/anthropic.js";
@@ -21,6 +22,23 @@ interface BodyParserError extends Error {
   status?: number;
   expose?: boolean;
   limit?: number;
+  /** The raw body of a parse failure. */
+  body?: string;
+}
+
+/** zlib's failures (a `Content-Encoding: gzip` body that is not gzip) carry a Z_ code. */
+function isZlibError(err: unknown): err is NodeJS.ErrnoException {
+  return err instanceof Error && /^Z_/.test((err as NodeJS.ErrnoException).code ?? "");
+}
+
+/** The parser refuses JSON that is not an object or array (`null`, `"hello"`) with a JSON.parse message of its own making: say what it is instead. */
+function parseFailure(err: BodyParserError): string {
+  try {
+    const value: unknown = JSON.parse(err.body ?? "");
+    return `expected a JSON object, got ${value === null ? "null" : typeof value}`;
+  } catch {
+    return err.message;
+  }
 }
 
 function isBodyParserError(err: unknown): err is BodyParserError {
@@ -30,12 +48,13 @@ function isBodyParserError(err: unknown): err is BodyParserError {
 export function toVllamaError(err: unknown): VllamaError {
   if (err instanceof VllamaError) return err;
   if (isBodyParserError(err)) {
-    if (err.type === "entity.parse.failed") return new BadRequestError(`invalid JSON body: ${err.message}`);
+    if (err.type === "entity.parse.failed") return new BadRequestError(`invalid JSON body: ${parseFailure(err)}`);
     if (err.type === "entity.too.large") return new PayloadTooLargeError(`request body too large (limit ${err.limit} bytes)`);
     if (err.expose && err.status !== undefined && err.status < 500) {
       return new VllamaError(err.message, err.status, "bad_request");
     }
   }
+  if (isZlibError(err)) return new BadRequestError(`invalid request body: its Content-Encoding does not match it (${err.message})`);
   return new InternalError(err instanceof Error ? err.message : String(err));
 }
 
@@ -99,16 +118,39 @@ export function noteError(res: Response, err: unknown, logger: Logger): VllamaEr
   return error;
 }
 
+/** Ends the connection once `res` is written: the rest of a request body is never read. */
+export function closeAfterResponse(res: Response): void {
+  res.setHeader("Connection", "close");
+  res.once("finish", () => res.req.socket.destroy());
+}
+
+/** Seconds a 503 (queue full, shutting down) asks a client to wait before it retries. */
+const RETRY_AFTER_S = 1;
+
+/** Answers `error` in the route's API shape; a stream that already sent output ends with it. */
+export function sendError(req: Request, res: Response, error: VllamaError): void {
+  notes(res).error = error.message;
+  if (res.destroyed) return; // the client left: nobody to tell
+  const api = apiOf(req);
+  const body = errorBody(api, error);
+  if (res.headersSent) {
+    // Ollama ends a failed stream with a bare error line; a stream the shutdown deadline ended
+    // also says it is done, and why, as a final chunk does.
+    const format = notes(res).streamFormat ?? "ndjson";
+    const final = error instanceof ShuttingDownError && format === "ndjson" ? { done: true, done_reason: "shutdown" } : {};
+    endStreamWithError(res, format, { ...body, ...final });
+    return;
+  }
+  if (error.status === 503) res.setHeader("Retry-After", String(RETRY_AFTER_S));
+  // The rest of a body too large (or too slow) is not read: the connection closes instead.
+  if (error.status === 413 || error.status === 408) closeAfterResponse(res);
+  res.status(api === "anthropic" ? anthropicStatus(error.status) : error.status).json(body);
+}
+
 export function errorMiddleware(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
-    const error = noteError(res, err, logger);
-    if (res.destroyed) return; // the client left: nobody to tell
-    const api = apiOf(req);
-    const body = errorBody(api, error);
-    if (res.headersSent) {
-      endStreamWithError(res, notes(res).streamFormat ?? "ndjson", body);
-      return;
-    }
-    res.status(api === "anthropic" ? anthropicStatus(error.status) : error.status).json(body);
+    // A request ended by the shutdown deadline surfaces from the engine as cancelled: say why.
+    const shutdown = notes(res).shutdown;
+    sendError(req, res, noteError(res, shutdown?.aborted ? shutdown.reason : err, logger));
   };
 }

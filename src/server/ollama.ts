@@ -20,7 +20,14 @@ import {
 } from "../api/ollama.js";
 import { parseRequest } from "../api/validate.js";
 import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
+import { notReadyReason, serverStatus } from "./status.js";
 import { abortOnDisconnect, isAsyncIterable, lastItem, writeStream } from "./streams.js";
+
+/**
+ * The Ollama release whose API this server speaks: v0.12.11 added `logprobs`/`top_logprobs`, the
+ * newest request fields vllama accepts. Clients gate features on it ("0.1.0" read as a very old Ollama).
+ */
+export const OLLAMA_API_VERSION = "0.12.11";
 
 type Usage = { done: boolean; prompt_eval_count?: number; eval_count?: number };
 
@@ -43,7 +50,7 @@ function blobDigest(req: Request): string {
   return digest.data.replace("sha256-", "sha256:");
 }
 
-export function ollamaHandlers({ engine, logger }: ServerDeps) {
+export function ollamaHandlers({ engine, logger, lifecycle }: ServerDeps) {
   /** Notes the model for the access log and logs options this server ignores. */
   function begin(req: Request, res: Response, model: string): void {
     notes(res).model = model;
@@ -56,11 +63,15 @@ export function ollamaHandlers({ engine, logger }: ServerDeps) {
       res.type("text/plain").send("Ollama is running");
     },
     version: (_req, res) => {
-      res.json({ version: engine.version });
+      res.json({ version: OLLAMA_API_VERSION, vllama_version: engine.version });
     },
-    health: (_req, res) => {
-      const { backend, devices } = engine.backend();
-      res.json({ status: "ok", backend, devices });
+    health: async (_req, res) => {
+      res.json({ status: "ok", ...(await serverStatus(engine)) });
+    },
+    ready: async (_req, res) => {
+      const status = await serverStatus(engine);
+      const reason = notReadyReason(status, lifecycle?.draining ?? false);
+      res.status(reason === undefined ? 200 : 503).json({ status: reason === undefined ? "ready" : "not ready", reason, ...status });
     },
     metrics: (_req, res) => {
       res.type("text/plain; version=0.0.4").send(engine.metrics());

@@ -34,6 +34,7 @@ export function routeTable(deps: ServerDeps): Route[] {
     { method: "get", path: "/web/vendor/highlight/styles/*file", body: "none", handler: web.highlightStyle },
     { method: "get", path: "/web/*file", body: "none", handler: web.asset },
     { method: "get", path: "/health", body: "none", handler: ollama.health },
+    { method: "get", path: "/ready", body: "none", handler: ollama.ready },
     { method: "get", path: "/metrics", body: "none", handler: ollama.metrics },
     { method: "get", path: "/api/version", body: "none", handler: ollama.version },
     { method: "get", path: WS_PATH, body: "none", handler: upgradeRequired },

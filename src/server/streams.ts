@@ -2,6 +2,7 @@
 import type { Response } from "express";
 import { CancelledError, InternalError } from "../api/errors.js";
 import { notes, type StreamFormat } from "./context.js";
+import { drained } from "./connection-limits.js";
 
 const CONTENT_TYPES: Record<StreamFormat, string> = {
   ndjson: "application/x-ndjson",
@@ -16,19 +17,11 @@ function encode(format: StreamFormat, item: unknown): string {
   return `event: ${(item as { type?: string }).type ?? "error"}\ndata: ${json}\n\n`;
 }
 
-/** Writes with backpressure; resolves false once the client is gone. */
+/** Writes with backpressure; resolves false once the client is gone (or stopped reading for too long). */
 function write(res: Response, text: string): Promise<boolean> {
   if (res.destroyed) return Promise.resolve(false);
   if (res.write(text)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const settle = () => {
-      res.off("drain", settle);
-      res.off("close", settle);
-      resolve(!res.destroyed);
-    };
-    res.on("drain", settle);
-    res.on("close", settle);
-  });
+  return drained(res, notes(res).writeTimeout);
 }
 
 /**
@@ -58,18 +51,23 @@ export async function writeStream(res: Response, format: StreamFormat, items: As
   }
 }
 
-/** Ends a stream that already sent output with one final error item, status unchanged. */
-export function endStreamWithError(res: Response, format: StreamFormat, body: unknown): void {
-  if (!res.writableEnded) res.end(encode(format, body));
+/** Ends a stream that already sent output with one final error item, status unchanged; an SSE stream then says `[DONE]`, as every SSE stream ends. */
+export function endStreamWithError(res: Response, format: StreamFormat, body: object): void {
+  if (res.writableEnded) return;
+  res.end(format === "ndjson" ? encode(format, body) : encode(format, body) + "data: [DONE]\n\n");
 }
 
-/** An AbortSignal that fires when the client disconnects before the response is complete. */
+/**
+ * An AbortSignal that fires when the client disconnects before the response is complete, or when
+ * the server ends the request at its shutdown deadline (src/server/lifecycle.ts).
+ */
 export function abortOnDisconnect(res: Response): AbortSignal {
   const controller = new AbortController();
   res.once("close", () => {
     if (!res.writableFinished) controller.abort(new CancelledError("client disconnected"));
   });
-  return controller.signal;
+  const shutdown = notes(res).shutdown;
+  return shutdown === undefined ? controller.signal : AbortSignal.any([controller.signal, shutdown]);
 }
 
 export function isAsyncIterable<T>(value: unknown): value is AsyncIterable<T> {

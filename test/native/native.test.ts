@@ -182,7 +182,7 @@ describe("native core", () => {
   });
 
   test("grammar from a JSON schema constrains sampling", async () => {
-    const grammar = jsonSchemaToGrammar({
+    const grammar = await jsonSchemaToGrammar({
       type: "object", properties: { mood: { enum: ["happy", "sad"] }, age: { type: "integer", minimum: 1, maximum: 99 } },
       required: ["mood", "age"], additionalProperties: false,
     });
@@ -203,6 +203,19 @@ describe("native core", () => {
     assert.ok(["happy", "sad"].includes(value.mood));
     assert.ok(Number.isInteger(value.age) && value.age >= 1 && value.age <= 99);
     await ctx.dispose();
+  });
+
+  test("schema conversion runs on its own stack: a 10,000-long $ref chain converts (it crashed the JS thread)", async () => {
+    const defs: Record<string, object> = {};
+    for (let i = 0; i < 10_000; i++) defs[`d${i}`] = i + 1 < 10_000 ? { $ref: `#/$defs/d${i + 1}` } : { type: "string" };
+    const grammar = await jsonSchemaToGrammar({ $ref: "#/$defs/d0", $defs: defs });
+    assert.ok(grammar.includes("\nref-defs-d9997 ::= ref-defs-d9998\n"), "the chain's last hops are in the grammar");
+  });
+
+  test("schemas whose grammar llama.cpp cannot sample are refused at conversion, as bad requests", async () => {
+    const leftRecursive = { $ref: "#/$defs/a", $defs: { a: { anyOf: [{ $ref: "#/$defs/b" }, { type: "string" }] }, b: { $ref: "#/$defs/a" } } };
+    await assert.rejects(jsonSchemaToGrammar(leftRecursive), (e: unknown) => e instanceof BadRequestError && /left recursion/.test(e.message));
+    await assert.rejects(jsonSchemaToGrammar({ type: "string", minLength: 1e9 }), BadRequestError);
   });
 
   test("top-N logprobs come sorted with the sampled token's logprob", async () => {
@@ -276,7 +289,7 @@ describe("native core", () => {
       await assert.rejects(async () => ctx.step({ ...one, tokens: [1] as unknown as Int32Array }), /wrong type/);
       assert.throws(() => ctx.setSampler(0, { ...greedy, grammar: "root ::= (" }), /invalid grammar/);
       assert.throws(() => ctx.setSampler(9, greedy), /out of range/);
-      assert.throws(() => jsonSchemaToGrammar("not a schema" as unknown as object), BadRequestError);
+      await assert.rejects(jsonSchemaToGrammar("not a schema" as unknown as object), BadRequestError);
       // A second step while one runs is refused by the native busy flag.
       const first = ctx.step({ ...one, tokens: Int32Array.of(1) });
       assert.throws(() => ctx.seqRemove(0, -1, -1), /busy/);

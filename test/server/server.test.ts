@@ -7,6 +7,7 @@ import { Ollama } from "ollama";
 import OpenAI from "openai";
 import { pino } from "pino";
 import { startServer, type RunningServer } from "../../src/server/index.js";
+import { OLLAMA_API_VERSION } from "../../src/server/ollama.js";
 import { EMBEDDING_SIZE, FakeEngine, JSON_REPLY_TOKENS, PROMPT_TOKENS, REPLY_TEXT, REPLY_TOKENS } from "../helpers/fake-engine.js";
 
 const TOOLS = [
@@ -65,9 +66,14 @@ describe("server with the ollama client", () => {
   });
 
   test("reports version, health and metrics", async () => {
-    assert.deepEqual(await ollama.version(), { version: "0.0.0-fake" });
+    assert.deepEqual(await ollama.version(), { version: OLLAMA_API_VERSION, vllama_version: "0.0.0-fake" });
     const health = await fetch(`${url}/health`);
-    assert.deepEqual(await health.json(), { status: "ok", backend: "cpu", devices: [{ name: "CPU", description: "fake", type: "cpu", memoryFree: 1, memoryTotal: 1 }] });
+    const { host_memory: hostMemory, ...status } = await health.json();
+    assert.deepEqual(status, {
+      status: "ok", backend: "cpu", devices: [{ name: "CPU", description: "fake", type: "cpu", memoryFree: 1, memoryTotal: 1 }],
+      version: "0.0.0-fake", models: ["fake-model:latest"], available_models: 2,
+    });
+    assert.ok(hostMemory.total > 0);
     const metrics = await fetch(`${url}/metrics`);
     assert.match(metrics.headers.get("content-type") ?? "", /^text\/plain/);
     assert.match(await metrics.text(), /^vllm:num_requests_running\{model_name="fake-model"\} 0$/m);

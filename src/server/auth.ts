@@ -1,0 +1,53 @@
+// Optional API keys: with keys configured, every route but the probes (and /metrics unless told)
+// needs `Authorization: Bearer <key>` or `x-api-key: <key>` (OpenAI's and Anthropic's headers).
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { RequestHandler } from "express";
+import { UnauthorizedError } from "../api/errors.js";
+import type { ApiKey } from "../config.js";
+import { notes } from "./context.js";
+
+/** Probes and the banner: a load balancer or an orchestrator must reach them without a key. */
+const OPEN_PATHS = new Set(["/", "/health", "/ready"]);
+
+function digest(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
+
+/**
+ * Finds the key `presented` matches, in time independent of how much of any key it matches:
+ * digests of equal length compared with timingSafeEqual, every key compared, no early exit.
+ */
+export function keyMatcher(keys: readonly ApiKey[]): (presented: string) => ApiKey | undefined {
+  const digests = keys.map((k) => ({ key: k, digest: digest(k.key) }));
+  return (presented) => {
+    const candidate = digest(presented);
+    let found: ApiKey | undefined;
+    for (const { key, digest: d } of digests) {
+      if (timingSafeEqual(d, candidate) && found === undefined) found = key;
+    }
+    return found;
+  };
+}
+
+function presentedKey(authorization: string | undefined, apiKeyHeader: string | string[] | undefined): string | undefined {
+  const bearer = authorization === undefined ? undefined : /^Bearer\s+(.+)$/i.exec(authorization.trim())?.[1];
+  if (bearer !== undefined) return bearer;
+  return typeof apiKeyHeader === "string" && apiKeyHeader !== "" ? apiKeyHeader : undefined;
+}
+
+/** Refuses requests without a configured key (401, in the route's API error shape); notes the key's name. */
+export function apiKeyAuth(keys: readonly ApiKey[], metricsAuth: boolean): RequestHandler {
+  const match = keyMatcher(keys);
+  return (req, res, next) => {
+    if (keys.length === 0 || OPEN_PATHS.has(req.path) || (req.path === "/metrics" && !metricsAuth)) return next();
+    const presented = presentedKey(req.headers.authorization, req.headers["x-api-key"]);
+    const key = presented === undefined ? undefined : match(presented);
+    if (key === undefined) {
+      res.setHeader("WWW-Authenticate", 'Bearer realm="vllama"');
+      const reason = presented === undefined ? "missing API key" : "invalid API key";
+      return next(new UnauthorizedError(`${reason}: send it as "Authorization: Bearer <key>" or "x-api-key: <key>"`));
+    }
+    notes(res).keyName = key.name;
+    next();
+  };
+}

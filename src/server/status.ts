@@ -1,0 +1,36 @@
+// What the probes report: `/health` (alive) and `/ready` (send traffic here), with the backend,
+// its devices' memory, the host's memory, the loaded models and the version.
+import { freemem, totalmem } from "node:os";
+import type { EngineService } from "../api/engine-contract.js";
+
+export interface ServerStatus {
+  version: string;
+  backend: "cuda" | "cpu";
+  /** Every ggml device: the CPU, and GPUs with their name and memory (bytes) when present. */
+  devices: ReturnType<EngineService["backend"]>["devices"];
+  host_memory: { total: number; free: number };
+  /** Loaded models. */
+  models: string[];
+  /** Models in the store (0: nothing can be loaded). */
+  available_models: number;
+}
+
+export async function serverStatus(engine: EngineService): Promise<ServerStatus> {
+  const { backend, devices } = engine.backend();
+  const [loaded, available] = await Promise.all([engine.ps(), engine.list()]);
+  return {
+    version: engine.version,
+    backend,
+    devices,
+    host_memory: { total: totalmem(), free: freemem() },
+    models: loaded.models.map((m) => m.name),
+    available_models: available.models.length,
+  };
+}
+
+/** Why this server should not get new requests now, if it should not. */
+export function notReadyReason(status: ServerStatus, draining: boolean): string | undefined {
+  if (draining) return "shutting down";
+  if (status.available_models === 0) return "no model to load: the model store is empty";
+  return undefined;
+}
