@@ -41,7 +41,7 @@ describe("KV events: a subscriber rebuilds the engine's prefix cache", () => {
   before(async () => {
     subscriber = await KvEventSubscriber.bind("kv@");
     engine = new Engine({
-      modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-kv-events-")), parallel: 16,
+      modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-kv-events-")), parallel: 16, kvCells: 1024,
       kvEventsEndpoint: subscriber.endpoint, kvEventsPod: "test-pod",
     });
   });
@@ -59,8 +59,8 @@ describe("KV events: a subscriber rebuilds the engine's prefix cache", () => {
 
   test("stored and removed events keep the subscriber's block set equal to the engine's", async () => {
     const answers = await Promise.all(Array.from({ length: 15 }, (_, i) => generate(`${system} Story ${i}:`)));
-    // More rounds: idle blocks get trimmed (BlockRemoved) as new ones are stored.
-    for (let round = 0; round < 2; round++) answers.push(...(await Promise.all(Array.from({ length: 6 }, (_, i) => generate(`${system} Round ${round} tale ${i}:`)))));
+    // More rounds in a small cache: idle blocks are evicted (BlockRemoved) as new ones are stored.
+    for (let round = 0; round < 3; round++) answers.push(...(await Promise.all(Array.from({ length: 8 }, (_, i) => generate(`${system} Round ${round} tale ${i}:`)))));
     const cached = () => engine.stats()[0].kv.cachedBlocks;
     await settled(cached);
     const blocks = subscribed();
