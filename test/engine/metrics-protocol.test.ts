@@ -8,11 +8,11 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
-import { Engine } from "../src/engine/engine.js";
-import { BLOCK_SIZE } from "../src/engine/kv-manager.js";
-import { startServer, type RunningServer } from "../src/server/index.js";
-import { OTHER_PROMPTS, storiesPath } from "./helpers/models.js";
-import { parsePrometheusText, type Family } from "./helpers/prometheus-text.js";
+import { Engine } from "../../src/engine/engine.js";
+import { BLOCK_SIZE } from "../../src/engine/kv-manager.js";
+import { startServer, type RunningServer } from "../../src/server/index.js";
+import { OTHER_PROMPTS, storiesPath } from "../helpers/models.js";
+import { parsePrometheusText, type Family } from "../helpers/prometheus-text.js";
 
 const PARALLEL = 2;
 const KV_CELLS = 4096;

@@ -6,12 +6,12 @@ import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Engine } from "../src/engine/engine.js";
-import { BLOCK_SIZE } from "../src/engine/kv-manager.js";
-import { blockHash, rootBlockHash } from "../src/kv-events/block-hash.js";
-import { parseTcpEndpoint } from "../src/kv-events/zmtp-pub.js";
-import { KvEventSubscriber } from "./helpers/kv-event-subscriber.js";
-import { storiesPath } from "./helpers/models.js";
+import { Engine } from "../../src/engine/engine.js";
+import { BLOCK_SIZE } from "../../src/engine/kv-manager.js";
+import { blockHash, rootBlockHash } from "../../src/kv-events/block-hash.js";
+import { parseTcpEndpoint } from "../../src/kv-events/zmtp-pub.js";
+import { KvEventSubscriber } from "../helpers/kv-event-subscriber.js";
+import { storiesPath } from "../helpers/models.js";
 
 describe("KV events: block hashes", () => {
   test("match llm-d's and vLLM's sha256_cbor_64bit chain", () => {
