@@ -2,7 +2,7 @@
 // variables (vllama's own name first, then Ollama's) and the config file, validated with zod.
 // Precedence per setting: flag > environment > config file > default.
 import { existsSync, readFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { homedir, hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { VllamaError } from "./api/errors.js";
@@ -16,6 +16,7 @@ import {
   type GpuChoice,
   type KvCacheType,
 } from "./engine/options.js";
+import { parseTcpEndpoint } from "./kv-events/zmtp-pub.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
@@ -61,6 +62,10 @@ export interface ServerConfig {
   writeTimeout: number;
   /** Milliseconds running requests get to finish after SIGTERM/SIGINT before they are ended (Infinity: no deadline). */
   shutdownTimeout: number;
+  /** Where the prefix cache's block events go (vLLM's KV events over ZeroMQ); undefined = nowhere. */
+  kvEventsEndpoint?: string;
+  /** The pod named in the KV events' topic kv@POD@MODEL (in Kubernetes: the pod's IP). */
+  kvEventsPod: string;
 }
 
 export interface ApiKey {
@@ -103,6 +108,14 @@ export const DEFAULT_PORT = 11434;
 
 // ---------------------------------------------------------------------------------------------
 // Value parsers: each accepts the raw text of an env var, or a typed value from flags/file
+
+function isTcpEndpoint(endpoint: string): boolean {
+  try {
+    return parseTcpEndpoint(endpoint) !== undefined;
+  } catch {
+    return false;
+  }
+}
 
 const text = z.union([z.string(), z.number()]).transform((v) => String(v).trim());
 const integer = (min: number) =>
@@ -236,6 +249,9 @@ const SETTINGS: Setting[] = [
     setting("shutdownTimeout", ["VLLAMA_SHUTDOWN_TIMEOUT"], duration,
       'seconds or a Go duration such as "30s" (0: end running requests at once, "-1": wait for them)', () => 25_000),
   ],
+  setting("kvEventsEndpoint", ["VLLAMA_KV_EVENTS_ENDPOINT"], text.refine(isTcpEndpoint),
+    "tcp://*:PORT (bind) or tcp://HOST:PORT (connect)", () => undefined),
+  setting("kvEventsPod", ["VLLAMA_KV_EVENTS_POD"], text.pipe(z.string().min(1)), "a name or address", () => hostname()),
 ];
 const HOST_ENV = both("HOST");
 const HOST_ACCEPTED = "host[:port] with an optional http:// or https://, e.g. 127.0.0.1:11434 or 0.0.0.0";

@@ -44,6 +44,8 @@ export async function serveCommand(ui: Ui, { config }: LoadedConfig): Promise<vo
     kvCacheType: config.kvCacheType,
     prefixCache: config.prefixCache,
     gpu: config.gpu,
+    kvEventsEndpoint: config.kvEventsEndpoint,
+    kvEventsPod: config.kvEventsPod,
   });
   const demo = await ensureBuiltinModel(engine.store);
   if (demo) logger.warn({ model: demo }, `the model store ${config.modelsDir} is empty: serving the built-in demo model ${demo} (random weights; \`vllama pull\` a real one)`);

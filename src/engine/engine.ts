@@ -16,6 +16,7 @@ import {
 import { parseRequest } from "../api/validate.js";
 import { parseKeepAlive, resolveOptions } from "./options.js";
 import { buildChatPrompt, buildGeneratePrompt } from "../chat/prompt.js";
+import { KvEventPublisher } from "../kv-events/publisher.js";
 import { ModelAdmin } from "../models/admin.js";
 import { resolveModelRef, type ModelRef } from "../models/model-ref.js";
 import { defaultModelsDir, ModelStore } from "../models/store.js";
@@ -24,6 +25,7 @@ import type { MetricsSnapshot } from "../api/metrics.js";
 import { embedTexts, normalize, type Embedded } from "./embeddings.js";
 import { renderPrometheus } from "./metrics.js";
 import { metricsSnapshot, type LoadedModelMetrics } from "./metrics-snapshot.js";
+import { BLOCK_SIZE } from "./kv-manager.js";
 import { ModelPool, type Lease } from "./model-pool.js";
 import { checkJsonSchema } from "./json-schema-check.js";
 import type { RunnerOptions } from "./model-runner.js";
@@ -64,7 +66,10 @@ export class Engine implements EngineService {
       gpu: o.gpu,
       threads: o.threads,
     };
-    this.pool = new ModelPool(o.maxLoadedModels, runnerOptions);
+    const kvEvents = o.kvEventsEndpoint === undefined ? undefined : KvEventPublisher.open(o.kvEventsEndpoint, o.kvEventsPod, BLOCK_SIZE);
+    // A bad endpoint fails each model load with its message; nothing is left unhandled meanwhile.
+    kvEvents?.catch(() => {});
+    this.pool = new ModelPool(o.maxLoadedModels, runnerOptions, kvEvents);
   }
 
   backend() {

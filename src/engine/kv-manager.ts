@@ -9,6 +9,10 @@
 // the unified cache for every token of every step (masked, but visited), so a cache full of idle
 // prefixes slows all running work (measured on CPU, llama110m, 32 sequences: 8,192 idle cells
 // cost 20% of decode and 30% of prefill speed). `trimIdle` bounds that cost.
+//
+// With `events`, every block that enters or leaves the prefix cache is reported (vLLM's KV
+// events, for a prefix-cache-aware router), under the chained hash a router computes itself.
+import type { ModelKvEvents } from "../kv-events/publisher.js";
 
 /**
  * A change to the native KV cache that the manager decided (positions [p0, p1), -1 = open end).
@@ -46,6 +50,8 @@ interface Block {
   refs: number;
   /** `tokensComputed` when a sequence last used it; a parent is never older than its children. */
   lastUsed: number;
+  /** The block's chained hash, when events are reported. */
+  hash?: bigint;
 }
 
 /** What a running sequence holds in the cache. */
@@ -98,6 +104,7 @@ export class KvManager {
     readonly prefixCaching = true,
     /** See idleBlockTokens(). */
     private readonly idleTokens = Infinity,
+    private readonly events?: ModelKvEvents,
   ) {
     this.freeSeqIds = Array.from({ length: nSeqIds }, (_, i) => nSeqIds - 1 - i);
   }
@@ -182,6 +189,7 @@ export class KvManager {
         this.privateCells -= BLOCK_SIZE;
       } else {
         block = { key, parent, children: new Map(), depth, holder: lease.seqId, refs: 0, lastUsed: this.tokensComputed };
+        if (this.events) this.report(block, tokens, this.events);
         parent.children.set(key, block);
         this.blocks.add(block);
         this.privateCells -= BLOCK_SIZE;
@@ -284,9 +292,17 @@ export class KvManager {
     }
   }
 
+  private report(block: Block, tokens: ArrayLike<number>, events: ModelKvEvents): void {
+    const start = block.depth * BLOCK_SIZE;
+    const blockTokens = Array.prototype.slice.call(tokens, start, start + BLOCK_SIZE) as number[];
+    block.hash = events.hash(block.parent!.hash, blockTokens);
+    events.stored(block.hash, block.parent!.hash, blockTokens);
+  }
+
   private drop(block: Block): void {
     block.parent!.children.delete(block.key);
     this.blocks.delete(block);
+    if (block.hash !== undefined) this.events?.removed(block.hash);
     this.recordRemove(block.holder, block.depth * BLOCK_SIZE, -1);
     const held = this.holders.get(block.holder);
     if (held === undefined) return;

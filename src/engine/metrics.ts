@@ -111,13 +111,31 @@ export interface ModelMetricsView {
   kv: KvStats;
 }
 
-/** Prometheus text exposition of every loaded model, labelled `model_name`. */
+/**
+ * The share of the KV cache that running work holds, as vLLM counts it: cached prefix blocks
+ * that no running sequence uses are free (evicted on demand), so an idle replica reads 0 and a
+ * router's load signal falls back when requests end.
+ */
+export function kvCacheUsage(kv: KvStats): number {
+  return kv.totalCells ? (kv.usedCells - kv.idleCells) / kv.totalCells : 0;
+}
+
+/** A label value in the text format: backslash, double quote and newline escaped. */
+function labelValue(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : `\\${c}`));
+}
+
+/**
+ * Prometheus text exposition (format 0.0.4) of every loaded model, labelled `model_name`: the
+ * model-server protocol of the Gateway API Inference Extension (queue, running, KV usage 0-1,
+ * cache config) plus vLLM's counters and histograms.
+ */
 export function renderPrometheus(models: ModelMetricsView[]): string {
   const out: string[] = [];
   const family = (name: string, type: string, help: string, lines: string[]) => {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...lines);
   };
-  const label = (m: ModelMetricsView, extra = "") => `{model_name="${m.name.replace(/["\\\n]/g, "_")}"${extra}}`;
+  const label = (m: ModelMetricsView, extra = "") => `{model_name="${labelValue(m.name)}"${extra}}`;
   const gauge = (name: string, help: string, value: (m: ModelMetricsView) => number, type = "gauge") =>
     family(name, type, help, models.map((m) => `${name}${label(m)} ${value(m)}`));
   const histogram = (name: string, help: string, pick: (m: EngineMetrics) => Histogram) =>
@@ -133,10 +151,8 @@ export function renderPrometheus(models: ModelMetricsView[]): string {
 
   gauge("vllm:num_requests_running", "Requests generating now.", (m) => m.running);
   gauge("vllm:num_requests_waiting", "Requests waiting to run.", (m) => m.waiting);
-  // As vLLM counts it: cells that only idle cached prefixes hold are free to take (reclaimed on
-  // demand), so they are not "in use"; they were, and an idle server reported 0.05.
+  gauge("vllm:kv_cache_usage_perc", "Fraction of KV cache cells running requests hold (0..1; idle cached prefixes count as free).", (m) => kvCacheUsage(m.kv));
   const share = (m: ModelMetricsView, cells: number) => (m.kv.totalCells ? cells / m.kv.totalCells : 0);
-  gauge("vllm:kv_cache_usage_perc", "Fraction of KV cache cells running requests hold (0..1).", (m) => share(m, m.kv.usedCells - m.kv.idleCells));
   gauge("vllama:kv_cache_reclaimable_perc", "Fraction of KV cache cells held only by idle cached prefixes, taken back on demand (0..1).",
     (m) => share(m, m.kv.idleCells));
   family("vllm:cache_config_info", "gauge", "KV cache configuration.", models.map((m) =>

@@ -1,6 +1,7 @@
 // Loaded models: reference-counted by the requests using them, unloaded after their keep-alive,
 // least recently used first when too many are loaded. Loading the same model twice at once
 // loads it once.
+import type { KvEventPublisher } from "../kv-events/publisher.js";
 import { ModelRunner, type RunnerOptions } from "./model-runner.js";
 
 interface PoolEntry {
@@ -39,6 +40,8 @@ export class ModelPool {
   constructor(
     private readonly maxLoaded: number,
     private readonly runnerOptions: RunnerOptions,
+    /** Opened before the first load; each model publishes under its own topic. */
+    private readonly kvEvents?: Promise<KvEventPublisher>,
   ) {}
 
   async acquire(model: { path: string; name: string; digest: string; size: number }, keepAliveMs: number): Promise<Lease> {
@@ -48,7 +51,7 @@ export class ModelPool {
       // Registered before any await, so concurrent requests for the same model share one load.
       const loading: PoolEntry = {
         key: model.path, name: model.name, digest: model.digest, size: model.size,
-        runner: this.makeRoom(model.path).then(() => ModelRunner.load(model.path, this.runnerOptions)),
+        runner: this.makeRoom(model.path).then(() => this.load(model)),
         refs: 0, keepAliveMs, expiresAt: Infinity, lastUsed: Date.now(),
       };
       this.entries.set(model.path, loading);
@@ -80,6 +83,11 @@ export class ModelPool {
     };
   }
 
+  private async load(model: { path: string; name: string }): Promise<ModelRunner> {
+    const kvEvents = (await this.kvEvents)?.forModel(model.name);
+    return ModelRunner.load(model.path, { ...this.runnerOptions, kvEvents });
+  }
+
   /** Models whose load has finished. */
   loaded(): LoadedModelView[] {
     return [...this.entries.values()].flatMap((e) =>
@@ -94,6 +102,7 @@ export class ModelPool {
 
   async close(): Promise<void> {
     await Promise.all([...this.entries.values()].map((e) => this.drop(e)));
+    await (await this.kvEvents?.catch(() => undefined))?.close();
   }
 
   private release(entry: PoolEntry, keepAliveMs: number): void {

@@ -9,6 +9,7 @@ import { Scheduler } from "./scheduler.js";
 import { EngineMetrics } from "./metrics.js";
 import type { Sequence } from "./sequence.js";
 import { StepLoop } from "./step-loop.js";
+import type { ModelKvEvents } from "../kv-events/publisher.js";
 
 export interface RunnerOptions {
   /** Total KV cells of the unified cache (shared by all sequences). */
@@ -26,6 +27,8 @@ export interface RunnerOptions {
   threads: number;
   gpuLayers?: number;
   useMmap?: boolean;
+  /** Where the prefix cache's block events go (vLLM's KV events), if anywhere. */
+  kvEvents?: ModelKvEvents;
 }
 
 // Sequence ids: running sequences plus sequences that hold cached prefixes (llama.cpp's maximum).
@@ -66,7 +69,7 @@ export class ModelRunner {
     readonly options: RunnerOptions,
     device: Device,
   ) {
-    this.kv = new KvManager(ctx.nCtx, ctx.nSeqMax, options.prefixCache, idleBlockTokens(model.info));
+    this.kv = new KvManager(ctx.nCtx, ctx.nSeqMax, options.prefixCache, idleBlockTokens(model.info), options.kvEvents);
     this.scheduler = new Scheduler(this.kv, {
       maxRunning: maxRunning(options),
       chunkBudget: device.batchSize,
@@ -139,6 +142,7 @@ export class ModelRunner {
 
   async close(): Promise<void> {
     await this.loop.close();
+    this.options.kvEvents?.cleared();
     await this.embedder.close();
     await this.executor.close();
     await this.model.dispose();

@@ -44,6 +44,13 @@ export const EngineOptionsSchema = z.object({
   prefixCache: z.boolean().default(true),
   gpu: GpuChoiceSchema.default("auto"),
   threads: z.int().min(1).default(os.availableParallelism()),
+  /**
+   * Publish the prefix cache's block events (vLLM's KV-event format over ZeroMQ PUB) for a
+   * prefix-cache-aware router: `tcp://*:PORT` binds, `tcp://HOST:PORT` connects (llm-d's indexer).
+   */
+  kvEventsEndpoint: z.string().optional(),
+  /** The pod named in the events' topic `kv@POD@MODEL` (llm-d matches it to the pod's address). */
+  kvEventsPod: z.string().min(1).default(os.hostname()),
 });
 
 export type EngineOptions = z.output<typeof EngineOptionsSchema>;
