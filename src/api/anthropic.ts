@@ -5,12 +5,7 @@
 // serve (documents, server tools) are refused by name.
 import { z } from "zod";
 import { ModelName } from "./shared-fields.js";
-import { REQUIRED } from "./validate.js";
-
-/** A field's own message for a wrong value, and the usual one when it is missing. */
-function orRequired(message: string) {
-  return (issue: { input: unknown }) => (issue.input === undefined ? REQUIRED : message);
-}
+import { orRequired } from "./validate.js";
 
 /** A string or an array of blocks, read as the array (a string is one text block). */
 function blocksOrText<T extends z.ZodType>(block: T) {

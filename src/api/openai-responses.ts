@@ -5,12 +5,7 @@
 // use, item references) are refused by name.
 import { z } from "zod";
 import { ModelName } from "./shared-fields.js";
-import { REQUIRED } from "./validate.js";
-
-/** A field's own message for a wrong value, and the usual one when it is missing. */
-function orRequired(message: string) {
-  return (issue: { input: unknown }) => (issue.input === undefined ? REQUIRED : message);
-}
+import { orRequired } from "./validate.js";
 
 function itemUnion<const T extends readonly [z.ZodObject<{ type: z.ZodLiteral<string> }>, ...z.ZodObject<{ type: z.ZodLiteral<string> }>[]]>(
   what: string,

@@ -6,6 +6,11 @@ import { BadRequestError } from "./errors.js";
 /** The issue text of a missing field; request schemas use it as their own message for empty required strings. */
 export const REQUIRED = "required";
 
+/** A schema's own message for a wrong value that keeps the usual one ("x is required") when the value is missing. */
+export function orRequired(message: string) {
+  return (issue: { input: unknown }) => (issue.input === undefined ? REQUIRED : message);
+}
+
 /** Field-naming messages ("invalid options.temperature: expected number"), in Ollama's style. */
 function issueText(issue: z.core.$ZodRawIssue): string | undefined {
   switch (issue.code) {
