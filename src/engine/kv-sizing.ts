@@ -4,9 +4,7 @@
 // context where memory allows. A cache sized from the context alone (the old default,
 // num_ctx x ceil(parallel / 4)) held 8 sequences of 1,500 tokens only by preempting and
 // recomputing them: 131 t/s against llama-server's 327 t/s on 2 cores (llama110m, 2026-11).
-import type { ModelInfo } from "../native/index.js";
-
-export type KvCacheType = "f16" | "q8_0" | "q4_0";
+import type { KvCacheType, ModelInfo } from "../native/index.js";
 
 /** Bytes per element of each cache type (q8_0 and q4_0 store 32 values in 34 and 18 bytes). */
 const BYTES_PER_VALUE: Record<KvCacheType, number> = { f16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };

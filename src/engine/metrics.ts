@@ -126,9 +126,9 @@ export function renderPrometheus(models: ModelMetricsView[]): string {
 
   gauge("vllm:num_requests_running", "Requests generating now.", (m) => m.running);
   gauge("vllm:num_requests_waiting", "Requests waiting to run.", (m) => m.waiting);
-  gauge("vllm:kv_cache_usage_perc", "Fraction of KV cache cells in use (0..1).", (m) => (m.kv.totalCells ? m.kv.usedCells / m.kv.totalCells : 0));
+  gauge("vllm:kv_cache_usage_perc", "Fraction of KV cache cells in use (0..1).", (m) => (m.kv.kvCells ? m.kv.usedCells / m.kv.kvCells : 0));
   family("vllm:cache_config_info", "gauge", "KV cache configuration.", models.map((m) =>
-    `vllm:cache_config_info${label(m, `,block_size="${BLOCK_SIZE}",num_gpu_blocks="${Math.floor(m.kv.totalCells / BLOCK_SIZE)}"`)} 1`));
+    `vllm:cache_config_info${label(m, `,block_size="${BLOCK_SIZE}",num_gpu_blocks="${Math.floor(m.kv.kvCells / BLOCK_SIZE)}"`)} 1`));
   gauge("vllm:prompt_tokens_total", "Prompt tokens processed.", (m) => m.metrics.promptTokens, "counter");
   gauge("vllm:generation_tokens_total", "Tokens generated.", (m) => m.metrics.generationTokens, "counter");
   gauge("vllm:num_preemptions_total", "Sequences preempted for KV cache room.", (m) => m.metrics.preemptions, "counter");
