@@ -102,19 +102,19 @@ static int64_t ContextBytes(llama_context * ctx, const llama_context_params & p)
     return kv + static_cast<int64_t>(p.n_outputs_max) * row * static_cast<int64_t>(sizeof(float));
 }
 
-// model.createContext({ nCtx, nSeqMax, nBatch, nUbatch, flashAttn, typeK, typeV, threads, embeddings, pooling })
+// model.createContext({ kvCells, nSeqMax, batchCapacity, nUbatch, flashAttn, typeK, typeV, threads, embeddings, pooling })
 Napi::Value Context::Create(const Napi::CallbackInfo & info, Model * model) {
     Napi::Env env = info.Env();
     Napi::Object o = ObjectArg(info, 0, "options");
     auto job = std::make_shared<CreateJob>();
     job->model = model->Get(env);
     auto & p = job->params;
-    p.n_ctx = OptionalNumber<uint32_t>(o, "nCtx", 4096);
+    p.n_ctx = OptionalNumber<uint32_t>(o, "kvCells", 4096);
     p.n_seq_max = OptionalNumber<uint32_t>(o, "nSeqMax", 1);
-    p.n_batch = OptionalNumber<uint32_t>(o, "nBatch", 512);
+    p.n_batch = OptionalNumber<uint32_t>(o, "batchCapacity", 512);
     p.n_ubatch = std::min(p.n_batch, OptionalNumber<uint32_t>(o, "nUbatch", 512));
     if (p.n_seq_max < 1 || p.n_seq_max > 256) ThrowCoded(env, "nSeqMax must be in [1, 256]", "ERR_INVALID_ARG");
-    if (p.n_ctx < 1 || p.n_batch < 1) ThrowCoded(env, "nCtx and nBatch must be positive", "ERR_INVALID_ARG");
+    if (p.n_ctx < 1 || p.n_batch < 1) ThrowCoded(env, "kvCells and batchCapacity must be positive", "ERR_INVALID_ARG");
     // One cache for all sequences: cells are taken on demand, not split per sequence.
     p.kv_unified = true;
     // llama.cpp sizes its output buffer for at least one row per sequence id; n_batch alone
@@ -167,9 +167,9 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     batch_ = llama_batch_init(n_batch_, 0, 1);
     g_liveContexts++;
     Napi::Object self = info.This().As<Napi::Object>();
-    self.Set("nCtx", n_ctx_);
+    self.Set("kvCells", n_ctx_);
     self.Set("nSeqMax", n_seq_max_);
-    self.Set("nBatch", n_batch_);
+    self.Set("batchCapacity", n_batch_);
 }
 
 Context::~Context() { Free(); }
@@ -313,7 +313,7 @@ std::shared_ptr<Context::Batch> Context::ReadPlan(const Napi::CallbackInfo & inf
     if (n_pos != n || n_seq != n || n_sample != n) ThrowCoded(env, "plan arrays differ in length", "ERR_INVALID_ARG");
     if (n == 0) ThrowCoded(env, "plan is empty", "ERR_INVALID_ARG");
     if (static_cast<int32_t>(n) > n_batch_) {
-        ThrowCoded(env, "plan has " + std::to_string(n) + " tokens, more than nBatch " + std::to_string(n_batch_), "ERR_INVALID_ARG");
+        ThrowCoded(env, "plan has " + std::to_string(n) + " tokens, more than batchCapacity " + std::to_string(n_batch_), "ERR_INVALID_ARG");
     }
     CheckTokens(env, model_->vocab(), tokens, n);
     auto b = std::make_shared<Batch>();

@@ -14,6 +14,7 @@ Napi::Function Model::Init(Napi::Env env) {
         InstanceMethod("detokenize", &Model::Detokenize),
         InstanceMethod("tokenBytes", &Model::TokenBytes),
         InstanceMethod("isEog", &Model::IsEog),
+        InstanceMethod("deviceMemory", &Model::DeviceMemory),
         InstanceMethod("createContext", &Model::CreateContext),
         InstanceMethod("dispose", &Model::Dispose),
     });
@@ -69,7 +70,7 @@ static bool ReportProgress(float progress, void * user_data) {
 // Devices chosen by init(): empty = CPU only (the null terminator alone).
 std::vector<ggml_backend_dev_t> & ModelDevices();
 
-// loadModel(path, { gpuLayers, useMmap, onProgress }) -> Promise<Model>
+// loadModel(path, { gpuLayers, mainGpu, useMmap, onProgress }) -> Promise<Model>
 Napi::Value Model::Load(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     auto job = std::make_shared<LoadJob>();
@@ -79,6 +80,7 @@ Napi::Value Model::Load(const Napi::CallbackInfo & info) {
     job->devices.push_back(nullptr);
     job->params.devices = job->devices.data();
     job->params.n_gpu_layers = OptionalNumber<int32_t>(options, "gpuLayers", -1);
+    job->params.main_gpu = OptionalNumber<int32_t>(options, "mainGpu", 0);
     if (!OptionalBool(options, "useMmap", true)) job->params.load_mode = LLAMA_LOAD_MODE_NONE;
     Napi::Value on_progress = options.Get("onProgress");
     if (on_progress.IsFunction()) {
@@ -103,6 +105,24 @@ Napi::Value Model::Load(const Napi::CallbackInfo & info) {
             return model;
         },
         "ERR_MODEL_LOAD");
+}
+
+// deviceMemory() -> { free, total }: bytes of the model's GPUs now (0 when it runs on the CPU
+// only), read after the weights are loaded so the KV cache can be sized from what is left.
+Napi::Value Model::DeviceMemory(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Get(env);
+    size_t free_sum = 0, total_sum = 0;
+    for (ggml_backend_dev_t dev : ModelDevices()) {
+        size_t free = 0, total = 0;
+        ggml_backend_dev_memory(dev, &free, &total);
+        free_sum += free;
+        total_sum += total;
+    }
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("free", static_cast<double>(free_sum));
+    r.Set("total", static_cast<double>(total_sum));
+    return r;
 }
 
 static std::string MetaString(const llama_model * model, const char * key) {

@@ -26,6 +26,7 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Value Detokenize(const Napi::CallbackInfo & info);
     Napi::Value TokenBytes(const Napi::CallbackInfo & info);
     Napi::Value IsEog(const Napi::CallbackInfo & info);
+    Napi::Value DeviceMemory(const Napi::CallbackInfo & info);
     Napi::Value CreateContext(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
     void Free();

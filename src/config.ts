@@ -7,7 +7,6 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { VllamaError } from "./api/errors.js";
 import {
-  DEFAULT_NUM_CTX,
   FlashAttentionSchema,
   GpuChoiceSchema,
   KvCacheTypeSchema,
@@ -29,19 +28,21 @@ export interface ServerConfig {
   /** Default keep-alive of a loaded model; Infinity = never unload, 0 = unload when idle. */
   keepAliveMs: number;
   /** Running sequences per model, batched together every step (not fixed slots). */
-  numParallel: number;
+  parallel: number;
   maxLoadedModels: number;
   /** Waiting requests beyond which new ones get 503 "server busy". */
   maxQueue: number;
-  /** Default context length of one sequence (num_ctx). */
-  contextLength: number;
+  /** Default context length of one sequence (num_ctx); undefined = sized per model with its KV cache. */
+  contextLength?: number;
   /** Extra allowed CORS origins, beyond the local ones that are always allowed. */
   origins: string[];
   flashAttention: FlashAttention;
   kvCacheType: KvCacheType;
   gpu: GpuChoice;
-  /** Total KV cells of a model's unified cache; undefined = computed by the engine. */
+  /** Total KV cells of a model's unified cache; undefined = sized from memory by the engine. */
   kvCells?: number;
+  /** Share of the memory left after the weights that the KV cache takes; undefined = by device. */
+  memoryShare?: number;
   prefixCache: boolean;
   logLevel: LogLevel;
   /** Largest accepted request body, in Express's notation ("100mb", "512kb", "1048576"). */
@@ -79,7 +80,7 @@ export type ConfigSource = "flag" | `env:${string}` | "file" | "default";
 export type RawValue = string | number | boolean | string[];
 
 export interface LoadConfigInput {
-  /** Parsed CLI flags by config key (yargs camel-cases `--num-parallel` to `numParallel`). */
+  /** Parsed CLI flags by config key (yargs camel-cases `--parallel` to `parallel`). */
   flags?: Partial<Record<ConfigKey, RawValue | undefined>>;
   env?: NodeJS.ProcessEnv;
   /** Config file path; default `$VLLAMA_CONFIG`, else `~/.vllama/config.json` if it exists. */
@@ -124,6 +125,7 @@ const boolean = z.union([
   z.boolean(),
   z.stringbool({ truthy: ["1", "true", "t", "on", "yes"], falsy: ["0", "false", "f", "off", "no"] }),
 ]);
+const share = z.union([z.number(), z.string().trim().regex(/^\d*\.?\d+$/).transform(Number)]).pipe(z.number().gt(0).max(1));
 const list = z
   .union([z.string(), z.array(z.string())])
   .transform((v) => (typeof v === "string" ? v.split(",") : v).map((s) => s.trim()).filter((s) => s !== ""));
@@ -222,15 +224,16 @@ const SETTINGS: Setting[] = [
     () => join(homedir(), ".ollama", "models")), // ModelStore's default too: the store Ollama uses
   setting("keepAliveMs", both("KEEP_ALIVE"), duration, 'seconds or a Go duration such as "5m", "1h30m", "-1" (forever)',
     () => 5 * 60_000, "keepAlive"),
-  setting("numParallel", both("NUM_PARALLEL"), integer(1), "an integer >= 1", () => 32),
+  setting("parallel", both("NUM_PARALLEL"), integer(1), "an integer >= 1", () => 32),
   setting("maxLoadedModels", both("MAX_LOADED_MODELS"), integer(1), "an integer >= 1", () => 3),
   setting("maxQueue", both("MAX_QUEUE"), integer(1), "an integer >= 1", () => 512),
-  setting("contextLength", both("CONTEXT_LENGTH"), integer(1), "an integer >= 1", () => DEFAULT_NUM_CTX),
+  setting("contextLength", both("CONTEXT_LENGTH"), integer(1), "an integer >= 1", () => undefined),
   setting("origins", both("ORIGINS"), list, "a comma-separated list of origins", () => []),
   setting("flashAttention", both("FLASH_ATTENTION"), flashAttention, `${FlashAttentionSchema.options.join(", ")}, true, false, 1, 0`, () => "auto"),
   setting("kvCacheType", both("KV_CACHE_TYPE"), text.pipe(KvCacheTypeSchema), KvCacheTypeSchema.options.join(", "), () => "f16"),
   setting("gpu", ["VLLAMA_GPU"], text.pipe(GpuChoiceSchema), GpuChoiceSchema.options.join(", "), () => "auto"),
   setting("kvCells", ["VLLAMA_KV_CELLS"], integer(1), "an integer >= 1", () => undefined),
+  setting("memoryShare", ["VLLAMA_KV_MEMORY_SHARE"], share, "a number > 0 and <= 1", () => undefined),
   setting("prefixCache", ["VLLAMA_PREFIX_CACHE"], boolean, "on, off, true, false, 1, 0", () => true),
   setting("logLevel", ["VLLAMA_LOG_LEVEL"],
     text.pipe(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])),
@@ -264,7 +267,7 @@ const FILE_KEYS = ["host", "port", ...SETTINGS.map((s) => s.fileKey)];
 interface Layer {
   kind: "flag" | "env" | "file";
   values: Map<string, RawValue>;
-  /** flag: "--num-parallel"; env: "OLLAMA_NUM_PARALLEL"; file: "numParallel" */
+  /** flag: "--parallel"; env: "OLLAMA_NUM_PARALLEL"; file: "parallel" */
   names: Map<string, string>;
   path?: string;
 }

@@ -38,10 +38,10 @@ describe("defaults", () => {
     assert.equal(config.host, "127.0.0.1");
     assert.equal(config.port, 11434);
     assert.equal(config.keepAliveMs, 5 * 60_000);
-    assert.equal(config.numParallel, 32);
+    assert.equal(config.parallel, 32);
     assert.equal(config.maxLoadedModels, 3);
     assert.equal(config.maxQueue, 512);
-    assert.equal(config.contextLength, 4096);
+    assert.equal(config.contextLength, undefined);
     assert.deepEqual(config.origins, []);
     assert.equal(config.flashAttention, "auto");
     assert.equal(config.kvCacheType, "f16");
@@ -65,7 +65,7 @@ describe("environment", () => {
     ["OLLAMA_KEEP_ALIVE", "1h30m", "keepAliveMs", 5_400_000],
     ["OLLAMA_KEEP_ALIVE", "-1", "keepAliveMs", Infinity],
     ["OLLAMA_KEEP_ALIVE", "0", "keepAliveMs", 0],
-    ["OLLAMA_NUM_PARALLEL", "8", "numParallel", 8],
+    ["OLLAMA_NUM_PARALLEL", "8", "parallel", 8],
     ["OLLAMA_MAX_LOADED_MODELS", "2", "maxLoadedModels", 2],
     ["OLLAMA_MAX_QUEUE", "64", "maxQueue", 64],
     ["OLLAMA_CONTEXT_LENGTH", "8192", "contextLength", 8192],
@@ -82,7 +82,7 @@ describe("environment", () => {
     ["VLLAMA_PREFIX_CACHE", "on", "prefixCache", true],
     ["VLLAMA_LOG_LEVEL", "debug", "logLevel", "debug"],
     ["VLLAMA_BODY_LIMIT", "512kb", "bodyLimit", "512kb"],
-    ["VLLAMA_NUM_PARALLEL", "4", "numParallel", 4],
+    ["VLLAMA_NUM_PARALLEL", "4", "parallel", 4],
     ["VLLAMA_MODELS", "/srv/models", "modelsDir", "/srv/models"],
   ];
   for (const [name, value, key, expected] of cases) {
@@ -113,13 +113,13 @@ describe("environment", () => {
 
   it("VLLAMA_* wins over OLLAMA_*", () => {
     const { config, sources } = load({ env: { OLLAMA_NUM_PARALLEL: "2", VLLAMA_NUM_PARALLEL: "6", OLLAMA_HOST: "1.1.1.1", VLLAMA_HOST: "2.2.2.2" } });
-    assert.equal(config.numParallel, 6);
-    assert.equal(sources.numParallel, "env:VLLAMA_NUM_PARALLEL");
+    assert.equal(config.parallel, 6);
+    assert.equal(sources.parallel, "env:VLLAMA_NUM_PARALLEL");
     assert.equal(config.host, "2.2.2.2");
   });
 
   it("an empty variable counts as unset", () => {
-    assert.equal(load({ env: { OLLAMA_NUM_PARALLEL: "" } }).sources.numParallel, "default");
+    assert.equal(load({ env: { OLLAMA_NUM_PARALLEL: "" } }).sources.parallel, "default");
   });
 });
 
@@ -146,7 +146,7 @@ describe("bad values name the variable and the accepted values", () => {
   }
 
   it("flags are named as flags", () => {
-    assert.match(loadError({ flags: { numParallel: "0" } }), /^invalid --num-parallel="0": expected an integer >= 1$/);
+    assert.match(loadError({ flags: { parallel: "0" } }), /^invalid --parallel="0": expected an integer >= 1$/);
     assert.match(loadError({ flags: { port: "70000" } }), /^invalid --port="70000": expected a port number 0-65535/);
     assert.match(loadError({ flags: { kvCacheType: "bf16" } }), /--kv-cache-type="bf16"/);
   });
@@ -154,24 +154,24 @@ describe("bad values name the variable and the accepted values", () => {
 
 describe("config file", () => {
   it("is read from the given path, $VLLAMA_CONFIG, with user-facing keys", () => {
-    const file = configFile({ host: "0.0.0.0:8000", keepAlive: "1h", numParallel: 16, prefixCache: false, origins: ["a", "b"] });
+    const file = configFile({ host: "0.0.0.0:8000", keepAlive: "1h", parallel: 16, prefixCache: false, origins: ["a", "b"] });
     for (const input of [{ file }, { env: { VLLAMA_CONFIG: file } }]) {
       const { config, sources } = loadConfig({ env: {}, ...input });
       assert.equal(config.host, "0.0.0.0");
       assert.equal(config.port, 8000);
       assert.equal(config.keepAliveMs, 3_600_000);
-      assert.equal(config.numParallel, 16);
+      assert.equal(config.parallel, 16);
       assert.equal(config.prefixCache, false);
       assert.deepEqual(config.origins, ["a", "b"]);
-      assert.equal(sources.numParallel, "file");
+      assert.equal(sources.parallel, "file");
       assert.equal(sources.port, "file");
       assert.equal(sources.maxQueue, "default");
     }
   });
 
   it("errors name the file and the key", () => {
-    assert.match(loadError({ file: configFile({ numParallel: "lots" }) }), /invalid "numParallel" in .*config-\d+\.json="lots": expected an integer/);
-    assert.match(loadError({ file: configFile({ parallel: 4 }) }), /unknown key "parallel" in .*: accepted keys are host, port, modelsDir, keepAlive/);
+    assert.match(loadError({ file: configFile({ parallel: "lots" }) }), /invalid "parallel" in .*config-\d+\.json="lots": expected an integer/);
+    assert.match(loadError({ file: configFile({ numParallel: 4 }) }), /unknown key "numParallel" in .*: accepted keys are host, port, modelsDir, keepAlive/);
     assert.match(loadError({ file: configFile("{ not json") }), /cannot read config file .*config-\d+\.json/);
     assert.match(loadError({ file: configFile([1, 2]) }), /invalid config file .*: expected a JSON object/);
     assert.match(loadError({ file: join(dir, "missing.json") }), /cannot read config file .*missing\.json: file not found/);
@@ -179,20 +179,20 @@ describe("config file", () => {
 });
 
 describe("precedence: flag > env > file > default", () => {
-  const file = configFile({ numParallel: 2, maxQueue: 10, contextLength: 1024, host: "10.0.0.1:7000" });
+  const file = configFile({ parallel: 2, maxQueue: 10, contextLength: 1024, host: "10.0.0.1:7000" });
 
   it("each key comes from the highest source that sets it", () => {
     const { config, sources } = loadConfig({
       file,
       env: { OLLAMA_NUM_PARALLEL: "4", OLLAMA_MAX_QUEUE: "20", OLLAMA_HOST: "0.0.0.0" },
-      flags: { numParallel: "8" },
+      flags: { parallel: "8" },
     });
     assert.deepEqual(
-      [config.numParallel, config.maxQueue, config.contextLength, config.maxLoadedModels],
+      [config.parallel, config.maxQueue, config.contextLength, config.maxLoadedModels],
       [8, 20, 1024, 3],
     );
     assert.deepEqual(
-      [sources.numParallel, sources.maxQueue, sources.contextLength, sources.maxLoadedModels],
+      [sources.parallel, sources.maxQueue, sources.contextLength, sources.maxLoadedModels],
       ["flag", "env:OLLAMA_MAX_QUEUE", "file", "default"],
     );
     // The env address has no port: the file's port still applies.
@@ -206,7 +206,7 @@ describe("precedence: flag > env > file > default", () => {
   });
 
   it("typed flag values (booleans, numbers) are accepted", () => {
-    const { config } = load({ flags: { prefixCache: false, numParallel: 3, flashAttention: true } });
-    assert.deepEqual([config.prefixCache, config.numParallel, config.flashAttention], [false, 3, "on"]);
+    const { config } = load({ flags: { prefixCache: false, parallel: 3, flashAttention: true } });
+    assert.deepEqual([config.prefixCache, config.parallel, config.flashAttention], [false, 3, "on"]);
   });
 });

@@ -34,7 +34,7 @@ const GREEDY: SamplerParams = {
 export async function runNativeJob(job: NativeJob): Promise<{ threads: number; results: NativeRunResult[] }> {
   const model = await loadModel(job.modelPath, { gpu: job.gpu });
   const maxSeqs = Math.max(...job.runs.map((r) => r.prompts.length));
-  const ctx = await createContext(model, { nCtx: job.nCtx, nSeqMax: maxSeqs, nBatch: job.nBatch, nUbatch: job.nUbatch });
+  const ctx = await createContext(model, { kvCells: job.nCtx, nSeqMax: maxSeqs, batchCapacity: job.nBatch, nUbatch: job.nUbatch });
   try {
     const results: NativeRunResult[] = [];
     // The first run warms caches and thread pools; batched-bench does a warm-up decode too.

@@ -59,7 +59,10 @@ export const RuntimeOptionsSchema = z.object({
   ignore_eos: z.boolean().optional(),
 });
 
-/** Changing any of these needs the model (or its context) loaded again. */
+/**
+ * num_ctx limits one sequence; the others are load settings: a model loaded with other ones is
+ * loaded again, as another entry (src/engine/options.ts, resolveLoadSettings).
+ */
 export const LoadOptionsSchema = z.object({
   num_ctx: z.int().min(1).optional(),
   num_batch: z.int().min(1).optional(),
@@ -281,6 +284,10 @@ export const ProcessModelSchema = z.object({
   expires_at: z.string(),
   size_vram: z.int(),
   context_length: z.int(),
+  /** vllama extensions: the model's KV cache in cells and bytes, and its sequences at once. */
+  kv_cells: z.int().optional(),
+  kv_bytes: z.int().optional(),
+  parallel: z.int().optional(),
 });
 export const PsResponseSchema = z.object({ models: z.array(ProcessModelSchema) });
 export type ProcessModel = z.infer<typeof ProcessModelSchema>;

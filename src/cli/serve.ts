@@ -34,19 +34,20 @@ export async function serveCommand(ui: Ui, { config }: LoadedConfig): Promise<vo
   ]);
   const engine = new Engine({
     modelsDir: config.modelsDir,
-    parallel: config.numParallel,
+    parallel: config.parallel,
     maxQueue: config.maxQueue,
     maxLoadedModels: config.maxLoadedModels,
     keepAliveMs: config.keepAliveMs,
     contextLength: config.contextLength,
     kvCells: config.kvCells,
+    memoryShare: config.memoryShare,
     flashAttention: config.flashAttention,
     kvCacheType: config.kvCacheType,
     prefixCache: config.prefixCache,
     gpu: config.gpu,
     kvEventsEndpoint: config.kvEventsEndpoint,
     kvEventsPod: config.kvEventsPod,
-  });
+  }, { log: (message) => logger.info(message) });
   const demo = await ensureBuiltinModel(engine.store);
   if (demo) logger.warn({ model: demo }, `the model store ${config.modelsDir} is empty: serving the built-in demo model ${demo} (random weights; \`vllama pull\` a real one)`);
   logger.info(engine.backend(), "llama.cpp backend");

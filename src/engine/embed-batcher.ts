@@ -2,7 +2,7 @@
 // shared native calls, as many sequences per call as the batch holds. The batcher decides which
 // inputs go together; the EmbedExecutor makes the call.
 import { BadRequestError, CancelledError } from "../api/errors.js";
-import type { NativeModel } from "../native/index.js";
+import type { FlashAttention, NativeModel } from "../native/index.js";
 import { EMBED_BATCH, EMBED_SEQS, EmbedExecutor } from "./embed-executor.js";
 
 interface PendingInput {
@@ -19,7 +19,7 @@ export class EmbedBatcher {
   /** The drain now running (settled when nothing is pending). */
   private drained: Promise<void> = Promise.resolve();
 
-  constructor(model: NativeModel, options: { flashAttention: "auto" | "on" | "off" }) {
+  constructor(model: NativeModel, options: { flashAttention: FlashAttention }) {
     this.executor = new EmbedExecutor(model, options);
   }
 

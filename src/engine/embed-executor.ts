@@ -1,7 +1,7 @@
 // The only code that calls the embeddings context: made on first use, one native `embed` call
 // per batch of inputs (the EmbedBatcher decides which inputs go together).
 import { InternalError } from "../api/errors.js";
-import { createContext, toTypedError, type NativeContext, type NativeModel } from "../native/index.js";
+import { createContext, toTypedError, type FlashAttention, type NativeContext, type NativeModel } from "../native/index.js";
 
 /** Tokens of all inputs in one call, and inputs in one call: the context's batch and sequence ids. */
 export const EMBED_BATCH = 2048;
@@ -12,7 +12,7 @@ export class EmbedExecutor {
 
   constructor(
     private readonly model: NativeModel,
-    private readonly options: { flashAttention: "auto" | "on" | "off" },
+    private readonly options: { flashAttention: FlashAttention },
   ) {}
 
   /** One pooled embedding per input (at most EMBED_SEQS inputs of EMBED_BATCH tokens in all). */
@@ -44,9 +44,9 @@ export class EmbedExecutor {
 
   private context(): Promise<NativeContext> {
     this.ctx ??= createContext(this.model, {
-      nCtx: EMBED_BATCH,
+      kvCells: EMBED_BATCH,
       nSeqMax: EMBED_SEQS,
-      nBatch: EMBED_BATCH,
+      batchCapacity: EMBED_BATCH,
       nUbatch: EMBED_BATCH,
       embeddings: true,
       // Generative models have no pooling of their own: mean over the tokens.

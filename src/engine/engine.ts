@@ -14,7 +14,7 @@ import {
   type TagsResponse, type TokenizeRequest, type TokenizeResponse,
 } from "../api/ollama.js";
 import { parseRequest } from "../api/validate.js";
-import { parseKeepAlive, resolveOptions } from "./options.js";
+import { parseKeepAlive, resolveLoadSettings, resolveOptions, type LoadSettings } from "./options.js";
 import { buildChatPrompt, buildGeneratePrompt } from "../chat/prompt.js";
 import { KvEventPublisher } from "../kv-events/publisher.js";
 import { ModelAdmin } from "../models/admin.js";
@@ -28,7 +28,7 @@ import { metricsSnapshot, type LoadedModelMetrics } from "./metrics-snapshot.js"
 import { BLOCK_SIZE } from "./kv-manager.js";
 import { ModelPool, type Lease } from "./model-pool.js";
 import { checkJsonSchema } from "./json-schema-check.js";
-import type { RunnerOptions } from "./model-runner.js";
+import type { ModelRunner } from "./model-runner.js";
 import {
   chatLoadResponse, chatResponses, generateLoadResponse, generateResponses, nsBetween, type Generation,
 } from "./ollama-responses.js";
@@ -40,6 +40,14 @@ export type { EngineOptions } from "./options.js";
 
 const VERSION = "0.1.0";
 
+export interface EngineHooks {
+  /** One line per event worth an operator's eye (a model loaded, with its KV cache). */
+  log?: (message: string) => void;
+}
+
+/** What every request that uses a model names: the model, its keep-alive and options. */
+type ModelRequest = Pick<GenerateRequest, "model" | "keep_alive" | "options">;
+
 /** What a generation request asks of its sequence besides the prompt. */
 type GenerationSettings = Pick<GenerateRequest, "options" | "format" | "logprobs" | "top_logprobs" | "truncate">;
 
@@ -50,26 +58,25 @@ export class Engine implements EngineService {
   private readonly options: EngineOptions;
   private readonly pool: ModelPool;
 
-  constructor(options: Partial<EngineOptions> = {}) {
+  constructor(options: Partial<EngineOptions> = {}, hooks: EngineHooks = {}) {
     this.options = parseRequest(EngineOptionsSchema, options);
     this.store = new ModelStore(this.options.modelsDir ?? defaultModelsDir());
     this.admin = new ModelAdmin(this.store);
     const o = this.options;
-    const runnerOptions: RunnerOptions = {
-      kvCells: o.kvCells ?? Math.min(Math.max(o.contextLength, o.contextLength * Math.ceil(o.parallel / 4)), 65536),
+    const kvEvents = o.kvEventsEndpoint === undefined ? undefined : KvEventPublisher.open(o.kvEventsEndpoint, o.kvEventsPod, BLOCK_SIZE);
+    // A bad endpoint fails each model load with its message; nothing is left unhandled meanwhile.
+    kvEvents?.catch(() => {});
+    this.pool = new ModelPool(o.maxLoadedModels, {
+      kvCells: o.kvCells,
+      contextLength: o.contextLength,
+      memoryShare: o.memoryShare,
       parallel: o.parallel,
       maxQueue: o.maxQueue,
-      batchSize: o.batchSize,
       flashAttention: o.flashAttention,
       kvCacheType: o.kvCacheType,
       prefixCache: o.prefixCache,
       gpu: o.gpu,
-      threads: o.threads,
-    };
-    const kvEvents = o.kvEventsEndpoint === undefined ? undefined : KvEventPublisher.open(o.kvEventsEndpoint, o.kvEventsPod, BLOCK_SIZE);
-    // A bad endpoint fails each model load with its message; nothing is left unhandled meanwhile.
-    kvEvents?.catch(() => {});
-    this.pool = new ModelPool(o.maxLoadedModels, runnerOptions, kvEvents);
+    }, (name, runner) => hooks.log?.(describeKvCache(name, runner)), kvEvents);
   }
 
   backend() {
@@ -90,7 +97,7 @@ export class Engine implements EngineService {
     const model = await this.resolveModel(req.model);
     const keepAliveMs = parseKeepAlive(req.keep_alive, this.options.keepAliveMs);
     if (!req.prompt && !req.suffix && !req.context?.length) {
-      return generateLoadResponse(req, await this.loadOrUnload(model, keepAliveMs));
+      return generateLoadResponse(req, await this.loadOrUnload(model, req.options, keepAliveMs));
     }
     if (req.suffix !== undefined) throw new BadRequestError(`${req.model} does not support insert`);
     if (req.images?.length) throw new BadRequestError(`${req.model} does not support images`);
@@ -108,7 +115,7 @@ export class Engine implements EngineService {
     req.tools?.forEach((tool, i) => checkJsonSchema(tool.function.parameters ?? {}, `tools[${i}].function.parameters`));
     const model = await this.resolveModel(req.model);
     const keepAliveMs = parseKeepAlive(req.keep_alive, this.options.keepAliveMs);
-    if (req.messages.length === 0) return chatLoadResponse(req, await this.loadOrUnload(model, keepAliveMs));
+    if (req.messages.length === 0) return chatLoadResponse(req, await this.loadOrUnload(model, req.options, keepAliveMs));
     if (req.messages.some((m) => m.images?.length)) throw new BadRequestError(`${req.model} does not support images`);
     const { generation, prompt } = await this.startGeneration(model, keepAliveMs, req, init, (tokenizer) => buildChatPrompt(req, model, tokenizer));
     return chatResponses(req, generation, prompt.output);
@@ -121,7 +128,7 @@ export class Engine implements EngineService {
     const req = parseRequest(EmbedRequestSchema, input);
     const started = process.hrtime.bigint();
     const inputs = req.input === undefined ? [] : typeof req.input === "string" ? [req.input] : req.input;
-    const { vectors, loadNs, promptTokens } = await this.embedWithModel(req.model, inputs, req.truncate !== false, req.keep_alive, init);
+    const { vectors, loadNs, promptTokens } = await this.embedWithModel(req, inputs, req.truncate !== false, init);
     const embeddings = vectors.map((v) => normalize(req.dimensions ? v.subarray(0, req.dimensions) : v));
     return {
       model: req.model, embeddings,
@@ -132,24 +139,24 @@ export class Engine implements EngineService {
   async embeddings(input: EmbeddingsRequest, init: RequestInit = {}): Promise<EmbeddingsResponse> {
     const req = parseRequest(EmbeddingsRequestSchema, input);
     if (!req.prompt) return { embedding: [] };
-    const { vectors } = await this.embedWithModel(req.model, [req.prompt], true, req.keep_alive, init);
+    const { vectors } = await this.embedWithModel(req, [req.prompt], true, init);
     return { embedding: [...vectors[0]] };
   }
 
   async tokenize(input: TokenizeRequest): Promise<TokenizeResponse> {
     const req = parseRequest(TokenizeRequestSchema, input);
-    return this.withModel(req.model, undefined, (lease) => ({ tokens: [...lease.runner.model.tokenize(req.content, false, true)] }));
+    return this.withModel({ model: req.model, options: req.options }, (lease) => ({ tokens: [...lease.runner.model.tokenize(req.content, false, true)] }));
   }
 
   /** Renders and tokenizes without generating: what a chat would evaluate, before any truncation to num_ctx. */
   async tokenizeChat(input: ChatRequest): Promise<TokenizeResponse> {
     const req = parseRequest(ChatRequestSchema, input);
-    return this.withModel(req.model, req.keep_alive, (lease, model) => ({ tokens: buildChatPrompt(req, model, lease.runner.model).tokens }));
+    return this.withModel(req, (lease, model) => ({ tokens: buildChatPrompt(req, model, lease.runner.model).tokens }));
   }
 
   async detokenize(input: DetokenizeRequest): Promise<DetokenizeResponse> {
     const req = parseRequest(DetokenizeRequestSchema, input);
-    return this.withModel(req.model, undefined, (lease) => {
+    return this.withModel({ model: req.model, options: req.options }, (lease) => {
       const vocab = lease.runner.model.info.vocabSize;
       const bad = req.tokens.find((t) => t < 0 || t >= vocab);
       if (bad !== undefined) throw new BadRequestError(`invalid tokens: token id ${bad} is out of range [0, ${vocab})`);
@@ -170,7 +177,10 @@ export class Engine implements EngineService {
           details: details ?? { parent_model: "", format: "gguf", family: m.runner.model.info.architecture, families: [m.runner.model.info.architecture], parameter_size: "", quantization_level: "" },
           expires_at: new Date(m.expiresAt === Infinity ? Date.UTC(2318, 0, 1) : m.expiresAt).toISOString(),
           size_vram: this.backend().backend === "cuda" ? m.size : 0,
-          context_length: this.options.contextLength,
+          context_length: m.runner.contextLength,
+          kv_cells: m.runner.kvCells,
+          kv_bytes: m.runner.kvSizing.bytes,
+          parallel: m.runner.parallel,
         };
       })),
     };
@@ -224,6 +234,7 @@ export class Engine implements EngineService {
   stats() {
     return this.pool.loaded().map(({ name, runner }) => ({
       name, running: runner.numRunning, waiting: runner.numWaiting, kv: runner.kvStats(), preemptions: runner.metrics.preemptions, steps: { ...runner.metrics.steps },
+      batchSize: runner.batchSize,
     }));
   }
 
@@ -244,14 +255,21 @@ export class Engine implements EngineService {
     return resolveModelRef(this.store, name);
   }
 
-  private async withModel<T>(
-    name: string,
-    keepAlive: GenerateRequest["keep_alive"],
-    fn: (lease: Lease, model: ModelRef) => T | Promise<T>,
-  ): Promise<T> {
-    const model = await this.resolveModel(name);
-    const keepAliveMs = parseKeepAlive(keepAlive, this.options.keepAliveMs);
-    const lease = await this.pool.acquire(model, keepAliveMs);
+  /** The load settings a request asks of its model (BadRequestError naming a bad option). */
+  private loadSettings(model: ModelRef, requestOptions: GenerateRequest["options"]): LoadSettings {
+    const { backend, devices } = initBackend(this.options.gpu);
+    const gpuCount = backend === "cpu" ? 0 : devices.filter((d) => d.type === "gpu").length;
+    return resolveLoadSettings(requestOptions, model.parameters, this.options, gpuCount);
+  }
+
+  private acquire(model: ModelRef, requestOptions: GenerateRequest["options"], keepAliveMs: number): Promise<Lease> {
+    return this.pool.acquire(model, this.loadSettings(model, requestOptions), keepAliveMs);
+  }
+
+  private async withModel<T>(req: ModelRequest, fn: (lease: Lease, model: ModelRef) => T | Promise<T>): Promise<T> {
+    const model = await this.resolveModel(req.model);
+    const keepAliveMs = parseKeepAlive(req.keep_alive, this.options.keepAliveMs);
+    const lease = await this.acquire(model, req.options, keepAliveMs);
     try {
       return await fn(lease, model);
     } finally {
@@ -259,12 +277,12 @@ export class Engine implements EngineService {
     }
   }
 
-  private async loadOrUnload(model: ModelRef, keepAliveMs: number): Promise<"load" | "unload"> {
+  private async loadOrUnload(model: ModelRef, requestOptions: GenerateRequest["options"], keepAliveMs: number): Promise<"load" | "unload"> {
     if (keepAliveMs === 0) {
       await this.pool.unload(model.path);
       return "unload";
     }
-    (await this.pool.acquire(model, keepAliveMs)).release(keepAliveMs);
+    (await this.acquire(model, requestOptions, keepAliveMs)).release(keepAliveMs);
     return "load";
   }
 
@@ -281,9 +299,9 @@ export class Engine implements EngineService {
   ): Promise<{ generation: Generation; prompt: P }> {
     const startedAt = process.hrtime.bigint();
     const grammar = await formatGrammar(req.format);
-    const lease = await this.pool.acquire(model, keepAliveMs);
+    const lease = await this.acquire(model, req.options, keepAliveMs);
     try {
-      const resolved = resolveOptions(req.options, model.parameters, this.options.contextLength);
+      const resolved = resolveOptions(req.options, model.parameters, lease.runner.contextLength);
       // A sequence never holds more tokens than the model's whole KV cache, whatever num_ctx says.
       const options = { ...resolved, num_ctx: Math.min(resolved.num_ctx, lease.runner.kvCells) };
       const prompt = buildPrompt(lease.runner.model);
@@ -299,8 +317,8 @@ export class Engine implements EngineService {
     }
   }
 
-  private async embedWithModel(name: string, inputs: string[], truncate: boolean, keepAlive: EmbedRequest["keep_alive"], init: RequestInit): Promise<Embedded & { loadNs: number }> {
-    return this.withModel(name, keepAlive, async (lease) => ({
+  private async embedWithModel(req: ModelRequest, inputs: string[], truncate: boolean, init: RequestInit): Promise<Embedded & { loadNs: number }> {
+    return this.withModel(req, async (lease) => ({
       ...(await embedTexts(lease.runner, inputs, truncate, init.signal)),
       loadNs: lease.loadNs,
     }));
@@ -320,4 +338,12 @@ function fitContext(prompt: number[], options: { num_ctx: number; num_keep: numb
   const keep = Math.min(Math.max(options.num_keep, 0), Math.floor(options.num_ctx / 2));
   const tail = Math.max(1, options.num_ctx - generate - keep);
   return [...prompt.slice(0, keep), ...prompt.slice(prompt.length - tail)];
+}
+
+/** The line logged at each model load: its KV cache and what decided its size. */
+function describeKvCache(name: string, runner: ModelRunner): string {
+  const { kvCells, bytes, sizedBy, contextLength } = runner.kvSizing;
+  const gib = (bytes / 1024 ** 3).toFixed(2);
+  const sequences = Math.floor(kvCells / contextLength);
+  return `${name}: KV cache ${kvCells} cells (${gib} GiB, sized by ${sizedBy}) = ${sequences} sequences x ${contextLength} tokens`;
 }

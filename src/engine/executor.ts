@@ -18,7 +18,7 @@ const MIN_SEPARATE_DECODE_ROWS = 8;
 /** What the executor uses of the native context (tests pass a fake). */
 export type StepContext = Pick<
   NativeContext,
-  "nBatch" | "setSampler" | "clearSampler" | "acceptTokens" | "step" | "seqRemove" | "seqCopy" | "dispose"
+  "batchCapacity" | "setSampler" | "clearSampler" | "acceptTokens" | "step" | "seqRemove" | "seqCopy" | "dispose"
 >;
 
 export interface SampledRow<S extends ScheduledSequence> {
@@ -68,10 +68,10 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
     private readonly ctx: StepContext,
     private readonly cpuAttention: boolean,
   ) {
-    this.tokens = new Int32Array(ctx.nBatch);
-    this.positions = new Int32Array(ctx.nBatch);
-    this.seqIds = new Int32Array(ctx.nBatch);
-    this.sample = new Uint8Array(ctx.nBatch);
+    this.tokens = new Int32Array(ctx.batchCapacity);
+    this.positions = new Int32Array(ctx.batchCapacity);
+    this.seqIds = new Int32Array(ctx.batchCapacity);
+    this.sample = new Uint8Array(ctx.batchCapacity);
   }
 
   prepare(plan: StepPlan<S>): AdmissionFailure<S>[] {

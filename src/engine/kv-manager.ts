@@ -66,7 +66,7 @@ export interface KvLease {
 }
 
 export interface KvStats {
-  totalCells: number;
+  kvCells: number;
   usedCells: number;
   cachedBlocks: number;
   /** Cells of cached blocks that no running sequence uses. */
@@ -99,7 +99,7 @@ export class KvManager {
   private cacheOps: CacheOp[] = [];
 
   constructor(
-    readonly totalCells: number,
+    readonly kvCells: number,
     nSeqIds: number,
     readonly prefixCaching = true,
     /** See idleBlockTokens(). */
@@ -110,7 +110,7 @@ export class KvManager {
   }
 
   get freeCells(): number {
-    return this.totalCells - this.privateCells - this.blocks.size * BLOCK_SIZE;
+    return this.kvCells - this.privateCells - this.blocks.size * BLOCK_SIZE;
   }
 
   get idleCells(): number {
@@ -119,8 +119,8 @@ export class KvManager {
 
   stats(): KvStats {
     return {
-      totalCells: this.totalCells,
-      usedCells: this.totalCells - this.freeCells,
+      kvCells: this.kvCells,
+      usedCells: this.kvCells - this.freeCells,
       cachedBlocks: this.blocks.size,
       idleCells: this.idleCells,
       prefixQueries: this.queries,

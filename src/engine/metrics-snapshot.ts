@@ -29,7 +29,7 @@ function modelMetrics(m: LoadedModelMetrics): ModelMetrics {
     latency: { ttft_seconds: recent.ttftSeconds, inter_token_seconds: recent.itlSeconds },
     cache: {
       kv_cells_used: m.kv.usedCells,
-      kv_cells_total: m.kv.totalCells,
+      kv_cells_total: m.kv.kvCells,
       kv_cells_idle: m.kv.idleCells,
       prefix_cache_queries: m.kv.prefixQueries,
       prefix_cache_hits: m.kv.prefixHits,

@@ -117,7 +117,7 @@ export interface ModelMetricsView {
  * router's load signal falls back when requests end.
  */
 export function kvCacheUsage(kv: KvStats): number {
-  return kv.totalCells ? (kv.usedCells - kv.idleCells) / kv.totalCells : 0;
+  return kv.kvCells ? (kv.usedCells - kv.idleCells) / kv.kvCells : 0;
 }
 
 /** A label value in the text format: backslash, double quote and newline escaped. */
@@ -152,11 +152,11 @@ export function renderPrometheus(models: ModelMetricsView[]): string {
   gauge("vllm:num_requests_running", "Requests generating now.", (m) => m.running);
   gauge("vllm:num_requests_waiting", "Requests waiting to run.", (m) => m.waiting);
   gauge("vllm:kv_cache_usage_perc", "Fraction of KV cache cells running requests hold (0..1; idle cached prefixes count as free).", (m) => kvCacheUsage(m.kv));
-  const share = (m: ModelMetricsView, cells: number) => (m.kv.totalCells ? cells / m.kv.totalCells : 0);
+  const share = (m: ModelMetricsView, cells: number) => (m.kv.kvCells ? cells / m.kv.kvCells : 0);
   gauge("vllama:kv_cache_reclaimable_perc", "Fraction of KV cache cells held only by idle cached prefixes, taken back on demand (0..1).",
     (m) => share(m, m.kv.idleCells));
   family("vllm:cache_config_info", "gauge", "KV cache configuration.", models.map((m) =>
-    `vllm:cache_config_info${label(m, `,block_size="${BLOCK_SIZE}",num_gpu_blocks="${Math.floor(m.kv.totalCells / BLOCK_SIZE)}"`)} 1`));
+    `vllm:cache_config_info${label(m, `,block_size="${BLOCK_SIZE}",num_gpu_blocks="${Math.floor(m.kv.kvCells / BLOCK_SIZE)}"`)} 1`));
   gauge("vllm:prompt_tokens_total", "Prompt tokens processed.", (m) => m.metrics.promptTokens, "counter");
   gauge("vllm:generation_tokens_total", "Tokens generated.", (m) => m.metrics.generationTokens, "counter");
   gauge("vllm:num_preemptions_total", "Sequences preempted for KV cache room.", (m) => m.metrics.preemptions, "counter");

@@ -1,11 +1,18 @@
 // Loaded models: reference-counted by the requests using them, unloaded after their keep-alive,
-// least recently used first when too many are loaded. Loading the same model twice at once
-// loads it once.
+// least recently used first when too many are loaded. An entry is a model file loaded with
+// given load settings; the same file with other settings is another entry. Loading the same
+// entry twice at once loads it once.
 import type { KvEventPublisher } from "../kv-events/publisher.js";
+import type { LoadSettings } from "./options.js";
 import { ModelRunner, type RunnerOptions } from "./model-runner.js";
 
+/** The engine's part of a runner's options; each entry adds its load settings. */
+export type EngineRunnerOptions = Omit<RunnerOptions, keyof LoadSettings>;
+
 interface PoolEntry {
+  /** The model's path and load settings. */
   key: string;
+  path: string;
   name: string;
   digest: string;
   size: number;
@@ -39,25 +46,35 @@ export class ModelPool {
 
   constructor(
     private readonly maxLoaded: number,
-    private readonly runnerOptions: RunnerOptions,
+    private readonly runnerOptions: EngineRunnerOptions,
+    /** Called once per finished load (the engine logs the KV cache it got). */
+    private readonly onLoaded: (name: string, runner: ModelRunner) => void = () => {},
     /** Opened before the first load; each model publishes under its own topic. */
     private readonly kvEvents?: Promise<KvEventPublisher>,
   ) {}
 
-  async acquire(model: { path: string; name: string; digest: string; size: number }, keepAliveMs: number): Promise<Lease> {
+  async acquire(
+    model: { path: string; name: string; digest: string; size: number },
+    settings: LoadSettings,
+    keepAliveMs: number,
+  ): Promise<Lease> {
     const started = process.hrtime.bigint();
-    let entry = this.entries.get(model.path);
+    const key = `${model.path}\n${JSON.stringify(settings)}`;
+    let entry = this.entries.get(key);
     if (!entry) {
-      // Registered before any await, so concurrent requests for the same model share one load.
+      // Registered before any await, so concurrent requests for the same entry share one load.
       const loading: PoolEntry = {
-        key: model.path, name: model.name, digest: model.digest, size: model.size,
-        runner: this.makeRoom(model.path).then(() => this.load(model)),
+        key, path: model.path, name: model.name, digest: model.digest, size: model.size,
+        runner: this.makeRoom(key).then(() => this.load(model, settings)),
         refs: 0, keepAliveMs, expiresAt: Infinity, lastUsed: Date.now(),
       };
-      this.entries.set(model.path, loading);
+      this.entries.set(key, loading);
       loading.runner.then(
-        (runner) => (loading.ready = runner),
-        () => this.entries.get(model.path) === loading && this.entries.delete(model.path),
+        (runner) => {
+          loading.ready = runner;
+          this.onLoaded(model.name, runner);
+        },
+        () => this.entries.get(key) === loading && this.entries.delete(key),
       );
       entry = loading;
     }
@@ -83,9 +100,9 @@ export class ModelPool {
     };
   }
 
-  private async load(model: { path: string; name: string }): Promise<ModelRunner> {
+  private async load(model: { path: string; name: string }, settings: LoadSettings): Promise<ModelRunner> {
     const kvEvents = (await this.kvEvents)?.forModel(model.name);
-    return ModelRunner.load(model.path, { ...this.runnerOptions, kvEvents });
+    return ModelRunner.load(model.path, { ...this.runnerOptions, ...settings, kvEvents });
   }
 
   /** Models whose load has finished. */
@@ -94,10 +111,10 @@ export class ModelPool {
       e.ready ? [{ name: e.name, digest: e.digest, size: e.size, expiresAt: e.expiresAt, runner: e.ready }] : []);
   }
 
-  /** Unloads a model now if no request uses it (keep_alive 0 with an empty prompt). */
+  /** Unloads a model now, each entry of it no request uses (keep_alive 0 with an empty prompt). */
   async unload(path: string): Promise<void> {
-    const entry = this.entries.get(path);
-    if (entry && entry.refs === 0) await this.drop(entry);
+    const idle = [...this.entries.values()].filter((e) => e.path === path && e.refs === 0);
+    await Promise.all(idle.map((e) => this.drop(e)));
   }
 
   async close(): Promise<void> {

@@ -1,32 +1,37 @@
 // One loaded model: its native model and context, and the parts that serve it: the KV manager,
 // the scheduler, the executor (the only owner of the native context) and the step loop that
 // drives them (step-loop.ts), plus the embeddings batcher.
-import { createContext, initBackend, loadModel, type GpuChoice, type NativeContext, type NativeModel } from "../native/index.js";
+import os from "node:os";
+import {
+  createContext, initBackend, loadModel, type FlashAttention, type GpuChoice, type KvCacheType, type NativeContext,
+  type NativeModel,
+} from "../native/index.js";
 import { EmbedBatcher } from "./embed-batcher.js";
 import { Executor } from "./executor.js";
+import { DEFAULT_MEMORY_SHARE, kvBytesPerCell, sizeKvCache, type KvSizing } from "./kv-sizing.js";
 import { idleBlockTokens, KvManager } from "./kv-manager.js";
 import { Scheduler } from "./scheduler.js";
 import { EngineMetrics } from "./metrics.js";
+import type { LoadSettings } from "./options.js";
 import type { Sequence } from "./sequence.js";
 import { StepLoop } from "./step-loop.js";
 import type { ModelKvEvents } from "../kv-events/publisher.js";
 
-export interface RunnerOptions {
-  /** Total KV cells of the unified cache (shared by all sequences). */
-  kvCells: number;
+export interface RunnerOptions extends LoadSettings {
+  /** Total KV cells of the unified cache (shared by all sequences); default sized from memory. */
+  kvCells?: number;
+  /** Default per-request context (num_ctx); default from the KV cache sizing. */
+  contextLength?: number;
+  /** Share of the memory left after the weights that the KV cache takes; default by device. */
+  memoryShare?: number;
   /** Most sequences generating at once. */
   parallel: number;
   /** Most requests waiting beyond `parallel`. */
   maxQueue: number;
-  /** Prompt tokens per step (decode tokens of running sequences come on top); default by device. */
-  batchSize?: number;
-  flashAttention: "auto" | "on" | "off";
-  kvCacheType: "f16" | "q8_0" | "q4_0";
+  flashAttention: FlashAttention;
+  kvCacheType: KvCacheType;
   prefixCache: boolean;
   gpu: GpuChoice;
-  threads: number;
-  gpuLayers?: number;
-  useMmap?: boolean;
   /** Where the prefix cache's block events go (vLLM's KV events), if anywhere. */
   kvEvents?: ModelKvEvents;
 }
@@ -39,7 +44,7 @@ const UBATCH_SIZE = 512;
 const CPU_BATCH_SIZE = 512;
 const GPU_BATCH_SIZE = 2048;
 
-function maxRunning(options: RunnerOptions): number {
+function parallelOf(options: RunnerOptions): number {
   return Math.min(options.parallel, MAX_SEQ_IDS);
 }
 
@@ -54,6 +59,28 @@ function deviceFor(options: RunnerOptions): Device {
   return { onGpu, batchSize: options.batchSize ?? (onGpu ? GPU_BATCH_SIZE : CPU_BATCH_SIZE) };
 }
 
+/**
+ * Bytes the KV cache may come from once the weights are loaded: the GPU's free memory, or free
+ * RAM less the weights when they are mapped (they sit in the page cache that freemem counts).
+ */
+function memoryForCache(model: NativeModel, device: Device, options: RunnerOptions): number {
+  if (device.onGpu) return model.deviceMemory().free;
+  const mappedWeights = options.useMmap === false ? 0 : model.info.sizeBytes;
+  return Math.max(0, os.freemem() - mappedWeights);
+}
+
+function sizeCache(model: NativeModel, device: Device, options: RunnerOptions): KvSizing {
+  return sizeKvCache({
+    bytesPerCell: kvBytesPerCell(model.info, options.kvCacheType),
+    memoryFree: memoryForCache(model, device, options),
+    memoryShare: options.memoryShare ?? DEFAULT_MEMORY_SHARE[device.onGpu ? "gpu" : "cpu"],
+    parallel: parallelOf(options),
+    contextTrained: model.info.contextLengthTrained,
+    contextLength: options.contextLength,
+    kvCells: options.kvCells,
+  });
+}
+
 export class ModelRunner {
   readonly metrics = new EngineMetrics();
   private readonly kv: KvManager;
@@ -61,6 +88,8 @@ export class ModelRunner {
   private readonly executor: Executor<Sequence>;
   private readonly loop: StepLoop;
   private readonly embedder: EmbedBatcher;
+  /** Prompt tokens per step. */
+  readonly batchSize: number;
 
   private constructor(
     readonly path: string,
@@ -68,11 +97,14 @@ export class ModelRunner {
     ctx: NativeContext,
     readonly options: RunnerOptions,
     device: Device,
+    /** The KV cache's size and the default per-request context that came with it. */
+    readonly kvSizing: KvSizing,
   ) {
-    this.kv = new KvManager(ctx.nCtx, ctx.nSeqMax, options.prefixCache, idleBlockTokens(model.info), options.kvEvents);
+    this.kv = new KvManager(ctx.kvCells, ctx.nSeqMax, options.prefixCache, idleBlockTokens(model.info), options.kvEvents);
+    this.batchSize = device.batchSize;
     this.scheduler = new Scheduler(this.kv, {
-      maxRunning: maxRunning(options),
-      chunkBudget: device.batchSize,
+      parallel: parallelOf(options),
+      batchSize: device.batchSize,
       maxWaiting: options.maxQueue,
     });
     this.executor = new Executor(ctx, !device.onGpu);
@@ -89,21 +121,24 @@ export class ModelRunner {
 
   static async load(path: string, options: RunnerOptions, onProgress?: (p: number) => void): Promise<ModelRunner> {
     const device = deviceFor(options);
-    const model = await loadModel(path, { gpu: options.gpu, gpuLayers: options.gpuLayers, useMmap: options.useMmap, onProgress });
+    const model = await loadModel(path, {
+      gpu: options.gpu, gpuLayers: options.gpuLayers, mainGpu: options.mainGpu, useMmap: options.useMmap, onProgress,
+    });
     try {
+      const sizing = sizeCache(model, device, options);
       const ctx = await createContext(model, {
-        nCtx: options.kvCells,
+        kvCells: sizing.kvCells,
         nSeqMax: MAX_SEQ_IDS,
         // Room for a full prompt chunk and every running sequence's decode token, computed in one
         // pass when the chunk fits UBATCH_SIZE (a pass over the weights per piece).
-        nBatch: device.batchSize + maxRunning(options),
-        nUbatch: Math.min(device.batchSize, UBATCH_SIZE) + maxRunning(options),
+        batchCapacity: device.batchSize + parallelOf(options),
+        nUbatch: Math.min(device.batchSize, UBATCH_SIZE) + parallelOf(options),
         flashAttn: options.flashAttention,
         typeK: options.kvCacheType,
         typeV: options.kvCacheType,
         threads: options.threads,
       });
-      return new ModelRunner(path, model, ctx, options, device);
+      return new ModelRunner(path, model, ctx, options, device, sizing);
     } catch (error) {
       await model.dispose();
       throw error;
@@ -111,7 +146,16 @@ export class ModelRunner {
   }
 
   get kvCells(): number {
-    return this.kv.totalCells;
+    return this.kv.kvCells;
+  }
+
+  /** Default per-request context (num_ctx) of this model's cache. */
+  get contextLength(): number {
+    return this.kvSizing.contextLength;
+  }
+
+  get parallel(): number {
+    return parallelOf(this.options);
   }
 
   get numRunning(): number {

@@ -4,17 +4,21 @@ import os from "node:os";
 import { z } from "zod";
 import { BadRequestError } from "../api/errors.js";
 import type { KeepAlive, Options } from "../api/ollama.js";
+import {
+  FLASH_ATTENTION_MODES, GPU_CHOICES, KV_CACHE_TYPES, type FlashAttention, type GpuChoice, type KvCacheType,
+} from "../native/index.js";
 import { goDurationMs } from "../util/go-duration.js";
 
 const KEEP_ALIVE_DEFAULT_MS = 5 * 60 * 1000;
 export const DEFAULT_NUM_CTX = 4096;
+// Prompt tokens per step (batchSize, num_batch): llama.cpp computes steps in pieces of 512.
+const BATCH_SIZE_MIN = 16;
+const BATCH_SIZE_MAX = 8192;
 
-export const FlashAttentionSchema = z.enum(["auto", "on", "off"]);
-export type FlashAttention = z.infer<typeof FlashAttentionSchema>;
-export const KvCacheTypeSchema = z.enum(["f16", "q8_0", "q4_0"]);
-export type KvCacheType = z.infer<typeof KvCacheTypeSchema>;
-export const GpuChoiceSchema = z.enum(["auto", "cuda", "cpu"]);
-export type GpuChoice = z.infer<typeof GpuChoiceSchema>;
+export const FlashAttentionSchema = z.enum(FLASH_ATTENTION_MODES);
+export const KvCacheTypeSchema = z.enum(KV_CACHE_TYPES);
+export const GpuChoiceSchema = z.enum(GPU_CHOICES);
+export type { FlashAttention, GpuChoice, KvCacheType };
 
 export const EngineOptionsSchema = z.object({
   /** Ollama-layout model store; default VLLAMA_MODELS, OLLAMA_MODELS or ~/.ollama/models. */
@@ -26,10 +30,18 @@ export const EngineOptionsSchema = z.object({
   maxLoadedModels: z.int().min(1).default(3),
   /** Default keep-alive of a loaded model after its last request (Infinity: forever). */
   keepAliveMs: z.number().min(0).default(KEEP_ALIVE_DEFAULT_MS),
-  /** Default context length of one sequence (num_ctx). */
-  contextLength: z.int().min(16).default(DEFAULT_NUM_CTX),
-  /** Total KV cells of a model's unified cache; default from contextLength and parallel. */
+  /**
+   * Default context length of one sequence (num_ctx); default per model load: its trained context
+   * where the memory-sized KV cache holds `parallel` of them, else what one sequence can have.
+   */
+  contextLength: z.int().min(16).optional(),
+  /** Total KV cells of a model's unified cache; default sized from memory at each model load. */
   kvCells: z.int().min(16).optional(),
+  /**
+   * Share of the memory left after the weights that the KV cache takes (GPU: its free memory;
+   * CPU: free RAM); default DEFAULT_MEMORY_SHARE (0.9 on a GPU, 0.5 on the CPU).
+   */
+  memoryShare: z.number().gt(0).max(1).optional(),
   /**
    * Most prompt tokens in one step (chunked prefill; computed 512 at a time); the running
    * sequences' decode tokens come on top. Default 512 on the CPU, as Ollama's num_batch: every
@@ -38,7 +50,7 @@ export const EngineOptionsSchema = z.object({
    * the model on a GPU, as llama-server's n_batch: a burst of prompts takes a quarter of the
    * steps, each with its fixed cost (a pass over the weights, the wait for the GPU, sampling).
    */
-  batchSize: z.int().min(16).max(8192).optional(),
+  batchSize: z.int().min(BATCH_SIZE_MIN).max(BATCH_SIZE_MAX).optional(),
   flashAttention: FlashAttentionSchema.default("auto"),
   kvCacheType: KvCacheTypeSchema.default("f16"),
   prefixCache: z.boolean().default(true),
@@ -109,5 +121,51 @@ export function resolveOptions(
     num_ctx: defaultNumCtx,
     ...definedEntries(modelParameters),
     ...definedEntries(requestOptions),
+  };
+}
+
+/**
+ * What a model is loaded with. A request whose settings differ from a loaded model's loads the
+ * model again as another entry of the pool, as Ollama reloads it. (num_ctx is not one of them: it
+ * limits a sequence, and the unified cache gives cells on demand.)
+ */
+export interface LoadSettings {
+  /** Prompt tokens per step (num_batch); undefined: by device (512 CPU, 2,048 GPU). */
+  batchSize?: number;
+  /** Compute threads (num_thread). */
+  threads: number;
+  /** Layers offloaded to the GPU (num_gpu); undefined: all when a GPU is used. */
+  gpuLayers?: number;
+  /** The GPU that holds the model (main_gpu), an index among the devices found. */
+  mainGpu: number;
+  /** Map the weights from the file (use_mmap); undefined: llama.cpp's default (yes). */
+  useMmap?: boolean;
+}
+
+/**
+ * Load settings of a request: its `options` over the model's Modelfile parameters over the
+ * engine's settings (`num_thread` 0 and `num_gpu` -1 take the engine's). A value the engine
+ * cannot load with is a BadRequestError naming the option.
+ */
+export function resolveLoadSettings(
+  requestOptions: Partial<Options> | undefined,
+  modelParameters: Partial<Options> | undefined,
+  engine: Pick<EngineOptions, "batchSize" | "threads">,
+  gpuCount: number,
+): LoadSettings {
+  const o: Partial<Options> = { ...definedEntries(modelParameters), ...definedEntries(requestOptions) };
+  if (o.num_batch !== undefined && (o.num_batch < BATCH_SIZE_MIN || o.num_batch > BATCH_SIZE_MAX)) {
+    throw new BadRequestError(`invalid option num_batch: ${o.num_batch} (expected ${BATCH_SIZE_MIN} to ${BATCH_SIZE_MAX})`);
+  }
+  // As Ollama, main_gpu 0 is valid without a GPU (the model then runs on the CPU).
+  if (o.main_gpu !== undefined && o.main_gpu >= Math.max(1, gpuCount)) {
+    throw new BadRequestError(`invalid option main_gpu: ${o.main_gpu} (${gpuCount} GPU${gpuCount === 1 ? "" : "s"} found)`);
+  }
+  return {
+    batchSize: o.num_batch ?? engine.batchSize,
+    threads: o.num_thread || engine.threads,
+    gpuLayers: o.num_gpu === undefined || o.num_gpu < 0 ? undefined : o.num_gpu,
+    mainGpu: o.main_gpu ?? 0,
+    useMmap: o.use_mmap,
   };
 }

@@ -64,13 +64,13 @@ export interface StepPlan<S extends ScheduledSequence> extends Batch<S> {
 
 export interface SchedulerLimits {
   /** Most sequences running at once. */
-  maxRunning: number;
+  parallel: number;
   /**
    * Most prompt tokens in one step (chunked prefill). Each running sequence's one decode token
-   * comes on top, so a step holds at most chunkBudget + maxRunning tokens: a burst of prompts
+   * comes on top, so a step holds at most batchSize + parallel tokens: a burst of prompts
    * then never waits for the decode tokens of the sequences it started.
    */
-  chunkBudget: number;
+  batchSize: number;
   /** Most sequences waiting beyond the running ones; more is a BusyError. */
   maxWaiting: number;
 }
@@ -93,7 +93,7 @@ export class Scheduler<S extends ScheduledSequence> {
   /** Queues a sequence; more than `maxWaiting` beyond the free running places is a BusyError. */
   add(seq: S): void {
     const active = (list: S[]) => list.filter((s) => !s.finished).length;
-    const freePlaces = Math.max(0, this.limits.maxRunning - active(this.running));
+    const freePlaces = Math.max(0, this.limits.parallel - active(this.running));
     if (active(this.waiting) >= this.limits.maxWaiting + freePlaces) throw new BusyError();
     this.waiting.push(seq);
   }
@@ -161,10 +161,10 @@ export class Scheduler<S extends ScheduledSequence> {
    * waiting prompts would reuse stays.
    */
   private trimIdleCache(): void {
-    const freePlaces = Math.max(0, this.limits.maxRunning - this.running.length);
+    const freePlaces = Math.max(0, this.limits.parallel - this.running.length);
     const upcoming = this.waiting.slice(0, freePlaces).map((s) => s.tokens);
     const idlePlaces = freePlaces - upcoming.length;
-    this.kv.trimIdle(Math.floor((this.kv.totalCells * idlePlaces) / this.limits.maxRunning), upcoming);
+    this.kv.trimIdle(Math.floor((this.kv.kvCells * idlePlaces) / this.limits.parallel), upcoming);
   }
 
   // Running sequences first, oldest first: each gets its pending tokens (1 when decoding).
@@ -172,7 +172,7 @@ export class Scheduler<S extends ScheduledSequence> {
     for (let i = 0; i < this.running.length; i++) {
       const seq = this.running[i];
       const pending = seq.tokens.length - seq.numComputed;
-      const count = pending === 1 ? 1 : Math.min(pending, this.chunkBudgetLeft(plan));
+      const count = pending === 1 ? 1 : Math.min(pending, this.promptTokensLeft(plan));
       if (count <= 0) continue;
       if (!this.makeRoom(count, seq, plan)) {
         // Not even preempting newer sequences freed enough: this one waits (recomputed later).
@@ -186,8 +186,8 @@ export class Scheduler<S extends ScheduledSequence> {
 
   // Then waiting sequences, in arrival order, while sequence slots, budget and cells last.
   private scheduleWaiting(plan: StepPlan<S>): void {
-    while (this.waiting.length > 0 && this.running.length < this.limits.maxRunning) {
-      const budget = this.chunkBudgetLeft(plan);
+    while (this.waiting.length > 0 && this.running.length < this.limits.parallel) {
+      const budget = this.promptTokensLeft(plan);
       if (budget <= 0) break;
       const seq = this.waiting[0];
       const cached = this.kv.matchLength(seq.tokens);
@@ -219,8 +219,8 @@ export class Scheduler<S extends ScheduledSequence> {
     });
   }
 
-  private chunkBudgetLeft(plan: StepPlan<S>): number {
-    return this.limits.chunkBudget - (plan.numTokens - plan.numSingleRows);
+  private promptTokensLeft(plan: StepPlan<S>): number {
+    return this.limits.batchSize - (plan.numTokens - plan.numSingleRows);
   }
 
   private addEntry(plan: StepPlan<S>, seq: S, count: number): void {

@@ -61,8 +61,8 @@ export class StepLoop {
   /** Queues a sequence (BusyError when the queue is full) and runs the loop. */
   submit(seq: Sequence, signal?: AbortSignal): void {
     if (this.closed) throw new CancelledError("model is unloading");
-    if (seq.tokens.length >= this.kv.totalCells) {
-      throw new BadRequestError(`prompt of ${seq.tokens.length} tokens does not fit in the KV cache (${this.kv.totalCells} cells)`);
+    if (seq.tokens.length >= this.kv.kvCells) {
+      throw new BadRequestError(`prompt of ${seq.tokens.length} tokens does not fit in the KV cache (${this.kv.kvCells} cells)`);
     }
     this.scheduler.add(seq);
     if (signal) {
@@ -192,7 +192,7 @@ export class StepLoop {
   private failUnschedulable(): void {
     const seq = this.scheduler.waiting[0];
     if (!seq) return;
-    this.fail(seq, new BadRequestError(`prompt of ${seq.tokens.length} tokens does not fit in the free KV cache (${this.kv.freeCells} of ${this.kv.totalCells} cells)`));
+    this.fail(seq, new BadRequestError(`prompt of ${seq.tokens.length} tokens does not fit in the free KV cache (${this.kv.freeCells} of ${this.kv.kvCells} cells)`));
   }
 
   private fail(seq: Sequence, error: VllamaError): void {

@@ -7,6 +7,7 @@ import { addonDir, loadAddon } from "./binding.js";
 import type { BackendDevice, ContextOptions, GpuChoice, LoadModelOptions, NativeContext, NativeModel } from "./types.js";
 
 export type * from "./types.js";
+export { FLASH_ATTENTION_MODES, GPU_CHOICES, KV_CACHE_TYPES } from "./types.js";
 
 export interface BackendInfo {
   backend: "cuda" | "cpu";

@@ -1,7 +1,15 @@
 // Types of the native addon (native/*.cpp). This file and binding.ts are the only places that
 // know the addon's shape; everything else imports from src/native/index.ts.
 
-export type GpuChoice = "auto" | "cuda" | "cpu";
+// Each setting's values, defined once here (the lowest layer); src/engine/options.ts validates
+// with them.
+export const GPU_CHOICES = ["auto", "cuda", "cpu"] as const;
+export type GpuChoice = (typeof GPU_CHOICES)[number];
+export const FLASH_ATTENTION_MODES = ["auto", "on", "off"] as const;
+export type FlashAttention = (typeof FLASH_ATTENTION_MODES)[number];
+/** KV cache element types a server may choose (f32 only for tests of the native layer). */
+export const KV_CACHE_TYPES = ["f16", "q8_0", "q4_0"] as const;
+export type KvCacheType = (typeof KV_CACHE_TYPES)[number];
 
 export interface BackendDevice {
   name: string;
@@ -14,6 +22,8 @@ export interface BackendDevice {
 export interface LoadModelOptions {
   /** Layers to offload to the GPU: -1 = all (default when a GPU backend is used), 0 = none. */
   gpuLayers?: number;
+  /** Index of the GPU that holds the model's main buffers (llama's main_gpu). */
+  mainGpu?: number;
   useMmap?: boolean;
   /** Load progress 0..1; called on the JS thread. */
   onProgress?: (progress: number) => void;
@@ -42,15 +52,16 @@ export interface ModelInfo {
 }
 
 export interface ContextOptions {
-  /** KV cells shared by all sequences (one unified cache). */
-  nCtx: number;
+  /** KV cells shared by all sequences (one unified cache; llama's n_ctx). */
+  kvCells: number;
   /** Largest sequence id + 1 (running sequences and cached prefixes each take one id). */
   nSeqMax: number;
-  nBatch: number;
+  /** Most tokens one step takes (llama's n_batch): prompt tokens plus decode rows. */
+  batchCapacity: number;
   nUbatch: number;
-  flashAttn?: "auto" | "on" | "off";
-  typeK?: "f16" | "q8_0" | "q4_0" | "f32";
-  typeV?: "f16" | "q8_0" | "q4_0" | "f32";
+  flashAttn?: FlashAttention;
+  typeK?: KvCacheType | "f32";
+  typeV?: KvCacheType | "f32";
   threads?: number;
   /** Context that returns pooled embeddings instead of logits. */
   embeddings?: boolean;
@@ -124,14 +135,16 @@ export interface NativeModel {
   /** Raw bytes of a token's text (may be part of a multi-byte character). */
   tokenBytes(token: number, special: boolean): Uint8Array;
   isEog(token: number): boolean;
+  /** Bytes free and in all of the model's GPUs now (0 and 0 when it runs on the CPU only). */
+  deviceMemory(): { free: number; total: number };
   createContext(options: ContextOptions): Promise<NativeContext>;
   dispose(): Promise<void>;
 }
 
 export interface NativeContext {
-  readonly nCtx: number;
+  readonly kvCells: number;
   readonly nSeqMax: number;
-  readonly nBatch: number;
+  readonly batchCapacity: number;
   setSampler(seqId: number, params: SamplerParams): void;
   clearSampler(seqId: number): void;
   /** Feed tokens already in the KV cache to the repeat-penalty window (and the grammar). */

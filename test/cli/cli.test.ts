@@ -593,13 +593,13 @@ describe("version and config", parallel, () => {
   test("config shows each value and its source; --json is machine-readable", async () => {
     const env = { OLLAMA_HOST: "0.0.0.0:12000", OLLAMA_KEEP_ALIVE: "-1" };
     const [plain, asJson] = await Promise.all([
-      cli(["config", "--num-parallel", "8"], { env }),
+      cli(["config", "--parallel", "8"], { env }),
       cli(["config", "--json", "--no-prefix-cache"], { env }),
     ]);
     assert.equal(plain.code, 0);
     assert.match(plain.stdout, /^KEY\s+VALUE\s+SOURCE\n/);
     assert.match(plain.stdout, /\nhost\s+0\.0\.0\.0\s+env:OLLAMA_HOST\n/);
-    assert.match(plain.stdout, /\nnumParallel\s+8\s+flag\n/);
+    assert.match(plain.stdout, /\nparallel\s+8\s+flag\n/);
     assert.match(plain.stdout, /\nkeepAliveMs\s+forever\s+env:OLLAMA_KEEP_ALIVE\n/);
     assert.match(plain.stdout, /\nkvCells\s+\(computed\)\s+default\n/);
     const { config, sources } = JSON.parse(asJson.stdout);

@@ -136,7 +136,7 @@ describe("engine", () => {
   test("a num_ctx beyond the KV cache ends at the cache's size, and the engine serves on", async () => {
     const e = newEngine({ parallel: 2, kvCells: 256 });
     const r = await e.generate({ model, prompt: REFERENCE_PROMPT, stream: false, options: { temperature: 0, num_ctx: 1e12, num_predict: 1e12, ignore_eos: true } });
-    const cells = e.stats()[0].kv.totalCells;
+    const cells = e.stats()[0].kv.kvCells;
     assert.equal(r.done_reason, "length");
     assert.equal(r.prompt_eval_count! + r.eval_count!, cells);
     assert.equal((await e.generate({ model, prompt: REFERENCE_PROMPT, stream: false, options: greedy(48) })).response, REFERENCE_TEXT);

@@ -51,10 +51,10 @@ const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from 
 
 const IDLE_TOKENS = 8192;
 
-function setup(cells: number, limits: Partial<{ maxRunning: number; chunkBudget: number; maxWaiting: number }> = {}, prefix = true) {
+function setup(cells: number, limits: Partial<{ parallel: number; batchSize: number; maxWaiting: number }> = {}, prefix = true) {
   const kv = new FakeKv();
   const manager = new KvManager(cells, 64, prefix, IDLE_TOKENS);
-  const scheduler = new Scheduler<ScheduledSequence>(manager, { maxRunning: 8, chunkBudget: 64, maxWaiting: 16, ...limits });
+  const scheduler = new Scheduler<ScheduledSequence>(manager, { parallel: 8, batchSize: 64, maxWaiting: 16, ...limits });
   /** One step: plan, "run" it, complete it, and give every sampled sequence a new token. */
   const step = () => {
     const plan = scheduler.schedule();
@@ -68,7 +68,7 @@ function setup(cells: number, limits: Partial<{ maxRunning: number; chunkBudget:
 
 describe("scheduler", () => {
   test("decode tokens of running sequences come first, then prompt chunks within the chunk budget", () => {
-    const { scheduler, step } = setup(1024, { chunkBudget: 64 });
+    const { scheduler, step } = setup(1024, { batchSize: 64 });
     const a = seq(range(10));
     scheduler.add(a);
     let plan = step();
@@ -87,7 +87,7 @@ describe("scheduler", () => {
   });
 
   test("a burst of prompts is not slowed by the decode tokens of the prompts it started", () => {
-    const { scheduler, step } = setup(4096, { maxRunning: 8, chunkBudget: 64 });
+    const { scheduler, step } = setup(4096, { parallel: 8, batchSize: 64 });
     const prompts = Array.from({ length: 8 }, (_, i) => seq(range(16, 1000 * (i + 1))));
     for (const p of prompts) scheduler.add(p);
     assert.equal(step().numTokens, 64);
@@ -100,7 +100,7 @@ describe("scheduler", () => {
   });
 
   test("parallel caps running sequences; the queue beyond maxWaiting is a BusyError", () => {
-    const { scheduler, step } = setup(4096, { maxRunning: 2, maxWaiting: 3 });
+    const { scheduler, step } = setup(4096, { parallel: 2, maxWaiting: 3 });
     for (let i = 0; i < 5; i++) scheduler.add(seq(range(4, i * 100)));
     assert.throws(() => scheduler.add(seq([1])), BusyError);
     step();
@@ -109,7 +109,7 @@ describe("scheduler", () => {
   });
 
   test("a finished sequence frees its cells; admission waits for room", () => {
-    const { scheduler, manager, step } = setup(64, { chunkBudget: 64 }, false);
+    const { scheduler, manager, step } = setup(64, { batchSize: 64 }, false);
     const a = seq(range(40));
     const b = seq(range(40, 100));
     scheduler.add(a);
@@ -124,7 +124,7 @@ describe("scheduler", () => {
   });
 
   test("when cells run out mid-generation the newest sequence is preempted and resumes later", () => {
-    const { scheduler, manager, step } = setup(48, { chunkBudget: 64 }, false);
+    const { scheduler, manager, step } = setup(48, { batchSize: 64 }, false);
     const a = seq(range(20));
     const b = seq(range(20, 100));
     scheduler.add(a);
@@ -143,7 +143,7 @@ describe("scheduler", () => {
   });
 
   test("prefix cache: a later prompt shares cached blocks instead of recomputing them", () => {
-    const { scheduler, manager, kv, step } = setup(1024, { chunkBudget: 256 });
+    const { scheduler, manager, kv, step } = setup(1024, { batchSize: 256 });
     const system = range(3 * BLOCK_SIZE + 5, 500);
     const a = seq([...system, 1, 2, 3]);
     scheduler.add(a);
@@ -163,7 +163,7 @@ describe("scheduler", () => {
   });
 
   test("prefix cache: a prompt whose prefix is being prefilled waits for it instead of computing it twice", () => {
-    const { scheduler, manager, step } = setup(4096, { chunkBudget: 32 });
+    const { scheduler, manager, step } = setup(4096, { batchSize: 32 });
     const system = range(4 * BLOCK_SIZE, 1000);
     const a = seq([...system, 1]);
     const b = seq([...system, 2]);
@@ -183,7 +183,7 @@ describe("scheduler", () => {
   });
 
   test("cached blocks survive their sequence, are evicted least-recently-used, and never while in use", () => {
-    const { scheduler, manager, kv, step } = setup(5 * BLOCK_SIZE, { chunkBudget: 256 });
+    const { scheduler, manager, kv, step } = setup(5 * BLOCK_SIZE, { batchSize: 256 });
     const a = seq(range(2 * BLOCK_SIZE + 1));
     scheduler.add(a);
     step();
@@ -239,7 +239,7 @@ describe("scheduler", () => {
 
   test("idle cached blocks may use only the free sequence places' share of the cache", () => {
     // 4 places, 32 blocks of cells: each running sequence takes 8 blocks' worth from the idle cache.
-    const { scheduler, manager, step } = setup(32 * BLOCK_SIZE, { maxRunning: 4, chunkBudget: 1024 });
+    const { scheduler, manager, step } = setup(32 * BLOCK_SIZE, { parallel: 4, batchSize: 1024 });
     const done = [0, 1, 2].map((i) => seq(range(4 * BLOCK_SIZE, 1000 * (i + 1))));
     for (const s of done) scheduler.add(s);
     step();
@@ -264,7 +264,7 @@ describe("scheduler", () => {
   });
 
   test("an idle block is dropped once idleTokens tokens were computed without it", () => {
-    const { scheduler, manager, step } = setup(1 << 16, { maxRunning: 64, chunkBudget: 4096 });
+    const { scheduler, manager, step } = setup(1 << 16, { parallel: 64, batchSize: 4096 });
     const old = seq(range(2 * BLOCK_SIZE + 1, 7000));
     scheduler.add(old);
     step();

@@ -19,10 +19,10 @@ const vocab: Vocabulary = {
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => from + i);
 
-function setup(cells = 1024, limits: Partial<{ maxRunning: number; chunkBudget: number }> = {}) {
+function setup(cells = 1024, limits: Partial<{ parallel: number; batchSize: number }> = {}) {
   const ctx = new FakeContext(512);
   const kv = new KvManager(cells, 16, true);
-  const scheduler = new Scheduler<Sequence>(kv, { maxRunning: 8, chunkBudget: 256, maxWaiting: 16, ...limits });
+  const scheduler = new Scheduler<Sequence>(kv, { parallel: 8, batchSize: 256, maxWaiting: 16, ...limits });
   const metrics = new EngineMetrics();
   const loop = new StepLoop({ scheduler, executor: new Executor(ctx, false), kv, metrics, vocab, yieldBetweenSteps: false });
   /** Submits a prompt; resolves to the generated tokens, or rejects with the sequence's error. */
@@ -105,7 +105,7 @@ describe("step loop", () => {
   });
 
   test("a failed native step fails its sequences with a typed error; the loop serves on", async () => {
-    const { ctx, generate, assertNoPrivateCells } = setup(1024, { maxRunning: 1 });
+    const { ctx, generate, assertNoPrivateCells } = setup(1024, { parallel: 1 });
     ctx.faults.set(1, nativeError("llama_decode failed with code -3", "ERR_DECODE"));
     const a = generate(range(20), 4);
     const b = generate(range(20, 300), 4); // waits: one sequence runs at a time

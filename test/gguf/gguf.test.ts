@@ -448,7 +448,7 @@ describe("synthetic models", { skip: noVocab }, () => {
         assert.equal(model.info.embeddingLength, 64);
         const tokens = model.tokenize("Once upon a time", true, false);
         assert.ok(tokens.length >= 4);
-        const context = await createContext(model, { nCtx: 64, nSeqMax: 1, nBatch: 32, nUbatch: 32, threads: 1 });
+        const context = await createContext(model, { kvCells: 64, nSeqMax: 1, batchCapacity: 32, nUbatch: 32, threads: 1 });
         try {
           context.setSampler(0, {
             temperature: 0, topK: 40, topP: 1, minP: 0, typicalP: 1, seed: 1,

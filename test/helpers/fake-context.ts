@@ -32,7 +32,7 @@ export class FakeContext implements StepContext {
   private steps = 0;
   private readonly pauses = new Map<number, { started: () => void; gate: Promise<void> }>();
 
-  constructor(readonly nBatch: number) {}
+  constructor(readonly batchCapacity: number) {}
 
   /** Holds step `n` (from 1) in flight until `resume()`; `started` resolves once it is. */
   pause(n: number): { started: Promise<void>; resume: () => void } {

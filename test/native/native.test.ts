@@ -90,18 +90,18 @@ describe("native core", () => {
   });
 
   test("greedy output is llama.cpp's reference text, alone", async () => {
-    const ctx = await createContext(model, { nCtx: 256, nSeqMax: 1, nBatch: 64, nUbatch: 64 });
+    const ctx = await createContext(model, { kvCells: 256, nSeqMax: 1, batchCapacity: 64, nUbatch: 64 });
     const [s] = await decodeTogether(model, ctx, [REFERENCE_PROMPT], 48);
     assert.equal(text(s), REFERENCE_TEXT);
     await ctx.dispose();
   });
 
   test("greedy output is the same while 15 other sequences share every batch", async () => {
-    const ctx = await createContext(model, { nCtx: 16 * 64, nSeqMax: 16, nBatch: 256, nUbatch: 256 });
+    const ctx = await createContext(model, { kvCells: 16 * 64, nSeqMax: 16, batchCapacity: 256, nUbatch: 256 });
     const streams = await decodeTogether(model, ctx, [REFERENCE_PROMPT, ...OTHER_PROMPTS], 48);
     assert.equal(text(streams[0]), REFERENCE_TEXT);
     // Each other sequence also matches its own solo run.
-    const solo = await createContext(model, { nCtx: 256, nSeqMax: 1, nBatch: 64, nUbatch: 64 });
+    const solo = await createContext(model, { kvCells: 256, nSeqMax: 1, batchCapacity: 64, nUbatch: 64 });
     for (const i of [3, 9, 15]) {
       solo.clear();
       const [alone] = await decodeTogether(model, solo, [OTHER_PROMPTS[i - 1]], 48);
@@ -133,7 +133,7 @@ describe("native core", () => {
   });
 
   test("prefix sharing gives the same continuation as recomputing", async () => {
-    const ctx = await createContext(model, { nCtx: 512, nSeqMax: 4, nBatch: 128, nUbatch: 128 });
+    const ctx = await createContext(model, { kvCells: 512, nSeqMax: 4, batchCapacity: 128, nUbatch: 128 });
     const [recomputed] = await decodeTogether(model, ctx, [REFERENCE_PROMPT], 20, 0);
     // Sequence 1 gets the prompt's first 4 cells from sequence 0 by copy, and only evaluates the last token.
     const prompt = [...model.tokenize(REFERENCE_PROMPT, true, false)];
@@ -153,8 +153,8 @@ describe("native core", () => {
   });
 
   test("removing a sequence frees its cells; a full cache is a typed no_room result", async () => {
-    const ctx = await createContext(model, { nCtx: 256, nSeqMax: 8, nBatch: 64, nUbatch: 64 });
-    // Sequences of 128 tokens each (positions stay below nCtx) until the cache has no room.
+    const ctx = await createContext(model, { kvCells: 256, nSeqMax: 8, batchCapacity: 64, nUbatch: 64 });
+    // Sequences of 128 tokens each (positions stay below kvCells) until the cache has no room.
     const fill = async (firstSeqId: number) => {
       for (let cells = 0, seqId = firstSeqId; ; seqId++) {
         for (let pos = 0; pos < 128; pos += 64) {
@@ -169,7 +169,7 @@ describe("native core", () => {
       }
     };
     const filled = await fill(0);
-    assert.equal(filled, ctx.nCtx);
+    assert.equal(filled, ctx.kvCells);
     assert.equal(ctx.seqPosMax(0), 127);
     assert.equal(ctx.seqPosMax(1), 127);
     // The failed step left nothing behind; removing the sequences frees their cells.
@@ -187,7 +187,7 @@ describe("native core", () => {
       required: ["mood", "age"], additionalProperties: false,
     });
     assert.match(grammar, /root ::=/);
-    const ctx = await createContext(model, { nCtx: 256, nSeqMax: 1, nBatch: 64, nUbatch: 64 });
+    const ctx = await createContext(model, { kvCells: 256, nSeqMax: 1, batchCapacity: 64, nUbatch: 64 });
     ctx.setSampler(0, { ...greedy, temperature: 0.9, seed: 7, grammar });
     let pending = [...model.tokenize(REFERENCE_PROMPT, true, false)], pos = 0, bytes: number[] = [];
     for (let i = 0; i < 60; i++) {
@@ -219,7 +219,7 @@ describe("native core", () => {
   });
 
   test("top-N logprobs come sorted with the sampled token's logprob", async () => {
-    const ctx = await createContext(model, { nCtx: 128, nSeqMax: 1, nBatch: 64, nUbatch: 64 });
+    const ctx = await createContext(model, { kvCells: 128, nSeqMax: 1, batchCapacity: 64, nUbatch: 64 });
     ctx.setSampler(0, { ...greedy, topLogprobs: 5, logprobs: true });
     const prompt = model.tokenize(REFERENCE_PROMPT, true, false);
     const r = await ctx.step({ tokens: prompt, positions: Int32Array.from(prompt, (_, k) => k), seqIds: new Int32Array(prompt.length), sample: Uint8Array.from(prompt, (_, k) => +(k === prompt.length - 1)) });
@@ -232,7 +232,7 @@ describe("native core", () => {
   });
 
   test("pooled embeddings: one vector per sequence, deterministic", async () => {
-    const ctx = await createContext(model, { nCtx: 256, nSeqMax: 4, nBatch: 256, nUbatch: 256, embeddings: true, pooling: "mean" });
+    const ctx = await createContext(model, { kvCells: 256, nSeqMax: 4, batchCapacity: 256, nUbatch: 256, embeddings: true, pooling: "mean" });
     const a = [...model.tokenize("The cat sat", true, false)], b = [...model.tokenize("A dog ran far away", true, false)];
     const all = [...a, ...b];
     const plan = {
@@ -279,13 +279,13 @@ describe("native core", () => {
     });
 
     test("bad step plans and sampler settings are refused, not crashes", async () => {
-      const ctx = await createContext(model, { nCtx: 128, nSeqMax: 2, nBatch: 16, nUbatch: 16 });
+      const ctx = await createContext(model, { kvCells: 128, nSeqMax: 2, batchCapacity: 16, nUbatch: 16 });
       const one = { positions: Int32Array.of(0), seqIds: Int32Array.of(0), sample: Uint8Array.of(1) };
       await assert.rejects(async () => ctx.step({ ...one, tokens: Int32Array.of(1) }), /has no sampler/);
       ctx.setSampler(0, greedy);
       await assert.rejects(async () => ctx.step({ ...one, tokens: Int32Array.of(99999) }), /out of range/);
       await assert.rejects(async () => ctx.step({ ...one, tokens: Int32Array.of(1), seqIds: Int32Array.of(5) }), /seqIds out of range/);
-      await assert.rejects(async () => ctx.step({ tokens: new Int32Array(17), positions: new Int32Array(17), seqIds: new Int32Array(17), sample: new Uint8Array(17) }), /more than nBatch/);
+      await assert.rejects(async () => ctx.step({ tokens: new Int32Array(17), positions: new Int32Array(17), seqIds: new Int32Array(17), sample: new Uint8Array(17) }), /more than batchCapacity/);
       await assert.rejects(async () => ctx.step({ ...one, tokens: [1] as unknown as Int32Array }), /wrong type/);
       assert.throws(() => ctx.setSampler(0, { ...greedy, grammar: "root ::= (" }), /invalid grammar/);
       assert.throws(() => ctx.setSampler(9, greedy), /out of range/);
@@ -299,20 +299,20 @@ describe("native core", () => {
 
     test("using a disposed context or model is an error, not a segfault", async () => {
       const m = await loadModel(storiesPath);
-      const ctx = await createContext(m, { nCtx: 64, nSeqMax: 1, nBatch: 16, nUbatch: 16 });
+      const ctx = await createContext(m, { kvCells: 64, nSeqMax: 1, batchCapacity: 16, nUbatch: 16 });
       assert.throws(() => m.dispose(), /live contexts/);
       await ctx.dispose();
       assert.throws(() => ctx.seqPosMax(0), /disposed/);
       await assert.rejects(async () => ctx.step({ tokens: Int32Array.of(1), positions: Int32Array.of(0), seqIds: Int32Array.of(0), sample: Uint8Array.of(0) }), /disposed/);
       await m.dispose();
       assert.throws(() => m.tokenize("x", false, false), /disposed/);
-      await assert.rejects(async () => m.createContext({ nCtx: 64, nSeqMax: 1, nBatch: 16, nUbatch: 16 }), /disposed/);
+      await assert.rejects(async () => m.createContext({ kvCells: 64, nSeqMax: 1, batchCapacity: 16, nUbatch: 16 }), /disposed/);
     });
   });
 
   test("no leaks: 1,000 sequence cycles and 30 context cycles keep memory flat", async () => {
     const before = liveNativeObjects();
-    const ctx = await createContext(model, { nCtx: 256, nSeqMax: 4, nBatch: 64, nUbatch: 64 });
+    const ctx = await createContext(model, { kvCells: 256, nSeqMax: 4, batchCapacity: 64, nUbatch: 64 });
     const prompt = model.tokenize(REFERENCE_PROMPT, true, false);
     const cycle = async (i: number) => {
       const seq = i % 4;
@@ -331,7 +331,7 @@ describe("native core", () => {
     await ctx.dispose();
     const rss1 = process.memoryUsage().rss;
     for (let i = 0; i < 30; i++) {
-      const c = await createContext(model, { nCtx: 256, nSeqMax: 4, nBatch: 64, nUbatch: 64 });
+      const c = await createContext(model, { kvCells: 256, nSeqMax: 4, batchCapacity: 64, nUbatch: 64 });
       await c.dispose();
     }
     assert.deepEqual(liveNativeObjects(), before);

@@ -1,0 +1,105 @@
+// Load-time options (num_batch, num_thread, num_gpu, main_gpu, use_mmap) on the real stories260K:
+// a model loaded with other settings is another entry of the pool; bad values are a 400 naming
+// the option; and the KV cache sized from memory at default settings.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, describe, test } from "node:test";
+import { BadRequestError } from "../../src/api/errors.js";
+import { Engine } from "../../src/engine/engine.js";
+import { storiesPath } from "../helpers/models.js";
+
+const engines: Engine[] = [];
+function newEngine(options: ConstructorParameters<typeof Engine>[0] = {}, hooks: ConstructorParameters<typeof Engine>[1] = {}): Engine {
+  const e = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-load-options-")), ...options }, hooks);
+  engines.push(e);
+  return e;
+}
+after(async () => {
+  for (const e of engines) await e.close();
+});
+
+const greedy = { temperature: 0, num_predict: 16 };
+
+async function answer(engine: Engine, options: Record<string, unknown>, model = storiesPath): Promise<string> {
+  return (await engine.generate({ model, prompt: "Once upon a time", stream: false, options: { ...greedy, ...options } })).response;
+}
+
+describe("load-time options", () => {
+  test("num_thread 1 then the default: two pool entries, the same answer", async () => {
+    const engine = newEngine();
+    const one = await answer(engine, { num_thread: 1 });
+    const dflt = await answer(engine, {});
+    assert.equal(one, dflt);
+    assert.equal((await engine.ps()).models.length, 2);
+    // The same settings again reuse the entry; concurrent requests load once.
+    await Promise.all([answer(engine, { num_thread: 1 }), answer(engine, { num_thread: 1 })]);
+    assert.equal((await engine.ps()).models.length, 2);
+  });
+
+  test("num_batch 16 runs with 16 prompt tokens per step; num_gpu 0 and use_mmap false load", async () => {
+    const engine = newEngine();
+    const reference = await answer(engine, {});
+    assert.equal(await answer(engine, { num_batch: 16 }), reference);
+    assert.ok(engine.stats().some((s) => s.batchSize === 16));
+    assert.equal(await answer(engine, { num_gpu: 0 }), reference);
+    assert.equal(await answer(engine, { use_mmap: false }), reference);
+  });
+
+  test("a Modelfile PARAMETER num_batch applies, and the request's option wins over it", async () => {
+    const engine = newEngine();
+    for await (const _ of engine.create({ model: "batched", from: storiesPath, parameters: { num_batch: 32 } })) void _;
+    await answer(engine, {}, "batched");
+    assert.deepEqual(engine.stats().map((s) => s.batchSize), [32]);
+    await answer(engine, { num_batch: 64 }, "batched");
+    assert.deepEqual(engine.stats().map((s) => s.batchSize).sort((a, b) => a - b), [32, 64]);
+  });
+
+  test("values the engine cannot load with are a 400 naming the option", async () => {
+    const engine = newEngine();
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ num_batch: 8 }, /num_batch/],
+      [{ num_batch: 100000 }, /num_batch/],
+      [{ main_gpu: 7 }, /main_gpu/],
+      [{ num_thread: -1 }, /num_thread/],
+      [{ num_gpu: -2 }, /num_gpu/],
+      [{ use_mmap: "no" }, /use_mmap/],
+    ];
+    for (const [options, message] of cases) {
+      await assert.rejects(answer(engine, options), (e: unknown) => e instanceof BadRequestError && message.test(e.message), JSON.stringify(options));
+    }
+    assert.equal((await engine.ps()).models.length, 0);
+  });
+});
+
+describe("KV cache sized from memory", () => {
+  test("at default settings the cache holds parallel x the trained context; /api/ps and the load log say so", async () => {
+    const lines: string[] = [];
+    const engine = newEngine({ parallel: 8 }, { log: (line) => lines.push(line) });
+    await answer(engine, {});
+    const [ps] = (await engine.ps()).models;
+    // stories260K was trained on 128 tokens; 8 x 128 cells is a few hundred KiB.
+    assert.deepEqual([ps.context_length, ps.kv_cells, ps.parallel], [128, 1024, 8]);
+    assert.ok(ps.kv_bytes! > 0 && ps.kv_bytes! < 16 * 1024 * 1024, `${ps.kv_bytes} bytes`);
+    assert.equal(lines.length, 1);
+    assert.match(lines[0], /KV cache 1024 cells \(0\.\d\d GiB, sized by parallel x context\) = 8 sequences x 128 tokens/);
+  });
+
+  test("kvCells and contextLength still override", async () => {
+    const engine = newEngine({ parallel: 4, kvCells: 2048, contextLength: 64 });
+    await answer(engine, {});
+    const [ps] = (await engine.ps()).models;
+    assert.deepEqual([ps.context_length, ps.kv_cells], [64, 2048]);
+  });
+
+  test("a burst of long prompts that the sized cache holds is never preempted", async () => {
+    const engine = newEngine({ parallel: 16 });
+    const long = Array.from({ length: 16 }, (_, i) => `Once upon a time, in a small town ${i}, there was a girl named Lily. She liked to play with her ball in the park every day`);
+    const responses = await Promise.all(long.map((prompt) =>
+      engine.generate({ model: storiesPath, prompt, stream: false, options: { temperature: 0, num_predict: 48 } })));
+    for (const r of responses) assert.ok(r.prompt_eval_count! > 20 && r.eval_count! > 0);
+    const [stats] = engine.stats();
+    assert.equal(stats.preemptions, 0);
+  });
+});
