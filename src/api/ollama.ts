@@ -3,7 +3,7 @@
 // server to. TypeScript types are inferred from both, so there is one declaration of each.
 import { z } from "zod";
 import { goDurationMs } from "../util/go-duration.js";
-import { ModelName, ReasoningEffortSchema, Stop, ToolSchema, TopLogprobs } from "./shared-fields.js";
+import { ModelName, Stop, ThinkLevelSchema, ToolSchema, TopLogprobs } from "./shared-fields.js";
 
 const Base64 = z.string();
 /** Token ids travel to the native side as int32: a larger one wrapped (2147483648 became -2147483648). */
@@ -33,8 +33,8 @@ const FormatField = z
   .transform((v) => (v === "" || v === null ? undefined : v));
 export type Format = "json" | Record<string, unknown>;
 
-const Think = z.union([z.boolean(), ReasoningEffortSchema], {
-  error: 'expected a boolean or "low", "medium", "high"',
+const Think = z.union([z.boolean(), ThinkLevelSchema], {
+  error: 'expected a boolean or "low", "medium", "high", "max"',
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -57,6 +57,8 @@ export const RuntimeOptionsSchema = z.object({
   stop: Stop.optional(),
   /** vllama extension (as in vLLM): keep generating past end-of-sequence tokens. */
   ignore_eos: z.boolean().optional(),
+  /** vllama extension (OpenAI's `logit_bias`): token id -> bias added to its logit (-100 bans it). */
+  logit_bias: z.record(z.string().regex(/^\d+$/, { error: "expected token ids as keys" }), z.number().min(-100).max(100)).optional(),
 });
 
 /**

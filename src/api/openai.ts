@@ -2,6 +2,7 @@
 // Ollama calls): request schemas validated at the edge by `parseRequest`, and response shapes as
 // strict schemas that test/api-contract.test.ts holds the real server to.
 import { z } from "zod";
+import { RuntimeOptionsSchema } from "./ollama.js";
 import { ModelName, ReasoningEffortSchema, Stop, ToolSchema, TopLogprobs } from "./shared-fields.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -58,7 +59,14 @@ const OpenAISampling = {
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
   frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
   presence_penalty: z.number().min(-2).max(2).nullable().optional(),
+  // vLLM's extra sampling fields: -1 turns top_k off, as 0 does for the engine.
+  top_k: z.int().min(-1).nullable().optional(),
+  min_p: z.number().min(0).max(1).nullable().optional(),
+  repetition_penalty: z.number().gt(0).max(2).nullable().optional(),
+  logit_bias: RuntimeOptionsSchema.shape.logit_bias.nullable(),
+  min_tokens: z.int().min(0).max(0, { error: "not supported (the engine cannot hold off end-of-sequence yet)" }).nullable().optional(),
   n: z.int().min(1).max(1, { error: "only n=1 is supported" }).nullable().optional(),
+  best_of: z.int().min(1).max(1, { error: "only best_of=1 is supported" }).nullable().optional(),
   user: z.string().optional(),
 };
 

@@ -4,8 +4,10 @@ import { REQUIRED } from "./validate.js";
 
 export const ModelName = z.string().min(1, { error: REQUIRED });
 export const TopLogprobs = z.int().min(0).max(20);
-/** Ollama's `think` levels and OpenAI's `reasoning_effort`. */
-export const ReasoningEffortSchema = z.enum(["low", "medium", "high"]);
+/** Ollama's `think` levels; "max" asks for the highest level the template has. */
+export const ThinkLevelSchema = z.enum(["low", "medium", "high", "max"]);
+/** OpenAI's `reasoning_effort`: "none" and "minimal" turn thinking off. */
+export const ReasoningEffortSchema = z.enum(["none", "minimal", "low", "medium", "high"]);
 /** One stop string or a list; always a list after parsing. */
 export const Stop = z.union([z.string(), z.array(z.string())]).transform((v) => (typeof v === "string" ? [v] : v));
 

@@ -24,7 +24,7 @@ export interface ChatRenderOptions {
   /** Extra template variables (llama.cpp's chat_template_kwargs), e.g. `{ enable_thinking: false }`. */
   extra?: Record<string, unknown>;
   /** The request's `think`: Jinja gets `enable_thinking` (+ `reasoning_effort`), Go `.Think`/`.ThinkLevel`/`.IsThinkSet`. */
-  think?: boolean | "low" | "medium" | "high";
+  think?: boolean | "low" | "medium" | "high" | "max";
   /** The multimodal runtime's media marker, put once per attached image before the message text (as Ollama's `[img-N]`). */
   imageMarker?: string;
   /** The clock behind `strftime_now`/`currentDate`; injectable so a render can be reproduced. */
@@ -77,11 +77,20 @@ export class ChatTemplate {
   }
 
   render(options: ChatRenderOptions): string {
+    const rendering = { ...options, think: highestLevelForMax(options.think) };
     if (this.go) {
-      return renderOllamaTemplate(this.go, { ...options, messages: withImageMarkers(options.messages, options.imageMarker) });
+      return renderOllamaTemplate(this.go, { ...rendering, messages: withImageMarkers(options.messages, options.imageMarker) });
     }
-    return this.jinja!.render(options);
+    return this.jinja!.render(rendering);
   }
+}
+
+/**
+ * `think: "max"` asks for the highest level the template has: the levelled templates in
+ * llama.cpp's bundle (gpt-oss's `reasoning_effort`) and Ollama's (`.ThinkLevel`) stop at "high".
+ */
+function highestLevelForMax(think: ChatRenderOptions["think"]): ChatRenderOptions["think"] {
+  return think === "max" ? "high" : think;
 }
 
 const MAX_CACHED_TEMPLATES = 32;

@@ -306,7 +306,9 @@ export class Engine implements EngineService {
       const options = { ...resolved, num_ctx: Math.min(resolved.num_ctx, lease.runner.kvCells) };
       const prompt = buildPrompt(lease.runner.model);
       const tokens = fitContext(prompt.tokens, options, req.truncate !== false);
-      const params = samplerParams({ options, grammar, logprobs: req.logprobs, topLogprobs: req.top_logprobs });
+      const params = samplerParams({
+        options, grammar, logprobs: req.logprobs, topLogprobs: req.top_logprobs, vocabSize: lease.runner.model.info.vocabSize,
+      });
       const seq = new Sequence(tokens, params, sequenceLimits(options), lease.runner.model);
       lease.runner.submit(seq, init.signal);
       seq.events.onSettled(() => lease.release(keepAliveMs));

@@ -12,6 +12,8 @@ export interface SamplingRequest {
   grammar?: string;
   logprobs?: boolean;
   topLogprobs?: number;
+  /** The model's vocabulary size: `logit_bias` may name only its tokens. */
+  vocabSize: number;
 }
 
 export function samplerParams(req: SamplingRequest): SamplerParams {
@@ -28,10 +30,19 @@ export function samplerParams(req: SamplingRequest): SamplerParams {
     repeatPenalty: o.repeat_penalty,
     presencePenalty: o.presence_penalty,
     frequencyPenalty: o.frequency_penalty,
+    logitBias: logitBias(o.logit_bias, req.vocabSize),
     grammar: req.grammar,
     logprobs: req.logprobs ?? false,
     topLogprobs: req.topLogprobs ?? 0,
   };
+}
+
+function logitBias(biasByToken: Record<string, number>, vocabSize: number): Array<[number, number]> {
+  return Object.entries(biasByToken).map(([key, bias]) => {
+    const token = Number(key);
+    if (token >= vocabSize) throw new BadRequestError(`invalid logit_bias: token ${key} is not in the model's vocabulary of ${vocabSize} tokens`);
+    return [token, bias];
+  });
 }
 
 export function sequenceLimits(options: ResolvedOptions): SequenceLimits {

@@ -65,7 +65,16 @@ export function unixSeconds(date: Date): number {
 
 type Sampling = Pick<
   ChatCompletionRequest,
-  "temperature" | "top_p" | "seed" | "stop" | "frequency_penalty" | "presence_penalty"
+  | "temperature"
+  | "top_p"
+  | "seed"
+  | "stop"
+  | "frequency_penalty"
+  | "presence_penalty"
+  | "top_k"
+  | "min_p"
+  | "repetition_penalty"
+  | "logit_bias"
 >;
 
 /** OpenAI's own defaults for temperature and top_p (1), not Ollama's, as Ollama's layer does. */
@@ -76,6 +85,10 @@ export function samplingOptions(body: Sampling, maxTokens: number | null | undef
   if (body.stop != null) options.stop = body.stop;
   if (body.frequency_penalty != null) options.frequency_penalty = body.frequency_penalty;
   if (body.presence_penalty != null) options.presence_penalty = body.presence_penalty;
+  if (body.top_k != null) options.top_k = Math.max(body.top_k, 0);
+  if (body.min_p != null) options.min_p = body.min_p;
+  if (body.repetition_penalty != null) options.repeat_penalty = body.repetition_penalty;
+  if (body.logit_bias != null) options.logit_bias = body.logit_bias;
   return options;
 }
 
@@ -145,6 +158,11 @@ function formatOf(responseFormat: ChatCompletionRequest["response_format"]): Cha
   return responseFormat.type === "json_object" ? "json" : responseFormat.json_schema.schema;
 }
 
+/** "none" and "minimal" (OpenAI's lowest efforts) turn thinking off; the rest are Ollama's levels. */
+function thinkOf(effort: NonNullable<ChatCompletionRequest["reasoning_effort"]>): ChatRequest["think"] {
+  return effort === "none" || effort === "minimal" ? false : effort;
+}
+
 export function toChatRequest(body: ChatCompletionRequest): ChatRequest {
   const request: ChatRequest = {
     model: body.model,
@@ -156,7 +174,7 @@ export function toChatRequest(body: ChatCompletionRequest): ChatRequest {
   if (body.tools?.length && body.tool_choice !== "none") request.tools = body.tools;
   const format = formatOf(body.response_format);
   if (format !== undefined) request.format = format;
-  if (body.reasoning_effort != null) request.think = body.reasoning_effort;
+  if (body.reasoning_effort != null) request.think = thinkOf(body.reasoning_effort);
   if (body.logprobs) {
     request.logprobs = true;
     if (body.top_logprobs != null) request.top_logprobs = body.top_logprobs;

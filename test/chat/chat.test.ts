@@ -474,7 +474,15 @@ You are provided with function signatures within <tools></tools> XML tags:
     const messages: ChatMessage[] = [{ role: "user", content: "Hi" }];
     assert.equal(template.render({ messages }), "Hi");
     assert.equal(template.render({ messages, think: "high" }), "true/high:Hi");
+    assert.equal(template.render({ messages, think: "max" }), "true/high:Hi"); // the highest level templates know
     assert.equal(template.render({ messages, think: false }), "false/:Hi");
+  });
+
+  test("think \"max\" reaches a Jinja template as its highest reasoning_effort", () => {
+    const template = new ChatTemplate("{{ reasoning_effort }}/{{ enable_thinking }}:{% for m in messages %}{{ m.content }}{% endfor %}");
+    const messages: ChatMessage[] = [{ role: "user", content: "Hi" }];
+    assert.equal(template.render({ messages, think: "max", addGenerationPrompt: false }), "high/true:Hi");
+    assert.equal(template.render({ messages, think: "low", addGenerationPrompt: false }), "low/true:Hi");
   });
 
   test("collates consecutive messages of one role as Ollama does", () => {

@@ -171,6 +171,21 @@ describe("engine", () => {
     }
   });
 
+  test("logit_bias: -100 bans the greedy first token; +100 forces a token", async () => {
+    const first = await engine.generate({ model, prompt: REFERENCE_PROMPT, stream: false, logprobs: true, top_logprobs: 2, options: greedy(1) });
+    const [top, second] = first.logprobs![0]!.top_logprobs!;
+    const tokenId = async (piece: string) => (await engine.tokenize({ model, content: piece })).tokens.at(-1)!;
+    const banned = await text(engine, REFERENCE_PROMPT, { ...greedy(1), logit_bias: { [await tokenId(top!.token)]: -100 } });
+    assert.equal(banned.response, second!.token);
+    const forcedId = await tokenId(second!.token);
+    const forced = await text(engine, REFERENCE_PROMPT, { ...greedy(3), logit_bias: { [forcedId]: 100 } });
+    assert.equal(forced.response, second!.token.repeat(3));
+    await assert.rejects(
+      text(engine, REFERENCE_PROMPT, { ...greedy(1), logit_bias: { "999999": 1 } }),
+      (e: Error) => e instanceof BadRequestError && /^invalid logit_bias: token 999999 is not in the model's vocabulary/.test(e.message),
+    );
+  });
+
   test("chat renders a template (ChatML default here) and answers in Ollama's shape", async () => {
     const r = await engine.chat({ model, stream: false, messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Tell a story" }], options: greedy(12) });
     assert.equal(r.message.role, "assistant");
