@@ -51,10 +51,10 @@ export async function writeStream(res: Response, format: StreamFormat, items: As
   }
 }
 
-/** Ends a stream that already sent output with one final error item, status unchanged; an SSE stream then says `[DONE]`, as every SSE stream ends. */
+/** Ends a stream that already sent output with one final error item, status unchanged; OpenAI's SSE then says `[DONE]`, as its streams always end. */
 export function endStreamWithError(res: Response, format: StreamFormat, body: object): void {
   if (res.writableEnded) return;
-  res.end(format === "ndjson" ? encode(format, body) : encode(format, body) + "data: [DONE]\n\n");
+  res.end(format === "sse" ? encode(format, body) + "data: [DONE]\n\n" : encode(format, body));
 }
 
 /**
