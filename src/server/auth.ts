@@ -1,6 +1,7 @@
 // Optional API keys: with keys configured, every route but the probes (and /metrics unless told)
 // needs `Authorization: Bearer <key>` or `x-api-key: <key>` (OpenAI's and Anthropic's headers).
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
 import type { RequestHandler } from "express";
 import { UnauthorizedError } from "../api/errors.js";
 import type { ApiKey } from "../config.js";
@@ -36,16 +37,34 @@ function presentedKey(authorization: string | undefined, apiKeyHeader: string | 
 }
 
 /** Refuses requests without a configured key (401, in the route's API error shape); notes the key's name. */
-export function apiKeyAuth(keys: readonly ApiKey[], metricsAuth: boolean): RequestHandler {
+/**
+ * Checks a request's key (headers of an HTTP request or of a WebSocket upgrade): the key it
+ * matches, or an UnauthorizedError saying what is missing.
+ */
+export function keyCheck(keys: readonly ApiKey[]): (headers: IncomingHttpHeaders) => ApiKey | UnauthorizedError {
   const match = keyMatcher(keys);
-  return (req, res, next) => {
-    if (keys.length === 0 || OPEN_PATHS.has(req.path) || (req.path === "/metrics" && !metricsAuth)) return next();
-    const presented = presentedKey(req.headers.authorization, req.headers["x-api-key"]);
+  return (headers) => {
+    const presented = presentedKey(headers.authorization, headers["x-api-key"]);
     const key = presented === undefined ? undefined : match(presented);
-    if (key === undefined) {
+    if (key !== undefined) return key;
+    const reason = presented === undefined ? "missing API key" : "invalid API key";
+    return new UnauthorizedError(`${reason}: send it as "Authorization: Bearer <key>" or "x-api-key: <key>"`);
+  };
+}
+
+/** The page's own files hold no data: a browser loads them before it can be asked for a key. */
+function isOpenPath(path: string): boolean {
+  return OPEN_PATHS.has(path) || path === "/dashboard" || path.startsWith("/web/");
+}
+
+export function apiKeyAuth(keys: readonly ApiKey[], metricsAuth: boolean): RequestHandler {
+  const check = keyCheck(keys);
+  return (req, res, next) => {
+    if (keys.length === 0 || isOpenPath(req.path) || (req.path === "/metrics" && !metricsAuth)) return next();
+    const key = check(req.headers);
+    if (key instanceof UnauthorizedError) {
       res.setHeader("WWW-Authenticate", 'Bearer realm="vllama"');
-      const reason = presented === undefined ? "missing API key" : "invalid API key";
-      return next(new UnauthorizedError(`${reason}: send it as "Authorization: Bearer <key>" or "x-api-key: <key>"`));
+      return next(key);
     }
     notes(res).keyName = key.name;
     next();

@@ -14,11 +14,12 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import { z } from "zod";
 import {
-  BadRequestError, CancelledError, ForbiddenError, InternalError, NotFoundError, TooManyRequestsError, UpgradeRequiredError,
+  BadRequestError, CancelledError, ForbiddenError, InternalError, NotFoundError, TooManyRequestsError, UnauthorizedError, UpgradeRequiredError,
   type VllamaError,
 } from "../api/errors.js";
 import { ChatRequestSchema, EmbedRequestSchema, GenerateRequestSchema } from "../api/ollama.js";
 import { parseRequest } from "../api/validate.js";
+import { keyCheck } from "./auth.js";
 import type { ServerDeps } from "./context.js";
 import { toVllamaError } from "./errors.js";
 import { hostGuardAllows, originCheck } from "./security.js";
@@ -193,6 +194,8 @@ export function attachWebSockets(server: Server, deps: ServerDeps): WebSockets {
   const wss = new WebSocketServer({ noServer: true, maxPayload: byteCount(deps.config.bodyLimit) });
   const allowedOrigin = originCheck(deps.config.origins);
   const guardsHost = hostGuardAllows(deps.config.host);
+  const keys = deps.config.apiKeys ?? [];
+  const checkKey = keyCheck(keys);
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -201,6 +204,9 @@ export function attachWebSockets(server: Server, deps: ServerDeps): WebSockets {
     if (!allowedOrigin(req.headers.origin, req.headers.host)) {
       return refuseUpgrade(socket, 403, new ForbiddenError(`origin not allowed: ${req.headers.origin}`));
     }
+    // Upgrades bypass Express, so the API keys are checked here as apiKeyAuth checks routes.
+    const key = keys.length === 0 ? undefined : checkKey(req.headers);
+    if (key instanceof UnauthorizedError) return refuseUpgrade(socket, 401, key);
     wss.handleUpgrade(req, socket, head, (ws) => new Connection(ws, deps, randomUUID()));
   });
   return {

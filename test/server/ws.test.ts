@@ -271,3 +271,26 @@ describe("WebSocket streaming", () => {
     streaming.socket.close();
   });
 });
+
+describe("WebSocket streaming with API keys", () => {
+  test("an upgrade without the key or with a wrong one is refused with 401; the right key streams", async () => {
+    const engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-ws-keys-")), parallel: 2, threads: 1 });
+    const apiKeys = [{ name: "ci", key: "sk-right" }];
+    const server = await startServer({
+      engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: BODY_LIMIT, apiKeys }, logger: pino({ level: "silent" }),
+    });
+    const url = `ws://127.0.0.1:${server.port}/ws`;
+    try {
+      await assert.rejects(Client.open(url), { status: 401 });
+      await assert.rejects(Client.open(url, { authorization: "Bearer sk-wrong" }), { status: 401 });
+      const client = await Client.open(url, { "x-api-key": "sk-right" });
+      client.send({ id: "a", type: "generate", model: storiesPath, prompt: REFERENCE_PROMPT, options: { temperature: 0, num_predict: 4 } });
+      const done = await client.waitFor((m) => m.id === "a" && m.done === true);
+      assert.equal(done.done, true);
+      client.socket.close();
+    } finally {
+      await server.close();
+      await engine.close();
+    }
+  });
+});
