@@ -115,7 +115,9 @@ describe("reliability: shutdown drains (finding 4) and warns about an open bind 
   /** `vllama serve` as users run it, on a free port of every interface, without a key. */
   async function serve(shutdownTimeout: string): Promise<{ child: ChildProcessWithoutNullStreams; url: string; stderr: () => string }> {
     const child = spawn(process.execPath, ["--import", TSX, MAIN, "serve", "--host", "0.0.0.0:0", "--shutdown-timeout", shutdownTimeout], {
-      env: { ...process.env, VLLAMA_MODELS: mkdtempSync(path.join(os.tmpdir(), "vllama-drain-")), VLLAMA_LOG_LEVEL: "warn", VLLAMA_API_KEY: "" },
+      env: { ...process.env, VLLAMA_MODELS: mkdtempSync(path.join(os.tmpdir(), "vllama-drain-")), VLLAMA_LOG_LEVEL: "warn", VLLAMA_API_KEY: "",
+        // stories260K was trained on 128 tokens, the default context: the streams must outlast the deadline.
+        VLLAMA_CONTEXT_LENGTH: "65536", VLLAMA_KV_CELLS: "65536" },
     });
     let stdout = "";
     let stderr = "";

@@ -281,7 +281,8 @@ describe("engine: prefix cache and preemption", () => {
   });
 
   test("a chat's next turn reuses the cells of the previous turn, its answer included", async () => {
-    const e = newEngine();
+    // Longer than stories260K's trained 128 tokens, the default context.
+    const e = newEngine({ contextLength: 1024 });
     const user = { role: "user" as const, content: story + "What happened next?" };
     const first = await e.chat({ model, messages: [user], stream: false, options: greedy(40) });
     const hitsBefore = e.stats()[0].kv.prefixHits;
@@ -292,7 +293,7 @@ describe("engine: prefix cache and preemption", () => {
     const hits = e.stats()[0].kv.prefixHits - hitsBefore;
     assert.ok(hits >= Math.floor(computed / 16) * 16, `hits ${hits} of ${computed} computed tokens`);
     assert.ok(first.prompt_eval_count! < computed - 16, "the answer spans more than a block");
-    assert.equal(second.message.content, (await newEngine({ prefixCache: false }).chat({ model, messages: next, stream: false, options: greedy(8) })).message.content);
+    assert.equal(second.message.content, (await newEngine({ prefixCache: false, contextLength: 1024 }).chat({ model, messages: next, stream: false, options: greedy(8) })).message.content);
   });
 
   test("long prompts arriving while many sequences decode: every result equals its result alone", async () => {
