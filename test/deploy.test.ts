@@ -48,6 +48,8 @@ describe("deploy/kubernetes", () => {
       assert.ok(getPaths.has(probe.httpGet.path), probe.httpGet.path);
       assert.equal(probe.httpGet.port, "http");
     }
+    assert.equal(container.readinessProbe.httpGet.path, "/ready", "readiness drops while draining, liveness does not");
+    assert.equal(container.livenessProbe.httpGet.path, "/health");
   });
 
   test("termination waits for the preStop pause, the drain and the engine's close", () => {
