@@ -16,5 +16,5 @@ test(`the loaded CPU backend ${patchedExpected ? "carries" : "lacks (VLLAMA_PATC
   // Prebuilt builds load a libggml-cpu-<variant>.so beside the addon; source builds link libggml-cpu.so from ../bin.
   const file = cpuBackendFile || path.join(addonDir, "..", "bin", "libggml-cpu.so");
   if (cpuBackendFile) assert.equal(path.dirname(cpuBackendFile), addonDir);
-  assert.equal(readFileSync(file).includes(PATCH_ID), patchedExpected, `${file}: patch id ${patchedExpected ? "missing" : "present"}`);
+  assert.equal(readFileSync(file).includes(PATCH_ID), patchedExpected, `${file}: patch id ${patchedExpected ? "missing: rebuild with `npm run build:native` (its warning says why the patched build failed)" : "present"}`);
 });
