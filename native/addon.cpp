@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <cstdlib>
 #include <mutex>
+#include <string_view>
 #include <vector>
 
 std::atomic<int> g_liveModels{0};
@@ -25,8 +26,19 @@ static std::mutex g_log_mutex;
 static std::string g_last_error;
 static bool g_log_to_stderr = std::getenv("VLLAMA_LLAMA_LOG") != nullptr;
 
+// The CPU backend file ggml chose at load time (GGML_BACKEND_DL), from its own log line; "" when
+// the CPU backend is linked in (source builds). Lets callers check the patched backend loaded.
+static std::string g_cpu_backend_file;
+
 static void OnLlamaLog(enum ggml_log_level level, const char * text, void *) {
     if (g_log_to_stderr) fputs(text, stderr);
+    static const std::string loaded_cpu = "loaded CPU backend from ";
+    std::string_view view = text;
+    if (size_t at = view.find(loaded_cpu); at != std::string_view::npos) {
+        view.remove_prefix(at + loaded_cpu.size());
+        while (!view.empty() && (view.back() == '\n' || view.back() == ' ')) view.remove_suffix(1);
+        g_cpu_backend_file = view;
+    }
     if (level != GGML_LOG_LEVEL_ERROR) return;
     std::string line = text;
     while (!line.empty() && (line.back() == '\n' || line.back() == ' ')) line.pop_back();
@@ -59,7 +71,7 @@ static const char * DeviceType(enum ggml_backend_dev_type t) {
     }
 }
 
-// init(gpu: "auto" | "cuda" | "cpu", backendDir) -> { backend, devices, systemInfo }
+// init(gpu: "auto" | "cuda" | "cpu", backendDir) -> { backend, devices, systemInfo, cpuBackendFile }
 // Backends are loaded once per process; later calls report the same choice.
 static Napi::Value Init(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -97,6 +109,7 @@ static Napi::Value Init(const Napi::CallbackInfo & info) {
     r.Set("backend", g_backend);
     r.Set("devices", devices);
     r.Set("systemInfo", llama_print_system_info());
+    r.Set("cpuBackendFile", g_cpu_backend_file);
     return r;
 }
 

@@ -12,10 +12,13 @@
 // VLLAMA_BUILD_DIR builds elsewhere than build/ (VLLAMA_ADDON_DIR=<dir>/Release then loads it).
 // VLLAMA_BUILD_PEERS=1 (source builds): also build llama-batched-bench and llama-server from the
 // same compiled libraries into <dir>/bin, the benchmark's peers (VLLAMA_BENCH_LLAMA_BUILD=<dir>).
+// Both builds carry the CPU backend patches of native/patches (scripts/patched-cpu.mjs; never fatal,
+// VLLAMA_PATCHED_CPU=0 skips them).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { installPatchedCpuBackend, sourceForSourceBuild } from "./patched-cpu.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 // Resolved by folder, not by require(): these packages' "exports" hide their package.json.
@@ -61,7 +64,10 @@ if (peers && mode !== "source") {
   process.exit(2);
 }
 
-const defines = [`--CDVLLAMA_LLAMA_SOURCE_DIR=${sourceDir}`, `--CDVLLAMA_BUILD=${mode}`, `--CDVLLAMA_BUILD_PEERS=${peers ? "ON" : "OFF"}`];
+const outDir = path.resolve(root, process.env.VLLAMA_BUILD_DIR ?? "build");
+// Prebuilt builds compile the addon against the release's headers (the patches touch none).
+const compiledSource = mode === "source" ? sourceForSourceBuild(sourceDir, outDir) : sourceDir;
+const defines = [`--CDVLLAMA_LLAMA_SOURCE_DIR=${compiledSource}`, `--CDVLLAMA_BUILD=${mode}`, `--CDVLLAMA_BUILD_PEERS=${peers ? "ON" : "OFF"}`];
 if (mode === "prebuilt") {
   const prebuiltDir = path.join(packageDir("@node-llama-cpp/linux-x64"), "bins", "linux-x64");
   defines.push(`--CDVLLAMA_PREBUILT_DIR=${prebuiltDir}`, `--CDVLLAMA_PREBUILT_TAG=${tag}`);
@@ -71,12 +77,12 @@ if (mode === "prebuilt") {
 }
 
 const cmakeJs = path.join(packageDir("cmake-js"), "bin", "cmake-js");
-const outDir = path.resolve(root, process.env.VLLAMA_BUILD_DIR ?? "build");
 const jobs = String(Math.max(2, (await import("node:os")).availableParallelism()));
 // Configure every time (cheap), then build: `compile` would reuse an old configuration and
 // silently ignore changed settings (another VLLAMA_BUILD_PEERS, CUDA on or off).
 const cmakeJsArgs = ["--log-level", "warn", "--directory", root, "--out", outDir, "--parallel", jobs, ...defines];
 run(process.execPath, [cmakeJs, "configure", ...cmakeJsArgs]);
 run(process.execPath, [cmakeJs, "build", ...cmakeJsArgs]);
+if (mode === "prebuilt") installPatchedCpuBackend({ sourceDir, outDir, jobs });
 if (peers) run("cmake", ["--build", outDir, "--config", "Release", "--parallel", jobs, "--target", "llama-batched-bench", "llama-server"]);
 console.log(`vllama: native addon built (${mode}${cuda ? ", CUDA" : ""}, llama.cpp ${tag})`);

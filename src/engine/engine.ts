@@ -80,8 +80,8 @@ export class Engine implements EngineService {
   }
 
   backend() {
-    const { backend, devices } = initBackend(this.options.gpu);
-    return { backend, devices };
+    const { backend, devices, cpuBackendFile } = initBackend(this.options.gpu);
+    return { backend, devices, cpuBackendFile };
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ export interface BackendInfo {
   backend: "cuda" | "cpu";
   devices: BackendDevice[];
   systemInfo: string;
+  /** The CPU backend library ggml loaded from the addon's folder ("" when linked in). */
+  cpuBackendFile: string;
 }
 
 let backendInfo: BackendInfo | undefined;

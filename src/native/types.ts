@@ -162,7 +162,7 @@ export interface NativeContext {
 
 export interface NativeAddon {
   /** Loads ggml backends once; returns the devices found and the chosen backend. */
-  init(gpu: GpuChoice, backendDir: string): { backend: "cuda" | "cpu"; devices: BackendDevice[]; systemInfo: string };
+  init(gpu: GpuChoice, backendDir: string): { backend: "cuda" | "cpu"; devices: BackendDevice[]; systemInfo: string; cpuBackendFile: string };
   loadModel(path: string, options: LoadModelOptions): Promise<NativeModel>;
   /** GBNF for a JSON schema, checked by llama.cpp's grammar parser; runs off the JS thread. */
   jsonSchemaToGrammar(schemaJson: string): Promise<string>;
