@@ -198,6 +198,8 @@ interface Setting {
   env: string[];
   /** The `--kebab-case` flag name, for messages. */
   flag: string;
+  /** Older flag names still accepted, so scripts written for earlier releases keep working. */
+  flagAliases?: string[];
   /** Key in config.json (user-facing names: "keepAlive" is a duration, not milliseconds). */
   fileKey: string;
   schema: z.ZodType<unknown, any>;
@@ -224,7 +226,8 @@ const SETTINGS: Setting[] = [
     () => join(homedir(), ".ollama", "models")), // ModelStore's default too: the store Ollama uses
   setting("keepAliveMs", both("KEEP_ALIVE"), duration, 'seconds or a Go duration such as "5m", "1h30m", "-1" (forever)',
     () => 5 * 60_000, "keepAlive"),
-  setting("parallel", both("NUM_PARALLEL"), integer(1), "an integer >= 1", () => 32),
+  // --num-parallel was the flag's name until 2026-12-01; it is kept as an alias.
+  { ...setting("parallel", both("NUM_PARALLEL"), integer(1), "an integer >= 1", () => 32), flagAliases: ["--num-parallel"] },
   setting("maxLoadedModels", both("MAX_LOADED_MODELS"), integer(1), "an integer >= 1", () => 3),
   setting("maxQueue", both("MAX_QUEUE"), integer(1), "an integer >= 1", () => 512),
   setting("contextLength", both("CONTEXT_LENGTH"), integer(1), "an integer >= 1", () => undefined),
@@ -449,9 +452,9 @@ export function defaultSetting<K extends ConfigKey>(key: K): ServerConfig[K] {
 }
 
 /** Flag names and their help, for the CLI to register (`serve` and `config`). */
-export function configFlags(): Array<{ key: ConfigKey; flag: string; env: string[]; accepted: string }> {
+export function configFlags(): Array<{ key: ConfigKey; flag: string; flagAliases?: string[]; env: string[]; accepted: string }> {
   return [
     { key: "port", flag: "--port", env: [], accepted: "a port number 0-65535 (overrides the port of --host)" },
-    ...SETTINGS.map(({ key, flag, env, accepted }) => ({ key, flag, env, accepted })),
+    ...SETTINGS.map(({ key, flag, flagAliases, env, accepted }) => ({ key, flag, flagAliases, env, accepted })),
   ];
 }

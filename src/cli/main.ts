@@ -43,11 +43,12 @@ function loadCliConfig(argv: GlobalArgs, env: NodeJS.ProcessEnv): LoadedConfig {
 /** serve and config take every server setting as a flag. */
 function withServerFlags<T>(y: Argv<T>): Argv<T> {
   let out = y;
-  for (const { key, flag, env, accepted } of configFlags()) {
+  for (const { key, flag, flagAliases = [], env, accepted } of configFlags()) {
     const envNote = env.length > 0 ? ` [env: ${env.join(", ")}]` : "";
     // Strings, validated by loadConfig; a bare `--prefix-cache` means on, `--no-prefix-cache` off.
     const coerce = key === "prefixCache" ? (v: unknown) => (v === "" ? true : v) : undefined;
-    out = out.option(flag.slice(2), { type: "string", coerce, describe: `${accepted}${envNote}` });
+    const alias = flagAliases.map((a) => a.slice(2));
+    out = out.option(flag.slice(2), { type: "string", alias, coerce, describe: `${accepted}${envNote}` });
   }
   return out.group(configFlags().map((f) => f.flag.slice(2)), "Server settings:");
 }

@@ -606,6 +606,13 @@ describe("version and config", parallel, () => {
     assert.deepEqual([config.port, config.keepAliveMs, config.prefixCache], [12000, -1, false]);
     assert.deepEqual([sources.port, sources.prefixCache, sources.maxQueue], ["env:OLLAMA_HOST", "flag", "default"]);
   });
+
+  test("the flag's earlier name --num-parallel still sets parallel", async () => {
+    const { code, stdout } = await cli(["config", "--json", "--num-parallel", "5"], { env: {} });
+    assert.equal(code, 0);
+    const { config, sources } = JSON.parse(stdout);
+    assert.deepEqual([config.parallel, sources.parallel], [5, "flag"]);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
