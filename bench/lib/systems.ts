@@ -25,6 +25,8 @@ export interface SystemSetup {
   prefixCache?: boolean;
   /** vllama in-process: also measure where the time goes (native step vs JS between steps). */
   profile?: boolean;
+  /** vllama in-process: leave `kvCells` to the engine, which sizes the cache by memory as `new Engine()` does. */
+  cacheSizedByMemory?: boolean;
 }
 
 type ProfiledBurst = BurstResult & { profile?: StepProfile };
@@ -64,8 +66,8 @@ export interface SystemPrompts {
 
 export async function openEngine(setup: SystemSetup): Promise<Session> {
   const job: EngineJob = {
-    system: "engine", modelPath: setup.modelPath, gpu: setup.backend, parallel: setup.parallel, contextLength: setup.contextLength, kvCells: setup.kvCells,
-    prefixCache: setup.prefixCache ?? true, maxTokens: setup.maxTokens, profile: setup.profile,
+    system: "engine", modelPath: setup.modelPath, gpu: setup.backend, parallel: setup.parallel, contextLength: setup.contextLength,
+    kvCells: setup.cacheSizedByMemory ? undefined : setup.kvCells, prefixCache: setup.prefixCache ?? true, maxTokens: setup.maxTokens, profile: setup.profile,
   };
   const worker = await openWorker(job);
   return {

@@ -8,6 +8,9 @@ import {
   fasterPeer, loadNote, pairedRatio, roundsTable, runConcurrent, shortRequestNotes, throughputTable, type ConcurrentResults, type LoadCase,
 } from "./concurrent.js";
 
+/** vllama with its cache sized by memory (no kvCells), beside vllama given the peers' cells. */
+const BY_MEMORY = "vllama, cache by memory";
+
 export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
   const report = startReport("engine", "engine: in-process Engine vs llama-server (per-slot and -kvu) and node-llama-cpp", s.command);
   // node-llama-cpp's CUDA build is a separate ~160 MB package the project does not install: on a
@@ -15,26 +18,29 @@ export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
   const withNodeLlamaCpp = s.backend === "cpu";
   const r = await runConcurrent(s, [
     { name: "vllama", open: (setup) => openEngine({ ...setup, profile: true }) },
+    { name: BY_MEMORY, open: (setup) => openEngine({ ...setup, cacheSizedByMemory: true }) },
     ...LLAMA_SERVERS,
     ...(withNodeLlamaCpp ? [{ name: "node-llama-cpp", open: openNodeLlamaCpp }] : []),
   ]);
-  const names = ["vllama", ...LLAMA_SERVER_NAMES, ...(withNodeLlamaCpp ? ["node-llama-cpp"] : [])];
+  const names = ["vllama", BY_MEMORY, ...LLAMA_SERVER_NAMES, ...(withNodeLlamaCpp ? ["node-llama-cpp"] : [])];
   report.peers.push(...r.commands);
   report.tables.push(throughputTable(r, names));
   const best = (name: string, c: LoadCase) => r.results[name]?.[c.label]?.best.tokensPerSecond;
   const ttft = (name: string, c: LoadCase) => r.results[name]?.[c.label]?.ttftP50Ms;
   // "paired (best)": the median of same-round ratios, then the ratio of each system's best round.
   // Against llama-server, each round's faster layout: vllama must beat whichever layout suits the load.
-  const tpsRatio = (peers: string[], c: LoadCase) => {
+  const tpsRatio = (system: string, peers: string[], c: LoadCase) => {
     if (!peers.every((p) => r.results[p])) return "n/a";
     const bestPeer = Math.max(...peers.map((p) => best(p, c) ?? NaN));
-    return `${pairedRatio(r, "vllama", peers, c).toFixed(2)}x (${ratio(best("vllama", c), bestPeer)})`;
+    return `${pairedRatio(r, system, peers, c).toFixed(2)}x (${ratio(best(system, c), bestPeer)})`;
   };
   report.tables.push(markdownTable(
-    ["N x prompt tokens", "vllama / faster llama-server t/s, paired (best)", "faster layout (best round)", "vllama / node-llama-cpp t/s, paired (best)", "TTFT p50 vllama / faster llama-server"],
+    ["N x prompt tokens", "vllama / faster llama-server t/s, paired (best)", "faster layout (best round)", "vllama / node-llama-cpp t/s, paired (best)",
+      "TTFT p50 vllama / faster llama-server", `${BY_MEMORY} / faster llama-server t/s, paired (best)`, `TTFT p50 ${BY_MEMORY} / faster llama-server`],
     r.cases.map((c) => {
       const faster = fasterPeer(r, LLAMA_SERVER_NAMES, c);
-      return [c.label, tpsRatio(LLAMA_SERVER_NAMES, c), faster, tpsRatio(["node-llama-cpp"], c), ratio(ttft("vllama", c), ttft(faster, c))];
+      return [c.label, tpsRatio("vllama", LLAMA_SERVER_NAMES, c), faster, tpsRatio("vllama", ["node-llama-cpp"], c), ratio(ttft("vllama", c), ttft(faster, c)),
+        tpsRatio(BY_MEMORY, LLAMA_SERVER_NAMES, c), ratio(ttft(BY_MEMORY, c), ttft(faster, c))];
     }),
   ));
   report.tables.push(roundsTable(r, names));
@@ -47,6 +53,7 @@ export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
   }));
   report.notes.push(
     loadNote(r, s.rounds),
+    `${BY_MEMORY}: the same Engine without kvCells, so the cache is sized by memory as \`new Engine()\` sizes it (issue 18's "with the defaults"); contextLength stays W + generated, rounded up, since a prompt longer than the model's trained context needs num_ctx set.`,
     "llama-server runs in both KV layouts, given the same cells: per-slot (-np N -c cells: each slot its own stream of cells/N, what Ollama runs) and -kvu (one pool, vllama's layout); tokens/s ratios take, round by round, whichever layout had the higher tokens/s; TTFT is compared with the layout of the higher best round ('faster layout').",
     "The vllama profile reads the step timings the engine keeps around the Executor's run(), the only caller of the native step (EngineMetrics.steps, bench/lib/step-profile.ts): decode and sample are the addon's own timings; 'native other' is the rest of the step call; 'JS between steps' is the gap from one step's end to the next step's start (scheduling, delivering tokens, streaming), gaps over 50 ms counted as idle.",
     "vllama and node-llama-cpp run in-process (each in its own child process of the bench); llama-server is driven over HTTP (streaming /completion with cache_prompt) from the bench process.",

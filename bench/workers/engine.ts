@@ -14,7 +14,8 @@ export interface EngineJob {
   parallel: number;
   /** KV cells one request may hold (num_ctx's default); default the Engine's. */
   contextLength?: number;
-  kvCells: number;
+  /** KV cells in all; default the engine's, sized by memory. */
+  kvCells?: number;
   prefixCache: boolean;
   maxTokens: number;
   /** Also report where each burst's time went (native step vs JS between steps). */

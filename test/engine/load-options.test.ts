@@ -8,6 +8,7 @@ import path from "node:path";
 import { after, describe, test } from "node:test";
 import { BadRequestError } from "../../src/api/errors.js";
 import { Engine } from "../../src/engine/engine.js";
+import { writeSyntheticModel } from "../../src/gguf/synthetic.js";
 import { storiesPath } from "../helpers/models.js";
 
 const engines: Engine[] = [];
@@ -99,6 +100,23 @@ describe("KV cache sized from memory", () => {
     const responses = await Promise.all(long.map((prompt) =>
       engine.generate({ model: storiesPath, prompt, stream: false, options: { temperature: 0, num_predict: 48 } })));
     for (const r of responses) assert.ok(r.prompt_eval_count! > 20 && r.eval_count! > 0);
+    const [stats] = engine.stats();
+    assert.equal(stats.preemptions, 0);
+  });
+
+  test("8 prompts of 1,500 tokens at default settings all fit at once: never preempted", async () => {
+    // tiny-llama was trained on 2,048 tokens: the sized cache holds 8 x 2,048 cells. The cache of
+    // before 2026-12-01 (context x ceil(parallel / 4) = 4,096 cells) held fewer than 3 of these.
+    const model = path.join(mkdtempSync(path.join(os.tmpdir(), "vllama-long-prompts-")), "tiny-llama.gguf");
+    await writeSyntheticModel({ preset: "tiny-llama", type: "q8_0", out: model, seed: 3 });
+    const engine = newEngine({ parallel: 8 });
+    const words = ["river", "stone", "lantern", "meadow", "copper", "whisper", "harbor", "thistle"];
+    const prompts = words.map((first, i) => Array.from({ length: 1500 }, (_, j) => words[(i + j * 3) % words.length] + (j % 7 === 0 ? "." : "")).join(" ").replace(/^\w+/, first));
+    const responses = await Promise.all(prompts.map((prompt) =>
+      engine.generate({ model, prompt, raw: true, stream: false, options: { temperature: 0, num_predict: 8, ignore_eos: true } })));
+    for (const r of responses) assert.ok(r.prompt_eval_count! >= 1400 && r.eval_count === 8, `${r.prompt_eval_count} prompt, ${r.eval_count} generated`);
+    const [ps] = (await engine.ps()).models;
+    assert.deepEqual([ps.context_length, ps.kv_cells], [2048, 16384]);
     const [stats] = engine.stats();
     assert.equal(stats.preemptions, 0);
   });
