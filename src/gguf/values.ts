@@ -63,18 +63,21 @@ export interface GgufFile {
   dataOffset: number;
 }
 
+const numberOf = (type: GgufNumberType) => (value: number): GgufScalar => ({ type, value });
+const bigintOf = (type: GgufBigIntType) => (value: bigint): GgufScalar => ({ type, value });
+
 /** Constructors that name the GGUF type at the call site: `gguf.uint32(768)`, `gguf.array("string", tokens)`. */
 export const gguf = {
-  uint8: (value: number): GgufScalar => ({ type: "uint8", value }),
-  int8: (value: number): GgufScalar => ({ type: "int8", value }),
-  uint16: (value: number): GgufScalar => ({ type: "uint16", value }),
-  int16: (value: number): GgufScalar => ({ type: "int16", value }),
-  uint32: (value: number): GgufScalar => ({ type: "uint32", value }),
-  int32: (value: number): GgufScalar => ({ type: "int32", value }),
-  float32: (value: number): GgufScalar => ({ type: "float32", value }),
-  float64: (value: number): GgufScalar => ({ type: "float64", value }),
-  uint64: (value: bigint): GgufScalar => ({ type: "uint64", value }),
-  int64: (value: bigint): GgufScalar => ({ type: "int64", value }),
+  uint8: numberOf("uint8"),
+  int8: numberOf("int8"),
+  uint16: numberOf("uint16"),
+  int16: numberOf("int16"),
+  uint32: numberOf("uint32"),
+  int32: numberOf("int32"),
+  float32: numberOf("float32"),
+  float64: numberOf("float64"),
+  uint64: bigintOf("uint64"),
+  int64: bigintOf("int64"),
   bool: (value: boolean): GgufScalar => ({ type: "bool", value }),
   string: (value: string): GgufScalar => ({ type: "string", value }),
   array: ((itemType: GgufArray["itemType"], value: GgufArray["value"]) => ({ type: "array", itemType, value })) as {

@@ -41,46 +41,24 @@ class ByteWriter {
     return start;
   }
 
-  u8 = (v: number) => {
-    const at = this.reserve(1);
-    this.buf.writeUInt8(v, at);
-  };
-  i8 = (v: number) => {
-    const at = this.reserve(1);
-    this.buf.writeInt8(v, at);
-  };
-  u16 = (v: number) => {
-    const at = this.reserve(2);
-    this.buf.writeUInt16LE(v, at);
-  };
-  i16 = (v: number) => {
-    const at = this.reserve(2);
-    this.buf.writeInt16LE(v, at);
-  };
-  u32 = (v: number) => {
-    const at = this.reserve(4);
-    this.buf.writeUInt32LE(v, at);
-  };
-  i32 = (v: number) => {
-    const at = this.reserve(4);
-    this.buf.writeInt32LE(v, at);
-  };
-  f32 = (v: number) => {
-    const at = this.reserve(4);
-    this.buf.writeFloatLE(v, at);
-  };
-  f64 = (v: number) => {
-    const at = this.reserve(8);
-    this.buf.writeDoubleLE(v, at);
-  };
-  u64 = (v: bigint) => {
-    const at = this.reserve(8);
-    this.buf.writeBigUInt64LE(v, at);
-  };
-  i64 = (v: bigint) => {
-    const at = this.reserve(8);
-    this.buf.writeBigInt64LE(v, at);
-  };
+  /** A writer of one fixed-size value: room first (it may replace `buf`), then the write in place. */
+  private fixed<T>(size: number, write: (buf: Buffer, value: T, at: number) => unknown): (value: T) => void {
+    return (value) => {
+      const at = this.reserve(size);
+      write(this.buf, value, at);
+    };
+  }
+
+  u8 = this.fixed<number>(1, (b, v, at) => b.writeUInt8(v, at));
+  i8 = this.fixed<number>(1, (b, v, at) => b.writeInt8(v, at));
+  u16 = this.fixed<number>(2, (b, v, at) => b.writeUInt16LE(v, at));
+  i16 = this.fixed<number>(2, (b, v, at) => b.writeInt16LE(v, at));
+  u32 = this.fixed<number>(4, (b, v, at) => b.writeUInt32LE(v, at));
+  i32 = this.fixed<number>(4, (b, v, at) => b.writeInt32LE(v, at));
+  f32 = this.fixed<number>(4, (b, v, at) => b.writeFloatLE(v, at));
+  f64 = this.fixed<number>(8, (b, v, at) => b.writeDoubleLE(v, at));
+  u64 = this.fixed<bigint>(8, (b, v, at) => b.writeBigUInt64LE(v, at));
+  i64 = this.fixed<bigint>(8, (b, v, at) => b.writeBigInt64LE(v, at));
   count = (n: number) => this.u64(BigInt(n));
   bool = (v: boolean) => this.u8(v ? 1 : 0);
 
