@@ -10,93 +10,37 @@ export class VllamaError extends Error {
   }
 }
 
-export class BadRequestError extends VllamaError {
-  constructor(message: string) {
-    super(message, 400, "bad_request");
-  }
+/**
+ * The error class of one HTTP status. Each is still its own named class (`instanceof`, `name`);
+ * `fallback` is the message when none is given.
+ */
+function statusError(status: number, code: string, fallback?: string) {
+  return class extends VllamaError {
+    constructor(message = fallback ?? code.replaceAll("_", " ")) {
+      super(message, status, code);
+    }
+  };
 }
 
-export class UnauthorizedError extends VllamaError {
-  constructor(message: string) {
-    super(message, 401, "unauthorized");
-  }
-}
-
-export class ForbiddenError extends VllamaError {
-  constructor(message: string) {
-    super(message, 403, "forbidden");
-  }
-}
-
-export class NotFoundError extends VllamaError {
-  constructor(message: string) {
-    super(message, 404, "not_found");
-  }
-}
-
-export class MethodNotAllowedError extends VllamaError {
-  constructor(message: string) {
-    super(message, 405, "method_not_allowed");
-  }
-}
-
-export class TooManyRequestsError extends VllamaError {
-  constructor(message: string) {
-    super(message, 429, "too_many_requests");
-  }
-}
-
-export class UpgradeRequiredError extends VllamaError {
-  constructor(message: string) {
-    super(message, 426, "upgrade_required");
-  }
-}
-
-export class CancelledError extends VllamaError {
-  constructor(message = "request cancelled") {
-    super(message, 499, "cancelled");
-  }
-}
-
-export class InternalError extends VllamaError {
-  constructor(message: string) {
-    super(message, 500, "internal");
-  }
-}
-
-export class NotImplementedError extends VllamaError {
-  constructor(message: string) {
-    super(message, 501, "not_implemented");
-  }
-}
-
-export class PayloadTooLargeError extends VllamaError {
-  constructor(message: string) {
-    super(message, 413, "payload_too_large");
-  }
-}
-
-export class RequestTimeoutError extends VllamaError {
-  constructor(message: string) {
-    super(message, 408, "request_timeout");
-  }
-}
-
+export class BadRequestError extends statusError(400, "bad_request") {}
+export class UnauthorizedError extends statusError(401, "unauthorized") {}
+export class ForbiddenError extends statusError(403, "forbidden") {}
+export class NotFoundError extends statusError(404, "not_found") {}
+export class MethodNotAllowedError extends statusError(405, "method_not_allowed") {}
+export class RequestTimeoutError extends statusError(408, "request_timeout") {}
+export class PayloadTooLargeError extends statusError(413, "payload_too_large") {}
+export class UpgradeRequiredError extends statusError(426, "upgrade_required") {}
+export class TooManyRequestsError extends statusError(429, "too_many_requests") {}
+export class CancelledError extends statusError(499, "cancelled", "request cancelled") {}
+export class InternalError extends statusError(500, "internal") {}
+export class NotImplementedError extends statusError(501, "not_implemented") {}
 /** The server is draining after SIGTERM/SIGINT: try another replica (or this one once restarted). */
-export class ShuttingDownError extends VllamaError {
-  constructor(message = "server is shutting down") {
-    super(message, 503, "shutting_down");
-  }
-}
+export class ShuttingDownError extends statusError(503, "shutting_down", "server is shutting down") {}
 
 /** Ollama's exact wording: clients and load balancers match on it. */
 export const BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceeded";
 
-export class BusyError extends VllamaError {
-  constructor(message = BUSY_MESSAGE) {
-    super(message, 503, "busy");
-  }
-}
+export class BusyError extends statusError(503, "busy", BUSY_MESSAGE) {}
 
 /** The listen address is taken: startup fails with Ollama's wording, naming the address. */
 export class AddressInUseError extends VllamaError {
