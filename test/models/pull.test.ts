@@ -1,33 +1,18 @@
 import assert from "node:assert/strict";
-import { readFile, mkdtemp, readdir, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { after, afterEach, beforeEach, describe, test } from "node:test";
+import { afterEach, beforeEach, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CancelledError, InternalError, NotFoundError } from "../../src/api/errors.js";
 import { pull, push } from "../../src/models/registry.js";
 import { ModelStore } from "../../src/models/store.js";
-import type { ProgressResponse } from "../../src/api/ollama.js";
 import { LAYER_MEDIA_TYPES, type Manifest } from "../../src/models/types.js";
 import { TestRegistry } from "../helpers/registry.js";
 import { storiesPath as GGUF_PATH } from "../helpers/models.js";
+import { collectProgress, tempDirs } from "../helpers/store.js";
 
 
-const tempDirs: string[] = [];
-after(async () => {
-  for (const dir of tempDirs) await rm(dir, { recursive: true, force: true });
-});
-
-async function newStore(): Promise<ModelStore> {
-  const dir = await mkdtemp(join(tmpdir(), "vllama-pull-"));
-  tempDirs.push(dir);
-  return new ModelStore(join(dir, "models"));
-}
-
-function collect(): { events: ProgressResponse[]; onProgress: (e: ProgressResponse) => void } {
-  const events: ProgressResponse[] = [];
-  return { events, onProgress: (e) => events.push(e) };
-}
+const { newStore } = tempDirs("pull");
 
 const sizeOf = (path: string) => stat(path).then((s) => s.size, () => 0);
 
@@ -54,7 +39,7 @@ describe("pull", () => {
   const blobRequests = (digest: string) => registry.requests.filter((r) => r.method === "GET" && r.path.endsWith(digest));
 
   test("pulls a model with Ollama's progress stream, following blob redirects", async () => {
-    const { events, onProgress } = collect();
+    const { events, onProgress } = collectProgress();
     await pull(store, name, {}, onProgress);
 
     const statuses = events.map((e) => e.status);
@@ -80,7 +65,7 @@ describe("pull", () => {
   test("skips blobs already in the store", async () => {
     await pull(store, name, {}, () => {});
     registry.requests.length = 0;
-    const { events, onProgress } = collect();
+    const { events, onProgress } = collectProgress();
     await pull(store, name, {}, onProgress);
     assert.equal(blobRequests(modelLayer().digest).length, 0);
     const layerEvent = events.find((e) => e.digest === modelLayer().digest)!;
@@ -126,7 +111,7 @@ describe("pull", () => {
   test("fails on a digest mismatch, removing the download and writing no manifest", async () => {
     const layer = modelLayer();
     registry.corruptBlob(layer.digest);
-    const { events, onProgress } = collect();
+    const { events, onProgress } = collectProgress();
     await assert.rejects(pull(store, name, {}, onProgress), (e: unknown) => e instanceof InternalError && /digest mismatch/.test(e.message));
     assert.ok(events.some((e) => e.status === "verifying sha256 digest"));
     assert.equal(await store.hasBlob(layer.digest), false);
@@ -173,7 +158,7 @@ describe("push", () => {
     await store.create({ model: name, from: GGUF_PATH, system: "pushed" });
     const local = await store.readManifest(name);
 
-    const { events, onProgress } = collect();
+    const { events, onProgress } = collectProgress();
     await push(store, name, {}, onProgress);
     assert.equal(events[0]!.status, "retrieving manifest");
     assert.deepEqual(events.slice(-2).map((e) => e.status), ["pushing manifest", "success"]);

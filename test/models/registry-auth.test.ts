@@ -4,8 +4,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { generateKeyPairSync, sign, verify } from "node:crypto";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import { pino } from "pino";
@@ -19,6 +18,7 @@ import { LAYER_MEDIA_TYPES } from "../../src/models/types.js";
 import { startServer, type RunningServer } from "../../src/server/index.js";
 import { publicKeyFromAuthorizedKey, TestRegistry } from "../helpers/registry.js";
 import { storiesPath as GGUF_PATH } from "../helpers/models.js";
+import { tempDirs } from "../helpers/store.js";
 
 const hasSshKeygen = spawnSync("ssh-keygen", ["-?"]).error === undefined;
 
@@ -44,16 +44,7 @@ NaWPr7qX5OusxhtKRN6vOtNYLHZkAk8JKUK+8=
 -----END OPENSSH PRIVATE KEY-----
 `;
 
-const tempDirs: string[] = [];
-after(async () => {
-  for (const dir of tempDirs) await rm(dir, { recursive: true, force: true });
-});
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "vllama-auth-"));
-  tempDirs.push(dir);
-  return dir;
-}
+const { tempDir } = tempDirs("auth");
 
 const withoutComment = (line: string) => line.trim().split(/\s+/).slice(0, 2).join(" ");
 

@@ -1,39 +1,21 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, mkdir, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { BadRequestError, NotFoundError, NotImplementedError, VllamaError } from "../../src/api/errors.js";
 import { parseModelfile, renderModelfile, type Modelfile } from "../../src/models/modelfile.js";
 import { displayName, nameKey, normalizeModelName, parseModelName } from "../../src/models/names.js";
 import { defaultModelsDir, ModelStore } from "../../src/models/store.js";
-import type { ProgressResponse } from "../../src/api/ollama.js";
 import { storiesPath as GGUF_PATH } from "../helpers/models.js";
+import { collectProgress, tempDirs } from "../helpers/store.js";
 
 const GGUF_DIGEST = "sha256:047bf46455a544931cff6fef14d7910154c56afbc23ab1c5e56a72e69912c04b";
 const GGUF_SIZE = 1_185_376;
 
-const tempDirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "vllama-store-"));
-  tempDirs.push(dir);
-  return dir;
-}
-after(async () => {
-  for (const dir of tempDirs) await rm(dir, { recursive: true, force: true });
-});
-
-async function newStore(): Promise<ModelStore> {
-  return new ModelStore(join(await tempDir(), "models"));
-}
-
-function collect(): { events: ProgressResponse[]; onProgress: (e: ProgressResponse) => void } {
-  const events: ProgressResponse[] = [];
-  return { events, onProgress: (e) => events.push(e) };
-}
+const { tempDir, newStore } = tempDirs("store");
 
 const sha256 = (data: string | Buffer) => `sha256:${createHash("sha256").update(data).digest("hex")}`;
 
@@ -255,7 +237,7 @@ describe("a store laid out by Ollama", () => {
 describe("create, copy, delete", () => {
   test("creates a model from a GGUF path and reuses the blob the second time", async () => {
     const store = await newStore();
-    const first = collect();
+    const first = collectProgress();
     await store.create({ model: "tiny", from: GGUF_PATH }, first.onProgress);
     assert.deepEqual(
       first.events.map((e) => e.status),
@@ -269,7 +251,7 @@ describe("create, copy, delete", () => {
     assert.equal((await stat(store.blobPath(GGUF_DIGEST))).size, GGUF_SIZE);
     assert.ok(await store.hasBlob(GGUF_DIGEST));
 
-    const second = collect();
+    const second = collectProgress();
     await store.create({ model: "tiny:v2", from: GGUF_PATH }, second.onProgress);
     assert.ok(second.events.some((e) => e.status === `using existing layer ${GGUF_DIGEST}`));
     // Only the model blob and one shared config blob: nothing stray (temp files) left behind.
@@ -290,7 +272,7 @@ MESSAGE user Hi
 MESSAGE assistant Hello!
 LICENSE Apache-2.0
 `;
-    const { events, onProgress } = collect();
+    const { events, onProgress } = collectProgress();
     await store.createFromModelfile("storyteller", modelfile, baseDir, onProgress);
     assert.equal(events.at(-1)!.status, "success");
 
