@@ -1,7 +1,7 @@
 // Side-by-side benchmarks of vllama against llama.cpp (llama-batched-bench, llama-server) and
 // node-llama-cpp, all in one run so the ratios are fair:
 //   node --import tsx bench/run.ts <native|engine|prefix|http|all> [--quick] [--rounds N] [--model PATH]
-//     [--gpu auto|cuda|cpu] [--parallel 1,8,32] [--prompt-tokens 128,1024,4096]
+//     [--gpu auto|cuda|cpu] [--parallel 1,8,32] [--prompt-tokens 128,1024,4096] [--skip node-llama-cpp]
 // Each suite prints a markdown report (command, machine, load, tables, ratios vs the goals).
 // `runBench(args)` is the same for the CLI's `vllama bench`.
 import { existsSync } from "node:fs";
@@ -40,6 +40,8 @@ export interface BenchArgs {
   parallel?: number[];
   /** Prompt lengths in tokens to measure at each concurrency level instead of 128 (engine, http). */
   promptTokens?: number[];
+  /** Systems to leave out by name (engine, http). */
+  skip?: string[];
   /** Receives each suite's markdown report as it finishes; default stdout. */
   print?: (markdown: string) => void;
   /** Progress lines; default stderr. */
@@ -83,10 +85,10 @@ export async function runBench(args: BenchArgs): Promise<SuiteReport[]> {
   for (const name of names) {
     const command = ["node --import tsx bench/run.ts", name, quick ? "--quick" : "", args.rounds ? `--rounds ${args.rounds}` : "", args.model ? `--model ${args.model}` : "",
       args.gpu ? `--gpu ${args.gpu}` : "", args.parallel ? `--parallel ${args.parallel.join(",")}` : "",
-      args.promptTokens ? `--prompt-tokens ${args.promptTokens.join(",")}` : ""].filter(Boolean).join(" ");
+      args.promptTokens ? `--prompt-tokens ${args.promptTokens.join(",")}` : "", args.skip?.length ? `--skip ${args.skip.join(",")}` : ""].filter(Boolean).join(" ");
     log(`suite ${name}${quick ? " (quick)" : ""}`);
     const rounds = args.rounds ?? (quick || name === "prefix" ? 1 : 2);
-    const report = await SUITES[name]({ modelPath, backend: backendInfo.backend, parallels: args.parallel, promptTokens: args.promptTokens, quick, rounds, command, log });
+    const report = await SUITES[name]({ modelPath, backend: backendInfo.backend, parallels: args.parallel, promptTokens: args.promptTokens, skip: args.skip, quick, rounds, command, log });
     report.backend = describeBackend(backendInfo);
     print(renderReport(report));
     reports.push(report);
@@ -106,12 +108,13 @@ async function main(argv: string[]): Promise<void> {
     .option("gpu", { choices: ["auto", "cuda", "cpu"] as const, describe: "backend for vllama and the llama.cpp peers (default auto)" })
     .option("parallel", { type: "string", describe: "concurrency levels to measure, e.g. 1,8,32,64" })
     .option("prompt-tokens", { type: "string", describe: "prompt lengths to measure at each level (engine, http), e.g. 128,1024,4096" })
+    .option("skip", { type: "string", describe: "systems to leave out (engine, http), e.g. node-llama-cpp" })
     .strict()
     .parse();
   const numbers = (list: string | undefined) => list?.split(",").map((n) => Number(n.trim()));
   await runBench({
     suite: parsed.suite as SuiteName | "all", quick: parsed.quick, rounds: parsed.rounds, model: parsed.model, gpu: parsed.gpu,
-    parallel: numbers(parsed.parallel), promptTokens: numbers(parsed.promptTokens),
+    parallel: numbers(parsed.parallel), promptTokens: numbers(parsed.promptTokens), skip: parsed.skip?.split(",").map((name) => name.trim()),
   });
 }
 

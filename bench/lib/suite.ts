@@ -9,6 +9,8 @@ export interface SuiteContext {
   parallels?: number[];
   /** Prompt lengths (W tokens) to measure instead of the suite's own (engine, http). */
   promptTokens?: number[];
+  /** Systems to leave out by name (engine, http), e.g. node-llama-cpp where only llama-server matters. */
+  skip?: string[];
   quick: boolean;
   rounds: number;
   /** The command line that ran the suite, for the report. */

@@ -34,7 +34,8 @@ function loadCases(parallels: number[], promptLengths: number[], maxTokens: numb
   })));
 }
 
-export async function runConcurrent(s: SuiteContext, systems: SystemUnderTest[]): Promise<ConcurrentResults> {
+export async function runConcurrent(s: SuiteContext, allSystems: SystemUnderTest[]): Promise<ConcurrentResults> {
+  const systems = allSystems.filter((sys) => !s.skip?.includes(sys.name));
   const maxTokens = s.quick ? 16 : 64;
   const cases = loadCases(s.parallels ?? (s.quick ? [1, 4] : [1, 8, 32]), s.promptTokens ?? DEFAULT_PROMPT_TOKENS, maxTokens);
   const results: ConcurrentResults["results"] = Object.fromEntries(systems.map((sys) => [sys.name, {}]));

@@ -14,7 +14,7 @@ export async function httpSuite(s: SuiteContext): Promise<SuiteReport> {
     { name: "vllama in-process", open: openEngine },
     ...LLAMA_SERVERS,
   ]);
-  const names = ["vllama HTTP", "vllama in-process", ...LLAMA_SERVER_NAMES];
+  const names = ["vllama HTTP", "vllama in-process", ...LLAMA_SERVER_NAMES].filter((name) => r.results[name]);
   report.peers.push(...r.commands);
   report.tables.push(throughputTable(r, names));
   const tps = (name: string, label: string) => r.results[name][label]?.best.tokensPerSecond ?? NaN;
