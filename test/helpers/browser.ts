@@ -3,6 +3,7 @@
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { after, before } from "node:test";
 import { chromium, type Browser } from "playwright-core";
 import { pino } from "pino";
 import { Engine } from "../../src/engine/engine.js";
@@ -52,4 +53,17 @@ export async function sequencesFreed(engine: Engine, timeoutMs = 10_000): Promis
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Chromium and a model server for the enclosing suite: started before its tests, closed after them. */
+export function useBrowserAndModelServer(): { browser: Browser; model: ModelServer } {
+  const env = {} as { browser: Browser; model: ModelServer };
+  before(async () => {
+    [env.browser, env.model] = await Promise.all([launchBrowser(), startModelServer()]);
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.model?.close();
+  });
+  return env;
 }

@@ -3,37 +3,28 @@
 // across reloads, the API-key prompt, and how a chat model's answer is rendered.
 import assert from "node:assert/strict";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
-import type { Browser, Page } from "playwright-core";
-import { launchBrowser, SCREENSHOTS, sequencesFreed, startModelServer, STORIES_MODEL, type ModelServer } from "../../helpers/browser.js";
+import { describe, test } from "node:test";
+import type { Page } from "playwright-core";
+import { SCREENSHOTS, sequencesFreed, STORIES_MODEL, useBrowserAndModelServer } from "../../helpers/browser.js";
 import { REFERENCE_PROMPT, REFERENCE_TEXT } from "../../helpers/models.js";
 
 /** A 1x1 PNG. */
 const PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
 describe("chat page", () => {
-  let browser: Browser;
-  let model: ModelServer;
-
-  before(async () => {
-    [browser, model] = await Promise.all([launchBrowser(), startModelServer()]);
-  });
-  after(async () => {
-    await browser?.close();
-    await model?.close();
-  });
+  const env = useBrowserAndModelServer();
 
   /** Opens the page (after `setup`, e.g. network routes) once it lists stories260K. */
   async function openChat(setup?: (page: Page) => Promise<void>): Promise<Page> {
-    const page = await browser.newPage({ viewport: { width: 1200, height: 760 } });
+    const page = await env.browser.newPage({ viewport: { width: 1200, height: 760 } });
     await setup?.(page);
     const failures: string[] = [];
     page.on("pageerror", (err) => failures.push(err.message));
     page.on("requestfailed", (req) => {
-      if (!req.url().startsWith(model.url)) failures.push(`request outside the server: ${req.url()}`);
+      if (!req.url().startsWith(env.model.url)) failures.push(`request outside the server: ${req.url()}`);
     });
     (page as Page & { failures: string[] }).failures = failures;
-    await page.goto(model.url);
+    await page.goto(env.model.url);
     await page.locator(`#model option[value="${STORIES_MODEL}"]`).waitFor({ state: "attached" });
     return page;
   }
@@ -88,20 +79,20 @@ describe("chat page", () => {
     await page.fill("#prompt", REFERENCE_PROMPT);
     await page.click("#send");
     await page.waitForFunction(() => (document.querySelector(".message.assistant .content")?.textContent ?? "").length > 200, undefined, { timeout: 60_000 });
-    assert.equal(model.engine.stats()[0]!.running, 1, "the answer is still generating");
+    assert.equal(env.model.engine.stats()[0]!.running, 1, "the answer is still generating");
     await page.click("#stop");
 
     await page.locator(".message.assistant .stats").filter({ hasText: "stopped" }).waitFor();
-    assert.ok(await sequencesFreed(model.engine), "the stopped request's sequence left and gave its cells back");
+    assert.ok(await sequencesFreed(env.model.engine), "the stopped request's sequence left and gave its cells back");
     const text = (await page.textContent(".message.assistant .content"))!.trim();
     assert.ok(text.startsWith(REFERENCE_TEXT), text.slice(0, 200));
-    assert.equal(model.engine.stats()[0]!.running, 0);
+    assert.equal(env.model.engine.stats()[0]!.running, 0);
     assert.equal(await page.locator("#send").isVisible(), true);
     await page.close();
   });
 
   test("a server that needs an API key: the page asks for one and sends it", async () => {
-    const page = await browser.newPage();
+    const page = await env.browser.newPage();
     const seenKeys: Array<string | undefined> = [];
     // The server has no key setting of its own yet: its answer is played here.
     await page.route("**/api/tags", async (route) => {
@@ -110,7 +101,7 @@ describe("chat page", () => {
       if (key === "Bearer sesame") await route.continue();
       else await route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ error: "invalid API key" }) });
     });
-    await page.goto(model.url);
+    await page.goto(env.model.url);
     const dialog = page.locator("dialog.key-dialog");
     await dialog.waitFor();
     assert.match(await dialog.textContent() ?? "", /needs an API key: invalid API key/);

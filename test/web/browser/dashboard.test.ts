@@ -2,31 +2,21 @@
 // running, then as gone once they are cancelled.
 import assert from "node:assert/strict";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
-import type { Browser } from "playwright-core";
-import { launchBrowser, SCREENSHOTS, sequencesFreed, startModelServer, STORIES_MODEL, type ModelServer } from "../../helpers/browser.js";
+import { describe, test } from "node:test";
+import { SCREENSHOTS, sequencesFreed, STORIES_MODEL, useBrowserAndModelServer } from "../../helpers/browser.js";
 import { OTHER_PROMPTS, REFERENCE_PROMPT, REFERENCE_TEXT } from "../../helpers/models.js";
 
 describe("dashboard", () => {
-  let browser: Browser;
-  let model: ModelServer;
-
-  before(async () => {
-    [browser, model] = await Promise.all([launchBrowser(), startModelServer()]);
-  });
-  after(async () => {
-    await browser?.close();
-    await model?.close();
-  });
+  const env = useBrowserAndModelServer();
 
   test("shows no model, then the running requests of a burst of 8, their tokens/s and KV cells", async () => {
-    const page = await browser.newPage({ viewport: { width: 1200, height: 700 } });
-    await page.goto(`${model.url}/dashboard`);
+    const page = await env.browser.newPage({ viewport: { width: 1200, height: 700 } });
+    await page.goto(`${env.model.url}/dashboard`);
     await page.locator(".no-models").waitFor();
     assert.match(await page.textContent("#process") ?? "", /Server memory: [\d.]+ MiB resident/);
 
     // A finished request first, so the latency figures have something to show.
-    const first = await fetch(`${model.url}/api/generate`, {
+    const first = await fetch(`${env.model.url}/api/generate`, {
       method: "POST",
       body: JSON.stringify({ model: STORIES_MODEL, prompt: REFERENCE_PROMPT, stream: false, options: { num_predict: 48, temperature: 0 } }),
     });
@@ -34,7 +24,7 @@ describe("dashboard", () => {
 
     const burst = new AbortController();
     const requests = [REFERENCE_PROMPT, ...OTHER_PROMPTS.slice(0, 7)].map((prompt) =>
-      fetch(`${model.url}/api/generate`, {
+      fetch(`${env.model.url}/api/generate`, {
         method: "POST",
         signal: burst.signal,
         body: JSON.stringify({ model: STORIES_MODEL, prompt, options: { num_predict: -1, num_ctx: 4096, temperature: 0 } }),
@@ -52,7 +42,7 @@ describe("dashboard", () => {
 
     burst.abort();
     await Promise.all(requests);
-    assert.ok(await sequencesFreed(model.engine));
+    assert.ok(await sequencesFreed(env.model.engine));
     await card.locator('[data-metric="running"]').filter({ hasText: /^0$/ }).waitFor();
     assert.match(await card.locator('[data-metric="finished"]').textContent() ?? "", /^9/);
     await page.close();
