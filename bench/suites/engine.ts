@@ -45,7 +45,7 @@ export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
   ));
   report.tables.push(roundsTable(r, names));
   report.tables.push(profileTable(r));
-  report.goals.push(...throughputGoals(r, withNodeLlamaCpp), ...r.cases.map((c) => {
+  report.goals.push(...throughputGoals(r, withNodeLlamaCpp && r.results["node-llama-cpp"] !== undefined), ...r.cases.map((c) => {
     const faster = fasterPeer(r, LLAMA_SERVER_NAMES, c);
     const a = ttft("vllama", c)!;
     const b = ttft(faster, c)!;
