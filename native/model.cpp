@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include "context.h"
+#include "tokenize.h"
 
 #include <memory>
 #include <stdexcept>
@@ -11,6 +12,7 @@ Napi::FunctionReference Model::constructor;
 Napi::Function Model::Init(Napi::Env env) {
     Napi::Function fn = DefineClass(env, "Model", {
         InstanceMethod("tokenize", &Model::Tokenize),
+        InstanceMethod("tokenizeAsync", &Model::TokenizeAsync),
         InstanceMethod("detokenize", &Model::Detokenize),
         InstanceMethod("tokenBytes", &Model::TokenBytes),
         InstanceMethod("isEog", &Model::IsEog),
@@ -169,6 +171,17 @@ Napi::Object Model::Info(Napi::Env env) {
     return o;
 }
 
+const std::vector<SpecialToken> & Model::Specials() {
+    if (!specials_) specials_ = std::make_unique<std::vector<SpecialToken>>(CollectSpecialTokens(vocab_));
+    return *specials_;
+}
+
+static Napi::Int32Array ToInt32Array(Napi::Env env, const std::vector<llama_token> & tokens) {
+    Napi::Int32Array out = Napi::Int32Array::New(env, tokens.size());
+    std::copy(tokens.begin(), tokens.end(), out.Data());
+    return out;
+}
+
 // tokenize(text, addSpecial, parseSpecial) -> Int32Array
 Napi::Value Model::Tokenize(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -176,18 +189,36 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo & info) {
     std::string text = StringArg(info, 0, "text");
     bool add_special = info.Length() > 1 && info[1].ToBoolean();
     bool parse_special = info.Length() > 2 && info[2].ToBoolean();
-    std::vector<llama_token> tokens(text.size() + 8);
-    int32_t n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
-                               static_cast<int32_t>(tokens.size()), add_special, parse_special);
-    if (n < 0) {
-        tokens.resize(-n);
-        n = llama_tokenize(vocab_, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
-                           static_cast<int32_t>(tokens.size()), add_special, parse_special);
+    try {
+        return ToInt32Array(env, TokenizeText(vocab_, Specials(), text, add_special, parse_special));
+    } catch (const std::exception & e) {
+        ThrowCoded(env, e.what(), "ERR_TOKENIZE");
     }
-    if (n < 0) ThrowCoded(env, "tokenization failed", "ERR_TOKENIZE");
-    Napi::Int32Array out = Napi::Int32Array::New(env, n);
-    std::copy(tokens.begin(), tokens.begin() + n, out.Data());
-    return out;
+}
+
+// tokenizeAsync(text, addSpecial, parseSpecial) -> Promise<Int32Array>, on a libuv worker thread:
+// a 10 MB prompt held the JS thread 6-11 s (issue 13, finding 3). The model cannot be disposed
+// while one runs (Dispose answers ERR_BUSY) and its JS object is held until it settles.
+Napi::Value Model::TokenizeAsync(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Get(env);
+    auto text = std::make_shared<std::string>(StringArg(info, 0, "text"));
+    const bool add_special = info.Length() > 1 && info[1].ToBoolean();
+    const bool parse_special = info.Length() > 2 && info[2].ToBoolean();
+    const llama_vocab * vocab = vocab_;
+    const std::vector<SpecialToken> * specials = &Specials();
+    auto tokens = std::make_shared<std::vector<llama_token>>();
+    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info.This().As<Napi::Object>()));
+    pending_tokenizations++;
+    return PromiseWorker::Run(
+        env,
+        [=] { *tokens = TokenizeText(vocab, *specials, *text, add_special, parse_special); },
+        [tokens](Napi::Env env) { return ToInt32Array(env, *tokens); },
+        "ERR_TOKENIZE",
+        [this, self] {
+            pending_tokenizations--;
+            self->Reset();
+        });
 }
 
 static Napi::Int32Array TokensArg(const Napi::CallbackInfo & info, size_t i) {
@@ -263,6 +294,7 @@ Napi::Value Model::CreateContext(const Napi::CallbackInfo & info) {
 Napi::Value Model::Dispose(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (live_contexts > 0) ThrowCoded(env, "model still has live contexts; dispose them first", "ERR_BUSY");
+    if (pending_tokenizations > 0) ThrowCoded(env, "model is still tokenizing; wait for it first", "ERR_BUSY");
     Free();
     auto deferred = Napi::Promise::Deferred::New(env);
     deferred.Resolve(env.Undefined());

@@ -3,8 +3,11 @@
 
 #include "common.h"
 #include "llama.h"
+#include "tokenize.h"
 
 #include <atomic>
+#include <memory>
+#include <vector>
 
 class Model : public Napi::ObjectWrap<Model> {
   public:
@@ -23,6 +26,7 @@ class Model : public Napi::ObjectWrap<Model> {
   private:
     Napi::Object Info(Napi::Env env);
     Napi::Value Tokenize(const Napi::CallbackInfo & info);
+    Napi::Value TokenizeAsync(const Napi::CallbackInfo & info);
     Napi::Value Detokenize(const Napi::CallbackInfo & info);
     Napi::Value TokenBytes(const Napi::CallbackInfo & info);
     Napi::Value IsEog(const Napi::CallbackInfo & info);
@@ -30,7 +34,11 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Value CreateContext(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
     void Free();
+    // Found on first tokenization: a walk over the whole vocabulary.
+    const std::vector<SpecialToken> & Specials();
 
     llama_model * model_ = nullptr;
     const llama_vocab * vocab_ = nullptr;
+    std::unique_ptr<std::vector<SpecialToken>> specials_;
+    int pending_tokenizations = 0;
 };

@@ -47,6 +47,10 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** Largest accepted request body, in Express's notation ("100mb", "512kb", "1048576"). */
   bodyLimit: string;
+  /** Most messages (chat turns, Responses input items) one request may bring. */
+  maxMessages: number;
+  /** Most text one request's prompt may hold (messages, prompt, input, system, tools), in bodyLimit's notation. */
+  promptLimit: string;
   /** API keys a request must carry (none: no authentication), each with a name for logs and metrics. */
   apiKeys: ApiKey[];
   /** A JSON file of more keys by name, `{"alice": "sk-...", "ci": "sk-..."}`, added to `apiKeys`. */
@@ -242,6 +246,11 @@ const SETTINGS: Setting[] = [
     text.pipe(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])),
     "fatal, error, warn, info, debug, trace, silent", () => "info"),
   setting("bodyLimit", ["VLLAMA_BODY_LIMIT"], bodyLimit, 'a byte count or a size such as "512kb", "100mb"', () => "100mb"),
+  // A chat template renders on the JS thread, about 0.1 ms a message with Qwen2.5's on 2 shared
+  // cores (2026-12-01): 4,096 messages hold it some 0.4 s. 8 MiB of text is about 2M tokens,
+  // beyond any model's context.
+  setting("maxMessages", ["VLLAMA_MAX_MESSAGES"], integer(1), "an integer >= 1", () => 4096),
+  setting("promptLimit", ["VLLAMA_PROMPT_LIMIT"], bodyLimit, 'a byte count or a size such as "512kb", "8mb"', () => "8mb"),
   setting("apiKeys", ["VLLAMA_API_KEY"], apiKeyList, "a key, or comma-separated keys", () => [], "apiKey"),
   setting("apiKeysFile", ["VLLAMA_API_KEYS_FILE"], text.pipe(z.string().min(1)), "a file path", () => undefined),
   setting("metricsAuth", ["VLLAMA_METRICS_AUTH"], boolean, "on, off, true, false, 1, 0", () => false),

@@ -3,6 +3,7 @@
 // answer back (a prompt that opens `<think>`, the tool-call format its template teaches).
 import { BadRequestError } from "../api/errors.js";
 import type { ChatMessage, ChatRequest, GenerateRequest } from "../api/ollama.js";
+import { tokenizeText } from "../native/index.js";
 import type { ChatOutputOptions } from "./output.js";
 import { ChatTemplate } from "./template.js";
 import { detectToolCallFormat } from "./tool-calls.js";
@@ -18,6 +19,7 @@ export interface PromptDefaults {
 export interface PromptTokenizer {
   readonly info: { bos: number; eos: number; addBos: boolean; chatTemplate: string };
   tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  tokenizeAsync(text: string, addSpecial: boolean, parseSpecial: boolean): Promise<Int32Array>;
   tokenBytes(token: number, special: boolean): Uint8Array;
 }
 
@@ -31,23 +33,23 @@ export interface ChatPrompt {
  * A generate prompt: the request's text rendered as one user turn (with the system prompt) when
  * a template applies, as is when `raw` or without one; after the previous answer's `context`.
  */
-export function buildGeneratePrompt(
+export async function buildGeneratePrompt(
   req: Pick<GenerateRequest, "prompt" | "raw" | "template" | "system" | "context">,
   defaults: PromptDefaults,
   tokenizer: PromptTokenizer,
-): number[] {
+): Promise<number[]> {
   const templateSource = req.template ?? defaults.template;
   const text = req.raw || !templateSource ? req.prompt ?? "" : renderGenerate(req, defaults.system, templateSource);
   const context = req.context ?? [];
-  return [...context, ...tokenizePrompt(tokenizer, text, context.length === 0)];
+  return [...context, ...(await tokenizePrompt(tokenizer, text, context.length === 0))];
 }
 
 /** A chat prompt in the model's template (its Modelfile TEMPLATE, else the GGUF's own), and how to parse its answer. */
-export function buildChatPrompt(
+export async function buildChatPrompt(
   req: Pick<ChatRequest, "model" | "messages" | "tools" | "think">,
   defaults: PromptDefaults,
   tokenizer: PromptTokenizer,
-): ChatPrompt {
+): Promise<ChatPrompt> {
   const template = ChatTemplate.cached(defaults.template ?? tokenizer.info.chatTemplate);
   if (req.tools?.length && !template.supportsTools) throw new BadRequestError(`${req.model} does not support tools`);
   const messages = [...systemMessages(defaults.system, req.messages), ...defaults.messages, ...req.messages];
@@ -58,7 +60,7 @@ export function buildChatPrompt(
   });
   return {
     // A template that writes BOS itself must not get a second one from the tokenizer.
-    tokens: tokenizePrompt(tokenizer, rendered, !addBos || !rendered.startsWith(piece(bos))),
+    tokens: await tokenizePrompt(tokenizer, rendered, !addBos || !rendered.startsWith(piece(bos))),
     output: {
       think: req.think !== undefined && req.think !== false,
       startsInThinking: rendered.trimEnd().endsWith("<think>"),
@@ -79,8 +81,8 @@ function systemMessages(system: string | undefined, messages: ChatRequest["messa
   return [{ role: "system", content: system }];
 }
 
-function tokenizePrompt(tokenizer: PromptTokenizer, text: string, addSpecial: boolean): number[] {
-  const tokens = [...tokenizer.tokenize(text, addSpecial, true)];
+async function tokenizePrompt(tokenizer: PromptTokenizer, text: string, addSpecial: boolean): Promise<number[]> {
+  const tokens = [...(await tokenizeText(tokenizer, text, addSpecial, true))];
   if (tokens.length === 0) throw new BadRequestError("prompt is empty after tokenization");
   return tokens;
 }

@@ -1,6 +1,7 @@
 // Embedding texts with a loaded model: each input tokenized within what the model embeds at once
 // (cut to fit, or refused with `truncate: false`), all embedded together.
 import { BadRequestError } from "../api/errors.js";
+import { tokenizeText } from "../native/index.js";
 import type { ModelRunner } from "./model-runner.js";
 
 export interface Embedded {
@@ -12,13 +13,13 @@ export interface Embedded {
 export async function embedTexts(runner: ModelRunner, inputs: string[], truncate: boolean, signal?: AbortSignal): Promise<Embedded> {
   if (inputs.length === 0) throw new BadRequestError("input is required");
   const limit = Math.min(runner.model.info.contextLengthTrained || Infinity, runner.embedMaxTokens);
-  const tokenized = inputs.map((text, i) => {
-    const tokens = [...runner.model.tokenize(text, true, false)];
+  const tokenized = await Promise.all(inputs.map(async (text, i) => {
+    const tokens = [...(await tokenizeText(runner.model, text, true, false))];
     if (tokens.length === 0) throw new BadRequestError(`input[${i}] is empty`);
     if (tokens.length <= limit) return tokens;
     if (!truncate) throw new BadRequestError(`input[${i}] is ${tokens.length} tokens, longer than the context length (${limit})`);
     return tokens.slice(0, limit);
-  });
+  }));
   const vectors = await runner.embed(tokenized, signal);
   return { vectors, promptTokens: tokenized.reduce((n, t) => n + t.length, 0) };
 }

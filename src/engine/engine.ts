@@ -20,7 +20,7 @@ import { KvEventPublisher } from "../kv-events/publisher.js";
 import { ModelAdmin } from "../models/admin.js";
 import { resolveModelRef, type ModelRef } from "../models/model-ref.js";
 import { defaultModelsDir, ModelStore } from "../models/store.js";
-import { initBackend, type NativeModel } from "../native/index.js";
+import { initBackend, tokenizeText, type NativeModel } from "../native/index.js";
 import type { MetricsSnapshot } from "../api/metrics.js";
 import { embedTexts, normalize, type Embedded } from "./embeddings.js";
 import { renderPrometheus } from "./metrics.js";
@@ -101,8 +101,8 @@ export class Engine implements EngineService {
     }
     if (req.suffix !== undefined) throw new BadRequestError(`${req.model} does not support insert`);
     if (req.images?.length) throw new BadRequestError(`${req.model} does not support images`);
-    const { generation } = await this.startGeneration(model, keepAliveMs, req, init, (tokenizer) => ({
-      tokens: buildGeneratePrompt(req, model, tokenizer),
+    const { generation } = await this.startGeneration(model, keepAliveMs, req, init, async (tokenizer) => ({
+      tokens: await buildGeneratePrompt(req, model, tokenizer),
     }));
     return generateResponses(req, generation);
   }
@@ -145,13 +145,13 @@ export class Engine implements EngineService {
 
   async tokenize(input: TokenizeRequest): Promise<TokenizeResponse> {
     const req = parseRequest(TokenizeRequestSchema, input);
-    return this.withModel({ model: req.model, options: req.options }, (lease) => ({ tokens: [...lease.runner.model.tokenize(req.content, false, true)] }));
+    return this.withModel({ model: req.model, options: req.options }, async (lease) => ({ tokens: [...(await tokenizeText(lease.runner.model, req.content, false, true))] }));
   }
 
   /** Renders and tokenizes without generating: what a chat would evaluate, before any truncation to num_ctx. */
   async tokenizeChat(input: ChatRequest): Promise<TokenizeResponse> {
     const req = parseRequest(ChatRequestSchema, input);
-    return this.withModel(req, (lease, model) => ({ tokens: buildChatPrompt(req, model, lease.runner.model).tokens }));
+    return this.withModel(req, async (lease, model) => ({ tokens: (await buildChatPrompt(req, model, lease.runner.model)).tokens }));
   }
 
   async detokenize(input: DetokenizeRequest): Promise<DetokenizeResponse> {
@@ -295,7 +295,7 @@ export class Engine implements EngineService {
     keepAliveMs: number,
     req: GenerationSettings,
     init: RequestInit,
-    buildPrompt: (tokenizer: NativeModel) => P,
+    buildPrompt: (tokenizer: NativeModel) => Promise<P>,
   ): Promise<{ generation: Generation; prompt: P }> {
     const startedAt = process.hrtime.bigint();
     const grammar = await formatGrammar(req.format);
@@ -304,7 +304,7 @@ export class Engine implements EngineService {
       const resolved = resolveOptions(req.options, model.parameters, lease.runner.contextLength);
       // A sequence never holds more tokens than the model's whole KV cache, whatever num_ctx says.
       const options = { ...resolved, num_ctx: Math.min(resolved.num_ctx, lease.runner.kvCells) };
-      const prompt = buildPrompt(lease.runner.model);
+      const prompt = await buildPrompt(lease.runner.model);
       const tokens = fitContext(prompt.tokens, options, req.truncate !== false);
       const params = samplerParams({
         options, grammar, logprobs: req.logprobs, topLogprobs: req.top_logprobs, vocabSize: lease.runner.model.info.vocabSize,

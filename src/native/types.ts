@@ -131,6 +131,8 @@ export interface EmbedResult {
 export interface NativeModel {
   readonly info: ModelInfo;
   tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  /** The same on a libuv worker thread; the model cannot be disposed until it settles. */
+  tokenizeAsync(text: string, addSpecial: boolean, parseSpecial: boolean): Promise<Int32Array>;
   detokenize(tokens: Int32Array, removeSpecial: boolean, unparseSpecial: boolean): string;
   /** Raw bytes of a token's text (may be part of a multi-byte character). */
   tokenBytes(token: number, special: boolean): Uint8Array;

@@ -13,11 +13,12 @@ import { routeTable } from "./routes.js";
 import { cors, hostGuard } from "./security.js";
 import { attachWebSockets } from "./ws.js";
 import { bodyTimeout, declaredLengthLimit, isLimited } from "./connection-limits.js";
+import { promptLimits } from "./prompt-limits.js";
 
 type FullSettings = Required<Pick<ServerSettings, OptionalServerSetting>> & ServerSettings;
 
 function withDefaults(config: ServerSettings): FullSettings {
-  const keys: OptionalServerSetting[] = ["apiKeys", "metricsAuth", "headersTimeout", "bodyTimeout", "idleTimeout", "writeTimeout", "shutdownTimeout"];
+  const keys: OptionalServerSetting[] = ["apiKeys", "metricsAuth", "headersTimeout", "bodyTimeout", "idleTimeout", "writeTimeout", "shutdownTimeout", "maxMessages", "promptLimit"];
   const defaults = Object.fromEntries(keys.map((key) => [key, defaultSetting(key)]));
   return { ...defaults, ...config } as FullSettings;
 }
@@ -32,6 +33,7 @@ export function createApp(deps: ServerDeps, lifecycle = new Lifecycle()): Expres
   const jsonBody = express.json({ limit: settings.bodyLimit, type: () => true });
   const readBody = bodyTimeout(settings.bodyTimeout);
   const declaredLength = declaredLengthLimit(settings.bodyLimit);
+  const promptLimit = promptLimits(settings.maxMessages, settings.promptLimit);
   const writeLimit: RequestHandler = (_req, res, next) => {
     notes(res).writeTimeout = settings.writeTimeout;
     next();
@@ -44,7 +46,7 @@ export function createApp(deps: ServerDeps, lifecycle = new Lifecycle()): Expres
   app.use(lifecycle.tracker());
   app.use(writeLimit);
   for (const route of routeTable({ ...deps, lifecycle })) {
-    const handlers = route.body === "none" ? [route.handler] : route.body === "json" ? [declaredLength, readBody, jsonBody, route.handler] : [readBody, route.handler];
+    const handlers = route.body === "none" ? [route.handler] : route.body === "json" ? [declaredLength, readBody, jsonBody, promptLimit, route.handler] : [readBody, route.handler];
     app[route.method](route.path, ...handlers);
   }
   app.use(unknownRoute);

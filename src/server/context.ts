@@ -10,7 +10,8 @@ export type ServerSettings = Pick<ServerConfig, "host" | "port" | "origins" | "b
   Partial<Pick<ServerConfig, OptionalServerSetting>>;
 
 export type OptionalServerSetting =
-  | "apiKeys" | "metricsAuth" | "headersTimeout" | "bodyTimeout" | "idleTimeout" | "writeTimeout" | "shutdownTimeout";
+  | "apiKeys" | "metricsAuth" | "headersTimeout" | "bodyTimeout" | "idleTimeout" | "writeTimeout" | "shutdownTimeout"
+  | "maxMessages" | "promptLimit";
 
 export interface ServerDeps {
   engine: EngineService;

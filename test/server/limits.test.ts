@@ -143,6 +143,64 @@ describe("bodies that lie about themselves, 503s (findings 8 and 11)", () => {
   });
 });
 
+describe("prompt limits (finding 3)", () => {
+  const engine = new FakeEngine();
+  let server: RunningServer;
+  before(async () => {
+    server = await serve(engine, { bodyLimit: "10mb", maxMessages: 100, promptLimit: "64kb" });
+  });
+  after(() => server.close());
+  const post = async (path: string, body: unknown) => {
+    const res = await fetch(`http://127.0.0.1:${server.port}${path}`, { method: "POST", body: JSON.stringify(body) });
+    return { status: res.status, body: await res.json() };
+  };
+  const messages = (n: number, content = "word") => Array.from({ length: n }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content }));
+
+  test("more messages than --max-messages: 400 in each API's shape before the engine sees the request", async () => {
+    const before = engine.requests.length;
+    const tooMany = "too many messages: 101, this server takes at most 100 in one request";
+    assert.deepEqual(await post("/api/chat", { model: "fake-model", messages: messages(101) }), { status: 400, body: { error: tooMany } });
+    const openai = await post("/v1/chat/completions", { model: "fake-model", messages: messages(101) });
+    assert.equal(openai.status, 400);
+    assert.equal(openai.body.error.message, tooMany);
+    const responses = await post("/v1/responses", { model: "fake-model", input: messages(101) });
+    assert.equal(responses.status, 400);
+    const anthropic = await post("/v1/messages", { model: "fake-model", max_tokens: 4, messages: messages(101) });
+    assert.equal(anthropic.status, 400);
+    assert.equal(anthropic.body.error.message, tooMany);
+    assert.equal(engine.requests.length, before);
+    assert.equal((await post("/api/chat", { model: "fake-model", messages: messages(100), stream: false })).status, 200);
+  });
+
+  test("more text than --prompt-limit: 413 on every prompt-bearing route; an embedding batch's strings are not messages", async () => {
+    const big = "x".repeat(40 * 1024);
+    const before = engine.requests.length;
+    for (const [path, body] of [
+      ["/api/generate", { model: "fake-model", prompt: big + big }],
+      ["/api/generate", { model: "fake-model", prompt: big, system: big }],
+      ["/api/chat", { model: "fake-model", messages: messages(2, big) }],
+      ["/api/embed", { model: "fake-model", input: [big, big] }],
+      ["/api/tokenize", { model: "fake-model", content: big + big }],
+      ["/v1/completions", { model: "fake-model", prompt: [big, big] }],
+      ["/v1/chat/completions", { model: "fake-model", messages: [{ role: "user", content: [{ type: "text", text: big }, { type: "text", text: big }] }] }],
+      ["/v1/messages", { model: "fake-model", max_tokens: 4, system: big, messages: messages(1, big) }],
+    ] as const) {
+      const r = await post(path, body);
+      assert.equal(r.status, 413, path);
+      assert.match(JSON.stringify(r.body), /prompt too large: \d+ bytes of text, this server takes at most 65536/, path);
+    }
+    assert.equal(engine.requests.length, before);
+    const batch = await post("/api/embed", { model: "fake-embed", input: Array.from({ length: 500 }, () => "short") });
+    assert.equal(batch.status, 200, JSON.stringify(batch.body));
+  });
+
+  test("a body nested deeper than the stack is measured without overflowing it", async () => {
+    const deep = "[".repeat(200_000) + "]".repeat(200_000);
+    const res = await fetch(`http://127.0.0.1:${server.port}/api/generate`, { method: "POST", body: `{"model":"fake-model","prompt":"hi","input":${deep}}` });
+    assert.notEqual(res.status, 500);
+  });
+});
+
 describe("API keys (finding 6)", () => {
   const engine = new FakeEngine();
   const keys: ApiKey[] = [{ name: "alice", key: "sk-alice-0123456789" }, { name: "ci", key: "sk-ci-9876543210" }];
