@@ -47,6 +47,8 @@ export interface ServerConfig {
   logLevel: LogLevel;
   /** Largest accepted request body, in Express's notation ("100mb", "512kb", "1048576"). */
   bodyLimit: string;
+  /** Directories path models may be served from over HTTP; none: any path, but only on a loopback bind. */
+  allowPaths: string[];
   /** Most messages (chat turns, Responses input items) one request may bring. */
   maxMessages: number;
   /** Most text one request's prompt may hold (messages, prompt, input, system, tools), in bodyLimit's notation. */
@@ -249,6 +251,8 @@ const SETTINGS: Setting[] = [
   // A chat template renders on the JS thread, about 0.1 ms a message with Qwen2.5's on 2 shared
   // cores (2026-12-01): 4,096 messages hold it some 0.4 s. 8 MiB of text is about 2M tokens,
   // beyond any model's context.
+  // `--allow-path DIR`, once per directory, reads as the list it adds to.
+  { ...setting("allowPaths", ["VLLAMA_ALLOW_PATHS"], list, "a comma-separated list of directories", () => []), flagAliases: ["--allow-path"] },
   setting("maxMessages", ["VLLAMA_MAX_MESSAGES"], integer(1), "an integer >= 1", () => 4096),
   setting("promptLimit", ["VLLAMA_PROMPT_LIMIT"], bodyLimit, 'a byte count or a size such as "512kb", "8mb"', () => "8mb"),
   setting("apiKeys", ["VLLAMA_API_KEY"], apiKeyList, "a key, or comma-separated keys", () => [], "apiKey"),

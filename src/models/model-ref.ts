@@ -19,9 +19,14 @@ export interface ModelRef {
   messages: ChatMessage[];
 }
 
+/** The absolute file a path model names (`~/` is the home directory). */
+export function modelPathOf(name: string): string {
+  return path.resolve(name.replace(/^~(?=\/)/, os.homedir()));
+}
+
 export async function resolveModelRef(store: ModelStore, name: string): Promise<ModelRef> {
-  if (looksLikePath(name)) {
-    const file = path.resolve(name.replace(/^~(?=\/)/, os.homedir()));
+  if (looksLikeModelPath(name)) {
+    const file = modelPathOf(name);
     if (!existsSync(file)) throw new BadRequestError(`model file '${name}' not found`);
     return { name, path: file, digest: "", size: statSync(file).size, parameters: {}, messages: [] };
   }
@@ -32,6 +37,7 @@ export async function resolveModelRef(store: ModelStore, name: string): Promise<
   };
 }
 
-function looksLikePath(name: string): boolean {
+/** Whether a request's model names a GGUF file rather than a store name. */
+export function looksLikeModelPath(name: string): boolean {
   return name.endsWith(".gguf") || name.startsWith("/") || name.startsWith("./") || name.startsWith("../") || name.startsWith("~/");
 }

@@ -1,6 +1,7 @@
 // Typed front of the native addon: argument checks that need the file system, and native error
 // codes mapped to the project's typed errors. Engine code imports from here only.
-import { open } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
 import os from "node:os";
 import { BadRequestError, InternalError, NotFoundError, VllamaError } from "../api/errors.js";
 import { addonDir, loadAddon } from "./binding.js";
@@ -44,23 +45,45 @@ function mapErrors<T>(fn: () => T): T {
   }
 }
 
+/** How long opening a model file may take: a file on a hung network mount must not hold a request forever. */
+const MODEL_FILE_OPEN_MS = 5_000;
+
+/**
+ * A model file is a regular file that starts with GGUF's magic. It is opened non-blocking, so a
+ * FIFO named as a model (which held its request forever) is refused instead of waited on.
+ */
 async function checkGgufFile(path: string): Promise<void> {
   let handle;
   try {
-    handle = await open(path, "r");
+    handle = await openWithin(path, MODEL_FILE_OPEN_MS);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new NotFoundError(`model file '${path}' not found`);
     throw new BadRequestError(`cannot read '${path}': ${(error as Error).message}`);
   }
   try {
+    const stats = await handle.stat();
+    if (stats.isDirectory()) throw new BadRequestError(`'${path}' is a directory, not a GGUF file`);
+    if (!stats.isFile()) throw new BadRequestError(`'${path}' is not a regular file`);
     const { buffer, bytesRead } = await handle.read(Buffer.alloc(4), 0, 4, 0).catch((error: NodeJS.ErrnoException) => {
-      throw new BadRequestError(error.code === "EISDIR" ? `'${path}' is a directory, not a GGUF file` : `cannot read '${path}': ${error.message}`);
+      throw new BadRequestError(`cannot read '${path}': ${error.message}`);
     });
     if (bytesRead < 4 || buffer.toString("latin1") !== "GGUF") throw new BadRequestError(`'${path}' is not a GGUF file`);
   } finally {
     await handle.close();
   }
+}
+
+/** Opens read-only and non-blocking, or fails after `ms`; a handle that opens later is closed. */
+function openWithin(path: string, ms: number): Promise<FileHandle> {
+  const opening = open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`opening it took more than ${ms / 1000}s`));
+      void opening.then((late) => late.close(), () => undefined);
+    }, ms);
+    opening.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
 }
 
 export async function loadModel(path: string, options: LoadModelOptions & { gpu?: GpuChoice } = {}): Promise<NativeModel> {

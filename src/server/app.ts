@@ -3,25 +3,16 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import express, { type Express, type RequestHandler } from "express";
 import { AddressInUseError } from "../api/errors.js";
-import { defaultSetting } from "../config.js";
 import { accessLog } from "./access-log.js";
 import { apiKeyAuth } from "./auth.js";
-import { notes, type OptionalServerSetting, type ServerDeps, type ServerSettings } from "./context.js";
+import { notes, withDefaults, type ServerDeps } from "./context.js";
 import { errorMiddleware, unknownRoute } from "./errors.js";
 import { Lifecycle } from "./lifecycle.js";
 import { routeTable } from "./routes.js";
 import { cors, hostGuard } from "./security.js";
 import { attachWebSockets } from "./ws.js";
 import { bodyTimeout, declaredLengthLimit, isLimited } from "./connection-limits.js";
-import { promptLimits } from "./prompt-limits.js";
-
-type FullSettings = Required<Pick<ServerSettings, OptionalServerSetting>> & ServerSettings;
-
-function withDefaults(config: ServerSettings): FullSettings {
-  const keys: OptionalServerSetting[] = ["apiKeys", "metricsAuth", "headersTimeout", "bodyTimeout", "idleTimeout", "writeTimeout", "shutdownTimeout", "maxMessages", "promptLimit"];
-  const defaults = Object.fromEntries(keys.map((key) => [key, defaultSetting(key)]));
-  return { ...defaults, ...config } as FullSettings;
-}
+import { requestCheck, requestCheckMiddleware } from "./request-checks.js";
 
 export function createApp(deps: ServerDeps, lifecycle = new Lifecycle()): Express {
   const settings = withDefaults(deps.config);
@@ -33,7 +24,7 @@ export function createApp(deps: ServerDeps, lifecycle = new Lifecycle()): Expres
   const jsonBody = express.json({ limit: settings.bodyLimit, type: () => true });
   const readBody = bodyTimeout(settings.bodyTimeout);
   const declaredLength = declaredLengthLimit(settings.bodyLimit);
-  const promptLimit = promptLimits(settings.maxMessages, settings.promptLimit);
+  const checkBody = requestCheckMiddleware(requestCheck(settings));
   const writeLimit: RequestHandler = (_req, res, next) => {
     notes(res).writeTimeout = settings.writeTimeout;
     next();
@@ -46,7 +37,7 @@ export function createApp(deps: ServerDeps, lifecycle = new Lifecycle()): Expres
   app.use(lifecycle.tracker());
   app.use(writeLimit);
   for (const route of routeTable({ ...deps, lifecycle })) {
-    const handlers = route.body === "none" ? [route.handler] : route.body === "json" ? [declaredLength, readBody, jsonBody, promptLimit, route.handler] : [readBody, route.handler];
+    const handlers = route.body === "none" ? [route.handler] : route.body === "json" ? [declaredLength, readBody, jsonBody, checkBody, route.handler] : [readBody, route.handler];
     app[route.method](route.path, ...handlers);
   }
   app.use(unknownRoute);

@@ -3,7 +3,7 @@
 import type { Response } from "express";
 import type { Logger } from "pino";
 import type { EngineService } from "../api/engine-contract.js";
-import type { ServerConfig } from "../config.js";
+import { defaultSetting, type ServerConfig } from "../config.js";
 
 /** Settings an HTTP server needs; the optional ones default as in `vllama serve` (src/config.ts). */
 export type ServerSettings = Pick<ServerConfig, "host" | "port" | "origins" | "bodyLimit"> &
@@ -11,7 +11,15 @@ export type ServerSettings = Pick<ServerConfig, "host" | "port" | "origins" | "b
 
 export type OptionalServerSetting =
   | "apiKeys" | "metricsAuth" | "headersTimeout" | "bodyTimeout" | "idleTimeout" | "writeTimeout" | "shutdownTimeout"
-  | "maxMessages" | "promptLimit";
+  | "maxMessages" | "promptLimit" | "allowPaths";
+
+export type FullSettings = Required<Pick<ServerSettings, OptionalServerSetting>> & ServerSettings;
+
+export function withDefaults(config: ServerSettings): FullSettings {
+  const keys: OptionalServerSetting[] = ["apiKeys", "metricsAuth", "headersTimeout", "bodyTimeout", "idleTimeout", "writeTimeout", "shutdownTimeout", "maxMessages", "promptLimit", "allowPaths"];
+  const defaults = Object.fromEntries(keys.map((key) => [key, defaultSetting(key)]));
+  return { ...defaults, ...config } as FullSettings;
+}
 
 export interface ServerDeps {
   engine: EngineService;

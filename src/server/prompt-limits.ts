@@ -2,28 +2,24 @@
 // work: a chat template renders on the JS thread in time linear in the messages, and 16,000
 // one-word messages used to hold it 5 s (issue 13, finding 3). Too many messages is a 400, too
 // much text a 413.
-import type { RequestHandler } from "express";
 import { BadRequestError, PayloadTooLargeError } from "../api/errors.js";
 import { bodyLimitBytes } from "./connection-limits.js";
 
 /** The request fields a prompt is made of, across the Ollama, OpenAI and Anthropic APIs. */
 const PROMPT_FIELDS = ["messages", "prompt", "input", "system", "suffix", "content", "instructions", "tools"] as const;
 
-export function promptLimits(maxMessages: number, promptLimit: string): RequestHandler {
+/** Throws when a request body brings more messages or prompt text than the operator allows. */
+export function promptLimitCheck(maxMessages: number, promptLimit: string): (body: unknown) => void {
   const maxBytes = bodyLimitBytes(promptLimit);
-  return (req, _res, next) => {
-    const body: unknown = req.body;
-    if (body === null || typeof body !== "object" || Array.isArray(body)) return next();
+  return (body) => {
+    if (body === null || typeof body !== "object" || Array.isArray(body)) return;
     const fields = body as Record<string, unknown>;
     const messages = conversationLength(fields);
     if (messages > maxMessages) {
-      return next(new BadRequestError(`too many messages: ${messages}, this server takes at most ${maxMessages} in one request`));
+      throw new BadRequestError(`too many messages: ${messages}, this server takes at most ${maxMessages} in one request`);
     }
     const bytes = PROMPT_FIELDS.reduce((sum, field) => sum + textBytes(fields[field]), 0);
-    if (bytes > maxBytes) {
-      return next(new PayloadTooLargeError(`prompt too large: ${bytes} bytes of text, this server takes at most ${maxBytes}`));
-    }
-    next();
+    if (bytes > maxBytes) throw new PayloadTooLargeError(`prompt too large: ${bytes} bytes of text, this server takes at most ${maxBytes}`);
   };
 }
 

@@ -20,8 +20,9 @@ import {
 import { ChatRequestSchema, EmbedRequestSchema, GenerateRequestSchema } from "../api/ollama.js";
 import { parseRequest } from "../api/validate.js";
 import { keyCheck } from "./auth.js";
-import type { ServerDeps } from "./context.js";
+import { withDefaults, type ServerDeps } from "./context.js";
 import { toVllamaError } from "./errors.js";
+import { requestCheck, type RequestCheck } from "./request-checks.js";
 import { hostGuardAllows, originCheck } from "./security.js";
 import { expectSingle, expectStream } from "./streams.js";
 
@@ -89,6 +90,7 @@ class Connection {
     private readonly socket: WebSocket,
     private readonly deps: ServerDeps,
     private readonly connectionId: string,
+    private readonly checkBody: RequestCheck,
   ) {
     socket.on("message", (data, isBinary) => this.receive(data, isBinary));
     socket.on("close", () => this.cancelAll());
@@ -132,6 +134,7 @@ class Connection {
     const line: Record<string, unknown> = { connection: this.connectionId, id, type, model: (body as { model?: unknown }).model };
     try {
       let last: Usage | undefined;
+      await this.checkBody(body);
       for await (const item of this.results(type, body, signal)) {
         last = item;
         await send(this.socket, { id, type, ...item });
@@ -196,6 +199,7 @@ export function attachWebSockets(server: Server, deps: ServerDeps): WebSockets {
   const guardsHost = hostGuardAllows(deps.config.host);
   const keys = deps.config.apiKeys ?? [];
   const checkKey = keyCheck(keys);
+  const checkBody = requestCheck(withDefaults(deps.config));
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
@@ -207,7 +211,7 @@ export function attachWebSockets(server: Server, deps: ServerDeps): WebSockets {
     // Upgrades bypass Express, so the API keys are checked here as apiKeyAuth checks routes.
     const key = keys.length === 0 ? undefined : checkKey(req.headers);
     if (key instanceof UnauthorizedError) return refuseUpgrade(socket, 401, key);
-    wss.handleUpgrade(req, socket, head, (ws) => new Connection(ws, deps, randomUUID()));
+    wss.handleUpgrade(req, socket, head, (ws) => new Connection(ws, deps, randomUUID(), checkBody));
   });
   return {
     close: () => {

@@ -1,6 +1,7 @@
 // The native core on CPU with a real model: exact greedy output, batching, tokenizer, KV ops,
 // errors, teardown and leaks.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -278,7 +279,15 @@ describe("native core", () => {
       const junk = path.join(tmp, "junk.gguf");
       writeFileSync(junk, "definitely not a model");
       await assert.rejects(loadModel(junk), (e: Error) => e instanceof BadRequestError && /not a GGUF/.test(e.message));
-      await assert.rejects(loadModel(tmp), BadRequestError);
+      await assert.rejects(loadModel(tmp), (e: Error) => e instanceof BadRequestError && /is a directory/.test(e.message));
+    });
+
+    test("a FIFO named as a model is refused at once, not waited on (nobody writes to it)", async () => {
+      const fifo = path.join(tmp, "fifo.gguf");
+      execFileSync("mkfifo", [fifo]);
+      const started = performance.now();
+      await assert.rejects(loadModel(fifo), (e: Error) => e instanceof BadRequestError && /is not a regular file/.test(e.message));
+      assert.ok(performance.now() - started < 1_000);
     });
 
     test("a truncated GGUF fails to load with a typed error, and the process keeps running", async () => {
