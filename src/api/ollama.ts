@@ -276,7 +276,12 @@ const ModelEntryFields = {
   details: ModelDetailsSchema,
 };
 
-export const ListModelSchema = z.object({ ...ModelEntryFields, modified_at: z.string() });
+export const ListModelSchema = z.object({
+  ...ModelEntryFields,
+  modified_at: z.string(),
+  /** vllama extension: why the model cannot be used (its manifest or config is damaged); it can still be deleted. */
+  damaged: z.string().optional(),
+});
 export const TagsResponseSchema = z.object({ models: z.array(ListModelSchema) });
 export type ListModel = z.infer<typeof ListModelSchema>;
 export type TagsResponse = z.infer<typeof TagsResponseSchema>;

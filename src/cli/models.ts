@@ -13,7 +13,8 @@ import { CliError, printJson, UsageError, withPullHint, type Ui } from "./ui.js"
 export async function listCommand(client: Client, ui: Ui): Promise<void> {
   const { models } = await client.list();
   if (ui.json) return printJson(ui, models);
-  const rows = models.map((m) => [m.name, shortId(m.digest), humanBytes(m.size), humanTime(m.modified_at)]);
+  // A damaged model says so in its ID column: it can only be deleted (`vllama rm`).
+  const rows = models.map((m) => [m.name, m.damaged ? `damaged: ${m.damaged}` : shortId(m.digest), humanBytes(m.size), humanTime(m.modified_at)]);
   ui.stdout.write(table([["NAME", "ID", "SIZE", "MODIFIED"], ...rows]));
 }
 

@@ -6,6 +6,7 @@ import {
   ShowRequestSchema, type CopyRequest, type CreateRequest, type DeleteRequest, type ProgressResponse,
   type PullRequest, type PushRequest, type ShowRequest, type ShowResponse, type TagsResponse,
 } from "../api/ollama.js";
+import { InternalError } from "../api/errors.js";
 import { parseRequest } from "../api/validate.js";
 import { AsyncQueue } from "../util/async-queue.js";
 import { pull as registryPull, push as registryPush } from "./registry.js";
@@ -28,7 +29,7 @@ export class ModelAdmin {
   pull(input: PullRequest, init: RequestInit = {}): AsyncIterable<ProgressResponse> {
     return progress(async (onProgress) => {
       const req = parseRequest(PullRequestSchema, input);
-      await registryPull(this.store, req.model, { signal: init.signal, insecure: req.insecure }, onProgress);
+      await writingStore(registryPull(this.store, req.model, { signal: init.signal, insecure: req.insecure }, onProgress));
     });
   }
 
@@ -42,18 +43,18 @@ export class ModelAdmin {
   create(input: CreateRequest): AsyncIterable<ProgressResponse> {
     return progress(async (onProgress) => {
       const req = parseRequest(CreateRequestSchema, input);
-      await this.store.create(req, onProgress);
+      await writingStore(this.store.create(req, onProgress));
     });
   }
 
   async copy(input: CopyRequest): Promise<void> {
     const req = parseRequest(CopyRequestSchema, input);
-    await this.store.copy(req.source, req.destination);
+    await writingStore(this.store.copy(req.source, req.destination));
   }
 
   async delete(input: DeleteRequest): Promise<void> {
     const req = parseRequest(DeleteRequestSchema, input);
-    await this.store.delete(req.model);
+    await writingStore(this.store.delete(req.model));
   }
 
   hasBlob(digest: string): Promise<boolean> {
@@ -63,8 +64,25 @@ export class ModelAdmin {
   /** Stores a blob unless it is already there; true if it was written. */
   async writeBlob(digest: string, body: NodeJS.ReadableStream): Promise<boolean> {
     if (await this.store.hasBlob(digest)) return false;
-    await this.store.writeBlob(digest, body as AsyncIterable<Uint8Array>);
+    await writingStore(this.store.writeBlob(digest, body as AsyncIterable<Uint8Array>));
     return true;
+  }
+}
+
+/**
+ * A write to the model store that the file system refuses is the server's problem, said plainly:
+ * a read-only store answered the raw `EACCES: permission denied, open '/home/...'`, host path and all.
+ */
+async function writingStore<T>(write: Promise<T>): Promise<T> {
+  try {
+    return await write;
+  } catch (error) {
+    const { code, syscall } = error as NodeJS.ErrnoException;
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS") throw new InternalError(`the model store is not writable (${code})`);
+    // A recursive mkdir that cannot write says ENOENT (Node 20, on a read-only mount).
+    if (code === "ENOENT" && syscall === "mkdir") throw new InternalError("the model store is not writable (cannot create its folders)");
+    if (code === "ENOSPC" || code === "EDQUOT") throw new InternalError(`no space left for the model store (${code})`);
+    throw error;
   }
 }
 

@@ -91,6 +91,27 @@ function notFound(input: string): NotFoundError {
   return new NotFoundError(`model '${input}' not found`);
 }
 
+/** A manifest that cannot be read as one: the model cannot be used, only listed and deleted. */
+export class DamagedManifestError extends InternalError {
+  constructor(readonly model: string, readonly reason: string) {
+    super(`model '${model}' is damaged: its manifest is ${reason}; delete it and pull or create it again`);
+  }
+}
+
+function isWellFormed(name: ModelName): boolean {
+  try {
+    parseModelName(`${name.host}/${name.namespace}/${name.model}:${name.tag}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function damagedEntry(name: string, reason: string, modifiedAt: Date, size: number, digest: string): ListModel {
+  const details = { parent_model: "", format: "", family: "", families: null, parameter_size: "", quantization_level: "" };
+  return { name, model: name, modified_at: modifiedAt.toISOString(), size, digest, details, damaged: reason };
+}
+
 export function detailsFromConfig(config: ModelConfig): ModelDetails {
   return {
     parent_model: "",
@@ -221,16 +242,15 @@ export class ModelStore {
 
   private async loadManifest(path: string): Promise<StoredManifest> {
     const [bytes, info] = await Promise.all([readFile(path), stat(path)]);
+    const [host, namespace, model, tag] = relative(this.manifestsDir, path).split(sep) as [string, string, string, string];
+    const damaged = (why: string) => new DamagedManifestError(displayName({ host, namespace, model, tag }), why);
     let manifest: Manifest;
     try {
       manifest = JSON.parse(bytes.toString("utf8")) as Manifest;
     } catch {
-      throw new InternalError(`manifest ${path} is not valid JSON`);
+      throw damaged("not valid JSON");
     }
-    if (!manifest || !Array.isArray(manifest.layers) || !manifest.config?.digest) {
-      throw new InternalError(`manifest ${path} is not a model manifest`);
-    }
-    const [host, namespace, model, tag] = relative(this.manifestsDir, path).split(sep) as [string, string, string, string];
+    if (!manifest || !Array.isArray(manifest.layers) || !manifest.config?.digest) throw damaged("not a model manifest");
     return {
       name: { host, namespace, model, tag },
       path,
@@ -266,29 +286,32 @@ export class ModelStore {
     if (replaced) await this.removeUnreferencedBlobs(replaced.manifest);
   }
 
-  /** Every readable manifest in the store; malformed names and files are skipped, as Ollama does. */
+  /** Every readable manifest in the store; malformed names and damaged files are skipped, as Ollama does. */
   async allManifests(): Promise<StoredManifest[]> {
-    const found: StoredManifest[] = [];
+    return (await this.scanManifests()).flatMap((entry) => ("manifest" in entry ? [entry.manifest] : []));
+  }
+
+  /** Every manifest file under a well-formed name: loaded, or the reason it cannot be. */
+  private async scanManifests(): Promise<Array<{ manifest: StoredManifest } | { damaged: DamagedManifestError; modifiedAt: Date }>> {
+    const found: Array<{ manifest: StoredManifest } | { damaged: DamagedManifestError; modifiedAt: Date }> = [];
     for (const host of await listDir(this.manifestsDir)) {
       for (const namespace of await listDir(join(this.manifestsDir, host))) {
         for (const model of await listDir(join(this.manifestsDir, host, namespace))) {
           for (const tag of await listDir(join(this.manifestsDir, host, namespace, model))) {
-            const stored = await this.tryLoadManifest({ host, namespace, model, tag });
-            if (stored) found.push(stored);
+            const name = { host, namespace, model, tag };
+            if (!isWellFormed(name)) continue;
+            const path = join(this.manifestsDir, ...manifestPathParts(name));
+            try {
+              found.push({ manifest: await this.loadManifest(path) });
+            } catch (error) {
+              if (!(error instanceof DamagedManifestError)) continue; // gone meanwhile, or a directory
+              found.push({ damaged: error, modifiedAt: (await stat(path)).mtime });
+            }
           }
         }
       }
     }
     return found;
-  }
-
-  private async tryLoadManifest(name: ModelName): Promise<StoredManifest | undefined> {
-    try {
-      parseModelName(`${name.host}/${name.namespace}/${name.model}:${name.tag}`);
-      return await this.loadManifest(join(this.manifestsDir, ...manifestPathParts(name)));
-    } catch {
-      return undefined;
-    }
   }
 
   async readConfig(manifest: Manifest): Promise<ModelConfig> {
@@ -297,21 +320,23 @@ export class ModelStore {
 
   // ---- the model-management operations ----
 
-  /** /api/tags entries, newest first. */
+  /** /api/tags entries, newest first; a damaged model is listed with why (`damaged`), so that it can be deleted. */
   async list(): Promise<ListModel[]> {
     const entries: ListModel[] = (await this.fallback?.list()) ?? [];
-    for (const stored of await this.allManifests()) {
-      const config = await this.readConfig(stored.manifest).catch(() => undefined);
-      if (!config) continue;
+    for (const entry of await this.scanManifests()) {
+      if ("damaged" in entry) {
+        entries.push(damagedEntry(entry.damaged.model, `its manifest is ${entry.damaged.reason}`, entry.modifiedAt, 0, ""));
+        continue;
+      }
+      const stored = entry.manifest;
       const name = displayName(stored.name);
-      entries.push({
-        name,
-        model: name,
-        modified_at: stored.modifiedAt.toISOString(),
-        size: manifestSize(stored.manifest),
-        digest: stored.digest,
-        details: detailsFromConfig(config),
-      });
+      const size = manifestSize(stored.manifest);
+      const config = await this.readConfig(stored.manifest).catch(() => undefined);
+      if (!config) {
+        entries.push(damagedEntry(name, "its config blob is missing or not valid JSON", stored.modifiedAt, size, stored.digest));
+        continue;
+      }
+      entries.push({ name, model: name, modified_at: stored.modifiedAt.toISOString(), size, digest: stored.digest, details: detailsFromConfig(config) });
     }
     return entries.sort((a, b) => b.modified_at.localeCompare(a.modified_at));
   }
@@ -415,10 +440,16 @@ export class ModelStore {
 
   /** /api/delete: removes the manifest, then the blobs no other manifest references. */
   async delete(input: string): Promise<void> {
-    const stored = await this.readManifest(input);
-    await rm(stored.path);
-    await this.removeEmptyParents(dirname(stored.path));
-    await this.removeUnreferencedBlobs(stored.manifest);
+    const path = await this.findManifestPath(parseModelName(input));
+    if (!path) throw notFound(input);
+    // A damaged manifest names no blobs it could be read for: it alone goes.
+    const stored = await this.readManifest(input).catch((error: unknown) => {
+      if (error instanceof DamagedManifestError) return undefined;
+      throw error;
+    });
+    await rm(path);
+    await this.removeEmptyParents(dirname(path));
+    if (stored) await this.removeUnreferencedBlobs(stored.manifest);
   }
 
   /** Removes those of `candidate`'s blobs that no manifest in the store references. */
