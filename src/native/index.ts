@@ -1,6 +1,6 @@
 // Typed front of the native addon: argument checks that need the file system, and native error
 // codes mapped to the project's typed errors. Engine code imports from here only.
-import { constants } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import os from "node:os";
 import { BadRequestError, InternalError, NotFoundError, VllamaError } from "../api/errors.js";
@@ -52,7 +52,7 @@ const MODEL_FILE_OPEN_MS = 5_000;
  * A model file is a regular file that starts with GGUF's magic. It is opened non-blocking, so a
  * FIFO named as a model (which held its request forever) is refused instead of waited on.
  */
-async function checkGgufFile(path: string): Promise<void> {
+async function checkGgufFile(path: string): Promise<Stats> {
   let handle;
   try {
     handle = await openWithin(path, MODEL_FILE_OPEN_MS);
@@ -69,6 +69,7 @@ async function checkGgufFile(path: string): Promise<void> {
       throw new BadRequestError(`cannot read '${path}': ${error.message}`);
     });
     if (bytesRead < 4 || buffer.toString("latin1") !== "GGUF") throw new BadRequestError(`'${path}' is not a GGUF file`);
+    return stats;
   } finally {
     await handle.close();
   }
@@ -86,12 +87,24 @@ function openWithin(path: string, ms: number): Promise<FileHandle> {
   });
 }
 
+/**
+ * Whether others than this process's user can change the file: group or world writable, or owned
+ * by another user. Mapped weights of a file truncated underneath are a SIGBUS that kills the
+ * process (issue 13, finding 9), and llama.cpp cannot catch it; a file only this user can write is
+ * mapped (the user truncating their own store while serving from it is their call), any other is
+ * read into memory, which costs its load time and its pages no longer being shared with the page cache.
+ */
+function writableByOthers(stats: Stats): boolean {
+  return (stats.mode & 0o022) !== 0 || (process.getuid !== undefined && stats.uid !== process.getuid());
+}
+
 export async function loadModel(path: string, options: LoadModelOptions & { gpu?: GpuChoice } = {}): Promise<NativeModel> {
   const { backend } = initBackend(options.gpu ?? "auto");
-  await checkGgufFile(path);
+  const stats = await checkGgufFile(path);
   const gpuLayers = options.gpuLayers ?? (backend === "cpu" ? 0 : -1);
+  const useMmap = options.useMmap ?? !writableByOthers(stats);
   try {
-    return await loadAddon().loadModel(path, { ...options, gpuLayers });
+    return await loadAddon().loadModel(path, { ...options, gpuLayers, useMmap });
   } catch (error) {
     throw toTypedError(error);
   }

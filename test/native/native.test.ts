@@ -2,7 +2,7 @@
 // errors, teardown and leaks.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -280,6 +280,19 @@ describe("native core", () => {
       writeFileSync(junk, "definitely not a model");
       await assert.rejects(loadModel(junk), (e: Error) => e instanceof BadRequestError && /not a GGUF/.test(e.message));
       await assert.rejects(loadModel(tmp), (e: Error) => e instanceof BadRequestError && /is a directory/.test(e.message));
+    });
+
+    test("a model file others can write is read, not mapped: truncated underneath, it decodes on (no SIGBUS)", async () => {
+      const shared = path.join(tmp, "shared.gguf");
+      writeFileSync(shared, readFileSync(storiesPath));
+      chmodSync(shared, 0o666);
+      const loaded = await loadModel(shared, {});
+      const ctx = await createContext(loaded, { kvCells: 256, nSeqMax: 1, batchCapacity: 64, nUbatch: 64 });
+      truncateSync(shared, 1000);
+      const [stream] = await decodeTogether(loaded, ctx, [REFERENCE_PROMPT], 48);
+      assert.equal(text(stream!), REFERENCE_TEXT);
+      await ctx.dispose();
+      await loaded.dispose();
     });
 
     test("a FIFO named as a model is refused at once, not waited on (nobody writes to it)", async () => {
