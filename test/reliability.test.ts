@@ -112,9 +112,9 @@ describe("reliability: shutdown drains (finding 4) and warns about an open bind 
   const MAIN = path.resolve(repoRoot, "src/cli/main.ts");
   const TSX = import.meta.resolve("tsx");
 
-  /** `vllama serve` as users run it, on a free port of every interface, without a key. */
+  /** `vllama serve` as users run it, on a free port of every interface, without a key; path models from models/ (finding 5). */
   async function serve(shutdownTimeout: string): Promise<{ child: ChildProcessWithoutNullStreams; url: string; stderr: () => string }> {
-    const child = spawn(process.execPath, ["--import", TSX, MAIN, "serve", "--host", "0.0.0.0:0", "--shutdown-timeout", shutdownTimeout], {
+    const child = spawn(process.execPath, ["--import", TSX, MAIN, "serve", "--host", "0.0.0.0:0", "--shutdown-timeout", shutdownTimeout, "--allow-path", path.dirname(storiesPath)], {
       env: { ...process.env, VLLAMA_MODELS: mkdtempSync(path.join(os.tmpdir(), "vllama-drain-")), VLLAMA_LOG_LEVEL: "warn", VLLAMA_API_KEY: "",
         // stories260K was trained on 128 tokens, the default context: the streams must outlast the deadline.
         VLLAMA_CONTEXT_LENGTH: "65536", VLLAMA_KV_CELLS: "65536" },
