@@ -4,35 +4,27 @@
 // the project's machines run the suite).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { InternalError, NotFoundError } from "../../src/api/errors.js";
 import type { ProgressResponse } from "../../src/api/ollama.js";
 import { ModelAdmin } from "../../src/models/admin.js";
 import { ModelStore } from "../../src/models/store.js";
 import { storiesPath } from "../helpers/models.js";
+import { tempDirs } from "../helpers/store.js";
 
-const dirs: string[] = [];
-const mounts: string[] = [];
-after(async () => {
-  for (const mount of mounts) execFileSync("umount", [mount]);
-  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
-});
+const { tempDir } = tempDirs("store-faults");
 
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "vllama-store-faults-"));
-  dirs.push(dir);
-  return dir;
-}
-
-/** A tmpfs of `size` at a new folder. */
-async function tmpfs(size: string): Promise<string> {
+/** Runs `work` on a tmpfs of `size` mounted at a new folder, unmounted after. */
+async function onTmpfs(size: string, work: (dir: string) => Promise<void>): Promise<void> {
   const dir = await tempDir();
   execFileSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir]);
-  mounts.push(dir);
-  return dir;
+  try {
+    await work(dir);
+  } finally {
+    execFileSync("umount", [dir]);
+  }
 }
 
 async function drain(progress: AsyncIterable<ProgressResponse>): Promise<ProgressResponse[]> {
@@ -83,25 +75,27 @@ describe("store faults (finding 9)", () => {
   });
 
   test("a read-only store: create, copy, delete and blob uploads get a clear 500 without host paths", async () => {
-    const dir = await tmpfs("4m");
-    const admin = new ModelAdmin(new ModelStore(join(dir, "models")));
-    await drain(admin.create({ model: "kept", from: storiesPath }));
-    execFileSync("mount", ["-o", "remount,ro", dir]);
-    const readOnly = "the model store is not writable (EROFS)";
-    assert.equal((await failure(drain(admin.create({ model: "new", from: storiesPath })), dir)).message, readOnly);
-    assert.match((await failure(admin.copy({ source: "kept", destination: "copy" }), dir)).message, /^the model store is not writable /);
-    assert.equal((await failure(admin.delete({ model: "kept" }), dir)).message, readOnly);
-    const upload = admin.writeBlob(`sha256:${"0".repeat(64)}`, (async function* () { yield Buffer.from("x"); })() as unknown as NodeJS.ReadableStream);
-    assert.equal((await failure(upload, dir)).message, readOnly);
-    assert.equal((await admin.list()).models.length, 1, "reading still works");
+    await onTmpfs("4m", async (dir) => {
+      const admin = new ModelAdmin(new ModelStore(join(dir, "models")));
+      await drain(admin.create({ model: "kept", from: storiesPath }));
+      execFileSync("mount", ["-o", "remount,ro", dir]);
+      const readOnly = "the model store is not writable (EROFS)";
+      assert.equal((await failure(drain(admin.create({ model: "new", from: storiesPath })), dir)).message, readOnly);
+      assert.match((await failure(admin.copy({ source: "kept", destination: "copy" }), dir)).message, /^the model store is not writable /);
+      assert.equal((await failure(admin.delete({ model: "kept" }), dir)).message, readOnly);
+      const upload = admin.writeBlob(`sha256:${"0".repeat(64)}`, (async function* () { yield Buffer.from("x"); })() as unknown as NodeJS.ReadableStream);
+      assert.equal((await failure(upload, dir)).message, readOnly);
+      assert.equal((await admin.list()).models.length, 1, "reading still works");
+    });
   });
 
   test("a full disk during create: a clear 500 without host paths, and no partial blob left", async () => {
-    const dir = await tmpfs("512k");
-    const admin = new ModelAdmin(new ModelStore(join(dir, "models")));
-    const error = await failure(drain(admin.create({ model: "big", from: storiesPath })), dir);
-    assert.equal(error.message, "no space left for the model store (ENOSPC)");
-    assert.deepEqual(await readdir(join(dir, "models", "blobs")), []);
-    assert.deepEqual((await admin.list()).models, []);
+    await onTmpfs("512k", async (dir) => {
+      const admin = new ModelAdmin(new ModelStore(join(dir, "models")));
+      const error = await failure(drain(admin.create({ model: "big", from: storiesPath })), dir);
+      assert.equal(error.message, "no space left for the model store (ENOSPC)");
+      assert.deepEqual(await readdir(join(dir, "models", "blobs")), []);
+      assert.deepEqual((await admin.list()).models, []);
+    });
   });
 });
