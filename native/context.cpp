@@ -244,6 +244,7 @@ Napi::Value Context::SetSampler(const Napi::CallbackInfo & info) {
     p.grammar = OptionalString(o, "grammar", "");
     p.top_logprobs = std::max(0, OptionalNumber<int32_t>(o, "topLogprobs", 0));
     p.logprobs = OptionalBool(o, "logprobs", false);
+    p.min_tokens = std::max(0, OptionalNumber<int32_t>(o, "minTokens", 0));
     try {
         TakeLastLlamaError();
         samplers_[seq] = std::make_unique<SequenceSampler>(model_->vocab(), p);

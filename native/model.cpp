@@ -153,6 +153,14 @@ Napi::Object Model::Info(Napi::Env env) {
     o.Set("eot", llama_vocab_eot(vocab_));
     o.Set("addBos", llama_vocab_get_add_bos(vocab_));
     o.Set("addEos", llama_vocab_get_add_eos(vocab_));
+    Napi::Object fim = Napi::Object::New(env);
+    fim.Set("pre", llama_vocab_fim_pre(vocab_));
+    fim.Set("suf", llama_vocab_fim_suf(vocab_));
+    fim.Set("mid", llama_vocab_fim_mid(vocab_));
+    fim.Set("pad", llama_vocab_fim_pad(vocab_));
+    fim.Set("rep", llama_vocab_fim_rep(vocab_));
+    fim.Set("sep", llama_vocab_fim_sep(vocab_));
+    o.Set("fim", fim);
     const char * tmpl = llama_model_chat_template(model, nullptr);
     o.Set("chatTemplate", tmpl ? std::string(tmpl) : std::string());
     Napi::Object meta = Napi::Object::New(env);

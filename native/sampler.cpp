@@ -7,6 +7,11 @@
 
 SequenceSampler::SequenceSampler(const llama_vocab * vocab, const SamplerParams & params)
     : params_(params), n_vocab_(llama_vocab_n_tokens(vocab)) {
+    if (params.min_tokens > 0) {
+        for (llama_token id = 0; id < n_vocab_; id++) {
+            if (llama_vocab_is_eog(vocab, id)) eog_tokens_.push_back(id);
+        }
+    }
     if (!params.grammar.empty()) {
         grammar_ = llama_sampler_init_grammar(vocab, params.grammar.c_str(), "root");
         if (grammar_ == nullptr) {
@@ -52,6 +57,9 @@ void SequenceSampler::FillCandidates(const float * logits) {
     candidates_.resize(n_vocab_);
     for (llama_token id = 0; id < n_vocab_; id++) {
         candidates_[id] = llama_token_data{id, logits[id], 0.0f};
+    }
+    if (SuppressingEog()) {
+        for (llama_token id : eog_tokens_) candidates_[id].logit = -std::numeric_limits<float>::infinity();
     }
 }
 
@@ -101,7 +109,7 @@ llama_token SequenceSampler::PickAllowed(const float * logits) {
 
 SampledToken SequenceSampler::Sample(const float * logits, int32_t * top_ids, float * top_lps) {
     llama_token token;
-    if (greedy_only_ && grammar_ == nullptr) {
+    if (greedy_only_ && grammar_ == nullptr && !SuppressingEog()) {
         token = Argmax(logits, n_vocab_);
     } else {
         FillCandidates(logits);
@@ -118,6 +126,7 @@ SampledToken SequenceSampler::Sample(const float * logits, int32_t * top_ids, fl
         }
     }
     if (!greedy_only_) AcceptChains(token);
+    generated_++;
 
     SampledToken out{token, std::numeric_limits<float>::quiet_NaN()};
     if (params_.logprobs || params_.top_logprobs > 0) {
@@ -155,4 +164,6 @@ void SequenceSampler::Accept(const llama_token * tokens, size_t n, bool grammar)
         if (!greedy_only_) AcceptChains(tokens[i]);
         if (grammar && grammar_ != nullptr) llama_sampler_accept(grammar_, tokens[i]);
     }
+    // Replayed generated tokens (`grammar`) count toward min_tokens; prompt tokens do not.
+    if (grammar) generated_ += static_cast<int32_t>(n);
 }

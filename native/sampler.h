@@ -24,6 +24,9 @@ struct SamplerParams {
     std::string grammar;
     int32_t top_logprobs = 0;
     bool logprobs = false;
+    // End-of-generation tokens are masked until this many tokens were sampled (OpenAI's and
+    // vLLM's min_tokens): in the sampler, so the pick is the model's best non-ending token.
+    int32_t min_tokens = 0;
 };
 
 struct SampledToken {
@@ -48,7 +51,9 @@ class SequenceSampler {
     int32_t wants_top() const { return params_.top_logprobs; }
 
   private:
+    // The candidates from one row of logits, end-of-generation masked while below min_tokens.
     void FillCandidates(const float * logits);
+    bool SuppressingEog() const { return generated_ < params_.min_tokens; }
     // Adjusts and picks from `cur`, unconstrained.
     llama_token Pick(llama_token_data_array * cur);
     // Picks among the tokens the grammar allows (see sampler.cpp).
@@ -64,4 +69,8 @@ class SequenceSampler {
     llama_sampler * grammar_ = nullptr;
     bool greedy_only_ = false;
     std::vector<llama_token_data> candidates_;
+    // The vocabulary's end-of-generation tokens, listed only when min_tokens asks for them.
+    std::vector<llama_token> eog_tokens_;
+    // Tokens generated so far (sampled, or replayed after a preemption).
+    int32_t generated_ = 0;
 };

@@ -57,6 +57,8 @@ export const RuntimeOptionsSchema = z.object({
   stop: Stop.optional(),
   /** vllama extension (as in vLLM): keep generating past end-of-sequence tokens. */
   ignore_eos: z.boolean().optional(),
+  /** vllama extension (as OpenAI's and vLLM's `min_tokens`): end-of-sequence tokens are held off until this many tokens. */
+  min_tokens: z.int().min(0).optional(),
   /** vllama extension (OpenAI's `logit_bias`): token id -> bias added to its logit (-100 bans it). */
   logit_bias: z.record(z.string().regex(/^\d+$/, { error: "expected token ids as keys" }), z.number().min(-100).max(100)).optional(),
 });

@@ -15,6 +15,7 @@ import {
 } from "../api/ollama.js";
 import { parseRequest } from "../api/validate.js";
 import { parseKeepAlive, resolveLoadSettings, resolveOptions, type LoadSettings } from "./options.js";
+import { buildFimPrompt } from "../chat/fill-in-middle.js";
 import { buildChatPrompt, buildGeneratePrompt } from "../chat/prompt.js";
 import { KvEventPublisher } from "../kv-events/publisher.js";
 import { ModelAdmin } from "../models/admin.js";
@@ -99,10 +100,9 @@ export class Engine implements EngineService {
     if (!req.prompt && !req.suffix && !req.context?.length) {
       return generateLoadResponse(req, await this.loadOrUnload(model, req.options, keepAliveMs));
     }
-    if (req.suffix !== undefined) throw new BadRequestError(`${req.model} does not support insert`);
     if (req.images?.length) throw new BadRequestError(`${req.model} does not support images`);
-    const { generation } = await this.startGeneration(model, keepAliveMs, req, init, async (tokenizer) => ({
-      tokens: await buildGeneratePrompt(req, model, tokenizer),
+    const { generation } = await this.startGeneration(model, keepAliveMs, req, init, async (tokenizer, options) => ({
+      tokens: req.suffix === undefined ? await buildGeneratePrompt(req, model, tokenizer) : buildInsertPrompt(req, tokenizer, options),
     }));
     return generateResponses(req, generation);
   }
@@ -295,7 +295,7 @@ export class Engine implements EngineService {
     keepAliveMs: number,
     req: GenerationSettings,
     init: RequestInit,
-    buildPrompt: (tokenizer: NativeModel) => Promise<P>,
+    buildPrompt: (tokenizer: NativeModel, options: ContextOptions) => Promise<P>,
   ): Promise<{ generation: Generation; prompt: P }> {
     const startedAt = process.hrtime.bigint();
     const grammar = await formatGrammar(req.format);
@@ -304,7 +304,7 @@ export class Engine implements EngineService {
       const resolved = resolveOptions(req.options, model.parameters, lease.runner.contextLength);
       // A sequence never holds more tokens than the model's whole KV cache, whatever num_ctx says.
       const options = { ...resolved, num_ctx: Math.min(resolved.num_ctx, lease.runner.kvCells) };
-      const prompt = await buildPrompt(lease.runner.model);
+      const prompt = await buildPrompt(lease.runner.model, options);
       const tokens = fitContext(prompt.tokens, options, req.truncate !== false);
       const params = samplerParams({
         options, grammar, logprobs: req.logprobs, topLogprobs: req.top_logprobs, vocabSize: lease.runner.model.info.vocabSize,
@@ -327,19 +327,37 @@ export class Engine implements EngineService {
   }
 }
 
+/** What fitting a prompt to the sequence's context needs to know. */
+type ContextOptions = { num_ctx: number; num_keep: number; num_predict: number };
+
 /**
  * A prompt longer than the context keeps its first `num_keep` tokens and its most recent ones,
  * leaving a quarter of the context (or num_predict, if smaller) to generate, as Ollama truncates.
  * With `truncate: false` it is an error.
  */
-function fitContext(prompt: number[], options: { num_ctx: number; num_keep: number; num_predict: number }, truncate: boolean): number[] {
+function fitContext(prompt: number[], options: ContextOptions, truncate: boolean): number[] {
   if (prompt.length < options.num_ctx) return prompt;
   if (!truncate) throw new BadRequestError(`input length (${prompt.length} tokens) exceeds the context length (num_ctx ${options.num_ctx})`);
+  const keep = Math.min(Math.max(options.num_keep, 0), Math.floor(options.num_ctx / 2));
+  const tail = Math.max(1, truncatedRoom(options) - keep);
+  return [...prompt.slice(0, keep), ...prompt.slice(prompt.length - tail)];
+}
+
+/** The tokens a truncated prompt keeps: the context less a quarter of it (or num_predict, if smaller) to generate. */
+function truncatedRoom(options: ContextOptions): number {
   const room = Math.max(1, Math.floor(options.num_ctx / 4));
   const generate = options.num_predict > 0 ? Math.min(options.num_predict, room) : room;
-  const keep = Math.min(Math.max(options.num_keep, 0), Math.floor(options.num_ctx / 2));
-  const tail = Math.max(1, options.num_ctx - generate - keep);
-  return [...prompt.slice(0, keep), ...prompt.slice(prompt.length - tail)];
+  return options.num_ctx - generate;
+}
+
+/** A generate request with a `suffix`: fill in the middle with the model's FIM tokens. */
+function buildInsertPrompt(req: GenerateRequest, tokenizer: NativeModel, options: ContextOptions): number[] {
+  if (req.raw) throw new BadRequestError("raw mode does not support suffix");
+  if (req.context?.length) throw new BadRequestError("context cannot be combined with suffix");
+  return buildFimPrompt({
+    model: req.model, prefix: req.prompt ?? "", suffix: req.suffix ?? "",
+    numCtx: options.num_ctx, truncatedRoom: truncatedRoom(options), truncate: req.truncate !== false,
+  }, tokenizer);
 }
 
 /** The line logged at each model load: its KV cache and what decided its size. */

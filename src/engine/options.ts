@@ -97,6 +97,7 @@ const OLLAMA_DEFAULTS: Omit<ResolvedOptions, "num_ctx"> = {
   frequency_penalty: 0,
   stop: [],
   ignore_eos: false,
+  min_tokens: 0,
   logit_bias: {},
   num_batch: 512,
   num_gpu: -1,

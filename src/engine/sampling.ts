@@ -34,6 +34,7 @@ export function samplerParams(req: SamplingRequest): SamplerParams {
     grammar: req.grammar,
     logprobs: req.logprobs ?? false,
     topLogprobs: req.topLogprobs ?? 0,
+    minTokens: o.min_tokens,
   };
 }
 

@@ -88,6 +88,11 @@ export interface SyntheticModelOptions {
   seed?: number;
   /** general.name; defaults to the preset name or "synthetic-<arch>". */
   name?: string;
+  /**
+   * Token id -> text written over the vocabulary's entry as a control token: a later release's
+   * added tokens in the bundle's placeholder slots (Qwen2.5-Coder's FIM tokens over Qwen2's [PAD]s).
+   */
+  controlTokens?: Record<number, string>;
 }
 
 export interface SyntheticModelSummary {
@@ -286,6 +291,26 @@ function resolveShape(options: SyntheticModelOptions): { shape: SyntheticShape; 
   return { shape: SYNTHETIC_PRESETS[options.preset], name: options.name ?? options.preset };
 }
 
+const CONTROL_TOKEN_TYPE = 3;
+
+function withControlTokens(tokenizer: Array<[string, GgufValue]>, control: Record<number, string>): Array<[string, GgufValue]> {
+  const ids = Object.keys(control).map(Number);
+  if (ids.length === 0) return tokenizer;
+  return tokenizer.map(([key, value]): [string, GgufValue] => {
+    if (key === "tokenizer.ggml.tokens" && value.type === "array" && value.itemType === "string") {
+      const texts = [...value.value];
+      for (const id of ids) texts[id] = control[id]!;
+      return [key, { ...value, value: texts }];
+    }
+    if (key === "tokenizer.ggml.token_type" && value.type === "array" && value.itemType === "int32") {
+      const types = [...value.value];
+      for (const id of ids) types[id] = CONTROL_TOKEN_TYPE;
+      return [key, { ...value, value: types }];
+    }
+    return [key, value];
+  });
+}
+
 /** Writes a random-weight GGUF that llama.cpp loads and runs like the real architecture. */
 export async function writeSyntheticModel(options: SyntheticModelOptions): Promise<SyntheticModelSummary> {
   const { shape, name } = resolveShape(options);
@@ -293,7 +318,7 @@ export async function writeSyntheticModel(options: SyntheticModelOptions): Promi
   const weightType = WEIGHT_TYPES[options.type];
   if (!weightType) throw new BadRequestError(`unknown weight type ${JSON.stringify(options.type)} (known: f32, f16, q8_0)`);
 
-  const tokenizer = await tokenizerMetadata(shape.vocab);
+  const tokenizer = withControlTokens(await tokenizerMetadata(shape.vocab), options.controlTokens ?? {});
   const tokens = tokenizer.find(([key]) => key === "tokenizer.ggml.tokens")?.[1];
   if (tokens?.type !== "array") throw new BadRequestError(`vocabulary ${shape.vocab} has no tokenizer.ggml.tokens`);
   const nVocab = tokens.value.length;

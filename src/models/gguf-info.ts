@@ -67,13 +67,37 @@ export function effectiveTemplate(file: GgufFile, templateLayer: string | undefi
   return templateLayer ?? metadataString(file, "tokenizer.chat_template") ?? "";
 }
 
+/**
+ * Fill-in-the-middle prefix, suffix and middle tokens: the GGUF's keys, or the names llama.cpp
+ * looks for when they are absent (llama-vocab.cpp; the names Qwen, Granite, DeepSeek, CodeLlama,
+ * GLM-4.5 and Falcon-H1 coders use), so `insert` is listed exactly when a suffix is accepted.
+ */
+function hasFimTokens(file: GgufFile): boolean {
+  if (["pre", "suf", "mid"].every((k) => file.metadata.has(`tokenizer.ggml.fim_${k}_token_id`))) return true;
+  const tokens = file.metadata.get("tokenizer.ggml.tokens");
+  if (tokens?.type !== "array" || tokens.itemType !== "string") return false;
+  const names = new Set(tokens.value);
+  return FIM_TOKEN_NAMES.some((triple) => triple.every((name) => names.has(name)));
+}
+
+const FIM_TOKEN_NAMES = [
+  ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"],
+  ["<fim-prefix>", "<fim-suffix>", "<fim-middle>"],
+  ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"],
+  ["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"],
+  ["<PRE>", "<SUF>", "<MID>"],
+  ["▁<PRE>", "▁<SUF>", "▁<MID>"],
+  ["<|code_prefix|>", "<|code_suffix|>", "<|code_middle|>"],
+  ["<|prefix|>", "<|suffix|>", "<|middle|>"],
+];
+
 /** Ollama's capability rules, applied to both Go-template and Jinja templates. */
 export function modelCapabilities(file: GgufFile, template: string, hasProjector: boolean): Capability[] {
   if (isEmbeddingModel(file)) return ["embedding"];
   const capabilities: Capability[] = ["completion"];
   const lower = template.toLowerCase();
   if (lower.includes("tools")) capabilities.push("tools");
-  if (lower.includes("suffix")) capabilities.push("insert");
+  if (lower.includes("suffix") || hasFimTokens(file)) capabilities.push("insert");
   if (hasProjector) capabilities.push("vision");
   return capabilities;
 }

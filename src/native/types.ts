@@ -45,6 +45,8 @@ export interface ModelInfo {
   eot: number;
   addBos: boolean;
   addEos: boolean;
+  /** Fill-in-the-middle token ids (llama_vocab_fim_*: the GGUF's keys, else found by name), -1 where none. */
+  fim: { pre: number; suf: number; mid: number; pad: number; rep: number; sep: number };
   /** `tokenizer.chat_template`, or "" when the file has none. */
   chatTemplate: string;
   /** Every GGUF key/value pair as llama.cpp renders it (arrays abbreviated by llama.cpp). */
@@ -87,6 +89,8 @@ export interface SamplerParams {
   topLogprobs?: number;
   /** Report the sampled token's logprob (implied by topLogprobs > 0). */
   logprobs?: boolean;
+  /** End-of-generation tokens are masked until this many tokens were generated. */
+  minTokens?: number;
 }
 
 /**
