@@ -47,6 +47,9 @@ const OpenAIResponseFormat = z.discriminatedUnion("type", [
   }),
 ]);
 
+/** Most choices one request may ask for (prompts x n): OpenAI's bound on n. */
+export const MAX_CHOICES = 128;
+
 /** Sampling fields shared by chat and legacy completions. */
 const OpenAISampling = {
   model: ModelName,
@@ -64,8 +67,9 @@ const OpenAISampling = {
   min_p: z.number().min(0).max(1).nullable().optional(),
   repetition_penalty: z.number().gt(0).max(2).nullable().optional(),
   logit_bias: RuntimeOptionsSchema.shape.logit_bias.nullable(),
-  min_tokens: z.int().min(0).max(0, { error: "not supported (the engine cannot hold off end-of-sequence yet)" }).nullable().optional(),
-  n: z.int().min(1).max(1, { error: "only n=1 is supported" }).nullable().optional(),
+  min_tokens: z.int().min(0).nullable().optional(),
+  // Choices per prompt; each is a sequence of its own (src/server/choices.ts), so they are bounded.
+  n: z.int().min(1).max(MAX_CHOICES).nullable().optional(),
   best_of: z.int().min(1).max(1, { error: "only best_of=1 is supported" }).nullable().optional(),
   user: z.string().optional(),
 };
@@ -88,7 +92,8 @@ export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 
 export const CompletionRequestSchema = z.object({
   ...OpenAISampling,
-  prompt: z.union([z.string(), z.array(z.string()).length(1)]).transform((p) => (typeof p === "string" ? p : p[0]!)),
+  // A list of prompts is one choice each (times n), batched together.
+  prompt: z.union([z.string(), z.array(z.string()).min(1).max(MAX_CHOICES)]).transform((p) => (typeof p === "string" ? [p] : p)),
   suffix: z.string().nullable().optional(),
   echo: z.boolean().nullable().optional(),
   logprobs: z.int().min(0).max(20).nullable().optional(),

@@ -31,9 +31,11 @@ import {
   type OpenAIModel,
   type OpenAIToolCall,
   type OpenAIUsage,
+  MAX_CHOICES,
 } from "../api/openai.js";
 import { parseRequest } from "../api/validate.js";
-import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
+import { choicesOf, startAll, mergeStreams, type Choice } from "./choices.js";
+import { notes, noteUsage, type ServerDeps } from "./context.js";
 import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
 
 const SYSTEM_FINGERPRINT = "fp_vllama";
@@ -75,6 +77,7 @@ type Sampling = Pick<
   | "min_p"
   | "repetition_penalty"
   | "logit_bias"
+  | "min_tokens"
 >;
 
 /** OpenAI's own defaults for temperature and top_p (1), not Ollama's, as Ollama's layer does. */
@@ -89,6 +92,7 @@ export function samplingOptions(body: Sampling, maxTokens: number | null | undef
   if (body.min_p != null) options.min_p = body.min_p;
   if (body.repetition_penalty != null) options.repeat_penalty = body.repetition_penalty;
   if (body.logit_bias != null) options.logit_bias = body.logit_bias;
+  if (body.min_tokens != null) options.min_tokens = body.min_tokens;
   return options;
 }
 
@@ -182,20 +186,31 @@ export function toChatRequest(body: ChatCompletionRequest): ChatRequest {
   return request;
 }
 
-export function toGenerateRequest(body: CompletionRequest): GenerateRequest {
-  const request: GenerateRequest = {
-    model: body.model,
-    prompt: body.prompt,
-    stream: body.stream === true,
-    options: samplingOptions(body, body.max_tokens),
-  };
-  if (body.suffix != null) request.suffix = body.suffix;
-  // Legacy `logprobs: n` asks for the chosen token's logprob plus the n most likely.
-  if (body.logprobs != null) {
-    request.logprobs = true;
-    request.top_logprobs = body.logprobs;
+export function toGenerateRequests(body: CompletionRequest): GenerateRequest[] {
+  return body.prompt.map((prompt) => {
+    const request: GenerateRequest = {
+      model: body.model,
+      prompt,
+      stream: body.stream === true,
+      options: samplingOptions(body, body.max_tokens),
+    };
+    if (body.suffix != null) request.suffix = body.suffix;
+    // Legacy `logprobs: n` asks for the chosen token's logprob plus the n most likely.
+    if (body.logprobs != null) {
+      request.logprobs = true;
+      request.top_logprobs = body.logprobs;
+    }
+    return request;
+  });
+}
+
+/** The request's choices: `n` per prompt, at most MAX_CHOICES in all. */
+function requestChoices<R extends { options?: Options }>(requests: R[], n: number | null | undefined): Choice<R>[] {
+  const perPrompt = n ?? 1;
+  if (requests.length * perPrompt > MAX_CHOICES) {
+    throw new BadRequestError(`too many choices: ${requests.length} prompts x n ${perPrompt} is over ${MAX_CHOICES}`);
   }
-  return request;
+  return choicesOf(requests, perPrompt);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -206,9 +221,16 @@ function finishReason(doneReason: DoneReason | undefined, calledTools: boolean):
   return doneReason === "length" ? "length" : "stop";
 }
 
-function usageOf(final: { prompt_eval_count?: number; eval_count?: number }): OpenAIUsage {
-  const prompt = final.prompt_eval_count ?? 0;
-  const completion = final.eval_count ?? 0;
+type FinalCounts = { prompt_eval_count?: number; eval_count?: number };
+
+/** A prompt counts once however many choices it has (choice i is of prompt i / n); completions all count. */
+function usageOf(finals: readonly FinalCounts[], n: number): OpenAIUsage {
+  let prompt = 0;
+  let completion = 0;
+  finals.forEach((final, i) => {
+    if (i % n === 0) prompt += final.prompt_eval_count ?? 0;
+    completion += final.eval_count ?? 0;
+  });
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
@@ -257,46 +279,36 @@ function toCompletionLogprobs(logprobs: readonly Logprob[] | undefined, offset: 
   };
 }
 
-export function toChatCompletion(response: ChatResponse, meta: CompletionMeta): ChatCompletion {
+type ChatChoice = ChatCompletion["choices"][number];
+
+function toChatChoice(response: ChatResponse, index: number): ChatChoice {
   const toolCalls = response.message.tool_calls?.length ? toOpenAIToolCalls(response.message.tool_calls) : undefined;
-  const message: ChatCompletion["choices"][number]["message"] = {
+  const message: ChatChoice["message"] = {
     role: "assistant",
     content: toolCalls && response.message.content === "" ? null : response.message.content,
   };
   if (response.message.thinking) message.reasoning = response.message.thinking;
   if (toolCalls) message.tool_calls = toolCalls;
   return {
-    ...meta,
-    object: "chat.completion",
-    choices: [
-      {
-        index: 0,
-        message,
-        finish_reason: finishReason(response.done_reason, toolCalls !== undefined),
-        logprobs: toOpenAILogprobs(response.logprobs),
-      },
-    ],
-    usage: usageOf(response),
+    index,
+    message,
+    finish_reason: finishReason(response.done_reason, toolCalls !== undefined),
+    logprobs: toOpenAILogprobs(response.logprobs),
   };
+}
+
+/** One chat.completion of every choice, in index order; `n` choices per prompt. */
+export function toChatCompletion(responses: readonly ChatResponse[], meta: CompletionMeta, n: number): ChatCompletion {
+  return { ...meta, object: "chat.completion", choices: responses.map(toChatChoice), usage: usageOf(responses, n) };
 }
 
 type ChunkChoice = ChatCompletionChunk["choices"][number];
 
 /**
- * SSE chunks: the first delta carries the role, then content / reasoning / tool calls, then an
- * empty delta with the finish reason, then (with include_usage) a usage chunk without choices.
+ * One choice's chunk choices: the first delta carries the role, then content / reasoning / tool
+ * calls, then an empty delta with the finish reason. Its final response goes to `finals[index]`.
  */
-export async function* toChatCompletionChunks(
-  chunks: AsyncIterable<ChatResponse>,
-  meta: CompletionMeta,
-  includeUsage: boolean,
-): AsyncGenerator<ChatCompletionChunk> {
-  const frame = (choices: ChunkChoice[], usage: OpenAIUsage | null = null): ChatCompletionChunk => ({
-    ...meta,
-    object: "chat.completion.chunk",
-    choices,
-    ...(includeUsage ? { usage } : {}),
-  });
+async function* chatChunkChoices(chunks: AsyncIterable<ChatResponse>, index: number, finals: ChatResponse[]): AsyncGenerator<ChunkChoice> {
   let first = true;
   let toolCallCount = 0;
   for await (const chunk of chunks) {
@@ -309,36 +321,99 @@ export async function* toChatCompletionChunks(
       toolCallCount += tool_calls.length;
     }
     if (Object.keys(delta).length > 0) {
-      yield frame([{ index: 0, delta, finish_reason: null, logprobs: toOpenAILogprobs(chunk.logprobs) }]);
+      yield { index, delta, finish_reason: null, logprobs: toOpenAILogprobs(chunk.logprobs) };
     }
     first = false;
     if (chunk.done) {
-      yield frame([{ index: 0, delta: {}, finish_reason: finishReason(chunk.done_reason, toolCallCount > 0) }]);
-      if (includeUsage) yield frame([], usageOf(chunk));
+      finals[index] = chunk;
+      yield { index, delta: {}, finish_reason: finishReason(chunk.done_reason, toolCallCount > 0) };
     }
   }
 }
 
-export function toCompletion(response: GenerateResponse, meta: CompletionMeta, echoed: string): Completion {
-  return {
+/** How a multi-choice stream is framed: its choices' streams, and what ends it. */
+interface ChoiceStreams<T> {
+  streams: readonly AsyncIterable<T>[];
+  /** Choices per prompt. */
+  n: number;
+  /** Cancels the choices still running when the stream ends early. */
+  stop: () => void;
+  /** Receives the request's usage once every choice is done. */
+  onUsage: (usage: OpenAIUsage) => void;
+}
+
+/**
+ * SSE chunks of every choice as each comes (one choice per chunk, with its index), then (with
+ * include_usage) a usage chunk without choices.
+ */
+export async function* toChatCompletionChunks(
+  choices: ChoiceStreams<ChatResponse>,
+  meta: CompletionMeta,
+  includeUsage: boolean,
+): AsyncGenerator<ChatCompletionChunk> {
+  const frame = (choices: ChunkChoice[], usage: OpenAIUsage | null = null): ChatCompletionChunk => ({
     ...meta,
-    object: "text_completion",
-    choices: [
-      {
-        index: 0,
-        text: echoed + response.response,
-        finish_reason: finishReason(response.done_reason, false),
-        logprobs: toCompletionLogprobs(response.logprobs, echoed.length),
-      },
-    ],
-    usage: usageOf(response),
+    object: "chat.completion.chunk",
+    choices,
+    ...(includeUsage ? { usage } : {}),
+  });
+  const finals: ChatResponse[] = [];
+  const each = choices.streams.map((s, i) => chatChunkChoices(s, i, finals));
+  for await (const choice of mergeStreams(each, choices.stop)) yield frame([choice]);
+  const usage = usageOf(finals, choices.n);
+  choices.onUsage(usage);
+  if (includeUsage) yield frame([], usage);
+}
+
+type CompletionChoice = Completion["choices"][number];
+
+function toCompletionChoice(response: GenerateResponse, index: number, echoed: string): CompletionChoice {
+  return {
+    index,
+    text: echoed + response.response,
+    finish_reason: finishReason(response.done_reason, false),
+    logprobs: toCompletionLogprobs(response.logprobs, echoed.length),
   };
 }
 
-export async function* toCompletionChunks(
+/** One text_completion of every choice, in index order; `echoed[i]` is choice i's echoed prompt. */
+export function toCompletion(responses: readonly GenerateResponse[], meta: CompletionMeta, n: number, echoed: readonly string[]): Completion {
+  return {
+    ...meta,
+    object: "text_completion",
+    choices: responses.map((r, i) => toCompletionChoice(r, i, echoed[i]!)),
+    usage: usageOf(responses, n),
+  };
+}
+
+/** One choice's pieces (the echoed prompt first), then its finish. Its final response goes to `finals[index]`. */
+async function* completionChunkChoices(
   chunks: AsyncIterable<GenerateResponse>,
-  meta: CompletionMeta,
+  index: number,
   echoed: string,
+  finals: GenerateResponse[],
+): AsyncGenerator<CompletionChoice> {
+  let textLength = 0;
+  let pendingEcho = echoed;
+  for await (const chunk of chunks) {
+    const text = pendingEcho + chunk.response;
+    if (text !== "") {
+      const logprobs = toCompletionLogprobs(chunk.logprobs, textLength + pendingEcho.length);
+      yield { index, text, finish_reason: null, logprobs };
+    }
+    textLength += text.length;
+    pendingEcho = "";
+    if (chunk.done) {
+      finals[index] = chunk;
+      yield { index, text: "", finish_reason: finishReason(chunk.done_reason, false), logprobs: null };
+    }
+  }
+}
+
+export async function* toCompletionChunks(
+  choices: ChoiceStreams<GenerateResponse>,
+  meta: CompletionMeta,
+  echoed: readonly string[],
   includeUsage: boolean,
 ): AsyncGenerator<Completion> {
   const frame = (choices: Completion["choices"], usage: OpenAIUsage | null = null): Completion => ({
@@ -347,21 +422,12 @@ export async function* toCompletionChunks(
     choices,
     ...(includeUsage ? { usage } : {}),
   });
-  let textLength = 0;
-  let pendingEcho = echoed;
-  for await (const chunk of chunks) {
-    const text = pendingEcho + chunk.response;
-    if (text !== "") {
-      const logprobs = toCompletionLogprobs(chunk.logprobs, textLength + pendingEcho.length);
-      yield frame([{ index: 0, text, finish_reason: null, logprobs }]);
-    }
-    textLength += text.length;
-    pendingEcho = "";
-    if (chunk.done) {
-      yield frame([{ index: 0, text: "", finish_reason: finishReason(chunk.done_reason, false), logprobs: null }]);
-      if (includeUsage) yield frame([], usageOf(chunk));
-    }
-  }
+  const finals: GenerateResponse[] = [];
+  const each = choices.streams.map((s, i) => completionChunkChoices(s, i, echoed[i]!, finals));
+  for await (const choice of mergeStreams(each, choices.stop)) yield frame([choice]);
+  const usage = usageOf(finals, choices.n);
+  choices.onUsage(usage);
+  if (includeUsage) yield frame([], usage);
 }
 
 /** OpenAI's base64 embeddings are little-endian float32 arrays. */
@@ -369,6 +435,11 @@ function float32Base64(vector: readonly number[]): string {
   const bytes = Buffer.alloc(vector.length * 4);
   vector.forEach((value, i) => bytes.writeFloatLE(value, i * 4));
   return bytes.toString("base64");
+}
+
+/** The access log's token counts of a request of several choices. */
+function noteOpenAIUsage(res: Parameters<RequestHandler>[1], usage: OpenAIUsage): void {
+  noteUsage(res, { prompt_eval_count: usage.prompt_tokens, eval_count: usage.completion_tokens });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -380,35 +451,38 @@ export function openAIHandlers({ engine }: ServerDeps) {
       const body = parseRequest(ChatCompletionRequestSchema, req.body);
       notes(res).model = body.model;
       const request = toChatRequest(body);
-      const result = await engine.chat(request, { signal: abortOnDisconnect(res) });
+      const n = body.n ?? 1;
+      const started = await startAll(requestChoices([request], n), (r, init) => engine.chat(r, init), abortOnDisconnect(res));
       const meta = completionMeta("chatcmpl", body.model);
       if (!request.stream) {
-        const response = expectSingle(result);
-        noteUsage(res, response);
-        res.json(toChatCompletion(response, meta));
+        const completion = toChatCompletion(started.results.map(expectSingle), meta, n);
+        noteOpenAIUsage(res, completion.usage);
+        res.json(completion);
         return;
       }
       const includeUsage = body.stream_options?.include_usage === true;
-      const chunks = notingUsage(res, expectStream(result));
-      await writeStream(res, "sse", toChatCompletionChunks(chunks, meta, includeUsage));
+      const streams = { streams: started.results.map(expectStream), n, stop: started.cancel, onUsage: (u: OpenAIUsage) => noteOpenAIUsage(res, u) };
+      await writeStream(res, "sse", toChatCompletionChunks(streams, meta, includeUsage));
     },
 
     completions: async (req, res) => {
       const body = parseRequest(CompletionRequestSchema, req.body);
       notes(res).model = body.model;
-      const request = toGenerateRequest(body);
-      const result = await engine.generate(request, { signal: abortOnDisconnect(res) });
+      const requests = toGenerateRequests(body);
+      const n = body.n ?? 1;
+      const choices = requestChoices(requests, n);
+      const started = await startAll(choices, (r, init) => engine.generate(r, init), abortOnDisconnect(res));
       const meta = completionMeta("cmpl", body.model);
-      const echoed = body.echo ? body.prompt : "";
-      if (!request.stream) {
-        const response = expectSingle(result);
-        noteUsage(res, response);
-        res.json(toCompletion(response, meta, echoed));
+      const echoed = choices.map((c) => (body.echo ? c.request.prompt ?? "" : ""));
+      if (body.stream !== true) {
+        const responses = started.results.map(expectSingle);
+        noteOpenAIUsage(res, usageOf(responses, n));
+        res.json(toCompletion(responses, meta, n, echoed));
         return;
       }
       const includeUsage = body.stream_options?.include_usage === true;
-      const chunks = notingUsage(res, expectStream(result));
-      await writeStream(res, "sse", toCompletionChunks(chunks, meta, echoed, includeUsage));
+      const streams = { streams: started.results.map(expectStream), n, stop: started.cancel, onUsage: (u: OpenAIUsage) => noteOpenAIUsage(res, u) };
+      await writeStream(res, "sse", toCompletionChunks(streams, meta, echoed, includeUsage));
     },
 
     listModels: async (_req, res) => {

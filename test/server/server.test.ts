@@ -318,11 +318,12 @@ describe("server with the openai client", () => {
   });
 
   test("applies every engine sampling field, and maps reasoning_effort to think", async () => {
-    const extra = { top_k: -1, min_p: 0.05, repetition_penalty: 1.1, logit_bias: { "7": -100 }, frequency_penalty: 0.5, presence_penalty: 0.25, min_tokens: 0 };
+    const extra = { top_k: -1, min_p: 0.05, repetition_penalty: 1.1, logit_bias: { "7": -100 }, frequency_penalty: 0.5, presence_penalty: 0.25, min_tokens: 2 };
     const body = { model: "fake-model", messages: [{ role: "user" as const, content: "hi" }], seed: 3, ...extra };
     await openai.chat.completions.create(body);
     assert.deepEqual(lastChatRequest().options, {
       temperature: 1, top_p: 1, seed: 3, top_k: 0, min_p: 0.05, repeat_penalty: 1.1, logit_bias: { "7": -100 }, frequency_penalty: 0.5, presence_penalty: 0.25,
+      min_tokens: 2,
     });
     const thinkByEffort = { none: false, minimal: false, low: "low", medium: "medium", high: "high" } as const;
     for (const [effort, think] of Object.entries(thinkByEffort)) {
