@@ -22,7 +22,9 @@ describe("several choices per request", () => {
   after(() => server.close());
 
   const complete = (prompt: string | string[], extra: object = {}) =>
-    openai.completions.create({ model, prompt, max_tokens: 16, temperature: 0, ...extra });
+    openai.completions.create({ model, prompt, max_tokens: 16, temperature: 0, ...extra, stream: false });
+  const completeStreamed = (prompt: string | string[], extra: object = {}) =>
+    openai.completions.create({ model, prompt, max_tokens: 16, temperature: 0, ...extra, stream: true });
 
   async function streamedTexts(stream: AsyncIterable<OpenAI.Completions.Completion>): Promise<{ texts: string[]; usage?: OpenAI.CompletionUsage }> {
     const texts: string[] = [];
@@ -36,7 +38,7 @@ describe("several choices per request", () => {
 
   test("a list of prompts: one choice each, in index order, as each alone", async () => {
     const prompts = [REFERENCE_PROMPT, ...OTHER_PROMPTS.slice(0, 4)];
-    const alone = [];
+    const alone: OpenAI.Completions.CompletionChoice[] = [];
     for (const p of prompts) alone.push((await complete(p)).choices[0]!);
     const together = await complete(prompts);
     assert.deepEqual(together.choices.map((c) => c.index), [0, 1, 2, 3, 4]);
@@ -46,14 +48,14 @@ describe("several choices per request", () => {
     assert.equal(together.usage!.prompt_tokens, singles.reduce((sum, r) => sum + r.usage!.prompt_tokens, 0));
     assert.equal(together.usage!.completion_tokens, singles.reduce((sum, r) => sum + r.usage!.completion_tokens, 0));
 
-    const { texts, usage } = await streamedTexts(await complete(prompts, { stream: true, stream_options: { include_usage: true }, echo: true }));
+    const { texts, usage } = await streamedTexts(await completeStreamed(prompts, { stream_options: { include_usage: true }, echo: true }));
     assert.deepEqual(texts, prompts.map((p, i) => p + alone[i]!.text));
     assert.deepEqual(usage, together.usage);
   });
 
   test("n > 1 on /v1/completions: choice i is the request with seed + i, the prompt counted and computed once", async () => {
     const sampled = { temperature: 1, max_tokens: 12 };
-    const singles = [];
+    const singles: string[] = [];
     for (let i = 0; i < 4; i++) singles.push((await complete(LONG_PROMPT, { ...sampled, seed: 5 + i })).choices[0]!.text);
     assert.ok(new Set(singles).size > 1, "different seeds sample different texts");
     const hitsBefore = kvStats().prefixHits;
@@ -67,7 +69,7 @@ describe("several choices per request", () => {
     const wholeBlocks = Math.floor((promptTokens - 1) / 16) * 16;
     assert.equal(shared, 4 * wholeBlocks);
 
-    const { texts } = await streamedTexts(await complete(LONG_PROMPT, { ...sampled, seed: 5, n: 4, stream: true }));
+    const { texts } = await streamedTexts(await completeStreamed(LONG_PROMPT, { ...sampled, seed: 5, n: 4 }));
     assert.deepEqual(texts, singles);
   });
 
