@@ -3,7 +3,7 @@
 // server to. TypeScript types are inferred from both, so there is one declaration of each.
 import { z } from "zod";
 import { goDurationMs } from "../util/go-duration.js";
-import { ModelName, Stop, ThinkLevelSchema, ToolSchema, TopLogprobs } from "./shared-fields.js";
+import { ChatToolChoiceSchema, ModelName, Stop, ThinkLevelSchema, ToolSchema, TopLogprobs } from "./shared-fields.js";
 
 const Base64 = z.string();
 /** Token ids travel to the native side as int32: a larger one wrapped (2147483648 became -2147483648). */
@@ -188,6 +188,8 @@ export const ChatRequestSchema = z.object({
   ...GenerationRequestFields,
   messages: z.array(ChatMessageSchema).default([]),
   tools: z.array(ToolSchema).optional(),
+  /** vllama extension (OpenAI's spelling): "none", "auto", "required" or a named function. */
+  tool_choice: ChatToolChoiceSchema.optional(),
 });
 export type ChatRequest = z.infer<typeof ChatRequestSchema>;
 

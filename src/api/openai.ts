@@ -3,7 +3,7 @@
 // strict schemas that test/api-contract.test.ts holds the real server to.
 import { z } from "zod";
 import { RuntimeOptionsSchema } from "./ollama.js";
-import { ModelName, ReasoningEffortSchema, Stop, ToolSchema, TopLogprobs } from "./shared-fields.js";
+import { ChatToolChoiceSchema, ModelName, ReasoningEffortSchema, Stop, ToolSchema, TopLogprobs } from "./shared-fields.js";
 
 // ---------------------------------------------------------------------------------------------
 // Requests
@@ -80,10 +80,7 @@ export const ChatCompletionRequestSchema = z.object({
   max_completion_tokens: z.int().min(1).nullable().optional(),
   response_format: OpenAIResponseFormat.nullable().optional(),
   tools: z.array(ToolSchema).nullable().optional(),
-  tool_choice: z
-    .union([z.enum(["none", "auto", "required"]), z.object({ type: z.literal("function") }).loose()])
-    .nullable()
-    .optional(),
+  tool_choice: ChatToolChoiceSchema.nullable().optional(),
   logprobs: z.boolean().nullable().optional(),
   top_logprobs: TopLogprobs.nullable().optional(),
   reasoning_effort: ReasoningEffortSchema.nullable().optional(),

@@ -21,3 +21,10 @@ export const ToolSchema = z.object({
   }),
 });
 export type Tool = z.infer<typeof ToolSchema>;
+
+/** OpenAI's chat tool_choice, also taken by /api/chat (a vllama extension): src/chat/tool-choice.ts. */
+export const ChatToolChoiceSchema = z.union(
+  [z.enum(["none", "auto", "required"]), z.object({ type: z.literal("function"), function: z.object({ name: z.string().min(1) }) })],
+  { error: 'expected "none", "auto", "required" or {"type": "function", "function": {"name": ...}}' },
+);
+export type ChatToolChoice = z.infer<typeof ChatToolChoiceSchema>;

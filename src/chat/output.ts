@@ -1,6 +1,7 @@
 // A chat answer as it streams in: reasoning (`message.thinking`) first when the request asked for
-// it, then the content, with tool calls held back and parsed when generation ends. Streaming and
-// buffered answers go through the same parser, so they read the same.
+// it, then the content, with each tool call out as soon as it is complete (text that may be a
+// call is held back meanwhile). Streaming and buffered answers go through the same parser, so
+// they read the same.
 import type { ToolCall } from "../api/ollama.js";
 import { ThinkingStreamParser } from "./thinking.js";
 import { ToolCallStreamParser, type ToolCallFormat } from "./tool-calls.js";
@@ -8,6 +9,8 @@ import { ToolCallStreamParser, type ToolCallFormat } from "./tool-calls.js";
 export interface ChatOutput {
   thinking: string;
   content: string;
+  /** Calls completed in this piece of the answer. */
+  toolCalls: ToolCall[];
 }
 
 /**
@@ -31,14 +34,16 @@ export class ChatOutputParser {
 
   push(text: string): ChatOutput {
     const split = this.thinking ? this.thinking.push(text) : { thinking: "", content: text };
-    return { thinking: split.thinking, content: this.tools ? this.tools.push(split.content) : split.content };
+    if (!this.tools) return { ...split, toolCalls: [] };
+    const { content, toolCalls } = this.tools.push(split.content);
+    return { thinking: split.thinking, content, toolCalls };
   }
 
-  finish(): ChatOutput & { toolCalls: ToolCall[] } {
+  finish(): ChatOutput {
     const split = this.thinking ? this.thinking.finish() : { thinking: "", content: "" };
     if (!this.tools) return { ...split, toolCalls: [] };
-    const content = split.content ? this.tools.push(split.content) : "";
+    const pushed = split.content ? this.tools.push(split.content) : { content: "", toolCalls: [] };
     const parsed = this.tools.finish();
-    return { thinking: split.thinking, content: content + parsed.content, toolCalls: parsed.toolCalls };
+    return { thinking: split.thinking, content: pushed.content + parsed.content, toolCalls: [...pushed.toolCalls, ...parsed.toolCalls] };
   }
 }

@@ -21,6 +21,11 @@ export interface ParsedToolCalls {
   toolCalls: ToolCall[];
 }
 
+/** A parse of the output so far: the calls before `settled` stay what they are whatever text follows. */
+interface PartialParse extends ParsedToolCalls {
+  settled: number;
+}
+
 /** The tool-call format a chat template (Jinja or Ollama Go) teaches its model. */
 export function detectToolCallFormat(template: string): ToolCallFormat {
   if (template.includes("<tool_call>")) return "hermes";
@@ -38,10 +43,16 @@ const MARKERS: Record<ToolCallFormat, readonly string[]> = {
   generic: [],
 };
 
-type Part = { kind: "text"; text: string } | { kind: "calls"; calls: ToolCall[] };
+/** `open`: calls accepted only because the text ends there (a closing tag may still come, or not). */
+type Part = { kind: "text"; text: string } | { kind: "calls"; calls: ToolCall[]; open?: boolean };
 
 /** Splits a finished output into content and tool calls. Malformed calls stay in the content; never throws. */
 export function parseToolCalls(format: ToolCallFormat, text: string): ParsedToolCalls {
+  const { content, toolCalls } = parseSoFar(format, text);
+  return { content, toolCalls };
+}
+
+function parseSoFar(format: ToolCallFormat, text: string): PartialParse {
   const parts: Part[] = [];
   let position = 0;
   const leading = leadingJsonCalls(text);
@@ -58,7 +69,7 @@ export function parseToolCalls(format: ToolCallFormat, text: string): ParsedTool
       searchFrom = marker.end; // not a well-formed call: the marker stays as text
       continue;
     }
-    parts.push({ kind: "text", text: text.slice(position, marker.start) }, { kind: "calls", calls: payload.calls });
+    parts.push({ kind: "text", text: text.slice(position, marker.start) }, { kind: "calls", calls: payload.calls, open: payload.open });
     position = searchFrom = payload.end;
   }
   parts.push({ kind: "text", text: text.slice(position) });
@@ -66,11 +77,13 @@ export function parseToolCalls(format: ToolCallFormat, text: string): ParsedTool
 }
 
 /** Joins the text parts, trimming whitespace that only separated them from calls. */
-function assemble(parts: Part[]): ParsedToolCalls {
+function assemble(parts: Part[]): PartialParse {
   let content = "";
   const toolCalls: ToolCall[] = [];
+  let settled = -1;
   parts.forEach((part, i) => {
     if (part.kind === "calls") {
+      if (part.open && settled < 0) settled = toolCalls.length;
       toolCalls.push(...part.calls);
       return;
     }
@@ -79,7 +92,11 @@ function assemble(parts: Part[]): ParsedToolCalls {
     if (parts[i + 1]?.kind === "calls") text = text.trimEnd();
     content += text;
   });
-  return { content, toolCalls: toolCalls.map((call, index) => ({ function: { ...call.function, index } })) };
+  return {
+    content,
+    toolCalls: toolCalls.map((call, index) => ({ function: { ...call.function, index } })),
+    settled: settled < 0 ? toolCalls.length : settled,
+  };
 }
 
 function nextMarker(text: string, markers: readonly string[], from: number): { start: number; end: number } | undefined {
@@ -95,6 +112,8 @@ interface CallsAt {
   calls: ToolCall[];
   /** Offset just past the calls. */
   end: number;
+  /** Taken only because the text ended where a closing tag was due. */
+  open?: boolean;
 }
 
 /** An answer that opens with JSON call objects: llama3's native form and every model's marker-less fallback. */
@@ -121,7 +140,7 @@ function closedBy(text: string, calls: CallsAt | undefined, closeTag: string): C
   if (!calls) return undefined;
   const after = skipWhitespace(text, calls.end);
   if (text.startsWith(closeTag, after)) return { calls: calls.calls, end: after + closeTag.length };
-  return after === text.length ? calls : undefined;
+  return after === text.length ? { ...calls, open: true } : undefined;
 }
 
 /** Mistral's newer form: `name[ARGS]{...}`, optionally `name[CALL_ID]id[ARGS]{...}`. */
@@ -219,31 +238,45 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /**
  * Streams a tool-enabled answer: plain text passes through as it arrives, text that may begin a tool
- * call is held back, and finish() parses what was held. The emitted text plus finish().content equals
- * parseToolCalls(format, whole output).content, so a streamed answer reads the same as a buffered one.
+ * call is held back, and each call goes out as soon as it is complete (its JSON closed, and its
+ * closing tag seen where the format has one). The emitted text plus finish().content equals
+ * parseToolCalls(format, whole output).content, and the calls pushed plus finish().toolCalls its
+ * calls, so a streamed answer reads the same as a buffered one.
  */
 export class ToolCallStreamParser {
   private text = "";
   private emitted = 0;
-  /** Set once a call has (possibly) begun: from then on everything waits for finish(). */
+  private callsEmitted = 0;
+  /** Set once a call has (possibly) begun: from then on text waits for finish(). */
   private holding = false;
 
   constructor(private readonly format: ToolCallFormat) {}
 
-  /** Adds generated text; returns the part that is certainly content. */
-  push(chunk: string): string {
+  /** Adds generated text; returns the part that is certainly content, and the calls completed since the last push. */
+  push(chunk: string): ParsedToolCalls {
     this.text += chunk;
-    if (this.holding) return "";
-    const holdFrom = this.holdFrom();
-    const out = this.text.slice(this.emitted, holdFrom);
-    this.emitted = holdFrom;
-    return out;
+    if (!this.holding) {
+      const holdFrom = this.holdFrom();
+      const content = this.text.slice(this.emitted, holdFrom);
+      this.emitted = holdFrom;
+      if (!this.holding) return { content, toolCalls: [] };
+      return { content, toolCalls: this.settledCalls() };
+    }
+    return { content: "", toolCalls: this.settledCalls() };
   }
 
-  /** The content not yet emitted and every tool call, once generation ended. */
+  /** The content not yet emitted and the calls not yet pushed, once generation ended. */
   finish(): ParsedToolCalls {
     const parsed = parseToolCalls(this.format, this.text);
-    return { content: parsed.content.slice(this.emitted), toolCalls: parsed.toolCalls };
+    return { content: parsed.content.slice(this.emitted), toolCalls: parsed.toolCalls.slice(this.callsEmitted) };
+  }
+
+  /** Calls that later text cannot change, not pushed yet. */
+  private settledCalls(): ToolCall[] {
+    const parsed = parseSoFar(this.format, this.text);
+    const calls = parsed.toolCalls.slice(this.callsEmitted, parsed.settled);
+    this.callsEmitted += calls.length;
+    return calls;
   }
 
   /** Where the text stops being safe to emit: a call start, a partial marker, or whitespace that may precede one. */

@@ -16,6 +16,7 @@ import {
 import { parseRequest } from "../api/validate.js";
 import { parseKeepAlive, resolveLoadSettings, resolveOptions, type LoadSettings } from "./options.js";
 import { buildFimPrompt } from "../chat/fill-in-middle.js";
+import { withToolChoice } from "../chat/tool-choice.js";
 import { buildChatPrompt, buildGeneratePrompt } from "../chat/prompt.js";
 import { KvEventPublisher } from "../kv-events/publisher.js";
 import { ModelAdmin } from "../models/admin.js";
@@ -111,7 +112,7 @@ export class Engine implements EngineService {
   chat(req: ChatRequest & { stream?: false }, init?: RequestInit): Promise<ChatResponse>;
   chat(req: ChatRequest, init?: RequestInit): Promise<ChatResponse | AsyncIterable<ChatResponse>>;
   async chat(input: ChatRequest, init: RequestInit = {}): Promise<ChatResponse | AsyncIterable<ChatResponse>> {
-    const req = parseRequest(ChatRequestSchema, input);
+    const req = withToolChoice(parseRequest(ChatRequestSchema, input));
     req.tools?.forEach((tool, i) => checkJsonSchema(tool.function.parameters ?? {}, `tools[${i}].function.parameters`));
     const model = await this.resolveModel(req.model);
     const keepAliveMs = parseKeepAlive(req.keep_alive, this.options.keepAliveMs);

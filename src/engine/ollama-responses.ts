@@ -59,10 +59,7 @@ export async function chatResponses(
     return stream<ChatResponse>(
       generation,
       (text, logprobs) => ({ model: req.model, created_at: isoNow(), message: assistant(output.push(text)), done: false, ...ollamaLogprobs(logprobs) }),
-      (done) => {
-        const last = output.finish();
-        return final(done, assistant(last, last.toolCalls));
-      },
+      (done) => final(done, assistant(output.finish())),
     );
   }
   const parts: ChatOutput[] = [];
@@ -71,9 +68,10 @@ export async function chatResponses(
     parts.push(output.push(text));
     logprobs.push(...lp);
   });
-  const last = output.finish();
-  const joined = [...parts, last].reduce((a, b) => ({ thinking: a.thinking + b.thinking, content: a.content + b.content }));
-  return { ...final(end, assistant(joined, last.toolCalls)), ...ollamaLogprobs(logprobs) };
+  const joined = [...parts, output.finish()].reduce((a, b) => ({
+    thinking: a.thinking + b.thinking, content: a.content + b.content, toolCalls: [...a.toolCalls, ...b.toolCalls],
+  }));
+  return { ...final(end, assistant(joined)), ...ollamaLogprobs(logprobs) };
 }
 
 /** The answer to a request without a prompt, which only loads (or, with keep_alive 0, unloads) the model. */
@@ -106,11 +104,11 @@ export function nsBetween(a: bigint, b: bigint): number {
   return Number(b > a ? b - a : 0n);
 }
 
-function assistant(o: ChatOutput, toolCalls: ChatResponse["message"]["tool_calls"] = []): ChatResponse["message"] {
+function assistant(o: ChatOutput): ChatResponse["message"] {
   return {
     role: "assistant", content: o.content,
     ...(o.thinking ? { thinking: o.thinking } : {}),
-    ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+    ...(o.toolCalls.length ? { tool_calls: o.toolCalls } : {}),
   };
 }
 

@@ -21,7 +21,7 @@ import { BadRequestError } from "../api/errors.js";
 import type { ChatMessage, ChatRequest, ChatResponse, Options, ToolCall } from "../api/ollama.js";
 import type { Tool } from "../api/shared-fields.js";
 import { parseRequest } from "../api/validate.js";
-import { forcedToolCallFormat } from "../chat/forced-tool-call.js";
+import { applyToolChoice, type ToolChoice } from "../chat/tool-choice.js";
 import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
 import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
 
@@ -135,26 +135,27 @@ function thinkOf(thinking: MessageCreateParams["thinking"]): ChatRequest["think"
   return thinking.type === "enabled";
 }
 
-/**
- * The tools the model is offered, the format and thinking, by tool_choice: `any` and `tool` force
- * a call, with a format that leaves no room for thinking (so it is off, and refused if asked for).
- */
+/** Anthropic's tool_choice in the common spelling: `any` is "required", `tool` names one. */
+function toolChoiceOf(choice: MessageCreateParams["tool_choice"]): ToolChoice {
+  if (choice === undefined || choice.type === "auto") return "auto";
+  if (choice.type === "tool") return { name: choice.name };
+  return choice.type === "any" ? "required" : "none";
+}
+
+/** The tools the model is offered, the format and thinking, by tool_choice (src/chat/tool-choice.ts). */
 function toolsFormatAndThink(body: Pick<MessageCreateParams, "tools" | "tool_choice" | "thinking" | "output_config">) {
-  const tools = (body.tools ?? []).map(toNativeTool);
-  const choice = body.tool_choice ?? { type: "auto" };
-  const format = body.output_config?.format?.schema;
-  const think = thinkOf(body.thinking);
-  if (choice.type === "none" || tools.length === 0) {
-    if (choice.type === "any" || choice.type === "tool") throw new BadRequestError(`invalid tool_choice: "${choice.type}" needs tools`);
-    return { format, think };
-  }
-  if (choice.type === "auto") return { tools, format, think };
-  if (think === true) throw new BadRequestError("Thinking may not be enabled when tool_choice forces tool use.");
-  if (format !== undefined) throw new BadRequestError("output_config.format cannot be combined with a tool_choice that forces tool use");
-  if (choice.type === "any") return { tools, format: forcedToolCallFormat(tools), think: false };
-  const named = tools.filter((t) => t.function.name === choice.name);
-  if (named.length === 0) throw new BadRequestError(`invalid tool_choice.name: no tool named ${JSON.stringify(choice.name)}`);
-  return { tools, format: forcedToolCallFormat(named), think: false };
+  const type = body.tool_choice?.type;
+  return applyToolChoice({
+    tools: (body.tools ?? []).map(toNativeTool),
+    choice: toolChoiceOf(body.tool_choice),
+    format: body.output_config?.format?.schema,
+    think: thinkOf(body.thinking),
+  }, {
+    needsTools: `invalid tool_choice: "${type}" needs tools`,
+    unknownName: (name) => `invalid tool_choice.name: no tool named ${JSON.stringify(name)}`,
+    withFormat: "output_config.format cannot be combined with a tool_choice that forces tool use",
+    withThinking: "Thinking may not be enabled when tool_choice forces tool use.",
+  });
 }
 
 function samplingOptions(body: MessageCreateParams): Options {
@@ -253,7 +254,7 @@ class StreamedBlocks {
     yield { type: "content_block_start", index: this.index, content_block: block };
   }
 
-  /** A tool use is whole when it arrives (the engine parses calls once generation ends). */
+  /** A tool use is whole when it arrives (the engine passes on each call once it is complete). */
   *toolUse(call: ToolCall): Generator<MessageStreamEvent> {
     yield* this.close();
     this.index++;
@@ -285,11 +286,12 @@ async function* toMessageStreamEvents(chunks: AsyncIterable<ChatResponse>, id: s
   for await (const chunk of chunks) {
     yield* blocks.append("thinking", chunk.message.thinking ?? "");
     yield* blocks.append("text", chunk.message.content);
-    if (!chunk.done) continue;
+    // Each call comes as soon as the engine parsed it whole.
     for (const call of chunk.message.tool_calls ?? []) {
       calledTools = true;
       yield* blocks.toolUse(call);
     }
+    if (!chunk.done) continue;
     // A reply with no output at all still has its (empty) text block, as the whole message does.
     if (blocks.count === 0) yield* blocks.start("text");
     yield* blocks.close();

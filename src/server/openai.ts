@@ -34,6 +34,7 @@ import {
   MAX_CHOICES,
 } from "../api/openai.js";
 import { parseRequest } from "../api/validate.js";
+import { applyToolChoice, chatToolChoice, chatToolChoiceWording } from "../chat/tool-choice.js";
 import { choicesOf, startAll, mergeStreams, type Choice } from "./choices.js";
 import { notes, noteUsage, type ServerDeps } from "./context.js";
 import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
@@ -174,11 +175,13 @@ export function toChatRequest(body: ChatCompletionRequest): ChatRequest {
     stream: body.stream === true,
     options: samplingOptions(body, body.max_completion_tokens ?? body.max_tokens),
   };
-  // tool_choice "none" withholds the tools; "auto", "required" and named choices are left to the model.
-  if (body.tools?.length && body.tool_choice !== "none") request.tools = body.tools;
-  const format = formatOf(body.response_format);
-  if (format !== undefined) request.format = format;
-  if (body.reasoning_effort != null) request.think = thinkOf(body.reasoning_effort);
+  const settings = applyToolChoice({
+    tools: body.tools ?? [],
+    choice: chatToolChoice(body.tool_choice),
+    format: formatOf(body.response_format),
+    think: body.reasoning_effort != null ? thinkOf(body.reasoning_effort) : undefined,
+  }, chatToolChoiceWording("response_format"));
+  Object.assign(request, settings);
   if (body.logprobs) {
     request.logprobs = true;
     if (body.top_logprobs != null) request.top_logprobs = body.top_logprobs;

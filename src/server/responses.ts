@@ -22,7 +22,7 @@ import {
 import type { ChatMessage, ChatRequest, ChatResponse, ToolCall } from "../api/ollama.js";
 import type { Tool } from "../api/shared-fields.js";
 import { parseRequest } from "../api/validate.js";
-import { forcedToolCallFormat } from "../chat/forced-tool-call.js";
+import { applyToolChoice } from "../chat/tool-choice.js";
 import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
 import { noteError } from "./errors.js";
 import { base64Image, samplingOptions, unixSeconds } from "./openai.js";
@@ -145,26 +145,20 @@ const THINK_BY_EFFORT: Record<ReasoningEffort, ChatRequest["think"]> = {
   xhigh: "high",
 };
 
-/**
- * The tools the model is offered, the format and thinking, by tool_choice: "required" and a named
- * function force a call, with a format that leaves no room for reasoning (so thinking is off).
- */
+/** The tools the model is offered, the format and thinking, by tool_choice (src/chat/tool-choice.ts). */
 function toolsFormatAndThink(body: ResponseCreateParams) {
-  const tools = (body.tools ?? []).map(toNativeTool);
   const choice = body.tool_choice ?? "auto";
-  const format = textFormat(body.text?.format);
   const effort = body.reasoning?.effort;
-  const think = effort != null ? THINK_BY_EFFORT[effort] : undefined;
-  if (choice === "none" || tools.length === 0) {
-    if (choice !== "none" && choice !== "auto") throw new BadRequestError("invalid tool_choice: forcing a call needs tools");
-    return { format, think };
-  }
-  if (choice === "auto") return { tools, format, think };
-  if (format !== undefined) throw new BadRequestError("text.format cannot be combined with a tool_choice that forces a call");
-  if (choice === "required") return { tools, format: forcedToolCallFormat(tools), think: false };
-  const named = tools.filter((t) => t.function.name === choice.name);
-  if (named.length === 0) throw new BadRequestError(`invalid tool_choice.name: no function named ${JSON.stringify(choice.name)}`);
-  return { tools, format: forcedToolCallFormat(named), think: false };
+  return applyToolChoice({
+    tools: (body.tools ?? []).map(toNativeTool),
+    choice: typeof choice === "string" ? choice : { name: choice.name },
+    format: textFormat(body.text?.format),
+    think: effort != null ? THINK_BY_EFFORT[effort] : undefined,
+  }, {
+    needsTools: "invalid tool_choice: forcing a call needs tools",
+    unknownName: (name) => `invalid tool_choice.name: no function named ${JSON.stringify(name)}`,
+    withFormat: "text.format cannot be combined with a tool_choice that forces a call",
+  });
 }
 
 function toChatRequest(body: ResponseCreateParams): ChatRequest {
@@ -344,12 +338,12 @@ async function* toResponseEvents(
     for await (const chunk of chunks) {
       yield* output.append("reasoning", chunk.message.thinking ?? "");
       yield* output.append("message", chunk.message.content);
+      // Each call comes as soon as the engine parsed it whole.
+      for (const call of chunk.message.tool_calls ?? []) yield* output.functionCall(call);
       if (!chunk.done) continue;
-      const calls = chunk.message.tool_calls ?? [];
       // A reply with no output at all still has its (empty) message, as the whole response does.
-      if (output.items.length === 0 && calls.length === 0) yield* output.start("message");
+      if (output.items.length === 0) yield* output.start("message");
       yield* output.close(chunk.done_reason === "length" ? "incomplete" : "completed");
-      for (const call of calls) yield* output.functionCall(call);
       const response = finishedResponse(started, output.items, chunk);
       yield { type: response.status === "incomplete" ? "response.incomplete" : "response.completed", response };
     }

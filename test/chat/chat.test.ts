@@ -635,10 +635,15 @@ describe("ToolCallStreamParser", () => {
       for (const chunks of chunkings(text)) {
         const parser = new ToolCallStreamParser(format);
         let streamed = "";
-        for (const chunk of chunks) streamed += parser.push(chunk);
+        const calls: ToolCall[] = [];
+        for (const chunk of chunks) {
+          const piece = parser.push(chunk);
+          streamed += piece.content;
+          calls.push(...piece.toolCalls);
+        }
         const end = parser.finish();
         assert.equal(streamed + end.content, expected.content, JSON.stringify(chunks));
-        assert.deepEqual(end.toolCalls, expected.toolCalls);
+        assert.deepEqual([...calls, ...end.toolCalls], expected.toolCalls);
         assert.ok(!/<tool_call>|\[TOOL_CALLS\]|python_tag/.test(streamed) || expected.toolCalls.length === 0, "no marker leaks");
       }
     });
@@ -646,12 +651,30 @@ describe("ToolCallStreamParser", () => {
 
   test("lets plain text through as it arrives and holds a possible marker", () => {
     const parser = new ToolCallStreamParser("hermes");
-    assert.equal(parser.push("Hello"), "Hello");
-    assert.equal(parser.push(" world <tool"), " world");
-    assert.equal(parser.push("bar>"), " <toolbar>");
-    assert.equal(parser.push(" <tool_call>"), "");
-    assert.equal(parser.push('{"name": "a", "arguments": {}}</tool_call> bye'), "");
-    assert.deepEqual(parser.finish(), { content: "bye", toolCalls: [{ function: { index: 0, name: "a", arguments: {} } }] });
+    const text = (chunk: string) => parser.push(chunk).content;
+    assert.equal(text("Hello"), "Hello");
+    assert.equal(text(" world <tool"), " world");
+    assert.equal(text("bar>"), " <toolbar>");
+    assert.equal(text(" <tool_call>"), "");
+    assert.deepEqual(parser.push('{"name": "a", "arguments": {}}</tool_call> bye'), { content: "", toolCalls: [{ function: { index: 0, name: "a", arguments: {} } }] });
+    assert.deepEqual(parser.finish(), { content: "bye", toolCalls: [] });
+  });
+
+  test("each call goes out once complete, before the next one is written", () => {
+    const calls = (parser: ToolCallStreamParser, chunk: string) => parser.push(chunk).toolCalls.map((c) => c.function.name);
+    const hermes = new ToolCallStreamParser("hermes");
+    assert.deepEqual(calls(hermes, '<tool_call>{"name": "a", "arguments": {}}'), [], "the closing tag may still not come");
+    assert.deepEqual(calls(hermes, "</tool_call>\n<tool_call>"), ["a"]);
+    assert.deepEqual(calls(hermes, '{"name": "b", "arguments": {"x": 1}}\n</tool_call>'), ["b"]);
+    assert.deepEqual(hermes.finish(), { content: "", toolCalls: [] });
+    const llama3 = new ToolCallStreamParser("llama3");
+    assert.deepEqual(calls(llama3, '{"name": "a", "parameters": {"q": "}"}'), []);
+    assert.deepEqual(calls(llama3, "}"), ["a"], "a closed JSON call is final");
+    // A tag that never closes leaves the call as text, never pushed.
+    const broken = new ToolCallStreamParser("hermes");
+    assert.deepEqual(calls(broken, '<tool_call>{"name": "a", "arguments": {}}'), []);
+    assert.deepEqual(calls(broken, " and more"), []);
+    assert.deepEqual(broken.finish().toolCalls, []);
   });
 });
 

@@ -1,6 +1,7 @@
 // Thinking and tool calls together, streamed or buffered: the same answer either way.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { ToolCall } from "../../src/api/ollama.js";
 import { ChatOutputParser } from "../../src/chat/output.js";
 
 const answer = '<think>\nThe user wants weather.\n</think>\n\nLet me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
@@ -8,13 +9,15 @@ const answer = '<think>\nThe user wants weather.\n</think>\n\nLet me check.\n<to
 function run(chunks: string[], options: ConstructorParameters<typeof ChatOutputParser>[0]) {
   const parser = new ChatOutputParser(options);
   let thinking = "", content = "";
+  const toolCalls: ToolCall[] = [];
   for (const c of chunks) {
     const o = parser.push(c);
     thinking += o.thinking;
     content += o.content;
+    toolCalls.push(...o.toolCalls);
   }
   const last = parser.finish();
-  return { thinking: thinking + last.thinking, content: content + last.content, toolCalls: last.toolCalls };
+  return { thinking: thinking + last.thinking, content: content + last.content, toolCalls: [...toolCalls, ...last.toolCalls] };
 }
 
 test("thinking, content and a tool call separate the same at every chunking", () => {

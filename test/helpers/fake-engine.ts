@@ -11,6 +11,7 @@ import type {
   GenerateResponse, ModelDetails, ProgressResponse, PsResponse, PullRequest, PushRequest, ShowRequest, ShowResponse,
   TagsResponse, TokenizeRequest, TokenizeResponse,
 } from "../../src/api/ollama.js";
+import { withToolChoice } from "../../src/chat/tool-choice.js";
 import { metricsSnapshot } from "../../src/engine/metrics-snapshot.js";
 import { chatResponses, generateResponses, type Generation } from "../../src/engine/ollama-responses.js";
 import type { SequenceEvent, TokenLogprobs } from "../../src/engine/sequence.js";
@@ -92,8 +93,9 @@ export class FakeEngine implements EngineService {
     return generateResponses(req, this.admit(req.format !== undefined ? JSON_REPLY_TOKENS : REPLY_TOKENS, req, init));
   }
 
-  async chat(req: ChatRequest, init?: RequestInit): Promise<ChatResponse | AsyncIterable<ChatResponse>> {
-    this.requests.push({ kind: "chat", request: req });
+  async chat(input: ChatRequest, init?: RequestInit): Promise<ChatResponse | AsyncIterable<ChatResponse>> {
+    this.requests.push({ kind: "chat", request: input });
+    const req = withToolChoice(input);
     const model = this.requireCapability(req.model, "completion");
     if (req.tools?.length && !model.capabilities.includes("tools")) {
       throw new BadRequestError(`${req.model} does not support tools`);
