@@ -2,10 +2,13 @@
 #include "common.h"
 #include "context.h"
 #include "model.h"
+#include "projector.h"
 
 #include "ggml-backend.h"
 #include "json-schema-to-grammar.h"
 #include "llama.h"
+#include "mtmd-helper.h"
+#include "mtmd.h"
 
 #include <pthread.h>
 
@@ -47,7 +50,12 @@ static void OnLlamaLog(enum ggml_log_level level, const char * text, void *) {
     if (g_last_error.empty()) g_last_error = line;
 }
 
-void InstallLogCapture() { llama_log_set(OnLlamaLog, nullptr); }
+void InstallLogCapture() {
+    llama_log_set(OnLlamaLog, nullptr);
+    // The projector library logs (and names its failures) through its own loggers.
+    mtmd_log_set(OnLlamaLog, nullptr);
+    mtmd_helper_log_set(OnLlamaLog, nullptr);
+}
 
 std::string TakeLastLlamaError() {
     std::lock_guard<std::mutex> lock(g_log_mutex);
@@ -184,6 +192,7 @@ static Napi::Value LiveObjects(const Napi::CallbackInfo & info) {
     Napi::Object r = Napi::Object::New(info.Env());
     r.Set("models", g_liveModels.load());
     r.Set("contexts", g_liveContexts.load());
+    r.Set("projectors", g_liveProjectors.load());
     return r;
 }
 
@@ -194,6 +203,8 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
     exports.Set("liveObjects", Napi::Function::New(env, LiveObjects));
     exports.Set("Model", Model::Init(env));
     exports.Set("Context", Context::Init(env));
+    exports.Set("Projector", Projector::Init(env));
+    exports.Set("MediaChunk", MediaChunk::Init(env));
     return exports;
 }
 

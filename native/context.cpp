@@ -21,6 +21,7 @@ Napi::Function Context::Init(Napi::Env env) {
         InstanceMethod("acceptTokens", &Context::AcceptTokens),
         InstanceMethod("step", &Context::Step),
         InstanceMethod("embed", &Context::Embed),
+        InstanceMethod("decodeEmbeddings", &Context::DecodeEmbeddings),
         InstanceMethod("seqRemove", &Context::SeqRemove),
         InstanceMethod("seqCopy", &Context::SeqCopy),
         InstanceMethod("seqKeep", &Context::SeqKeep),
@@ -479,6 +480,80 @@ Napi::Value Context::Embed(const Napi::CallbackInfo & info) {
             r.Set("embeddings", ToFloat32(env, b->embeddings));
             r.Set("nEmbd", b->n_embd);
             return r;
+        },
+        "ERR_DECODE", Settler(info));
+}
+
+// The rows of a media chunk (a projector's output), copied out of JS memory.
+struct EmbeddingRows {
+    std::vector<float> embd;
+    std::vector<llama_pos> positions;
+    std::vector<int32_t> n_seq_id;
+    std::vector<llama_seq_id> seq_id;
+    std::vector<llama_seq_id *> seq_ids;
+    std::vector<int8_t> logits;
+    bool non_causal = false;
+    int32_t status = 0;
+    int64_t decode_ns = 0;
+};
+
+// decodeEmbeddings({ seqId, embeddings: Float32Array, positions: Int32Array, nonCausal })
+//   -> Promise<{ status, decodeNs }>
+// One llama_decode of embedding rows (llama_batch takes tokens or embeddings, never both) into one
+// sequence: `embeddings` holds n rows of the model's input width, `positions` n entries (or 4 x n,
+// dimension-major, for M-RoPE models). Non-causal rows (an image a model attends to both ways, as
+// mtmd_decode_use_non_causal says) must fit one micro-batch. No row is sampled.
+Napi::Value Context::DecodeEmbeddings(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Idle(env);
+    Napi::Object o = ObjectArg(info, 0, "rows");
+    size_t n_floats = 0, n_pos = 0;
+    const float * embd = TypedData<float>(env, o, "embeddings", napi_float32_array, n_floats);
+    const int32_t * positions = TypedData<int32_t>(env, o, "positions", napi_int32_array, n_pos);
+    const int32_t seq = static_cast<int32_t>(OptionalNumber<double>(o, "seqId", -1));
+    if (seq < 0 || seq >= n_seq_max_) ThrowCoded(env, "rows.seqId out of range", "ERR_INVALID_ARG");
+    const size_t width = static_cast<size_t>(llama_model_n_embd_inp(llama_get_model(ctx_)));
+    const size_t n = n_floats / width;
+    if (n == 0 || n * width != n_floats) {
+        ThrowCoded(env, "rows.embeddings must hold whole rows of " + std::to_string(width) + " floats", "ERR_INVALID_ARG");
+    }
+    if (n_pos != n && n_pos != 4 * n) ThrowCoded(env, "rows.positions must have one (or 4, M-RoPE) entry per row", "ERR_INVALID_ARG");
+    if (static_cast<int32_t>(n) > n_batch_) {
+        ThrowCoded(env, std::to_string(n) + " rows are more than batchCapacity " + std::to_string(n_batch_), "ERR_INVALID_ARG");
+    }
+    for (size_t i = 0; i < n_pos; i++) {
+        if (positions[i] < 0 || positions[i] >= n_ctx_) ThrowCoded(env, "rows.positions out of range", "ERR_INVALID_ARG");
+    }
+    auto r = std::make_shared<EmbeddingRows>();
+    r->non_causal = OptionalBool(o, "nonCausal", false);
+    if (r->non_causal && n > llama_n_ubatch(ctx_)) {
+        ThrowCoded(env, "non-causal rows (" + std::to_string(n) + ") must fit one micro-batch of " +
+                   std::to_string(llama_n_ubatch(ctx_)), "ERR_INVALID_ARG");
+    }
+    r->embd.assign(embd, embd + n_floats);
+    r->positions.assign(positions, positions + n_pos);
+    r->n_seq_id.assign(n, 1);
+    r->seq_id.assign(1, seq);
+    r->seq_ids.assign(n + 1, r->seq_id.data());
+    r->seq_ids[n] = nullptr;
+    r->logits.assign(n, 0);
+    busy_ = true;
+    return PromiseWorker::Run(env,
+        [this, r, n]() {
+            llama_batch batch{static_cast<int32_t>(n), nullptr, r->embd.data(), r->positions.data(), r->n_seq_id.data(), r->seq_ids.data(), r->logits.data()};
+            const int64_t t0 = NowNs();
+            if (r->non_causal) llama_set_causal_attn(ctx_, false);
+            r->status = llama_decode(ctx_, batch);
+            if (r->non_causal) llama_set_causal_attn(ctx_, true);
+            CheckDecode(r->status);
+            llama_synchronize(ctx_);
+            r->decode_ns = NowNs() - t0;
+        },
+        [r](Napi::Env env) -> Napi::Value {
+            Napi::Object out = Napi::Object::New(env);
+            out.Set("status", r->status == 0 ? "ok" : "no_room");
+            out.Set("decodeNs", static_cast<double>(r->decode_ns));
+            return out;
         },
         "ERR_DECODE", Settler(info));
 }

@@ -32,6 +32,7 @@ class Context : public Napi::ObjectWrap<Context> {
     Napi::Value AcceptTokens(const Napi::CallbackInfo & info);
     Napi::Value Step(const Napi::CallbackInfo & info);
     Napi::Value Embed(const Napi::CallbackInfo & info);
+    Napi::Value DecodeEmbeddings(const Napi::CallbackInfo & info);
     Napi::Value SeqRemove(const Napi::CallbackInfo & info);
     Napi::Value SeqCopy(const Napi::CallbackInfo & info);
     Napi::Value SeqKeep(const Napi::CallbackInfo & info);

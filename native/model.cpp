@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include "context.h"
+#include "projector.h"
 #include "tokenize.h"
 
 #include <memory>
@@ -18,6 +19,7 @@ Napi::Function Model::Init(Napi::Env env) {
         InstanceMethod("isEog", &Model::IsEog),
         InstanceMethod("deviceMemory", &Model::DeviceMemory),
         InstanceMethod("createContext", &Model::CreateContext),
+        InstanceMethod("loadProjector", &Model::LoadProjector),
         InstanceMethod("dispose", &Model::Dispose),
     });
     constructor = Napi::Persistent(fn);
@@ -299,9 +301,13 @@ Napi::Value Model::CreateContext(const Napi::CallbackInfo & info) {
     return Context::Create(info, this);
 }
 
+Napi::Value Model::LoadProjector(const Napi::CallbackInfo & info) {
+    return Projector::Load(info, this);
+}
+
 Napi::Value Model::Dispose(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
-    if (live_contexts > 0) ThrowCoded(env, "model still has live contexts; dispose them first", "ERR_BUSY");
+    if (live_contexts > 0) ThrowCoded(env, "model still has live contexts or a projector; dispose them first", "ERR_BUSY");
     if (pending_tokenizations > 0) ThrowCoded(env, "model is still tokenizing; wait for it first", "ERR_BUSY");
     Free();
     auto deferred = Napi::Promise::Deferred::New(env);

@@ -32,6 +32,7 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Value IsEog(const Napi::CallbackInfo & info);
     Napi::Value DeviceMemory(const Napi::CallbackInfo & info);
     Napi::Value CreateContext(const Napi::CallbackInfo & info);
+    Napi::Value LoadProjector(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
     void Free();
     // Found on first tokenization: a walk over the whole vocabulary.

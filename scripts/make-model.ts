@@ -1,15 +1,22 @@
 // Writes a random-weight GGUF of a real architecture's shape with its real tokenizer:
 //   node --import tsx scripts/make-model.ts --preset llama110m --type q8_0 --out PATH
+// A vision preset writes a folder with the model and its projector:
+//   node --import tsx scripts/make-model.ts --preset tiny-vision --out DIR   (DIR/model.gguf, DIR/mmproj.gguf)
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { formatParameterSize } from "../src/gguf/reader.js";
+import { isSyntheticVisionPreset, SYNTHETIC_VISION_PRESETS, writeSyntheticVisionModel } from "../src/gguf/synthetic-projector.js";
 import { SYNTHETIC_PRESETS, writeSyntheticModel, type SyntheticPreset } from "../src/gguf/synthetic.js";
 
 const argv = await yargs(hideBin(process.argv))
   .usage("$0 --preset NAME --type f32|f16|q8_0 --out PATH")
-  .option("preset", { choices: Object.keys(SYNTHETIC_PRESETS), demandOption: true, describe: "model shape and vocabulary" })
+  .option("preset", {
+    choices: [...Object.keys(SYNTHETIC_PRESETS), ...Object.keys(SYNTHETIC_VISION_PRESETS)],
+    demandOption: true,
+    describe: "model shape and vocabulary (a vision preset writes a folder: model.gguf and mmproj.gguf)",
+  })
   .option("type", { choices: ["f32", "f16", "q8_0"] as const, default: "q8_0" as const, describe: "weight type" })
-  .option("out", { type: "string", demandOption: true, describe: "GGUF file to write" })
+  .option("out", { type: "string", demandOption: true, describe: "GGUF file to write (a folder for a vision preset)" })
   .option("seed", { type: "number", default: 0, describe: "PRNG seed for the weights" })
   .option("chat-template", {
     type: "string",
@@ -20,19 +27,27 @@ const argv = await yargs(hideBin(process.argv))
 
 const chatTemplate = argv.chatTemplate === "default" ? true : argv.chatTemplate;
 const started = performance.now();
+const seconds = () => ((performance.now() - started) / 1000).toFixed(1);
 try {
-  const summary = await writeSyntheticModel({
-    preset: argv.preset as SyntheticPreset,
-    type: argv.type,
-    out: argv.out,
-    seed: argv.seed,
-    chatTemplate,
-  });
-  const seconds = ((performance.now() - started) / 1000).toFixed(1);
-  console.log(
-    `wrote ${summary.path}: ${argv.preset} ${argv.type}, ${formatParameterSize(summary.parameterCount)} parameters, ` +
-      `${summary.tensorCount} tensors, vocab ${summary.nVocab}, in ${seconds}s`,
-  );
+  if (isSyntheticVisionPreset(argv.preset)) {
+    const { model, projector } = await writeSyntheticVisionModel({ preset: argv.preset, dir: argv.out, type: argv.type, seed: argv.seed });
+    console.log(
+      `wrote ${model.path} (${argv.type}, ${formatParameterSize(model.parameterCount)} parameters) and ${projector.path} ` +
+        `(${formatParameterSize(projector.parameterCount)} parameters, ${projector.imageTokens} rows per image) in ${seconds()}s`,
+    );
+  } else {
+    const summary = await writeSyntheticModel({
+      preset: argv.preset as SyntheticPreset,
+      type: argv.type,
+      out: argv.out,
+      seed: argv.seed,
+      chatTemplate,
+    });
+    console.log(
+      `wrote ${summary.path}: ${argv.preset} ${argv.type}, ${formatParameterSize(summary.parameterCount)} parameters, ` +
+        `${summary.tensorCount} tensors, vocab ${summary.nVocab}, in ${seconds()}s`,
+    );
+  }
 } catch (error) {
   // Bad options and unwritable paths are the user's to fix: a message, not a stack trace.
   console.error(`make-model: ${(error as Error).message}`);

@@ -152,7 +152,7 @@ function architectureMetadata(shape: SyntheticShape, name: string, fileType: num
 
 type TensorFill = "ones" | "random";
 
-interface TensorPlan {
+export interface TensorPlan {
   name: string;
   dims: number[];
   type: GgmlTypeId;
@@ -212,7 +212,7 @@ function xorshift32(seed: number): () => number {
 }
 
 /** A distinct, well-mixed stream per tensor, so each tensor's values do not depend on write order. */
-function tensorSeed(seed: number, index: number): number {
+export function tensorSeed(seed: number, index: number): number {
   let h = (Math.imul(seed ^ 0x85ebca6b, 0xc2b2ae35) + Math.imul(index + 1, 0x27d4eb2f)) >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x45d9f3b) >>> 0;
   return (h ^ (h >>> 16)) >>> 0;
@@ -259,7 +259,7 @@ function randomQ8_0(n: number, next: () => number): Buffer {
   return out;
 }
 
-function tensorSource(plan: TensorPlan, seed: number): GgufTensorSource {
+export function tensorSource(plan: TensorPlan, seed: number): GgufTensorSource {
   const elements = elementCount(plan.dims);
   const data =
     plan.fill === "ones"

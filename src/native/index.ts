@@ -5,7 +5,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import os from "node:os";
 import { BadRequestError, InternalError, NotFoundError, VllamaError } from "../api/errors.js";
 import { addonDir, loadAddon } from "./binding.js";
-import type { BackendDevice, ContextOptions, GpuChoice, LoadModelOptions, NativeContext, NativeModel } from "./types.js";
+import type { BackendDevice, ContextOptions, GpuChoice, LoadModelOptions, NativeContext, NativeModel, NativeProjector } from "./types.js";
 
 export type * from "./types.js";
 export { FLASH_ATTENTION_MODES, GPU_CHOICES, KV_CACHE_TYPES } from "./types.js";
@@ -28,7 +28,7 @@ export function initBackend(gpu: GpuChoice = "auto"): BackendInfo {
 }
 
 /** Native error codes that are the caller's fault; the rest are internal errors. */
-const badRequestCodes = new Set(["ERR_INVALID_ARG", "ERR_INVALID_TOKEN", "ERR_GRAMMAR", "ERR_SCHEMA", "ERR_MODEL_LOAD", "ERR_NO_GPU"]);
+const badRequestCodes = new Set(["ERR_MEDIA", "ERR_INVALID_ARG", "ERR_INVALID_TOKEN", "ERR_GRAMMAR", "ERR_SCHEMA", "ERR_MODEL_LOAD", "ERR_NO_GPU"]);
 
 export function toTypedError(error: unknown): VllamaError {
   if (error instanceof VllamaError) return error;
@@ -146,6 +146,16 @@ export async function tokenizeText(
   }
 }
 
-export function liveNativeObjects(): { models: number; contexts: number } {
+/** Loads a model's projector (mmproj GGUF), on the same threads as its contexts. */
+export async function loadProjector(model: NativeModel, path: string): Promise<NativeProjector> {
+  await checkGgufFile(path);
+  try {
+    return await model.loadProjector(path, { threads: os.availableParallelism() });
+  } catch (error) {
+    throw toTypedError(error);
+  }
+}
+
+export function liveNativeObjects(): { models: number; contexts: number; projectors: number } {
   return loadAddon().liveObjects();
 }

@@ -132,6 +132,65 @@ export interface EmbedResult {
   nEmbd: number;
 }
 
+/** A prompt's text between media, as the model's tokens. */
+export interface TextChunk {
+  type: "text";
+  tokens: Int32Array;
+}
+
+/** One image (or audio clip) of a prompt, as the projector will encode it. */
+export interface NativeMediaChunk {
+  type: "image" | "audio";
+  /** Embedding rows it becomes (KV cells it takes). */
+  nTokens: number;
+  /** Positions it advances the sequence by (fewer than nTokens with M-RoPE). */
+  nPos: number;
+  /** SHA-256 (hex) of the encoded file: the same image has the same id. */
+  id: string;
+  /** Its rows attend to each other both ways (Gemma 3): they must be decoded in one micro-batch. */
+  nonCausal: boolean;
+  /** Positions of its rows when it starts at pos0: nTokens of them, or 4 x nTokens (dimension-major) with M-RoPE. */
+  positions(pos0: number): Int32Array;
+}
+
+export type PromptChunk = TextChunk | NativeMediaChunk;
+
+export interface MediaTokenizeOptions {
+  /** Add the model's BOS (as the model's own tokenizer would). Default false. */
+  addSpecial?: boolean;
+  /** Special-token text in `text` becomes special tokens. Default true. */
+  parseSpecial?: boolean;
+  /** Images with more pixels than this are refused before decoding. Default 2^26. */
+  maxPixels?: number;
+}
+
+/** A model's multimodal projector (llama.cpp's mtmd). */
+export interface NativeProjector {
+  readonly vision: boolean;
+  readonly audio: boolean;
+  /** The model takes M-RoPE positions (Qwen2-VL and later): see NativeMediaChunk.positions. */
+  readonly mrope: boolean;
+  /** The text that stands for one media item in tokenize()'s text. */
+  readonly marker: string;
+  /** Floats per embedding row (the model's input embedding width). */
+  readonly embeddingLength: number;
+  /** Splits `text` at its markers, each replaced by the next of `media` (encoded PNG, JPEG, GIF, BMP... files); off the JS thread. */
+  tokenize(text: string, media: Uint8Array[], options?: MediaTokenizeOptions): Promise<PromptChunk[]>;
+  /** The chunk's nTokens embedding rows, computed off the JS thread (one encode at a time). */
+  encode(chunk: NativeMediaChunk): Promise<Float32Array>;
+  dispose(): Promise<void>;
+}
+
+/** Embedding rows of one sequence, decoded as one llama_decode (see NativeContext.decodeEmbeddings). */
+export interface EmbeddingRows {
+  seqId: number;
+  /** n rows of the model's input embedding width. */
+  embeddings: Float32Array;
+  /** n positions, or 4 x n (dimension-major) for M-RoPE models. */
+  positions: Int32Array;
+  nonCausal: boolean;
+}
+
 export interface NativeModel {
   readonly info: ModelInfo;
   tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
@@ -144,6 +203,8 @@ export interface NativeModel {
   /** Bytes free and in all of the model's GPUs now (0 and 0 when it runs on the CPU only). */
   deviceMemory(): { free: number; total: number };
   createContext(options: ContextOptions): Promise<NativeContext>;
+  /** Loads a projector (mmproj GGUF) made for this model; the model cannot be disposed before it. */
+  loadProjector(path: string, options?: { threads?: number }): Promise<NativeProjector>;
   dispose(): Promise<void>;
 }
 
@@ -157,6 +218,8 @@ export interface NativeContext {
   acceptTokens(seqId: number, tokens: Int32Array, grammar: boolean): void;
   step(plan: StepPlanArrays): Promise<StepResult>;
   embed(plan: StepPlanArrays): Promise<EmbedResult>;
+  /** Decodes a media chunk's rows into a sequence (llama_decode takes tokens or embeddings per call). */
+  decodeEmbeddings(rows: EmbeddingRows): Promise<{ status: "ok" | "no_room"; decodeNs: number }>;
   seqRemove(seqId: number, p0: number, p1: number): boolean;
   seqCopy(src: number, dst: number, p0: number, p1: number): void;
   seqKeep(seqId: number): void;
@@ -173,5 +236,5 @@ export interface NativeAddon {
   /** GBNF for a JSON schema, checked by llama.cpp's grammar parser; runs off the JS thread. */
   jsonSchemaToGrammar(schemaJson: string): Promise<string>;
   /** Bytes of native memory held by live models and contexts (for leak tests). */
-  liveObjects(): { models: number; contexts: number };
+  liveObjects(): { models: number; contexts: number; projectors: number };
 }

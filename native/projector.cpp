@@ -1,0 +1,306 @@
+#include "projector.h"
+
+#include "model.h"
+#include "mtmd-helper.h"
+#include "stb/stb_image.h"
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+Napi::FunctionReference Projector::constructor;
+Napi::FunctionReference MediaChunk::constructor;
+std::atomic<int> g_liveProjectors{0};
+
+std::vector<ggml_backend_dev_t> & ModelDevices();
+
+Napi::Function Projector::Init(Napi::Env env) {
+    Napi::Function fn = DefineClass(env, "Projector", {
+        InstanceMethod("tokenize", &Projector::Tokenize),
+        InstanceMethod("encode", &Projector::Encode),
+        InstanceMethod("dispose", &Projector::Dispose),
+    });
+    constructor = Napi::Persistent(fn);
+    constructor.SuppressDestruct();
+    return fn;
+}
+
+struct ProjectorLoadJob {
+    std::string path;
+    llama_model * model = nullptr;
+    mtmd_context_params params = mtmd_context_params_default();
+    mtmd_context * ctx = nullptr;
+};
+
+// model.loadProjector(path, { threads }) -> Promise<Projector>. The projector runs on the model's
+// GPU when the model has one (mtmd picks its best device), else on the CPU.
+Napi::Value Projector::Load(const Napi::CallbackInfo & info, Model * model) {
+    Napi::Env env = info.Env();
+    auto job = std::make_shared<ProjectorLoadJob>();
+    job->path = StringArg(info, 0, "path");
+    Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+    job->model = model->Get(env);
+    auto & p = job->params;
+    p.use_gpu = !ModelDevices().empty();
+    p.n_threads = std::max(1, OptionalNumber<int32_t>(o, "threads", static_cast<int32_t>(std::thread::hardware_concurrency())));
+    p.print_timings = false;
+    // The warm-up encode of a full-size blank image costs seconds on a CPU for no result.
+    p.warmup = false;
+    auto model_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info.This().As<Napi::Object>()));
+    return PromiseWorker::Run(env,
+        [job]() {
+            TakeLastLlamaError();
+            job->ctx = mtmd_init_from_file(job->path.c_str(), job->model, job->params);
+            if (job->ctx == nullptr) {
+                std::string reason = TakeLastLlamaError();
+                throw std::runtime_error("failed to load projector '" + job->path + "'" + (reason.empty() ? "" : ": " + reason));
+            }
+        },
+        [job, model_ref](Napi::Env env) -> Napi::Value {
+            return constructor.New({Napi::External<mtmd_context>::New(env, job->ctx), model_ref->Value()});
+        },
+        "ERR_MODEL_LOAD");
+}
+
+Projector::Projector(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Projector>(info) {
+    if (info.Length() != 2 || !info[0].IsExternal() || !info[1].IsObject()) {
+        ThrowCoded(info.Env(), "Projector cannot be constructed directly; use model.loadProjector()", "ERR_INVALID_ARG");
+    }
+    ctx_ = info[0].As<Napi::External<mtmd_context>>().Data();
+    model_ref_ = Napi::Persistent(info[1].As<Napi::Object>());
+    model_ = Model::Unwrap(info[1].As<Napi::Object>());
+    // The projector computes with the model's weights (its embedding width, some its tokens):
+    // the model stays until the projector goes, as it does for its contexts.
+    model_->live_contexts++;
+    n_embd_ = llama_model_n_embd_inp(model_->Get(info.Env()));
+    mrope_ = mtmd_decode_use_mrope(ctx_);
+    g_liveProjectors++;
+    Napi::Object self = info.This().As<Napi::Object>();
+    self.Set("vision", mtmd_support_vision(ctx_));
+    self.Set("audio", mtmd_support_audio(ctx_));
+    self.Set("mrope", mrope_);
+    self.Set("marker", std::string(mtmd_get_marker(ctx_)));
+    self.Set("embeddingLength", n_embd_);
+}
+
+Projector::~Projector() { Free(); }
+
+void Projector::Free() {
+    if (ctx_ == nullptr) return;
+    mtmd_free(ctx_);
+    ctx_ = nullptr;
+    model_->live_contexts--;
+    model_ref_.Reset();
+    g_liveProjectors--;
+}
+
+mtmd_context * Projector::Live(Napi::Env env) const {
+    if (ctx_ == nullptr) ThrowCoded(env, "projector is disposed", "ERR_DISPOSED");
+    return ctx_;
+}
+
+std::function<void()> Projector::Hold(const Napi::CallbackInfo & info) {
+    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info.This().As<Napi::Object>()));
+    in_flight_++;
+    return [this, self]() {
+        in_flight_--;
+        self->Reset();
+    };
+}
+
+// The media a prompt carries, copied out of JS memory for the worker thread.
+struct TokenizeJob {
+    mtmd_context * ctx = nullptr;
+    std::string text;
+    std::vector<std::vector<unsigned char>> media;
+    bool add_special = false, parse_special = false;
+    double max_pixels = 0;
+    std::unique_ptr<mtmd_input_chunks, mtmd::mtmd_input_chunks_deleter> chunks;
+    std::vector<bool> non_causal;
+};
+
+// stb_image decodes into width x height x 3 bytes whatever the file's size: a small PNG can
+// claim 65,535 x 65,535 pixels (12 GiB). The header is read first and such an image refused.
+static mtmd_bitmap * DecodeMedia(const TokenizeJob & job, size_t i) {
+    const std::vector<unsigned char> & m = job.media[i];
+    int width = 0, height = 0, channels = 0;
+    if (stbi_info_from_memory(m.data(), static_cast<int>(m.size()), &width, &height, &channels) &&
+        static_cast<double>(width) * height > job.max_pixels) {
+        throw std::runtime_error("image " + std::to_string(i + 1) + " is " + std::to_string(width) + "x" +
+                                 std::to_string(height) + " pixels, more than the limit of " +
+                                 std::to_string(static_cast<int64_t>(job.max_pixels)));
+    }
+    mtmd_bitmap * bitmap = mtmd_helper_bitmap_init_from_buf(job.ctx, m.data(), m.size(), false, mtmd_helper_init_opt_default()).bitmap;
+    if (bitmap == nullptr) {
+        throw std::runtime_error("image " + std::to_string(i + 1) + " cannot be decoded (" + TakeLastLlamaError() + ")");
+    }
+    return bitmap;
+}
+
+static void RunTokenize(TokenizeJob & job) {
+    TakeLastLlamaError();
+    std::vector<mtmd::bitmap> bitmaps;
+    std::vector<const mtmd_bitmap *> pointers;
+    for (size_t i = 0; i < job.media.size(); i++) {
+        bitmaps.emplace_back(DecodeMedia(job, i));
+        pointers.push_back(bitmaps.back().ptr.get());
+    }
+    job.chunks.reset(mtmd_input_chunks_init());
+    mtmd_input_text text{job.text.c_str(), job.text.size(), job.add_special, job.parse_special};
+    if (mtmd_tokenize(job.ctx, job.chunks.get(), &text, pointers.data(), pointers.size()) != 0) {
+        throw std::runtime_error("the prompt's media cannot be tokenized: " + TakeLastLlamaError());
+    }
+    for (size_t i = 0; i < mtmd_input_chunks_size(job.chunks.get()); i++) {
+        job.non_causal.push_back(mtmd_decode_use_non_causal(job.ctx, mtmd_input_chunks_get(job.chunks.get(), i)));
+    }
+}
+
+static Napi::Object ChunkObject(Napi::Env env, const mtmd_input_chunk * chunk, bool non_causal, bool mrope) {
+    const auto type = mtmd_input_chunk_get_type(chunk);
+    if (type == MTMD_INPUT_CHUNK_TYPE_TEXT) {
+        size_t n = 0;
+        const llama_token * tokens = mtmd_input_chunk_get_tokens_text(chunk, &n);
+        Napi::Int32Array a = Napi::Int32Array::New(env, n);
+        std::copy(tokens, tokens + n, a.Data());
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("type", "text");
+        o.Set("tokens", a);
+        return o;
+    }
+    Napi::Object o = MediaChunk::constructor.New({Napi::External<mtmd_input_chunk>::New(env, mtmd_input_chunk_copy(chunk)),
+                                                  Napi::Boolean::New(env, mrope)});
+    o.Set("type", type == MTMD_INPUT_CHUNK_TYPE_IMAGE ? "image" : "audio");
+    o.Set("nTokens", static_cast<double>(mtmd_input_chunk_get_n_tokens(chunk)));
+    o.Set("nPos", static_cast<double>(mtmd_input_chunk_get_n_pos(chunk)));
+    const char * id = mtmd_input_chunk_get_id(chunk);
+    o.Set("id", id ? std::string(id) : std::string());
+    o.Set("nonCausal", non_causal);
+    return o;
+}
+
+// tokenize(text, media: Uint8Array[], { addSpecial, parseSpecial, maxPixels }) -> Promise<chunks>:
+// each of `media` (an encoded image or audio file) replaces one marker of `text`, in order.
+Napi::Value Projector::Tokenize(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    auto job = std::make_shared<TokenizeJob>();
+    job->ctx = Live(env);
+    job->text = StringArg(info, 0, "text");
+    if (info.Length() < 2 || !info[1].IsArray()) ThrowCoded(env, "media must be an array of Uint8Array", "ERR_INVALID_ARG");
+    Napi::Array media = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < media.Length(); i++) {
+        Napi::Value v = media.Get(i);
+        if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+            ThrowCoded(env, "media must be an array of Uint8Array", "ERR_INVALID_ARG");
+        }
+        Napi::Uint8Array bytes = v.As<Napi::Uint8Array>();
+        job->media.emplace_back(bytes.Data(), bytes.Data() + bytes.ElementLength());
+    }
+    Napi::Object o = info.Length() > 2 && info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
+    job->add_special = OptionalBool(o, "addSpecial", false);
+    job->parse_special = OptionalBool(o, "parseSpecial", true);
+    job->max_pixels = OptionalNumber<double>(o, "maxPixels", 1 << 26);
+    const bool mrope = mrope_;
+    return PromiseWorker::Run(env,
+        [job]() { RunTokenize(*job); },
+        [job, mrope](Napi::Env env) -> Napi::Value {
+            Napi::Array out = Napi::Array::New(env);
+            for (size_t i = 0; i < mtmd_input_chunks_size(job->chunks.get()); i++) {
+                out.Set(static_cast<uint32_t>(i), ChunkObject(env, mtmd_input_chunks_get(job->chunks.get(), i), job->non_causal[i], mrope));
+            }
+            return out;
+        },
+        "ERR_MEDIA", Hold(info));
+}
+
+// encode(chunk: MediaChunk) -> Promise<Float32Array>: the chunk's nTokens embedding rows,
+// embeddingLength floats each, computed by the projector off the JS thread.
+Napi::Value Projector::Encode(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    mtmd_context * ctx = Live(env);
+    if (info.Length() < 1 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(MediaChunk::constructor.Value())) {
+        ThrowCoded(env, "chunk must be a media chunk of projector.tokenize()", "ERR_INVALID_ARG");
+    }
+    if (encoding_) ThrowCoded(env, "projector is busy with an encode", "ERR_BUSY");
+    auto chunk_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
+    const mtmd_input_chunk * chunk = MediaChunk::Unwrap(info[0].As<Napi::Object>())->chunk();
+    auto rows = std::make_shared<std::vector<float>>();
+    const size_t width = static_cast<size_t>(n_embd_);
+    encoding_ = true;
+    auto hold = Hold(info);
+    return PromiseWorker::Run(env,
+        [ctx, chunk, rows, width]() {
+            TakeLastLlamaError();
+            if (mtmd_encode_chunk(ctx, chunk) != 0) throw std::runtime_error("media encode failed: " + TakeLastLlamaError());
+            const float * embd = mtmd_get_output_embd(ctx);
+            rows->assign(embd, embd + width * mtmd_input_chunk_get_n_tokens(chunk));
+        },
+        [rows](Napi::Env env) -> Napi::Value {
+            Napi::Float32Array a = Napi::Float32Array::New(env, rows->size());
+            std::copy(rows->begin(), rows->end(), a.Data());
+            return a;
+        },
+        "ERR_ENCODE",
+        [this, hold, chunk_ref]() {
+            encoding_ = false;
+            chunk_ref->Reset();
+            hold();
+        });
+}
+
+Napi::Value Projector::Dispose(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    if (in_flight_ > 0) ThrowCoded(env, "projector is busy", "ERR_BUSY");
+    Free();
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Resolve(env.Undefined());
+    return deferred.Promise();
+}
+
+Napi::Function MediaChunk::Init(Napi::Env env) {
+    Napi::Function fn = DefineClass(env, "MediaChunk", {
+        InstanceMethod("positions", &MediaChunk::Positions),
+    });
+    constructor = Napi::Persistent(fn);
+    constructor.SuppressDestruct();
+    return fn;
+}
+
+MediaChunk::MediaChunk(const Napi::CallbackInfo & info) : Napi::ObjectWrap<MediaChunk>(info) {
+    if (info.Length() != 2 || !info[0].IsExternal()) {
+        ThrowCoded(info.Env(), "MediaChunk cannot be constructed directly; use projector.tokenize()", "ERR_INVALID_ARG");
+    }
+    chunk_ = info[0].As<Napi::External<mtmd_input_chunk>>().Data();
+    mrope_ = info[1].ToBoolean();
+}
+
+MediaChunk::~MediaChunk() { mtmd_input_chunk_free(chunk_); }
+
+// positions(pos0) -> Int32Array: the positions of the chunk's rows when it starts at pos0, as
+// llama_batch takes them: nTokens of them, or with M-RoPE 4 x nTokens (dimension-major: t, y, x, z).
+Napi::Value MediaChunk::Positions(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    const llama_pos pos0 = static_cast<llama_pos>(NumberArg(info, 0, "pos0"));
+    const size_t n = mtmd_input_chunk_get_n_tokens(chunk_);
+    if (!mrope_) {
+        Napi::Int32Array out = Napi::Int32Array::New(env, n);
+        for (size_t i = 0; i < n; i++) out[i] = pos0 + static_cast<llama_pos>(i);
+        return out;
+    }
+    Napi::Int32Array out = Napi::Int32Array::New(env, 4 * n);
+    const mtmd_image_tokens * image = mtmd_input_chunk_get_tokens_image(chunk_);
+    std::vector<mtmd_decoder_pos> rel(n);
+    if (image != nullptr) {
+        mtmd_helper_image_get_decoder_pos(image, pos0, rel.data());
+    } else {
+        for (size_t i = 0; i < n; i++) rel[i] = {static_cast<uint32_t>(pos0 + i), static_cast<uint32_t>(pos0 + i), static_cast<uint32_t>(pos0 + i), static_cast<uint32_t>(pos0 + i)};
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = rel[i].t;
+        out[i + n] = rel[i].y;
+        out[i + 2 * n] = rel[i].x;
+        out[i + 3 * n] = rel[i].z;
+    }
+    return out;
+}

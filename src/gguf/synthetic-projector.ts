@@ -1,0 +1,177 @@
+// Random-weight multimodal projectors ("mmproj" GGUFs, general.architecture "clip") of a real
+// shape, for a synthetic language model: the vision half of a vision model, loaded by llama.cpp's
+// multimodal library (tools/mtmd) as a real one is.
+//
+// The shape is LLaVA-1.5's (projector type "mlp"): a CLIP ViT (class token, learned positions,
+// pre-norm, LayerNorm blocks with biases, quick-GELU) and a two-layer GELU MLP into the language
+// model's embedding width. Of the projector types clip.cpp loads it needs the fewest tensors and
+// no special tokens in the vocabulary (SmolVLM's idefics3 looks its markers up in the vocabulary,
+// Gemma 3's needs Gemma 3's language model), so it pairs with the synthetic llama models.
+// Tensor names and hparam keys are clip.cpp's (tools/mtmd/clip-impl.h, load_hparams/load_tensors).
+
+import { BadRequestError } from "../api/errors.js";
+import { elementCount, GgmlType } from "./ggml-types.js";
+import { LLAMA_FILE_TYPE } from "./reader.js";
+import path from "node:path";
+import { mkdir } from "node:fs/promises";
+import {
+  SYNTHETIC_PRESETS, tensorSeed, tensorSource, writeSyntheticModel,
+  type SyntheticModelSummary, type SyntheticPreset, type SyntheticWeightType, type TensorPlan,
+} from "./synthetic.js";
+import { gguf, type GgufValue } from "./values.js";
+import { writeGguf } from "./writer.js";
+
+export interface SyntheticProjectorShape {
+  /** Square input side in pixels; images are resized (padded) to it. */
+  imageSize: number;
+  patchSize: number;
+  nEmbd: number;
+  nHead: number;
+  nFf: number;
+  nLayer: number;
+  /** The language model's embedding width, which the projector's rows have. */
+  projectionDim: number;
+}
+
+export interface SyntheticProjectorOptions {
+  shape: SyntheticProjectorShape;
+  out: string;
+  seed?: number;
+  name?: string;
+}
+
+export interface SyntheticProjectorSummary {
+  path: string;
+  /** Embedding rows one image becomes (one per patch). */
+  imageTokens: number;
+  tensorCount: number;
+  parameterCount: number;
+}
+
+// CLIP's (OpenAI) pixel normalization, as LLaVA-1.5's mmproj files carry it.
+const CLIP_IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073];
+const CLIP_IMAGE_STD = [0.26862954, 0.26130258, 0.27577711];
+
+function projectorMetadata(s: SyntheticProjectorShape, name: string): Array<[string, GgufValue]> {
+  return [
+    ["general.architecture", gguf.string("clip")],
+    ["general.name", gguf.string(name)],
+    ["general.file_type", gguf.uint32(LLAMA_FILE_TYPE.F32)],
+    ["clip.has_vision_encoder", gguf.bool(true)],
+    ["clip.projector_type", gguf.string("mlp")],
+    ["clip.vision.image_size", gguf.uint32(s.imageSize)],
+    ["clip.vision.patch_size", gguf.uint32(s.patchSize)],
+    ["clip.vision.embedding_length", gguf.uint32(s.nEmbd)],
+    ["clip.vision.feed_forward_length", gguf.uint32(s.nFf)],
+    ["clip.vision.block_count", gguf.uint32(s.nLayer)],
+    ["clip.vision.projection_dim", gguf.uint32(s.projectionDim)],
+    ["clip.vision.attention.head_count", gguf.uint32(s.nHead)],
+    ["clip.vision.attention.layer_norm_epsilon", gguf.float32(1e-5)],
+    ["clip.vision.image_mean", gguf.array("float32", CLIP_IMAGE_MEAN)],
+    ["clip.vision.image_std", gguf.array("float32", CLIP_IMAGE_STD)],
+  ];
+}
+
+/** Tensor names and ggml dims (ne0 first) as clip.cpp loads them for a LLaVA "mlp" projector. */
+function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
+  const nPatches = (s.imageSize / s.patchSize) ** 2;
+  // Every tensor F32: a few thousand parameters, and clip.cpp reads some of them only as F32.
+  const random = (name: string, ...dims: number[]): TensorPlan => ({ name, dims, type: GgmlType.F32, fill: "random" });
+  const norm = (prefix: string): TensorPlan[] => [
+    { name: `${prefix}.weight`, dims: [s.nEmbd], type: GgmlType.F32, fill: "ones" },
+    random(`${prefix}.bias`, s.nEmbd),
+  ];
+  const linear = (prefix: string, nIn: number, nOut: number) => [random(`${prefix}.weight`, nIn, nOut), random(`${prefix}.bias`, nOut)];
+  const tensors = [
+    random("v.patch_embd.weight", s.patchSize, s.patchSize, 3, s.nEmbd),
+    random("v.class_embd", s.nEmbd),
+    random("v.position_embd.weight", s.nEmbd, nPatches + 1),
+    ...norm("v.pre_ln"),
+  ];
+  for (let i = 0; i < s.nLayer; i++) {
+    const blk = `v.blk.${i}`;
+    tensors.push(
+      ...norm(`${blk}.ln1`),
+      ...linear(`${blk}.attn_q`, s.nEmbd, s.nEmbd),
+      ...linear(`${blk}.attn_k`, s.nEmbd, s.nEmbd),
+      ...linear(`${blk}.attn_v`, s.nEmbd, s.nEmbd),
+      ...linear(`${blk}.attn_out`, s.nEmbd, s.nEmbd),
+      ...norm(`${blk}.ln2`),
+      ...linear(`${blk}.ffn_up`, s.nEmbd, s.nFf),
+      ...linear(`${blk}.ffn_down`, s.nFf, s.nEmbd),
+    );
+  }
+  tensors.push(...linear("mm.0", s.nEmbd, s.projectionDim), ...linear("mm.2", s.projectionDim, s.projectionDim));
+  return tensors;
+}
+
+function checkShape(s: SyntheticProjectorShape): void {
+  const sizes = [s.imageSize, s.patchSize, s.nEmbd, s.nHead, s.nFf, s.nLayer, s.projectionDim];
+  if (!sizes.every((n) => Number.isSafeInteger(n) && n > 0)) {
+    throw new BadRequestError("synthetic projector shape: every size must be a positive integer");
+  }
+  if (s.imageSize % s.patchSize !== 0 || s.nEmbd % s.nHead !== 0) {
+    throw new BadRequestError("synthetic projector shape: patches must tile the image and heads split the embedding");
+  }
+}
+
+/** Writes a random-weight LLaVA-1.5-shaped projector GGUF that llama.cpp's mtmd loads and runs. */
+export async function writeSyntheticProjector(options: SyntheticProjectorOptions): Promise<SyntheticProjectorSummary> {
+  const { shape } = options;
+  checkShape(shape);
+  const seed = options.seed ?? 0;
+  const tensors = projectorTensors(shape);
+  await writeGguf(options.out, {
+    metadata: projectorMetadata(shape, options.name ?? "synthetic-llava-projector"),
+    tensors: tensors.map((plan, index) => tensorSource(plan, tensorSeed(seed, index))),
+  });
+  return {
+    path: options.out,
+    imageTokens: (shape.imageSize / shape.patchSize) ** 2,
+    tensorCount: tensors.length,
+    parameterCount: tensors.reduce((sum, t) => sum + elementCount(t.dims), 0),
+  };
+}
+
+/** Vision models: a synthetic language model and a projector into its embedding width. */
+export const SYNTHETIC_VISION_PRESETS = {
+  /** tiny-llama seeing 32 x 32 images in 8 x 8 patches: 16 rows per image. */
+  "tiny-vision": {
+    model: "tiny-llama",
+    projector: { imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2 },
+  },
+} satisfies Record<string, { model: SyntheticPreset; projector: Omit<SyntheticProjectorShape, "projectionDim"> }>;
+
+export type SyntheticVisionPreset = keyof typeof SYNTHETIC_VISION_PRESETS;
+
+export function isSyntheticVisionPreset(name: string): name is SyntheticVisionPreset {
+  return Object.hasOwn(SYNTHETIC_VISION_PRESETS, name);
+}
+
+export interface SyntheticVisionOptions {
+  preset: SyntheticVisionPreset;
+  /** Folder that gets model.gguf and mmproj.gguf (created when missing). */
+  dir: string;
+  type: SyntheticWeightType;
+  seed?: number;
+}
+
+/** Writes DIR/model.gguf (with its vocabulary's chat template) and DIR/mmproj.gguf. */
+export async function writeSyntheticVisionModel(
+  options: SyntheticVisionOptions,
+): Promise<{ model: SyntheticModelSummary; projector: SyntheticProjectorSummary }> {
+  const preset = SYNTHETIC_VISION_PRESETS[options.preset];
+  if (!preset) throw new BadRequestError(`unknown vision preset ${JSON.stringify(options.preset)}`);
+  await mkdir(options.dir, { recursive: true });
+  const seed = options.seed ?? 0;
+  const model = await writeSyntheticModel({
+    preset: preset.model, type: options.type, out: path.join(options.dir, "model.gguf"), chatTemplate: true, seed, name: options.preset,
+  });
+  const projector = await writeSyntheticProjector({
+    shape: { ...preset.projector, projectionDim: SYNTHETIC_PRESETS[preset.model].nEmbd },
+    out: path.join(options.dir, "mmproj.gguf"),
+    seed,
+    name: `${options.preset}-mmproj`,
+  });
+  return { model, projector };
+}

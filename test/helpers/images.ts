@@ -1,0 +1,48 @@
+// Test images made in the test: a small PNG encoder (truecolor, no filtering) over node:zlib, and
+// the tiny-vision model pair written by the project's fixture generator.
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { crc32, deflateSync } from "node:zlib";
+import { writeSyntheticVisionModel } from "../../src/gguf/synthetic-projector.js";
+
+function chunk(type: string, data: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(data.length, 0);
+  head.write(type, 4, "latin1");
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
+  return Buffer.concat([head, data, crc]);
+}
+
+/** A PNG of `width` x `height` RGB pixels, `pixel(x, y)` giving [r, g, b]. */
+export function encodePng(width: number, height: number, pixel: (x: number, y: number) => [number, number, number]): Buffer {
+  const rows = Buffer.alloc(height * (1 + width * 3));
+  for (let y = 0; y < height; y++) {
+    const row = y * (1 + width * 3);
+    for (let x = 0; x < width; x++) rows.set(pixel(x, y), row + 1 + x * 3);
+  }
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit, truecolor, deflate, no filter, no interlace
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([signature, chunk("IHDR", header), chunk("IDAT", deflateSync(rows)), chunk("IEND", Buffer.alloc(0))]);
+}
+
+/** A 48 x 40 gradient with a diagonal stripe; `seed` shifts its colours (different images, different hashes). */
+export function testImage(seed = 0): Buffer {
+  return encodePng(48, 40, (x, y) => [(x * 5 + seed * 40) & 255, (y * 6) & 255, Math.abs(x - y) < 4 ? 255 : (seed * 90) & 255]);
+}
+
+let visionDir: Promise<string> | undefined;
+
+/** The tiny-vision pair (model.gguf, mmproj.gguf), written once per test process into a temporary folder. */
+export function tinyVisionModel(): Promise<{ model: string; projector: string; dir: string }> {
+  visionDir ??= (async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "vllama-tiny-vision-"));
+    await writeSyntheticVisionModel({ preset: "tiny-vision", dir, type: "q8_0" });
+    return dir;
+  })();
+  return visionDir.then((dir) => ({ dir, model: path.join(dir, "model.gguf"), projector: path.join(dir, "mmproj.gguf") }));
+}
