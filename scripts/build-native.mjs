@@ -12,6 +12,7 @@
 // VLLAMA_BUILD_DIR builds elsewhere than build/ (VLLAMA_ADDON_DIR=<dir>/Release then loads it).
 // VLLAMA_BUILD_PEERS=1 (source builds): also build llama-batched-bench and llama-server from the
 // same compiled libraries into <dir>/bin, the benchmark's peers (VLLAMA_BENCH_LLAMA_BUILD=<dir>).
+// Prebuilt builds also compile ggml's RPC backend and rpc-server (scripts/rpc-backend.mjs; never fatal).
 // Both builds carry the CPU backend patches of native/patches (scripts/patched-cpu.mjs; never fatal,
 // VLLAMA_PATCHED_CPU=0 skips them).
 import { execFileSync } from "node:child_process";
@@ -19,6 +20,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { installPatchedCpuBackend, sourceForSourceBuild } from "./patched-cpu.mjs";
+import { installRpcBackend } from "./rpc-backend.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 // Resolved by folder, not by require(): these packages' "exports" hide their package.json.
@@ -84,5 +86,6 @@ const cmakeJsArgs = ["--log-level", "warn", "--directory", root, "--out", outDir
 run(process.execPath, [cmakeJs, "configure", ...cmakeJsArgs]);
 run(process.execPath, [cmakeJs, "build", ...cmakeJsArgs]);
 if (mode === "prebuilt") installPatchedCpuBackend({ sourceDir, outDir, jobs });
+if (mode === "prebuilt") await installRpcBackend({ sourceDir, outDir, tag });
 if (peers) run("cmake", ["--build", outDir, "--config", "Release", "--parallel", jobs, "--target", "llama-batched-bench", "llama-server"]);
 console.log(`vllama: native addon built (${mode}${cuda ? ", CUDA" : ""}, llama.cpp ${tag})`);

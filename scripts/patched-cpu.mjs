@@ -18,7 +18,7 @@ export const patchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 /** Written beside the addon when the patched backend is installed; test/native/patched-cpu.test.ts reads it. */
 export const patchedCpuManifest = "patched-cpu.json";
 
-const patchFiles = () => readdirSync(patchDir).filter((f) => f.endsWith(".patch")).sort();
+const patchFiles = (dir = patchDir) => readdirSync(dir).filter((f) => f.endsWith(".patch")).sort();
 
 function run(cmd, args, cwd) {
   execFileSync(cmd, args, { stdio: "inherit", cwd });
@@ -30,14 +30,14 @@ function warn(what, error) {
     "VLLAMA_PATCHED_CPU=0 skips this step.");
 }
 
-/** A copy of the release source (git clone --shared: cheap) with every patch applied; deps/ stays untouched. */
-export function patchedSource(sourceDir, dest) {
+/** A copy of the release source (git clone --shared: cheap) with every patch of `patches` applied; deps/ stays untouched. */
+export function patchedSource(sourceDir, dest, patches = patchDir) {
   if (!existsSync(path.join(dest, ".git"))) {
     rmSync(dest, { recursive: true, force: true });
     run("git", ["-c", "advice.detachedHead=false", "clone", "--quiet", "--shared", sourceDir, dest]);
   }
   run("git", ["checkout", "--quiet", "--", "."], dest);
-  for (const p of patchFiles()) run("git", ["apply", path.join(patchDir, p)], dest);
+  for (const p of patchFiles(patches)) run("git", ["apply", path.join(patches, p)], dest);
   return dest;
 }
 
