@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `vllama` command line. Like `ollama`, every command except serve, config and version is
+// The `vllama` command line. Like `ollama`, every command except serve, worker, config and version is
 // an HTTP client of a running `vllama serve`. Exit codes: 0 ok, 1 runtime error, 2 bad usage.
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -14,6 +14,7 @@ import {
 } from "./models.js";
 import { runCommand } from "./run.js";
 import { serveCommand } from "./serve.js";
+import { workerCommand, workerOptions } from "./worker.js";
 import { CliError, createUi, EXIT_OK, exitCodeOf, processIo, renderError, UsageError, type Io, type Ui } from "./ui.js";
 
 interface GlobalArgs {
@@ -70,6 +71,17 @@ function buildParser(argv: string[], io: Io, ui: { current: Ui }): Argv<GlobalAr
     .option("verbose", { type: "boolean", describe: "stack traces on errors; timings after run", global: true })
     .option("color", { type: "boolean", default: true, describe: "colors (--no-color or NO_COLOR to disable)", global: true })
     .command("serve", "Start the vllama server", (y) => withServerFlags(y), withUi((args, ui) => serveCommand(ui, configOf(args))))
+    .command(
+      "worker",
+      "Serve a share of a model's layers to `vllama serve --rpc` (llama.cpp's rpc-server; no authentication: private networks only)",
+      (y) =>
+        y
+          .option("port", { type: "string", describe: "port to listen on (default 50052)" })
+          .option("mem", { type: "string", describe: "MiB of memory to offer (default: the machine's free memory); serve --rpc splits layers by it" })
+          .option("threads", { type: "string", describe: "CPU threads (default: half the cores)" })
+          .epilogue("--host is the IPv4 address to bind (default 127.0.0.1)."),
+      withUi((args, ui) => workerCommand(ui, workerOptions(args))),
+    )
     .command(
       "run <model> [prompt..]",
       "Run a model: chat in a terminal, or answer one prompt (argument or stdin)",
@@ -174,7 +186,7 @@ function buildParser(argv: string[], io: Io, ui: { current: Ui }): Argv<GlobalAr
     }) as Argv<GlobalArgs>;
 }
 
-const COMMANDS = new Set(["serve", "run", "pull", "push", "list", "ls", "ps", "show", "rm", "cp", "create", "stop", "bench", "version", "config"]);
+const COMMANDS = new Set(["serve", "worker", "run", "pull", "push", "list", "ls", "ps", "show", "rm", "cp", "create", "stop", "bench", "version", "config"]);
 
 function commandOf(argv: string[]): string | undefined {
   return argv.find((arg) => !arg.startsWith("-"));
