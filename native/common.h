@@ -5,10 +5,19 @@
 
 #include <atomic>
 #include <functional>
+#include <stdexcept>
 #include <string>
 
+// An error thrown on a worker thread whose code differs from its call's (a lost RPC worker during a step).
+class CodedError : public std::runtime_error {
+  public:
+    CodedError(const std::string & message, const char * code) : std::runtime_error(message), code(code) {}
+    const char * code;
+};
+
 // Runs `execute` on a libuv worker thread and settles a promise on the JS thread with
-// `resolve(env)`. Any exception thrown by `execute` rejects the promise with its message.
+// `resolve(env)`. Any exception thrown by `execute` rejects the promise with its message, and
+// with the call's code unless it is a CodedError.
 class PromiseWorker : public Napi::AsyncWorker {
   public:
     using Job = std::function<void()>;
@@ -28,6 +37,9 @@ class PromiseWorker : public Napi::AsyncWorker {
     void Execute() override {
         try {
             execute_();
+        } catch (const CodedError & e) {
+            code_ = e.code;
+            SetError(e.what());
         } catch (const std::exception & e) {
             SetError(e.what());
         }

@@ -1,6 +1,10 @@
 #include "context.h"
 
 #include "model.h"
+#include "rpc.h"
+
+// llama_get_memory_breakdown: llama.cpp's staging API (exported by libllama of the same release).
+#include "llama-ext.h"
 
 #include <algorithm>
 #include <chrono>
@@ -59,12 +63,49 @@ static enum llama_flash_attn_type FlashAttn(Napi::Env env, const std::string & n
     ThrowCoded(env, "flashAttn must be auto, on or off", "ERR_INVALID_ARG");
 }
 
+// Bytes one device holds for a context: its share of the weights, of the KV cache, of the compute buffers.
+struct DeviceMemory {
+    std::string device, description;
+    size_t model = 0, context = 0, compute = 0;
+};
+
 struct CreateJob {
     llama_context_params params = llama_context_default_params();
     llama_model * model = nullptr;
     llama_context * ctx = nullptr;
     ggml_threadpool * threadpool = nullptr;
+    std::vector<DeviceMemory> memory;
 };
+
+// Per device, summed over its buffer types (host buffers count as the CPU's). Read once the
+// context exists: later reads would race a running step's compute buffers.
+static std::vector<DeviceMemory> MemoryByDevice(const llama_context * ctx) {
+    std::vector<DeviceMemory> out;
+    for (const auto & [buft, mb] : llama_get_memory_breakdown(ctx)) {
+        ggml_backend_dev_t dev = ggml_backend_buft_get_device(buft);
+        const std::string name = dev ? ggml_backend_dev_name(dev) : "CPU";
+        auto it = std::find_if(out.begin(), out.end(), [&](const DeviceMemory & d) { return d.device == name; });
+        if (it == out.end()) it = out.insert(out.end(), DeviceMemory{name, dev ? ggml_backend_dev_description(dev) : "CPU"});
+        it->model += mb.model;
+        it->context += mb.context;
+        it->compute += mb.compute;
+    }
+    return out;
+}
+
+static Napi::Array ToJs(Napi::Env env, const std::vector<DeviceMemory> & memory) {
+    Napi::Array out = Napi::Array::New(env, memory.size());
+    for (size_t i = 0; i < memory.size(); i++) {
+        Napi::Object d = Napi::Object::New(env);
+        d.Set("device", memory[i].device);
+        d.Set("description", memory[i].description);
+        d.Set("modelBytes", static_cast<double>(memory[i].model));
+        d.Set("contextBytes", static_cast<double>(memory[i].context));
+        d.Set("computeBytes", static_cast<double>(memory[i].compute));
+        out.Set(i, d);
+    }
+    return out;
+}
 
 // The CPU backend's threadpool functions, looked up through its registry: with prebuilt
 // libraries the CPU backend is a module loaded at run time, not a library we link.
@@ -140,11 +181,13 @@ Napi::Value Context::Create(const Napi::CallbackInfo & info, Model * model) {
                 throw std::runtime_error("failed to create context" + (reason.empty() ? "" : ": " + reason));
             }
             job->threadpool = AttachThreadpool(job->ctx, job->params.n_threads);
+            job->memory = MemoryByDevice(job->ctx);
         },
         [job, model_ref](Napi::Env env) -> Napi::Value {
             Napi::Object ctx = constructor.New({Napi::External<llama_context>::New(env, job->ctx), model_ref->Value()});
             Context * self = Unwrap(ctx);
             self->threadpool_ = job->threadpool;
+            ctx.Set("memoryByDevice", ToJs(env, job->memory));
             self->external_bytes_ = ContextBytes(job->ctx, job->params);
             Napi::MemoryManagement::AdjustExternalMemory(env, self->external_bytes_);
             return ctx;
@@ -405,6 +448,16 @@ static void CheckDecode(int32_t ret) {
     }
 }
 
+// On a GPU llama_decode only queues the work: waiting for it belongs to the decode. A lost RPC
+// worker fails the decode before anything reads its outputs (its share of them is missing).
+int32_t Context::DecodeAndWait(const Batch & b) {
+    const int32_t status = Decode(b);
+    llama_synchronize(ctx_);
+    CheckRpcWorkers(model_->rpc_workers());
+    CheckDecode(status);
+    return status;
+}
+
 static Napi::Int32Array ToInt32(Napi::Env env, const std::vector<int32_t> & v) {
     Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
     std::copy(v.begin(), v.end(), a.Data());
@@ -426,10 +479,7 @@ Napi::Value Context::Step(const Napi::CallbackInfo & info) {
     return PromiseWorker::Run(env,
         [this, b]() {
             int64_t t0 = NowNs();
-            b->status = Decode(*b);
-            CheckDecode(b->status);
-            // On a GPU llama_decode only queues the work: waiting for it belongs to the decode.
-            llama_synchronize(ctx_);
+            b->status = DecodeAndWait(*b);
             int64_t t1 = NowNs();
             b->decode_ns = t1 - t0;
             if (b->status != 0) return;
@@ -460,8 +510,7 @@ Napi::Value Context::Embed(const Napi::CallbackInfo & info) {
     busy_ = true;
     return PromiseWorker::Run(env,
         [this, b]() {
-            b->status = Decode(*b);
-            CheckDecode(b->status);
+            b->status = DecodeAndWait(*b);
             if (b->status != 0) return;
             b->n_embd = llama_model_n_embd(llama_get_model(ctx_));
             const bool pooled = llama_pooling_type(ctx_) != LLAMA_POOLING_TYPE_NONE;

@@ -47,6 +47,7 @@ class Context : public Napi::ObjectWrap<Context> {
     int32_t SeqArg(const Napi::CallbackInfo & info, size_t i) const;
     std::shared_ptr<Batch> ReadPlan(const Napi::CallbackInfo & info, bool need_samplers);
     int32_t Decode(const Batch & batch);
+    int32_t DecodeAndWait(const Batch & batch);
     void SampleRows(Batch & batch);
     std::function<void()> Settler(const Napi::CallbackInfo & info);
     void Free();

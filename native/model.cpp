@@ -3,6 +3,7 @@
 #include "context.h"
 #include "projector.h"
 #include "tokenize.h"
+#include "rpc.h"
 
 #include <memory>
 #include <stdexcept>
@@ -58,6 +59,8 @@ struct LoadJob {
     std::string path;
     llama_model_params params = llama_model_default_params();
     std::vector<ggml_backend_dev_t> devices;
+    std::vector<std::string> rpc_workers;
+    uint32_t rpc_timeout_ms = 0;
     Napi::ThreadSafeFunction progress;
     bool has_progress = false;
     llama_model * model = nullptr;
@@ -74,15 +77,30 @@ static bool ReportProgress(float progress, void * user_data) {
 // Devices chosen by init(): empty = CPU only (the null terminator alone).
 std::vector<ggml_backend_dev_t> & ModelDevices();
 
-// loadModel(path, { gpuLayers, mainGpu, useMmap, onProgress }) -> Promise<Model>
+static std::vector<std::string> StringArray(Napi::Env env, const Napi::Object & o, const char * key) {
+    std::vector<std::string> out;
+    Napi::Value v = o.Get(key);
+    if (v.IsUndefined()) return out;
+    if (!v.IsArray()) ThrowCoded(env, std::string(key) + " must be an array of strings", "ERR_INVALID_ARG");
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+        Napi::Value item = a.Get(i);
+        if (!item.IsString()) ThrowCoded(env, std::string(key) + " must be an array of strings", "ERR_INVALID_ARG");
+        out.push_back(item.As<Napi::String>().Utf8Value());
+    }
+    return out;
+}
+
+// loadModel(path, { gpuLayers, mainGpu, useMmap, rpc, rpcTimeoutMs, onProgress }) -> Promise<Model>
+// rpc ("host:port" of rpc-servers) adds their devices after init()'s: layers are spread over
+// all of them as llama.cpp's --rpc does.
 Napi::Value Model::Load(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     auto job = std::make_shared<LoadJob>();
     job->path = StringArg(info, 0, "path");
     Napi::Object options = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-    job->devices = ModelDevices();
-    job->devices.push_back(nullptr);
-    job->params.devices = job->devices.data();
+    job->rpc_workers = StringArray(env, options, "rpc");
+    job->rpc_timeout_ms = OptionalNumber<uint32_t>(options, "rpcTimeoutMs", 0);
     job->params.n_gpu_layers = OptionalNumber<int32_t>(options, "gpuLayers", -1);
     job->params.main_gpu = OptionalNumber<int32_t>(options, "mainGpu", 0);
     if (!OptionalBool(options, "useMmap", true)) job->params.load_mode = LLAMA_LOAD_MODE_NONE;
@@ -95,9 +113,25 @@ Napi::Value Model::Load(const Napi::CallbackInfo & info) {
     }
     return PromiseWorker::Run(env,
         [job]() {
+            // The progress callback ends with the load, however the load ends.
+            struct ProgressRelease {
+                LoadJob & job;
+                ~ProgressRelease() { if (job.has_progress) job.progress.Release(); }
+            } progress_release{*job};
+            job->devices = ModelDevices();
+            for (ggml_backend_dev_t dev : ConnectRpcWorkers(job->rpc_workers, job->rpc_timeout_ms)) job->devices.push_back(dev);
+            job->devices.push_back(nullptr);
+            job->params.devices = job->devices.data();
             TakeLastLlamaError();
             job->model = llama_model_load_from_file(job->path.c_str(), job->params);
-            if (job->has_progress) job->progress.Release();
+            try {
+                // A worker lost during the load: its layers are missing, whatever the load says.
+                CheckRpcWorkers(job->rpc_workers);
+            } catch (...) {
+                if (job->model != nullptr) llama_model_free(job->model);
+                job->model = nullptr;
+                throw;
+            }
             if (job->model == nullptr) {
                 std::string reason = TakeLastLlamaError();
                 throw std::runtime_error("failed to load model '" + job->path + "'" + (reason.empty() ? "" : ": " + reason));
@@ -105,6 +139,7 @@ Napi::Value Model::Load(const Napi::CallbackInfo & info) {
         },
         [job](Napi::Env env) -> Napi::Value {
             Napi::Object model = constructor.New({Napi::External<llama_model>::New(env, job->model)});
+            Unwrap(model)->rpc_workers_ = job->rpc_workers;
             model.Set("info", Unwrap(model)->Info(env));
             return model;
         },

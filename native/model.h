@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 #include <vector>
 
 class Model : public Napi::ObjectWrap<Model> {
@@ -21,6 +22,8 @@ class Model : public Napi::ObjectWrap<Model> {
     // Throws a coded JS error when the model was disposed.
     llama_model * Get(Napi::Env env) const;
     const llama_vocab * vocab() const { return vocab_; }
+    // Endpoints of the RPC workers holding some of the layers (empty: all local).
+    const std::vector<std::string> & rpc_workers() const { return rpc_workers_; }
     std::atomic<int> live_contexts{0};
 
   private:
@@ -42,4 +45,5 @@ class Model : public Napi::ObjectWrap<Model> {
     const llama_vocab * vocab_ = nullptr;
     std::unique_ptr<std::vector<SpecialToken>> specials_;
     int pending_tokenizations = 0;
+    std::vector<std::string> rpc_workers_;
 };

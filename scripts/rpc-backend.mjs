@@ -15,7 +15,7 @@ import { promisify } from "node:util";
 import { patchedSource } from "./patched-cpu.mjs";
 
 const rpcPatchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "native", "rpc-patches");
-/** The worker executable's name beside the addon; src/cli/worker.ts starts it. */
+/** The worker executable's name beside the addon (src/cli/worker.ts starts it by this name). */
 export const rpcServerFile = "ggml-rpc-server";
 const run = promisify(execFile);
 

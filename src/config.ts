@@ -16,6 +16,7 @@ import {
   type KvCacheType,
 } from "./engine/options.js";
 import { parseTcpEndpoint } from "./kv-events/zmtp-pub.js";
+import { parseRpcWorkers } from "./engine/rpc-workers.js";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 
@@ -73,6 +74,10 @@ export interface ServerConfig {
   kvEventsEndpoint?: string;
   /** The pod named in the KV events' topic kv@POD@MODEL (in Kubernetes: the pod's IP). */
   kvEventsPod: string;
+  /** `vllama worker`s (host:port) every model's layers are spread over with the local device; none: all local. */
+  rpc: string[];
+  /** Milliseconds an RPC worker may take to accept or answer before it counts as lost (Infinity: no limit). */
+  rpcTimeoutMs: number;
 }
 
 export interface ApiKey {
@@ -146,6 +151,14 @@ const duration = z
       return z.NEVER;
     }
   });
+const rpcWorkers = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
+  try {
+    return parseRpcWorkers(v);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
 const apiKeyList = list.transform((keys) => keys.map((key, i): ApiKey => ({ name: `key${i + 1}`, key })));
 const DURATION = 'seconds or a Go duration such as "30s", "2m" (0 or "-1": no limit)';
 const flashAttention = z.union([
@@ -271,6 +284,10 @@ const SETTINGS: Setting[] = [
   setting("kvEventsEndpoint", ["VLLAMA_KV_EVENTS_ENDPOINT"], text.refine(isTcpEndpoint),
     "tcp://*:PORT (bind) or tcp://HOST:PORT (connect)", () => undefined),
   setting("kvEventsPod", ["VLLAMA_KV_EVENTS_POD"], text.pipe(z.string().min(1)), "a name or address", () => hostname()),
+  setting("rpc", ["VLLAMA_RPC"], rpcWorkers,
+    "comma-separated host:port of `vllama worker`s (IPv4 or host names, each once), e.g. 10.0.0.2:50052,10.0.0.3:50052", () => []),
+  // A step of a large model's prompt chunk on a CPU worker can take tens of seconds.
+  setting("rpcTimeoutMs", ["VLLAMA_RPC_TIMEOUT"], duration, DURATION, () => 120_000, "rpcTimeout"),
 ];
 const HOST_ENV = both("HOST");
 const HOST_ACCEPTED = "host[:port] with an optional http:// or https://, e.g. 127.0.0.1:11434 or 0.0.0.0";

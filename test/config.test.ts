@@ -140,6 +140,11 @@ describe("bad values name the variable and the accepted values", () => {
     [{ VLLAMA_BODY_LIMIT: "big" }, /VLLAMA_BODY_LIMIT="big": expected a byte count/],
     [{ OLLAMA_HOST: "example.com:99999" }, /OLLAMA_HOST="example.com:99999": expected host\[:port\]/],
     [{ OLLAMA_HOST: "example.com:" }, /OLLAMA_HOST/],
+    [{ VLLAMA_RPC: "10.0.0.2" }, /^invalid VLLAMA_RPC="10.0.0.2": expected comma-separated host:port of `vllama worker`s/],
+    [{ VLLAMA_RPC: "10.0.0.2:50052,10.0.0.3:99999" }, /VLLAMA_RPC="10.0.0.2:50052,10.0.0.3:99999"/],
+    [{ VLLAMA_RPC: "[::1]:50052" }, /VLLAMA_RPC/],
+    [{ VLLAMA_RPC: "a:1,a:1" }, /VLLAMA_RPC/],
+    [{ VLLAMA_RPC_TIMEOUT: "soon" }, /VLLAMA_RPC_TIMEOUT="soon": expected seconds or a Go duration/],
   ];
   for (const [env, pattern] of cases) {
     it(JSON.stringify(env), () => assert.match(loadError({ env }), pattern));
@@ -149,6 +154,15 @@ describe("bad values name the variable and the accepted values", () => {
     assert.match(loadError({ flags: { parallel: "0" } }), /^invalid --parallel="0": expected an integer >= 1$/);
     assert.match(loadError({ flags: { port: "70000" } }), /^invalid --port="70000": expected a port number 0-65535/);
     assert.match(loadError({ flags: { kvCacheType: "bf16" } }), /--kv-cache-type="bf16"/);
+    assert.match(loadError({ flags: { rpc: "worker-1" } }), /^invalid --rpc="worker-1": expected comma-separated host:port/);
+  });
+
+  it("RPC workers: a comma-separated list, spaces trimmed; the timeout a duration", () => {
+    const { config } = load({ env: { VLLAMA_RPC: " 10.0.0.2:50052, gpu-box:50053 ", VLLAMA_RPC_TIMEOUT: "30s" } });
+    assert.deepEqual(config.rpc, ["10.0.0.2:50052", "gpu-box:50053"]);
+    assert.equal(config.rpcTimeoutMs, 30_000);
+    assert.deepEqual(load({}).config.rpc, []);
+    assert.equal(load({}).config.rpcTimeoutMs, 120_000);
   });
 });
 

@@ -48,3 +48,9 @@ export class AddressInUseError extends VllamaError {
     super(`listen tcp ${host}:${port}: bind: address already in use`, 500, "address_in_use");
   }
 }
+
+/**
+ * An RPC worker of `serve --rpc` is unreachable, silent or lost: the model cannot load or compute.
+ * A model that lost a worker mid-generation is unloaded; the next request loads it again.
+ */
+export class RpcWorkerError extends statusError(503, "rpc_worker_unavailable") {}

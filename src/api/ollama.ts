@@ -299,6 +299,10 @@ export const ProcessModelSchema = z.object({
   kv_cells: z.int().optional(),
   kv_bytes: z.int().optional(),
   parallel: z.int().optional(),
+  /** vllama extension (`serve --rpc`): what each RPC worker holds of the model, in bytes. */
+  rpc_workers: z.array(z.object({
+    endpoint: z.string(), model_bytes: z.int(), kv_bytes: z.int(), compute_bytes: z.int(),
+  })).optional(),
 });
 export const PsResponseSchema = z.object({ models: z.array(ProcessModelSchema) });
 export type ProcessModel = z.infer<typeof ProcessModelSchema>;

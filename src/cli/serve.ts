@@ -47,6 +47,8 @@ export async function serveCommand(ui: Ui, { config }: LoadedConfig): Promise<vo
     gpu: config.gpu,
     kvEventsEndpoint: config.kvEventsEndpoint,
     kvEventsPod: config.kvEventsPod,
+    rpc: config.rpc,
+    rpcTimeoutMs: config.rpcTimeoutMs === 0 ? Infinity : config.rpcTimeoutMs,
   }, { log: (message) => logger.info(message) });
   const demo = await ensureBuiltinModel(engine.store);
   if (demo) logger.warn({ model: demo }, `the model store ${config.modelsDir} is empty: serving the built-in demo model ${demo} (random weights; \`vllama pull\` a real one)`);

@@ -30,7 +30,7 @@ import { metricsSnapshot, type LoadedModelMetrics } from "./metrics-snapshot.js"
 import { BLOCK_SIZE } from "./kv-manager.js";
 import { ModelPool, type Lease } from "./model-pool.js";
 import { checkJsonSchema } from "./json-schema-check.js";
-import type { ModelRunner } from "./model-runner.js";
+import type { ModelRunner, RpcWorkerShare } from "./model-runner.js";
 import {
   chatLoadResponse, chatResponses, generateLoadResponse, generateResponses, nsBetween, type Generation,
 } from "./ollama-responses.js";
@@ -78,7 +78,14 @@ export class Engine implements EngineService {
       kvCacheType: o.kvCacheType,
       prefixCache: o.prefixCache,
       gpu: o.gpu,
+      rpc: o.rpc,
+      rpcTimeoutMs: o.rpcTimeoutMs,
     }, (name, runner) => hooks.log?.(describeKvCache(name, runner)), kvEvents);
+  }
+
+  /** The RPC workers every model's layers are spread over (engine option `rpc`). */
+  rpcWorkers(): string[] {
+    return this.options.rpc;
   }
 
   backend() {
@@ -182,6 +189,7 @@ export class Engine implements EngineService {
           kv_cells: m.runner.kvCells,
           kv_bytes: m.runner.kvSizing.bytes,
           parallel: m.runner.parallel,
+          ...(m.runner.rpcShares.length > 0 && { rpc_workers: m.runner.rpcShares.map(rpcWorkerFields) }),
         };
       })),
     };
@@ -359,6 +367,10 @@ function buildInsertPrompt(req: GenerateRequest, tokenizer: NativeModel, options
     model: req.model, prefix: req.prompt ?? "", suffix: req.suffix ?? "",
     numCtx: options.num_ctx, truncatedRoom: truncatedRoom(options), truncate: req.truncate !== false,
   }, tokenizer);
+}
+
+function rpcWorkerFields(share: RpcWorkerShare) {
+  return { endpoint: share.endpoint, model_bytes: share.modelBytes, kv_bytes: share.kvBytes, compute_bytes: share.computeBytes };
 }
 
 /** The line logged at each model load: its KV cache and what decided its size. */

@@ -72,6 +72,8 @@ export class ModelPool {
       loading.runner.then(
         (runner) => {
           loading.ready = runner;
+          // A lost RPC worker took the model's state with it: the next request loads it again.
+          runner.onWorkerLost(() => void this.drop(loading));
           this.onLoaded(model.name, runner);
         },
         () => this.entries.get(key) === loading && this.entries.delete(key),

@@ -2,9 +2,10 @@
 // the scheduler, the executor (the only owner of the native context) and the step loop that
 // drives them (step-loop.ts), plus the embeddings batcher.
 import os from "node:os";
+import { RpcWorkerError } from "../api/errors.js";
 import {
-  createContext, initBackend, loadModel, type FlashAttention, type GpuChoice, type KvCacheType, type NativeContext,
-  type NativeModel,
+  createContext, initBackend, loadModel, type DeviceMemory, type FlashAttention, type GpuChoice, type KvCacheType,
+  type NativeContext, type NativeModel,
 } from "../native/index.js";
 import { EmbedBatcher } from "./embed-batcher.js";
 import { Executor } from "./executor.js";
@@ -34,6 +35,18 @@ export interface RunnerOptions extends LoadSettings {
   gpu: GpuChoice;
   /** Where the prefix cache's block events go (vLLM's KV events), if anywhere. */
   kvEvents?: ModelKvEvents;
+  /** RPC workers ("host:port") holding layers beside the local device (engine option `rpc`). */
+  rpc: string[];
+  /** Bound on each connect and answer of an RPC worker (Infinity: none). */
+  rpcTimeoutMs: number;
+}
+
+/** What one RPC worker holds of a loaded model, in bytes (`/api/ps`, `/health`). */
+export interface RpcWorkerShare {
+  endpoint: string;
+  modelBytes: number;
+  kvBytes: number;
+  computeBytes: number;
 }
 
 // Sequence ids: running sequences plus sequences that hold cached prefixes (llama.cpp's maximum).
@@ -90,6 +103,10 @@ export class ModelRunner {
   private readonly embedder: EmbedBatcher;
   /** Prompt tokens per step. */
   readonly batchSize: number;
+  /** Per RPC worker, its share of the weights, KV cache and compute buffers. */
+  readonly rpcShares: RpcWorkerShare[];
+  private readonly workerLostListeners: Array<(error: RpcWorkerError) => void> = [];
+  private lostWorker = false;
 
   private constructor(
     readonly path: string,
@@ -115,7 +132,9 @@ export class ModelRunner {
       metrics: this.metrics,
       vocab: model,
       yieldBetweenSteps: !device.onGpu,
+      onWorkerLost: (error) => this.workerLost(error),
     });
+    this.rpcShares = rpcShares(ctx.memoryByDevice, options.rpc);
     this.embedder = new EmbedBatcher(model, options);
   }
 
@@ -123,6 +142,7 @@ export class ModelRunner {
     const device = deviceFor(options);
     const model = await loadModel(path, {
       gpu: options.gpu, gpuLayers: options.gpuLayers, mainGpu: options.mainGpu, useMmap: options.useMmap, onProgress,
+      rpc: options.rpc, rpcTimeoutMs: options.rpcTimeoutMs === Infinity ? 0 : options.rpcTimeoutMs,
     });
     try {
       const sizing = sizeCache(model, device, options);
@@ -180,8 +200,24 @@ export class ModelRunner {
     return this.embedder.maxTokens;
   }
 
-  embed(tokens: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
-    return this.embedder.embed(tokens, signal);
+  async embed(tokens: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
+    try {
+      return await this.embedder.embed(tokens, signal);
+    } catch (error) {
+      if (error instanceof RpcWorkerError) this.workerLost(error);
+      throw error;
+    }
+  }
+
+  /** Called once if an RPC worker is lost: the model cannot compute any more and must be reloaded. */
+  onWorkerLost(listener: (error: RpcWorkerError) => void): void {
+    this.workerLostListeners.push(listener);
+  }
+
+  private workerLost(error: RpcWorkerError): void {
+    if (this.lostWorker) return;
+    this.lostWorker = true;
+    for (const listener of this.workerLostListeners) listener(error);
   }
 
   async close(): Promise<void> {
@@ -191,4 +227,13 @@ export class ModelRunner {
     await this.executor.close();
     await this.model.dispose();
   }
+}
+
+/** The RPC devices' shares, by worker (a worker with several devices sums them). */
+function rpcShares(memory: DeviceMemory[], workers: string[]): RpcWorkerShare[] {
+  return workers.map((endpoint) => {
+    const held = memory.filter((d) => d.device.startsWith("RPC") && d.description === endpoint);
+    const sum = (pick: (d: DeviceMemory) => number) => held.reduce((total, d) => total + pick(d), 0);
+    return { endpoint, modelBytes: sum((d) => d.modelBytes), kvBytes: sum((d) => d.contextBytes), computeBytes: sum((d) => d.computeBytes) };
+  });
 }

@@ -8,6 +8,7 @@ import {
   FLASH_ATTENTION_MODES, GPU_CHOICES, KV_CACHE_TYPES, type FlashAttention, type GpuChoice, type KvCacheType,
 } from "../native/index.js";
 import { goDurationMs } from "../util/go-duration.js";
+import { parseRpcWorkers } from "./rpc-workers.js";
 
 const KEEP_ALIVE_DEFAULT_MS = 5 * 60 * 1000;
 export const DEFAULT_NUM_CTX = 4096;
@@ -63,6 +64,19 @@ export const EngineOptionsSchema = z.object({
   kvEventsEndpoint: z.string().optional(),
   /** The pod named in the events' topic `kv@POD@MODEL` (llm-d matches it to the pod's address). */
   kvEventsPod: z.string().min(1).default(os.hostname()),
+  /**
+   * RPC workers (`vllama worker`, llama.cpp's rpc-server) as "host:port": every model's layers
+   * are spread over the local device and them, as llama.cpp's `--rpc` does (docs/SCALE-OUT.md).
+   */
+  rpc: z.array(z.string()).default([]).superRefine((workers, ctx) => {
+    try {
+      parseRpcWorkers(workers);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: (error as Error).message });
+    }
+  }),
+  /** How long an RPC worker may take to accept or answer before it counts as lost (Infinity: no limit). */
+  rpcTimeoutMs: z.number().min(1).default(120_000),
 });
 
 export type EngineOptions = z.output<typeof EngineOptionsSchema>;

@@ -6,7 +6,7 @@
 // Nothing here calls the native context: what must change in it travels in the plan, and the
 // executor applies it.
 import { setImmediate as afterPendingCallbacks } from "node:timers/promises";
-import { BadRequestError, CancelledError, type VllamaError } from "../api/errors.js";
+import { BadRequestError, CancelledError, RpcWorkerError, type VllamaError } from "../api/errors.js";
 import { toTypedError } from "../native/index.js";
 import type { AdmissionFailure, SampledRow, StepExecutor, StepOutcome } from "./executor.js";
 import type { KvManager } from "./kv-manager.js";
@@ -27,6 +27,11 @@ export interface StepLoopParts {
    * so the next step starts first and the consumers' work overlaps it.
    */
   yieldBetweenSteps: boolean;
+  /**
+   * Called once when a step lost an RPC worker: the KV cache it held is gone with it, so every
+   * sequence fails with that error and the loop takes no more work (the model must be reloaded).
+   */
+  onWorkerLost?: (error: RpcWorkerError) => void;
 }
 
 export class StepLoop {
@@ -36,10 +41,13 @@ export class StepLoop {
   private readonly metrics: EngineMetrics;
   private readonly vocab: Pick<Vocabulary, "tokenBytes">;
   private readonly yieldBetweenSteps: boolean;
+  private readonly onWorkerLost: (error: RpcWorkerError) => void;
   private looping = false;
   /** The loop now running (settled when it ran out of work). */
   private stepping: Promise<void> = Promise.resolve();
   private closed = false;
+  /** Why the loop stopped taking work, when a worker was lost (else it was unloaded). */
+  private lostWith?: RpcWorkerError;
 
   constructor(parts: StepLoopParts) {
     this.scheduler = parts.scheduler;
@@ -48,6 +56,7 @@ export class StepLoop {
     this.metrics = parts.metrics;
     this.vocab = parts.vocab;
     this.yieldBetweenSteps = parts.yieldBetweenSteps;
+    this.onWorkerLost = parts.onWorkerLost ?? (() => {});
   }
 
   get numRunning(): number {
@@ -60,7 +69,7 @@ export class StepLoop {
 
   /** Queues a sequence (BusyError when the queue is full) and runs the loop. */
   submit(seq: Sequence, signal?: AbortSignal): void {
-    if (this.closed) throw new CancelledError("model is unloading");
+    if (this.closed) throw this.lostWith ?? new CancelledError("model is unloading");
     if (seq.tokens.length >= this.kv.kvCells) {
       throw new BadRequestError(`prompt of ${seq.tokens.length} tokens does not fit in the KV cache (${this.kv.kvCells} cells)`);
     }
@@ -129,6 +138,7 @@ export class StepLoop {
       if (outcome.status !== "ok") {
         for (let j = i; j < batches.length; j++) this.scheduler.undo(batches[j]);
         if (outcome.status === "no_room") this.preemptForNoRoom();
+        else if (outcome.error instanceof RpcWorkerError) this.loseWorker(outcome.error);
         else this.failBatch(batches[i], outcome.error);
         return;
       }
@@ -174,6 +184,13 @@ export class StepLoop {
   // The native step failed: its sequences fail with the typed error; the others run on.
   private failBatch(batch: Batch<Sequence>, error: VllamaError): void {
     for (const e of batch.entries) this.fail(e.seq, error);
+  }
+
+  private loseWorker(error: RpcWorkerError): void {
+    this.closed = true;
+    this.lostWith = error;
+    this.failAll(error);
+    this.onWorkerLost(error);
   }
 
   private failAdmission(plan: StepPlan<Sequence>, { seq, error }: AdmissionFailure<Sequence>): void {

@@ -3,7 +3,7 @@
 import { constants, type Stats } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import os from "node:os";
-import { BadRequestError, InternalError, NotFoundError, VllamaError } from "../api/errors.js";
+import { BadRequestError, InternalError, NotFoundError, RpcWorkerError, VllamaError } from "../api/errors.js";
 import { addonDir, loadAddon } from "./binding.js";
 import type { BackendDevice, ContextOptions, GpuChoice, LoadModelOptions, NativeContext, NativeModel, NativeProjector } from "./types.js";
 
@@ -34,6 +34,7 @@ export function toTypedError(error: unknown): VllamaError {
   if (error instanceof VllamaError) return error;
   const e = error as { message?: string; code?: string };
   const message = e?.message ?? String(error);
+  if (e?.code === "ERR_RPC_WORKER") return new RpcWorkerError(message);
   return badRequestCodes.has(e?.code ?? "") ? new BadRequestError(message) : new InternalError(message);
 }
 
@@ -101,7 +102,10 @@ function writableByOthers(stats: Stats): boolean {
 export async function loadModel(path: string, options: LoadModelOptions & { gpu?: GpuChoice } = {}): Promise<NativeModel> {
   const { backend } = initBackend(options.gpu ?? "auto");
   const stats = await checkGgufFile(path);
-  const gpuLayers = options.gpuLayers ?? (backend === "cpu" ? 0 : -1);
+  // With RPC workers every layer goes to a device (the workers and any local GPU), as llama.cpp's
+  // --rpc is used; num_gpu below the layer count keeps the first layers on the local CPU.
+  const offload = backend !== "cpu" || (options.rpc?.length ?? 0) > 0;
+  const gpuLayers = options.gpuLayers ?? (offload ? -1 : 0);
   const useMmap = options.useMmap ?? !writableByOthers(stats);
   try {
     return await loadAddon().loadModel(path, { ...options, gpuLayers, useMmap });

@@ -25,6 +25,10 @@ export interface LoadModelOptions {
   /** Index of the GPU that holds the model's main buffers (llama's main_gpu). */
   mainGpu?: number;
   useMmap?: boolean;
+  /** RPC workers ("host:port") whose devices hold layers beside the local ones, as llama.cpp's --rpc. */
+  rpc?: string[];
+  /** Bound on each connect and answer of an RPC worker, in ms (0: none). */
+  rpcTimeoutMs?: number;
   /** Load progress 0..1; called on the JS thread. */
   onProgress?: (progress: number) => void;
 }
@@ -208,10 +212,24 @@ export interface NativeModel {
   dispose(): Promise<void>;
 }
 
+/** Bytes one ggml device holds for a context (llama.cpp's memory breakdown, read at creation). */
+export interface DeviceMemory {
+  /** ggml's device name: "CPU", "CUDA0", "RPC0"... */
+  device: string;
+  /** An RPC device's is its worker's "host:port". */
+  description: string;
+  /** The model's weights on this device. */
+  modelBytes: number;
+  /** The context's KV cache on this device. */
+  contextBytes: number;
+  computeBytes: number;
+}
+
 export interface NativeContext {
   readonly kvCells: number;
   readonly nSeqMax: number;
   readonly batchCapacity: number;
+  readonly memoryByDevice: DeviceMemory[];
   setSampler(seqId: number, params: SamplerParams): void;
   clearSampler(seqId: number): void;
   /** Feed tokens already in the KV cache to the repeat-penalty window (and the grammar). */

@@ -2,6 +2,7 @@
 // its devices' memory, the host's memory, the loaded models and the version.
 import { freemem, totalmem } from "node:os";
 import type { EngineService } from "../api/engine-contract.js";
+import type { PsResponse } from "../api/ollama.js";
 
 export interface ServerStatus {
   version: string;
@@ -13,6 +14,20 @@ export interface ServerStatus {
   models: string[];
   /** Models in the store (0: nothing can be loaded). */
   available_models: number;
+  /** `serve --rpc` workers, each with what it holds of every loaded model (bytes); absent without RPC. */
+  rpc_workers?: RpcWorkerStatus[];
+}
+
+export interface RpcWorkerStatus {
+  endpoint: string;
+  models: Array<{ name: string; model_bytes: number; kv_bytes: number; compute_bytes: number }>;
+}
+
+function rpcWorkerStatus(workers: string[], loaded: PsResponse["models"]): RpcWorkerStatus[] {
+  return workers.map((endpoint) => ({
+    endpoint,
+    models: loaded.flatMap((m) => m.rpc_workers?.filter((w) => w.endpoint === endpoint).map(({ endpoint: _, ...held }) => ({ name: m.name, ...held })) ?? []),
+  }));
 }
 
 export async function serverStatus(engine: EngineService): Promise<ServerStatus> {
@@ -25,6 +40,7 @@ export async function serverStatus(engine: EngineService): Promise<ServerStatus>
     host_memory: { total: totalmem(), free: freemem() },
     models: loaded.models.map((m) => m.name),
     available_models: available.models.length,
+    ...(engine.rpcWorkers().length > 0 && { rpc_workers: rpcWorkerStatus(engine.rpcWorkers(), loaded.models) }),
   };
 }
 

@@ -1,5 +1,6 @@
 // `vllama worker`: llama.cpp's rpc-server started as users start it (a separate process through
 // the CLI), asked over the RPC protocol what it serves; its flags checked; its warning printed.
+// And `serve --rpc` refusing a bad worker list.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -28,6 +29,16 @@ function spawnWorker(args: string[]) {
   child.stderr.on("data", (chunk: Buffer) => (output.stderr += chunk.toString()));
   return { child, output, exited: once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]> };
 }
+
+describe("vllama serve --rpc", () => {
+  test("a bad --rpc value is a usage error (exit 2) saying what is expected, before anything starts", async () => {
+    for (const value of ["nonsense", "10.0.0.2:50052,10.0.0.2:50052", "10.0.0.2:70000"]) {
+      const { code, stderr } = await runCli(["serve", "--rpc", value]);
+      assert.equal(code, 2, stderr);
+      assert.match(stderr, new RegExp(`invalid --rpc="${value}": expected comma-separated host:port of \`vllama worker\`s`));
+    }
+  });
+});
 
 describe("vllama worker", () => {
   test("bad flags are usage errors (exit 2) naming the flag", async () => {

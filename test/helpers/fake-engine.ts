@@ -311,6 +311,10 @@ export class FakeEngine implements EngineService {
     return !existed;
   }
 
+  rpcWorkers(): string[] {
+    return [];
+  }
+
   backend() {
     return { backend: "cpu" as const, devices: [{ name: "CPU", description: "fake", type: "cpu", memoryFree: 1, memoryTotal: 1 }] };
   }
