@@ -2,20 +2,18 @@
 // real engine (stories260K's greedy reference, a forced function call on the demo model), driven
 // by the official `openai` client, unchanged.
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
 import { request } from "node:http";
-import os from "node:os";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import OpenAI from "openai";
 import { pino } from "pino";
 import { ResponseSchema, ResponseStreamEventSchema, type ResponseStreamEvent } from "../../src/api/openai-responses.js";
 import type { ChatRequest } from "../../src/api/ollama.js";
 import { Engine } from "../../src/engine/engine.js";
-import { BUILTIN_MODEL, ensureBuiltinModel } from "../../src/models/builtin.js";
+import { BUILTIN_MODEL } from "../../src/models/builtin.js";
 import { startServer, type RunningServer } from "../../src/server/index.js";
 import { FakeEngine, JSON_REPLY_TOKENS, PROMPT_TOKENS, REPLY_TEXT, REPLY_TOKENS } from "../helpers/fake-engine.js";
-import { REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "../helpers/models.js";
+import { REFERENCE_PROMPT, REFERENCE_TEXT } from "../helpers/models.js";
+import { createStoriesChat, engineWithBuiltinModel } from "../helpers/real-server.js";
 
 const WEATHER_TOOL = {
   type: "function" as const,
@@ -385,13 +383,9 @@ describe("responses on the real engine", () => {
   let client: OpenAI;
 
   before(async () => {
-    engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-responses-")), parallel: 4 });
-    await ensureBuiltinModel(engine.store);
+    engine = await engineWithBuiltinModel("responses");
     ({ server, url, client } = await startWith(engine));
-    // stories260K has no chat template: one that renders the user's text alone prompts it as
-    // /api/generate does, so the greedy reference must come back unchanged.
-    const created = await fetch(`${url}/api/create`, { method: "POST", body: JSON.stringify({ model: "stories-chat", from: storiesPath, template: "{{ .Prompt }}", stream: false }) });
-    assert.equal(created.status, 200, await created.text());
+    await createStoriesChat(url);
   });
   after(async () => {
     await server.close();
