@@ -85,6 +85,13 @@ export class FakeEngine implements EngineService {
   ]);
   private readonly blobs = new Map<string, Buffer>();
 
+  /** The chat request the engine received last (a test fails when the last one was not a chat). */
+  lastChatRequest(): ChatRequest {
+    const last = this.requests.at(-1);
+    if (last?.kind !== "chat") throw new Error(`the last engine request was ${last?.kind ?? "none"}, not chat`);
+    return last.request as ChatRequest;
+  }
+
   // -- generation --------------------------------------------------------------------------
 
   async generate(req: GenerateRequest, init?: RequestInit): Promise<GenerateResponse | AsyncIterable<GenerateResponse>> {

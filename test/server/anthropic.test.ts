@@ -3,17 +3,16 @@
 // by the official @anthropic-ai/sdk client, unchanged.
 import assert from "node:assert/strict";
 import { request } from "node:http";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
-import { pino } from "pino";
 import { MessageSchema, MessageStreamEventSchema, type MessageStreamEvent } from "../../src/api/anthropic.js";
 import type { ChatRequest } from "../../src/api/ollama.js";
-import { Engine } from "../../src/engine/engine.js";
 import { BUILTIN_MODEL } from "../../src/models/builtin.js";
-import { startServer, type RunningServer } from "../../src/server/index.js";
 import { FakeEngine, PROMPT_TOKENS, REPLY_TEXT, REPLY_TOKENS } from "../helpers/fake-engine.js";
 import { REFERENCE_PROMPT, REFERENCE_TEXT } from "../helpers/models.js";
 import { createStoriesChat, engineWithBuiltinModel } from "../helpers/real-server.js";
+import { serveDuringSuite, startBadRequests } from "../helpers/served.js";
+import { parseNamedEvents } from "../helpers/sse.js";
 
 const WEATHER_TOOL = {
   name: "get_weather",
@@ -26,16 +25,6 @@ function sampling(fields: { temperature?: number; top_p?: number; top_k?: number
   return fields;
 }
 
-async function startWith(engine: FakeEngine | Engine): Promise<{ server: RunningServer; url: string; client: Anthropic }> {
-  const server = await startServer({
-    engine,
-    config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "64kb" },
-    logger: pino({ level: "silent" }),
-  });
-  const url = `http://127.0.0.1:${server.port}`;
-  return { server, url, client: new Anthropic({ baseURL: url, apiKey: "any-key", maxRetries: 0 }) };
-}
-
 function post(url: string, body: unknown, headers: Record<string, string> = {}, path = "/v1/messages"): Promise<Response> {
   return fetch(`${url}${path}`, {
     method: "POST",
@@ -46,15 +35,7 @@ function post(url: string, body: unknown, headers: Record<string, string> = {}, 
 
 /** The SSE events of a raw stream, each checked against the event schema. */
 function parseEvents(text: string): MessageStreamEvent[] {
-  return text
-    .split("\n\n")
-    .filter(Boolean)
-    .map((frame) => {
-      const [eventLine, dataLine] = frame.split("\n");
-      const event = MessageStreamEventSchema.parse(JSON.parse(dataLine!.replace(/^data: /, "")));
-      assert.equal(eventLine, `event: ${event.type}`);
-      return event;
-    });
+  return parseNamedEvents(text, MessageStreamEventSchema);
 }
 
 /** Every field of @anthropic-ai/sdk's Message type, and only those. */
@@ -65,25 +46,11 @@ const USAGE_FIELDS = [
 ];
 
 describe("anthropic messages with the official client (fake engine)", () => {
-  let engine: FakeEngine;
-  let server: RunningServer;
-  let url: string;
-  let client: Anthropic;
+  const served = serveDuringSuite(() => new FakeEngine(), { bodyLimit: "64kb" });
 
-  before(async () => {
-    engine = new FakeEngine();
-    ({ server, url, client } = await startWith(engine));
-  });
-  after(() => server.close());
-
-  function lastChatRequest(): ChatRequest {
-    const last = engine.requests.at(-1)!;
-    assert.equal(last.kind, "chat");
-    return last.request as ChatRequest;
-  }
 
   test("creates a message with Anthropic's fields, every one of them", async () => {
-    const message = await client.messages.create({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
+    const message = await served.anthropic.messages.create({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
     assert.deepEqual(Object.keys(message).sort(), [...MESSAGE_FIELDS].sort());
     assert.deepEqual(Object.keys(message.usage).sort(), [...USAGE_FIELDS].sort());
     MessageSchema.parse(message);
@@ -100,7 +67,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
   });
 
   test("translates system, sampling, stop sequences and thinking into the native request", async () => {
-    const message = await client.messages.create({
+    const message = await served.anthropic.messages.create({
       model: "fake-model",
       max_tokens: 2048,
       system: [{ type: "text", text: "be brief" }, { type: "text", text: "and kind" }],
@@ -115,7 +82,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
       ...sampling({ temperature: 0.2, top_p: 0.5, top_k: 7 }),
     });
     assert.equal(message.stop_reason, "end_turn");
-    const native = lastChatRequest();
+    const native = served.engine.lastChatRequest();
     assert.deepEqual(native.options, { temperature: 0.2, num_predict: 2048, top_p: 0.5, top_k: 7, stop: ["END"] });
     assert.equal(native.think, true);
     assert.deepEqual(native.messages, [
@@ -124,15 +91,15 @@ describe("anthropic messages with the official client (fake engine)", () => {
       { role: "assistant", content: "hello", thinking: "greet back" },
       { role: "user", content: "again" },
     ]);
-    const short = await client.messages.create({ model: "fake-model", max_tokens: 2, messages: [{ role: "user", content: "hi" }], thinking: { type: "disabled" } });
+    const short = await served.anthropic.messages.create({ model: "fake-model", max_tokens: 2, messages: [{ role: "user", content: "hi" }], thinking: { type: "disabled" } });
     assert.equal(short.stop_reason, "max_tokens");
     assert.deepEqual(short.content, [{ type: "text", text: REPLY_TOKENS.slice(0, 2).join(""), citations: null }]);
-    assert.equal(lastChatRequest().think, false);
-    assert.deepEqual(lastChatRequest().options, { temperature: 1, num_predict: 2 });
+    assert.equal(served.engine.lastChatRequest().think, false);
+    assert.deepEqual(served.engine.lastChatRequest().options, { temperature: 1, num_predict: 2 });
   });
 
   test("streams Anthropic's events in order, and the SDK's accumulated message matches", async () => {
-    const res = await post(url, { model: "fake-model", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] });
+    const res = await post(served.url, { model: "fake-model", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] });
     assert.equal(res.headers.get("content-type"), "text/event-stream");
     const events = parseEvents(await res.text());
     const types = events.map((e) => e.type);
@@ -149,7 +116,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.equal(delta.usage.output_tokens, REPLY_TOKENS.length);
     assert.equal(delta.usage.input_tokens, PROMPT_TOKENS);
 
-    const stream = client.messages.stream({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
+    const stream = served.anthropic.messages.stream({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
     let text = "";
     stream.on("text", (piece) => (text += piece));
     const final = await stream.finalMessage();
@@ -162,7 +129,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
 
   test("returns tool uses with ids and resolves tool results by id (round trip)", async () => {
     const messages: Anthropic.MessageParam[] = [{ role: "user", content: "weather in Paris?" }];
-    const first = await client.messages.create({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL], messages });
+    const first = await served.anthropic.messages.create({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL], messages });
     assert.equal(first.stop_reason, "tool_use");
     assert.equal(first.content.length, 1);
     const use = first.content[0]!;
@@ -170,11 +137,11 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.match(use.id, /^toolu_[0-9a-f]{24}$/);
     assert.equal(use.name, "get_weather");
     assert.deepEqual(use.input, { query: "weather in Paris?" });
-    assert.deepEqual(lastChatRequest().tools, [
+    assert.deepEqual(served.engine.lastChatRequest().tools, [
       { type: "function", function: { name: "get_weather", parameters: WEATHER_TOOL.input_schema, description: "Weather of a city" } },
     ]);
 
-    const second = await client.messages.create({
+    const second = await served.anthropic.messages.create({
       model: "fake-model",
       max_tokens: 64,
       tools: [WEATHER_TOOL],
@@ -187,10 +154,10 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.equal(second.stop_reason, "end_turn");
     assert.deepEqual(second.content, [{ type: "text", text: REPLY_TEXT, citations: null }]);
     const call = { role: "assistant", content: "", tool_calls: [{ function: { name: "get_weather", arguments: { query: "weather in Paris?" } } }] };
-    assert.deepEqual(lastChatRequest().messages.slice(1), [call, { role: "tool", content: "sunny", tool_name: "get_weather" }]);
+    assert.deepEqual(served.engine.lastChatRequest().messages.slice(1), [call, { role: "tool", content: "sunny", tool_name: "get_weather" }]);
 
     // Text beside the results follows them as the user's own message.
-    await client.messages.create({
+    await served.anthropic.messages.create({
       model: "fake-model",
       max_tokens: 64,
       messages: [
@@ -199,7 +166,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
         { role: "user", content: [{ type: "tool_result", tool_use_id: use.id, content: "sunny" }, { type: "text", text: "thanks" }] },
       ],
     });
-    assert.deepEqual(lastChatRequest().messages.slice(1), [
+    assert.deepEqual(served.engine.lastChatRequest().messages.slice(1), [
       call,
       { role: "tool", content: "sunny", tool_name: "get_weather" },
       { role: "user", content: "thanks" },
@@ -207,7 +174,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
   });
 
   test("streams a tool use as one input_json_delta", async () => {
-    const stream = client.messages.stream({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL], messages: [{ role: "user", content: "weather?" }] });
+    const stream = served.anthropic.messages.stream({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL], messages: [{ role: "user", content: "weather?" }] });
     const events: Anthropic.MessageStreamEvent[] = [];
     stream.on("streamEvent", (event) => events.push(event));
     const final = await stream.finalMessage();
@@ -222,12 +189,12 @@ describe("anthropic messages with the official client (fake engine)", () => {
   test("maps tool_choice: none withholds the tools, tool and any force a call by format", async () => {
     const other = { ...WEATHER_TOOL, name: "get_time", description: "Time in a city" };
     const ask = (tool_choice: Anthropic.ToolChoice) =>
-      client.messages.create({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL, other], tool_choice, messages: [{ role: "user", content: "hi" }] });
+      served.anthropic.messages.create({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL, other], tool_choice, messages: [{ role: "user", content: "hi" }] });
 
     const none = await ask({ type: "none" });
     assert.equal(none.stop_reason, "end_turn");
-    assert.equal(lastChatRequest().tools, undefined);
-    assert.equal(lastChatRequest().format, undefined);
+    assert.equal(served.engine.lastChatRequest().tools, undefined);
+    assert.equal(served.engine.lastChatRequest().format, undefined);
 
     await ask({ type: "tool", name: "get_time" });
     const call = (name: string) => ({
@@ -235,24 +202,24 @@ describe("anthropic messages with the official client (fake engine)", () => {
       properties: { name: { const: name }, arguments: WEATHER_TOOL.input_schema },
       required: ["name", "arguments"],
     });
-    assert.deepEqual(lastChatRequest().format, call("get_time"));
-    assert.equal(lastChatRequest().tools?.length, 2);
+    assert.deepEqual(served.engine.lastChatRequest().format, call("get_time"));
+    assert.equal(served.engine.lastChatRequest().tools?.length, 2);
     // The format leaves no room for thinking.
-    assert.equal(lastChatRequest().think, false);
+    assert.equal(served.engine.lastChatRequest().think, false);
 
     await ask({ type: "any" });
-    assert.deepEqual(lastChatRequest().format, { anyOf: [call("get_weather"), call("get_time")] });
+    assert.deepEqual(served.engine.lastChatRequest().format, { anyOf: [call("get_weather"), call("get_time")] });
     await ask({ type: "auto" });
-    assert.equal(lastChatRequest().format, undefined);
+    assert.equal(served.engine.lastChatRequest().format, undefined);
   });
 
   test("reports the stop sequence that ended the answer, whole and streamed", async () => {
     const params = { model: "fake-model", max_tokens: 64, stop_sequences: ["END", " the"], messages: [{ role: "user" as const, content: "hi" }] };
-    const message = await client.messages.create(params);
+    const message = await served.anthropic.messages.create(params);
     assert.deepEqual(message.content, [{ type: "text", text: "Hello from", citations: null }]);
     assert.equal(message.stop_reason, "stop_sequence");
     assert.equal(message.stop_sequence, " the");
-    const res = await post(url, { ...params, stream: true });
+    const res = await post(served.url, { ...params, stream: true });
     const delta = parseEvents(await res.text()).find((e) => e.type === "message_delta");
     assert.ok(delta?.type === "message_delta");
     assert.equal(delta.delta.stop_reason, "stop_sequence");
@@ -260,19 +227,19 @@ describe("anthropic messages with the official client (fake engine)", () => {
   });
 
   test("counts the tokens of a request's prompt: system, messages and tools", async () => {
-    const count = await client.messages.countTokens({
+    const count = await served.anthropic.messages.countTokens({
       model: "fake-model",
       system: "be brief",
       messages: [{ role: "user", content: "hi" }],
       tools: [WEATHER_TOOL],
     });
     assert.deepEqual(count, { input_tokens: "be brief".length + "hi".length });
-    const last = engine.requests.at(-1)!;
+    const last = served.engine.requests.at(-1)!;
     assert.equal(last.kind, "tokenizeChat");
     const native = last.request as ChatRequest;
     assert.deepEqual(native.messages, [{ role: "system", content: "be brief" }, { role: "user", content: "hi" }]);
     assert.equal(native.tools?.[0]?.function.name, "get_weather");
-    await assert.rejects(client.messages.countTokens({ model: "nope", messages: [{ role: "user", content: "hi" }] }), (err: InstanceType<typeof Anthropic.APIError>) => {
+    await assert.rejects(served.anthropic.messages.countTokens({ model: "nope", messages: [{ role: "user", content: "hi" }] }), (err: InstanceType<typeof Anthropic.APIError>) => {
       assert.ok(err instanceof Anthropic.NotFoundError);
       assert.equal(err.type, "not_found_error");
       return true;
@@ -281,16 +248,16 @@ describe("anthropic messages with the official client (fake engine)", () => {
 
   test("passes output_config.format as the native format", async () => {
     const schema = { type: "object", properties: { reply: { type: "string" } } };
-    await client.messages.create({
+    await served.anthropic.messages.create({
       model: "fake-model", max_tokens: 8, messages: [{ role: "user", content: "hi" }],
       output_config: { format: { type: "json_schema", schema } },
     });
-    assert.deepEqual(lastChatRequest().format, schema);
+    assert.deepEqual(served.engine.lastChatRequest().format, schema);
   });
 
   test("raises the SDK's typed errors from Anthropic-shaped error bodies", async () => {
     await assert.rejects(
-      client.messages.create({ model: "nope", max_tokens: 8, messages: [{ role: "user", content: "hi" }] }),
+      served.anthropic.messages.create({ model: "nope", max_tokens: 8, messages: [{ role: "user", content: "hi" }] }),
       (err: InstanceType<typeof Anthropic.APIError>) => {
         assert.ok(err instanceof Anthropic.NotFoundError);
         assert.equal(err.type, "not_found_error");
@@ -299,28 +266,28 @@ describe("anthropic messages with the official client (fake engine)", () => {
       },
     );
     await assert.rejects(
-      client.messages.create({ model: "fake-model", max_tokens: 0, messages: [{ role: "user", content: "hi" }] }),
+      served.anthropic.messages.create({ model: "fake-model", max_tokens: 0, messages: [{ role: "user", content: "hi" }] }),
       (err: InstanceType<typeof Anthropic.APIError>) => err instanceof Anthropic.BadRequestError && err.type === "invalid_request_error",
     );
   });
 
   test("ends a stream that fails after output with an error event the SDK raises", async () => {
-    engine.failAfterTokens = 2;
+    served.engine.failAfterTokens = 2;
     try {
-      const res = await post(url, { model: "fake-model", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] });
+      const res = await post(served.url, { model: "fake-model", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] });
       const frames = (await res.text()).split("\n\n").filter(Boolean);
       assert.equal(frames.at(-1), `event: error\ndata: ${JSON.stringify({ type: "error", error: { type: "api_error", message: "llama runner process has terminated" } })}`);
-      const stream = client.messages.stream({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
+      const stream = served.anthropic.messages.stream({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
       await assert.rejects(stream.finalMessage(), /llama runner process has terminated/);
     } finally {
-      engine.failAfterTokens = undefined;
+      served.engine.failAfterTokens = undefined;
     }
   });
 
   test("accepts x-api-key and the anthropic-* headers, also from browsers", async () => {
-    const res = await post(url, { model: "fake-model", max_tokens: 8, messages: [{ role: "user", content: "hi" }] }, { "x-api-key": "k", "anthropic-version": "2023-06-01" });
+    const res = await post(served.url, { model: "fake-model", max_tokens: 8, messages: [{ role: "user", content: "hi" }] }, { "x-api-key": "k", "anthropic-version": "2023-06-01" });
     assert.equal(res.status, 200);
-    const preflight = await fetch(`${url}/v1/messages`, {
+    const preflight = await fetch(`${served.url}/v1/messages`, {
       method: "OPTIONS",
       headers: {
         Origin: "http://localhost:3000",
@@ -332,11 +299,11 @@ describe("anthropic messages with the official client (fake engine)", () => {
   });
 
   test("counts tokens while a bad count request is in flight", async () => {
-    const stalled = request({ host: "127.0.0.1", port: server.port, method: "POST", path: "/v1/messages/count_tokens", headers: { "Content-Length": "1000" } });
+    const stalled = request({ host: "127.0.0.1", port: served.server.port, method: "POST", path: "/v1/messages/count_tokens", headers: { "Content-Length": "1000" } });
     stalled.on("error", () => undefined);
     stalled.write('{"model": "fake-model", "mess');
     try {
-      const count = await client.messages.countTokens({ model: "fake-model", messages: [{ role: "user", content: "hi" }] });
+      const count = await served.anthropic.messages.countTokens({ model: "fake-model", messages: [{ role: "user", content: "hi" }] });
       assert.equal(count.input_tokens, 2);
     } finally {
       stalled.destroy();
@@ -344,18 +311,10 @@ describe("anthropic messages with the official client (fake engine)", () => {
   });
 
   test("serves an unrelated request while a bad one is in flight", async () => {
-    // A client that sent half a body and stalls, and a generation that will fail mid-stream.
-    const stalled = request({ host: "127.0.0.1", port: server.port, method: "POST", path: "/v1/messages", headers: { "Content-Length": "1000" } });
-    stalled.on("error", () => undefined);
-    stalled.write('{"model": "fake-model", "max_tokens": 8, "mess');
-    engine.tokenDelayMs = 30;
-    engine.failAfterTokens = 4;
-    const failing = post(url, { model: "fake-model", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] });
-    const failingResponse = await failing;
-    engine.tokenDelayMs = 0;
-    engine.failAfterTokens = undefined;
+    const streamBody = { model: "fake-model", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] };
+    const { stalled, failing: failingResponse } = await startBadRequests(served, "/v1/messages", '{"model": "fake-model", "max_tokens": 8, "mess', streamBody);
     try {
-      const message = await client.messages.create({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
+      const message = await served.anthropic.messages.create({ model: "fake-model", max_tokens: 64, messages: [{ role: "user", content: "hi" }] });
       assert.equal(message.content[0]!.type === "text" && message.content[0]!.text, REPLY_TEXT);
       const frames = (await failingResponse.text()).split("\n\n").filter(Boolean);
       assert.match(frames.at(-1)!, /^event: error\n/);
@@ -433,21 +392,13 @@ const BAD_CASES: BadCase[] = [
 ];
 
 describe("anthropic messages: bad input", () => {
-  let engine: FakeEngine;
-  let server: RunningServer;
-  let url: string;
-
-  before(async () => {
-    engine = new FakeEngine();
-    ({ server, url } = await startWith(engine));
-  });
-  after(() => server.close());
+  const served = serveDuringSuite(() => new FakeEngine(), { bodyLimit: "64kb" });
 
   for (const c of BAD_CASES) {
     test(`${c.name} -> ${c.status}`, async () => {
-      const undo = c.setup?.(engine);
+      const undo = c.setup?.(served.engine);
       try {
-        const res = await post(url, c.body, {}, c.path);
+        const res = await post(served.url, c.body, {}, c.path);
         const text = await res.text();
         assert.equal(res.status, c.status, text);
         assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
@@ -468,28 +419,16 @@ describe("anthropic messages: bad input", () => {
 // The real engine
 
 describe("anthropic messages on the real engine", () => {
-  let engine: Engine;
-  let server: RunningServer;
-  let url: string;
-  let client: Anthropic;
-
-  before(async () => {
-    engine = await engineWithBuiltinModel("anthropic");
-    ({ server, url, client } = await startWith(engine));
-    await createStoriesChat(url);
-  });
-  after(async () => {
-    await server.close();
-    await engine.close();
-  });
+  const served = serveDuringSuite(() => engineWithBuiltinModel("anthropic"), { bodyLimit: "64kb" });
+  before(() => createStoriesChat(served.url));
 
   test("returns stories260K's greedy reference text, whole and streamed", async () => {
     const params = { model: "stories-chat", max_tokens: 48, ...sampling({ temperature: 0 }), messages: [{ role: "user" as const, content: REFERENCE_PROMPT }] };
-    const message = await client.messages.create(params);
+    const message = await served.anthropic.messages.create(params);
     assert.deepEqual(message.content, [{ type: "text", text: REFERENCE_TEXT, citations: null }]);
     assert.equal(message.stop_reason, "max_tokens");
     assert.equal(message.usage.output_tokens, 48);
-    const stream = client.messages.stream(params);
+    const stream = served.anthropic.messages.stream(params);
     let text = "";
     stream.on("text", (piece) => (text += piece));
     const final = await stream.finalMessage();
@@ -500,9 +439,9 @@ describe("anthropic messages on the real engine", () => {
 
   test("counts exactly the prompt tokens a message is given, and stops at a stop sequence", async () => {
     const ask = { model: "stories-chat", system: "unused by this template", messages: [{ role: "user" as const, content: REFERENCE_PROMPT }] };
-    const count = await client.messages.countTokens(ask);
+    const count = await served.anthropic.messages.countTokens(ask);
     // "e gi" spans the tokens of "little" and " girl" in the reference text.
-    const message = await client.messages.create({ ...ask, max_tokens: 48, stop_sequences: ["e gi"], ...sampling({ temperature: 0 }) });
+    const message = await served.anthropic.messages.create({ ...ask, max_tokens: 48, stop_sequences: ["e gi"], ...sampling({ temperature: 0 }) });
     assert.equal(count.input_tokens, message.usage.input_tokens);
     assert.deepEqual(message.content, [{ type: "text", text: ", there was a littl", citations: null }]);
     assert.equal(message.stop_reason, "stop_sequence");
@@ -512,13 +451,13 @@ describe("anthropic messages on the real engine", () => {
   test("forces a tool call with tool_choice, and takes its result back (demo model)", async () => {
     const tool = { name: "get_weather", input_schema: { type: "object" as const, properties: { city: { enum: ["Paris", "Rome"] } }, required: ["city"] } };
     const ask: Anthropic.MessageParam[] = [{ role: "user", content: "Weather in Paris?" }];
-    const first = await client.messages.create({ model: BUILTIN_MODEL, max_tokens: 64, ...sampling({ temperature: 0 }), tools: [tool], tool_choice: { type: "tool", name: "get_weather" }, messages: ask });
+    const first = await served.anthropic.messages.create({ model: BUILTIN_MODEL, max_tokens: 64, ...sampling({ temperature: 0 }), tools: [tool], tool_choice: { type: "tool", name: "get_weather" }, messages: ask });
     assert.equal(first.stop_reason, "tool_use");
     const use = first.content.find((b) => b.type === "tool_use");
     assert.ok(use?.type === "tool_use", JSON.stringify(first.content));
     assert.equal(use.name, "get_weather");
     assert.ok(["Paris", "Rome"].includes((use.input as { city: string }).city));
-    const second = await client.messages.create({
+    const second = await served.anthropic.messages.create({
       model: BUILTIN_MODEL, max_tokens: 4, tools: [tool],
       messages: [...ask, { role: "assistant", content: first.content }, { role: "user", content: [{ type: "tool_result", tool_use_id: use.id, content: "sunny" }] }],
     });
@@ -527,7 +466,7 @@ describe("anthropic messages on the real engine", () => {
   });
 
   test("refuses a JSON schema the grammar cannot take, with Anthropic's 400", async () => {
-    const res = await post(url, { model: "stories-chat", max_tokens: 8, messages: [{ role: "user", content: "x" }], output_config: { format: { type: "json_schema", schema: { type: "object", properties: { a: { $ref: "#/nowhere" } } } } } });
+    const res = await post(served.url, { model: "stories-chat", max_tokens: 8, messages: [{ role: "user", content: "x" }], output_config: { format: { type: "json_schema", schema: { type: "object", properties: { a: { $ref: "#/nowhere" } } } } } });
     const body = await res.json();
     assert.equal(res.status, 400, JSON.stringify(body));
     assert.equal(body.error.type, "invalid_request_error");

@@ -2,10 +2,9 @@
 // companions): each a 400 naming the field, sent while an unrelated streamed request is in
 // flight, which still completes whole.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { pino } from "pino";
-import { startServer, type RunningServer } from "../../src/server/index.js";
+import { describe, test } from "node:test";
 import { FakeEngine, REPLY_TEXT } from "../helpers/fake-engine.js";
+import { serveDuringSuite } from "../helpers/served.js";
 
 const model = "fake-model";
 const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object" } } }];
@@ -39,18 +38,8 @@ function errorMessage(body: any): string {
 }
 
 describe("bad agent-API parameters beside a request in flight", () => {
-  let engine: FakeEngine;
-  let server: RunningServer;
-  let url: string;
-  before(async () => {
-    engine = new FakeEngine();
-    engine.tokenDelayMs = 30;
-    server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "1mb" }, logger: pino({ level: "silent" }) });
-    url = `http://127.0.0.1:${server.port}`;
-  });
-  after(() => server.close());
-
-  const post = (path: string, body: object) => fetch(url + path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const served = serveDuringSuite(() => Object.assign(new FakeEngine(), { tokenDelayMs: 30 }));
+  const post = (path: string, body: object) => fetch(served.url + path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
   for (const c of CASES) {
     test(`${c.name} -> 400, the unrelated stream completes`, async () => {

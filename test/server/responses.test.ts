@@ -2,18 +2,15 @@
 // real engine (stories260K's greedy reference, a forced function call on the demo model), driven
 // by the official `openai` client, unchanged.
 import assert from "node:assert/strict";
-import { request } from "node:http";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import OpenAI from "openai";
-import { pino } from "pino";
 import { ResponseSchema, ResponseStreamEventSchema, type ResponseStreamEvent } from "../../src/api/openai-responses.js";
-import type { ChatRequest } from "../../src/api/ollama.js";
-import { Engine } from "../../src/engine/engine.js";
 import { BUILTIN_MODEL } from "../../src/models/builtin.js";
-import { startServer, type RunningServer } from "../../src/server/index.js";
 import { FakeEngine, JSON_REPLY_TOKENS, PROMPT_TOKENS, REPLY_TEXT, REPLY_TOKENS } from "../helpers/fake-engine.js";
 import { REFERENCE_PROMPT, REFERENCE_TEXT } from "../helpers/models.js";
 import { createStoriesChat, engineWithBuiltinModel } from "../helpers/real-server.js";
+import { serveDuringSuite, startBadRequests } from "../helpers/served.js";
+import { parseNamedEvents } from "../helpers/sse.js";
 
 const WEATHER_TOOL = {
   type: "function" as const,
@@ -22,16 +19,6 @@ const WEATHER_TOOL = {
   parameters: { type: "object", properties: { query: { type: "string" } }, required: ["query"] },
   strict: false,
 };
-
-async function startWith(engine: FakeEngine | Engine): Promise<{ server: RunningServer; url: string; client: OpenAI }> {
-  const server = await startServer({
-    engine,
-    config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "64kb" },
-    logger: pino({ level: "silent" }),
-  });
-  const url = `http://127.0.0.1:${server.port}`;
-  return { server, url, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 }) };
-}
 
 function post(url: string, body: unknown): Promise<Response> {
   return fetch(`${url}/v1/responses`, {
@@ -43,15 +30,7 @@ function post(url: string, body: unknown): Promise<Response> {
 
 /** The SSE events of a raw stream, each checked against the event schema, numbered in order. */
 function parseEvents(text: string): ResponseStreamEvent[] {
-  const events = text
-    .split("\n\n")
-    .filter(Boolean)
-    .map((frame) => {
-      const [eventLine, dataLine] = frame.split("\n");
-      const event = ResponseStreamEventSchema.parse(JSON.parse(dataLine!.replace(/^data: /, "")));
-      assert.equal(eventLine, `event: ${event.type}`);
-      return event;
-    });
+  const events = parseNamedEvents(text, ResponseStreamEventSchema);
   assert.deepEqual(events.map((e) => e.sequence_number), events.map((_, i) => i));
   return events;
 }
@@ -65,30 +44,16 @@ const OPTIONAL_FIELDS = [
 ];
 
 describe("responses with the official openai client (fake engine)", () => {
-  let engine: FakeEngine;
-  let server: RunningServer;
-  let url: string;
-  let client: OpenAI;
+  const served = serveDuringSuite(() => new FakeEngine(), { bodyLimit: "64kb" });
 
-  before(async () => {
-    engine = new FakeEngine();
-    ({ server, url, client } = await startWith(engine));
-  });
-  after(() => server.close());
-
-  function lastChatRequest(): ChatRequest {
-    const last = engine.requests.at(-1)!;
-    assert.equal(last.kind, "chat");
-    return last.request as ChatRequest;
-  }
 
   test("creates a response with the documented fields", async () => {
-    const raw = await (await post(url, { model: "fake-model", input: "hi" })).json();
+    const raw = await (await post(served.url, { model: "fake-model", input: "hi" })).json();
     for (const field of REQUIRED_FIELDS) assert.ok(field in raw, field);
     for (const field of Object.keys(raw)) assert.ok(REQUIRED_FIELDS.includes(field) || OPTIONAL_FIELDS.includes(field), field);
     ResponseSchema.parse(raw);
 
-    const response = await client.responses.create({ model: "fake-model", input: "hi" });
+    const response = await served.openai.responses.create({ model: "fake-model", input: "hi" });
     assert.match(response.id, /^resp_[0-9a-f]{24}$/);
     assert.equal(response.object, "response");
     assert.equal(response.status, "completed");
@@ -112,7 +77,7 @@ describe("responses with the official openai client (fake engine)", () => {
   });
 
   test("translates instructions, input items, sampling and reasoning into the native request", async () => {
-    const response = await client.responses.create({
+    const response = await served.openai.responses.create({
       model: "fake-model",
       instructions: "be brief",
       input: [
@@ -133,7 +98,7 @@ describe("responses with the official openai client (fake engine)", () => {
     assert.equal(response.output_text, REPLY_TOKENS.slice(0, 2).join(""));
     assert.deepEqual(response.metadata, { trace: "t1" });
     assert.deepEqual(response.reasoning, { effort: "minimal", summary: null });
-    const native = lastChatRequest();
+    const native = served.engine.lastChatRequest();
     assert.deepEqual(native.options, { temperature: 0.2, top_p: 0.5, num_predict: 2 });
     assert.equal(native.think, "low");
     assert.deepEqual(native.messages, [
@@ -143,25 +108,25 @@ describe("responses with the official openai client (fake engine)", () => {
       { role: "assistant", content: "hello", thinking: "greet back" },
       { role: "user", content: "again" },
     ]);
-    await client.responses.create({ model: "fake-model", input: "hi", reasoning: { effort: "none" } });
-    assert.equal(lastChatRequest().think, false);
-    assert.deepEqual(lastChatRequest().options, { temperature: 1, top_p: 1 });
+    await served.openai.responses.create({ model: "fake-model", input: "hi", reasoning: { effort: "none" } });
+    assert.equal(served.engine.lastChatRequest().think, false);
+    assert.deepEqual(served.engine.lastChatRequest().options, { temperature: 1, top_p: 1 });
   });
 
   test("constrains the answer with text.format json_schema", async () => {
     const schema = { type: "object", properties: { reply: { type: "string" } } };
-    const response = await client.responses.create({
+    const response = await served.openai.responses.create({
       model: "fake-model",
       input: "hi",
       text: { format: { type: "json_schema", name: "reply", schema } },
     });
-    assert.deepEqual(lastChatRequest().format, schema);
+    assert.deepEqual(served.engine.lastChatRequest().format, schema);
     assert.equal(response.output_text, JSON_REPLY_TOKENS.join(""));
     assert.deepEqual(response.text?.format, { type: "json_schema", name: "reply", schema });
   });
 
   test("streams the documented events in order, and the SDK's stream helper accumulates them", async () => {
-    const res = await post(url, { model: "fake-model", input: "hi", stream: true });
+    const res = await post(served.url, { model: "fake-model", input: "hi", stream: true });
     assert.equal(res.headers.get("content-type"), "text/event-stream");
     const events = parseEvents(await res.text());
     assert.deepEqual(events.map((e) => e.type), [
@@ -176,7 +141,7 @@ describe("responses with the official openai client (fake engine)", () => {
     assert.equal(completed.response.id, created.response.id);
     assert.equal(completed.response.usage?.output_tokens, REPLY_TOKENS.length);
 
-    const stream = client.responses.stream({ model: "fake-model", input: "hi" });
+    const stream = served.openai.responses.stream({ model: "fake-model", input: "hi" });
     let text = "";
     stream.on("response.output_text.delta", (event) => (text += event.delta));
     const final = await stream.finalResponse();
@@ -184,7 +149,7 @@ describe("responses with the official openai client (fake engine)", () => {
     assert.equal(final.output_text, REPLY_TEXT);
     assert.equal(final.status, "completed");
 
-    const plain = await client.responses.create({ model: "fake-model", input: "hi", stream: true });
+    const plain = await served.openai.responses.create({ model: "fake-model", input: "hi", stream: true });
     const types = [];
     for await (const event of plain) types.push(event.type);
     assert.equal(types.at(-1), "response.completed");
@@ -192,7 +157,7 @@ describe("responses with the official openai client (fake engine)", () => {
 
   test("returns function calls and resolves their outputs by call_id (round trip)", async () => {
     const input: OpenAI.Responses.ResponseInput = [{ role: "user", content: "weather in Paris?" }];
-    const first = await client.responses.create({ model: "fake-model", input, tools: [WEATHER_TOOL] });
+    const first = await served.openai.responses.create({ model: "fake-model", input, tools: [WEATHER_TOOL] });
     assert.equal(first.status, "completed");
     assert.equal(first.output.length, 1);
     const call = first.output[0]!;
@@ -202,17 +167,17 @@ describe("responses with the official openai client (fake engine)", () => {
     assert.equal(call.name, "get_weather");
     assert.deepEqual(JSON.parse(call.arguments), { query: "weather in Paris?" });
     assert.deepEqual(first.tools, [{ ...WEATHER_TOOL }]);
-    assert.deepEqual(lastChatRequest().tools, [
+    assert.deepEqual(served.engine.lastChatRequest().tools, [
       { type: "function", function: { name: "get_weather", description: "Weather of a city", parameters: WEATHER_TOOL.parameters } },
     ]);
 
-    const second = await client.responses.create({
+    const second = await served.openai.responses.create({
       model: "fake-model",
       tools: [WEATHER_TOOL],
       input: [...input, call, { type: "function_call_output", call_id: call.call_id, output: "sunny" }],
     });
     assert.equal(second.output_text, REPLY_TEXT);
-    assert.deepEqual(lastChatRequest().messages, [
+    assert.deepEqual(served.engine.lastChatRequest().messages, [
       { role: "user", content: "weather in Paris?" },
       { role: "assistant", content: "", tool_calls: [{ function: { name: "get_weather", arguments: { query: "weather in Paris?" } } }] },
       { role: "tool", content: "sunny", tool_name: "get_weather" },
@@ -220,7 +185,7 @@ describe("responses with the official openai client (fake engine)", () => {
   });
 
   test("streams a function call's arguments", async () => {
-    const stream = client.responses.stream({ model: "fake-model", input: "weather?", tools: [WEATHER_TOOL] });
+    const stream = served.openai.responses.stream({ model: "fake-model", input: "weather?", tools: [WEATHER_TOOL] });
     const deltas: string[] = [];
     stream.on("response.function_call_arguments.delta", (event) => deltas.push(event.delta));
     const final = await stream.finalResponse();
@@ -234,26 +199,26 @@ describe("responses with the official openai client (fake engine)", () => {
   test("maps tool_choice: none withholds the tools, a named function and required force a call", async () => {
     const other = { ...WEATHER_TOOL, name: "get_time" };
     const ask = (tool_choice: OpenAI.Responses.ResponseCreateParams["tool_choice"]) =>
-      client.responses.create({ model: "fake-model", input: "hi", tools: [WEATHER_TOOL, other], tool_choice });
+      served.openai.responses.create({ model: "fake-model", input: "hi", tools: [WEATHER_TOOL, other], tool_choice });
     const none = await ask("none");
     assert.equal(none.output_text, REPLY_TEXT);
-    assert.equal(lastChatRequest().tools, undefined);
+    assert.equal(served.engine.lastChatRequest().tools, undefined);
     const call = (name: string) => ({ type: "object", properties: { name: { const: name }, arguments: WEATHER_TOOL.parameters }, required: ["name", "arguments"] });
     const named = await ask({ type: "function", name: "get_time" });
     assert.deepEqual(named.tool_choice, { type: "function", name: "get_time" });
-    assert.deepEqual(lastChatRequest().format, call("get_time"));
-    assert.equal(lastChatRequest().think, false);
+    assert.deepEqual(served.engine.lastChatRequest().format, call("get_time"));
+    assert.equal(served.engine.lastChatRequest().think, false);
     await ask("required");
-    assert.deepEqual(lastChatRequest().format, { anyOf: [call("get_weather"), call("get_time")] });
+    assert.deepEqual(served.engine.lastChatRequest().format, { anyOf: [call("get_weather"), call("get_time")] });
   });
 
   test("raises the SDK's typed errors, and refuses previous_response_id clearly", async () => {
-    await assert.rejects(client.responses.create({ model: "nope", input: "hi" }), (err: InstanceType<typeof OpenAI.APIError>) => {
+    await assert.rejects(served.openai.responses.create({ model: "nope", input: "hi" }), (err: InstanceType<typeof OpenAI.APIError>) => {
       assert.ok(err instanceof OpenAI.NotFoundError);
       assert.equal(err.type, "not_found_error");
       return true;
     });
-    await assert.rejects(client.responses.create({ model: "fake-model", input: "hi", previous_response_id: "resp_1" }), (err: InstanceType<typeof OpenAI.APIError>) => {
+    await assert.rejects(served.openai.responses.create({ model: "fake-model", input: "hi", previous_response_id: "resp_1" }), (err: InstanceType<typeof OpenAI.APIError>) => {
       assert.ok(err instanceof OpenAI.BadRequestError);
       assert.match(err.message, /invalid previous_response_id: vllama does not store responses/);
       return true;
@@ -261,29 +226,22 @@ describe("responses with the official openai client (fake engine)", () => {
   });
 
   test("ends a stream whose generation fails with response.failed", async () => {
-    engine.failAfterTokens = 2;
+    served.engine.failAfterTokens = 2;
     try {
-      const stream = client.responses.stream({ model: "fake-model", input: "hi" });
+      const stream = served.openai.responses.stream({ model: "fake-model", input: "hi" });
       const final = await stream.finalResponse();
       assert.equal(final.status, "failed");
       assert.deepEqual(final.error, { code: "server_error", message: "llama runner process has terminated" });
       assert.equal(final.output_text, REPLY_TOKENS.slice(0, 2).join(""));
     } finally {
-      engine.failAfterTokens = undefined;
+      served.engine.failAfterTokens = undefined;
     }
   });
 
   test("serves an unrelated request while a bad one is in flight", async () => {
-    const stalled = request({ host: "127.0.0.1", port: server.port, method: "POST", path: "/v1/responses", headers: { "Content-Length": "1000" } });
-    stalled.on("error", () => undefined);
-    stalled.write('{"model": "fake-model", "inp');
-    engine.tokenDelayMs = 30;
-    engine.failAfterTokens = 4;
-    const failing = await post(url, { model: "fake-model", input: "hi", stream: true });
-    engine.tokenDelayMs = 0;
-    engine.failAfterTokens = undefined;
+    const { stalled, failing } = await startBadRequests(served, "/v1/responses", '{"model": "fake-model", "inp', { model: "fake-model", input: "hi", stream: true });
     try {
-      const response = await client.responses.create({ model: "fake-model", input: "hi" });
+      const response = await served.openai.responses.create({ model: "fake-model", input: "hi" });
       assert.equal(response.output_text, REPLY_TEXT);
       const events = parseEvents(await failing.text());
       assert.equal(events.at(-1)!.type, "response.failed");
@@ -338,19 +296,11 @@ const BAD_CASES: BadCase[] = [
 ];
 
 describe("responses: bad input", () => {
-  let engine: FakeEngine;
-  let server: RunningServer;
-  let url: string;
-
-  before(async () => {
-    engine = new FakeEngine();
-    ({ server, url } = await startWith(engine));
-  });
-  after(() => server.close());
+  const served = serveDuringSuite(() => new FakeEngine(), { bodyLimit: "64kb" });
 
   for (const c of BAD_CASES) {
     test(`${c.name} -> ${c.status}`, async () => {
-      const res = await post(url, c.body);
+      const res = await post(served.url, c.body);
       const text = await res.text();
       assert.equal(res.status, c.status, text);
       const body = JSON.parse(text);
@@ -362,13 +312,13 @@ describe("responses: bad input", () => {
   }
 
   test("a busy server answers 503 before any stream event", async () => {
-    engine.maxPending = 0;
+    served.engine.maxPending = 0;
     try {
-      const res = await post(url, create({ stream: true }));
+      const res = await post(served.url, create({ stream: true }));
       assert.equal(res.status, 503);
       assert.match((await res.json()).error.message, /^server busy/);
     } finally {
-      engine.maxPending = Infinity;
+      served.engine.maxPending = Infinity;
     }
   });
 });
@@ -377,28 +327,16 @@ describe("responses: bad input", () => {
 // The real engine
 
 describe("responses on the real engine", () => {
-  let engine: Engine;
-  let server: RunningServer;
-  let url: string;
-  let client: OpenAI;
-
-  before(async () => {
-    engine = await engineWithBuiltinModel("responses");
-    ({ server, url, client } = await startWith(engine));
-    await createStoriesChat(url);
-  });
-  after(async () => {
-    await server.close();
-    await engine.close();
-  });
+  const served = serveDuringSuite(() => engineWithBuiltinModel("responses"), { bodyLimit: "64kb" });
+  before(() => createStoriesChat(served.url));
 
   test("returns stories260K's greedy reference text, whole and streamed", async () => {
     const params = { model: "stories-chat", input: REFERENCE_PROMPT, max_output_tokens: 48, temperature: 0 };
-    const response = await client.responses.create(params);
+    const response = await served.openai.responses.create(params);
     assert.equal(response.output_text, REFERENCE_TEXT);
     assert.equal(response.status, "incomplete");
     assert.equal(response.usage?.output_tokens, 48);
-    const stream = client.responses.stream(params);
+    const stream = served.openai.responses.stream(params);
     let text = "";
     stream.on("response.output_text.delta", (event) => (text += event.delta));
     const final = await stream.finalResponse();
@@ -410,11 +348,11 @@ describe("responses on the real engine", () => {
   test("forces a function call with tool_choice, and takes its output back (demo model)", async () => {
     const tool = { type: "function" as const, name: "get_weather", strict: true, parameters: { type: "object", properties: { city: { enum: ["Paris", "Rome"] } }, required: ["city"] } };
     const input: OpenAI.Responses.ResponseInput = [{ role: "user", content: "Weather in Paris?" }];
-    const first = await client.responses.create({ model: BUILTIN_MODEL, input, tools: [tool], tool_choice: { type: "function", name: "get_weather" }, max_output_tokens: 64, temperature: 0 });
+    const first = await served.openai.responses.create({ model: BUILTIN_MODEL, input, tools: [tool], tool_choice: { type: "function", name: "get_weather" }, max_output_tokens: 64, temperature: 0 });
     const call = first.output.find((item) => item.type === "function_call");
     assert.ok(call?.type === "function_call", JSON.stringify(first.output));
     assert.ok(["Paris", "Rome"].includes(JSON.parse(call.arguments).city));
-    const second = await client.responses.create({
+    const second = await served.openai.responses.create({
       model: BUILTIN_MODEL, tools: [tool], max_output_tokens: 4,
       input: [...input, call, { type: "function_call_output", call_id: call.call_id, output: "sunny" }],
     });
@@ -423,7 +361,7 @@ describe("responses on the real engine", () => {
   });
 
   test("refuses a JSON schema the grammar cannot take, with a 400", async () => {
-    const res = await post(url, { model: "stories-chat", input: "x", text: { format: { type: "json_schema", name: "x", schema: { type: "object", properties: { a: { $ref: "#/nowhere" } } } } } });
+    const res = await post(served.url, { model: "stories-chat", input: "x", text: { format: { type: "json_schema", name: "x", schema: { type: "object", properties: { a: { $ref: "#/nowhere" } } } } } });
     const body = await res.json();
     assert.equal(res.status, 400, JSON.stringify(body));
     assert.match(body.error.message, /^invalid format: /);

@@ -2,14 +2,12 @@
 // function the Anthropic and Responses APIs use too (src/chat/tool-choice.ts); and tool calls
 // streamed as soon as each is complete. Over the fake engine (a Hermes-style scripted model).
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { Ollama } from "ollama";
+import { describe, test } from "node:test";
 import OpenAI from "openai";
-import { pino } from "pino";
 import type { ChatRequest } from "../../src/api/ollama.js";
 import { withToolChoice } from "../../src/chat/tool-choice.js";
-import { startServer, type RunningServer } from "../../src/server/index.js";
 import { FakeEngine } from "../helpers/fake-engine.js";
+import { serveDuringSuite } from "../helpers/served.js";
 
 const weather = { type: "function" as const, function: { name: "get_weather", description: "Weather", parameters: { type: "object", properties: { city: { type: "string" } } } } };
 const time = { type: "function" as const, function: { name: "get_time", parameters: { type: "object", properties: { zone: { type: "string" } } } } };
@@ -20,36 +18,24 @@ const callOf = (tool: typeof weather | typeof time) => ({
 });
 
 describe("tool_choice", () => {
-  let engine: FakeEngine;
-  let server: RunningServer;
-  let openai: OpenAI;
-  let ollama: Ollama;
-  before(async () => {
-    engine = new FakeEngine();
-    server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "1mb" }, logger: pino({ level: "silent" }) });
-    const url = `http://127.0.0.1:${server.port}`;
-    openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 });
-    ollama = new Ollama({ host: url });
-  });
-  after(() => server.close());
+  const served = serveDuringSuite(() => new FakeEngine());
 
-  const lastChat = () => engine.requests.at(-1)!.request as ChatRequest;
   const messages = [{ role: "user" as const, content: "hi" }];
 
   test("/v1/chat/completions: required and a named function force a call by format; none withholds the tools", async () => {
     const ask = (tool_choice: OpenAI.Chat.ChatCompletionToolChoiceOption) =>
-      openai.chat.completions.create({ model: "fake-model", messages, tools: [weather, time], tool_choice });
+      served.openai.chat.completions.create({ model: "fake-model", messages, tools: [weather, time], tool_choice });
     await ask("required");
-    assert.deepEqual(lastChat().format, { anyOf: [callOf(weather), callOf(time)] });
-    assert.equal(lastChat().think, false);
+    assert.deepEqual(served.engine.lastChatRequest().format, { anyOf: [callOf(weather), callOf(time)] });
+    assert.equal(served.engine.lastChatRequest().think, false);
     await ask({ type: "function", function: { name: "get_time" } });
-    assert.deepEqual(lastChat().format, callOf(time));
-    assert.equal(lastChat().tools?.length, 2);
+    assert.deepEqual(served.engine.lastChatRequest().format, callOf(time));
+    assert.equal(served.engine.lastChatRequest().tools?.length, 2);
     const none = await ask("none");
-    assert.equal(lastChat().tools, undefined);
+    assert.equal(served.engine.lastChatRequest().tools, undefined);
     assert.equal(none.choices[0]!.finish_reason, "stop");
     const auto = await ask("auto");
-    assert.equal(lastChat().format, undefined);
+    assert.equal(served.engine.lastChatRequest().format, undefined);
     assert.equal(auto.choices[0]!.finish_reason, "tool_calls");
   });
 
@@ -70,30 +56,30 @@ describe("tool_choice", () => {
       [{ tools: [weather], tool_choice: { type: "function" } }, /^invalid tool_choice/],
     ];
     for (const [extra, message] of cases) {
-      await assert.rejects(openai.chat.completions.create({ model: "fake-model", messages, ...extra } as never), (e: InstanceType<typeof OpenAI.APIError>) => {
+      await assert.rejects(served.openai.chat.completions.create({ model: "fake-model", messages, ...extra } as never), (e: InstanceType<typeof OpenAI.APIError>) => {
         assert.equal(e.status, 400);
         assert.match(e.message, new RegExp(message.source.replace("^", "")));
         return true;
       });
-      await assert.rejects(ollama.chat({ model: "fake-model", messages, ...extra } as never), (e: Error & { status_code?: number }) => {
+      await assert.rejects(served.ollama.chat({ model: "fake-model", messages, ...extra } as never), (e: Error & { status_code?: number }) => {
         assert.equal(e.status_code, 400);
         assert.match(e.message, message);
         return true;
       });
     }
     await assert.rejects(
-      openai.chat.completions.create({ model: "fake-model", messages, tools: [weather], tool_choice: "required", response_format: { type: "json_object" } }),
+      served.openai.chat.completions.create({ model: "fake-model", messages, tools: [weather], tool_choice: "required", response_format: { type: "json_object" } }),
       /response_format cannot be combined with a tool_choice that forces a call/,
     );
     await assert.rejects(
-      ollama.chat({ model: "fake-model", messages, tools: [weather], tool_choice: "required", format: "json" } as never),
+      served.ollama.chat({ model: "fake-model", messages, tools: [weather], tool_choice: "required", format: "json" } as never),
       (e: Error) => e.message === "format cannot be combined with a tool_choice that forces a call",
     );
   });
 
   test("a tool call streams as soon as it is complete, before the answer ends", async () => {
     const chunks = [];
-    for await (const c of await ollama.chat({ model: "fake-model", messages, tools: [weather], stream: true })) chunks.push(c);
+    for await (const c of await served.ollama.chat({ model: "fake-model", messages, tools: [weather], stream: true })) chunks.push(c);
     const withCall = chunks.findIndex((c) => c.message.tool_calls?.length);
     assert.ok(withCall >= 0 && !chunks[withCall]!.done, "the call comes in a chunk of its own, not the final one");
     assert.deepEqual(chunks[withCall]!.message.tool_calls!.map((c) => c.function.name), ["get_weather"]);
