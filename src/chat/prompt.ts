@@ -29,38 +29,59 @@ export interface ChatPrompt {
   output: ChatOutputOptions;
 }
 
+/** A prompt's text before tokenization, and whether the tokenizer adds the model's BOS. */
+export interface RenderedPrompt {
+  text: string;
+  addSpecial: boolean;
+}
+
 /**
- * A generate prompt: the request's text rendered as one user turn (with the system prompt) when
- * a template applies, as is when `raw` or without one; after the previous answer's `context`.
+ * A generate prompt's text: the request's text rendered as one user turn (with the system prompt,
+ * and `imageMarker` once per image) when a template applies, as is when `raw` or without one
+ * (the markers then lead the text). BOS is added unless it follows a previous answer's `context`.
  */
+export function renderGeneratePrompt(
+  req: Pick<GenerateRequest, "prompt" | "raw" | "template" | "system" | "context" | "images">,
+  defaults: PromptDefaults,
+  imageMarker?: string,
+): RenderedPrompt {
+  const templateSource = req.template ?? defaults.template;
+  const images = imageMarker ? req.images ?? [] : [];
+  const text = req.raw || !templateSource
+    ? (imageMarker ?? "").repeat(images.length) + (req.prompt ?? "")
+    : renderGenerate(req, defaults.system, templateSource, images, imageMarker);
+  return { text, addSpecial: (req.context ?? []).length === 0 };
+}
+
+/** A generate prompt's tokens: after the previous answer's `context`, its rendered text. */
 export async function buildGeneratePrompt(
   req: Pick<GenerateRequest, "prompt" | "raw" | "template" | "system" | "context">,
   defaults: PromptDefaults,
   tokenizer: PromptTokenizer,
 ): Promise<number[]> {
-  const templateSource = req.template ?? defaults.template;
-  const text = req.raw || !templateSource ? req.prompt ?? "" : renderGenerate(req, defaults.system, templateSource);
-  const context = req.context ?? [];
-  return [...context, ...(await tokenizePrompt(tokenizer, text, context.length === 0))];
+  const { text, addSpecial } = renderGeneratePrompt(req, defaults);
+  return [...(req.context ?? []), ...(await tokenizePrompt(tokenizer, text, addSpecial))];
 }
 
-/** A chat prompt in the model's template (its Modelfile TEMPLATE, else the GGUF's own), and how to parse its answer. */
-export async function buildChatPrompt(
+/** A chat prompt's text in the model's template (its Modelfile TEMPLATE, else the GGUF's own), and how to parse its answer. */
+export function renderChatPrompt(
   req: Pick<ChatRequest, "model" | "messages" | "tools" | "think">,
   defaults: PromptDefaults,
-  tokenizer: PromptTokenizer,
-): Promise<ChatPrompt> {
+  tokenizer: Pick<PromptTokenizer, "info" | "tokenBytes">,
+  imageMarker?: string,
+): RenderedPrompt & { output: ChatOutputOptions } {
   const template = ChatTemplate.cached(defaults.template ?? tokenizer.info.chatTemplate);
   if (req.tools?.length && !template.supportsTools) throw new BadRequestError(`${req.model} does not support tools`);
   const messages = [...systemMessages(defaults.system, req.messages), ...defaults.messages, ...req.messages];
   const { bos, eos, addBos } = tokenizer.info;
   const piece = (id: number) => (id >= 0 ? Buffer.from(tokenizer.tokenBytes(id, true)).toString("utf8") : "");
   const rendered = template.render({
-    messages, tools: req.tools, think: req.think, addGenerationPrompt: true, bosToken: piece(bos), eosToken: piece(eos),
+    messages, tools: req.tools, think: req.think, addGenerationPrompt: true, bosToken: piece(bos), eosToken: piece(eos), imageMarker,
   });
   return {
+    text: rendered,
     // A template that writes BOS itself must not get a second one from the tokenizer.
-    tokens: await tokenizePrompt(tokenizer, rendered, !addBos || !rendered.startsWith(piece(bos))),
+    addSpecial: !addBos || !rendered.startsWith(piece(bos)),
     output: {
       think: req.think !== undefined && req.think !== false,
       startsInThinking: rendered.trimEnd().endsWith("<think>"),
@@ -69,10 +90,27 @@ export async function buildChatPrompt(
   };
 }
 
-function renderGenerate(req: Pick<GenerateRequest, "prompt" | "system">, defaultSystem: string | undefined, templateSource: string): string {
+/** A chat prompt's tokens, and how to parse its answer. */
+export async function buildChatPrompt(
+  req: Pick<ChatRequest, "model" | "messages" | "tools" | "think">,
+  defaults: PromptDefaults,
+  tokenizer: PromptTokenizer,
+): Promise<ChatPrompt> {
+  const { text, addSpecial, output } = renderChatPrompt(req, defaults, tokenizer);
+  return { tokens: await tokenizePrompt(tokenizer, text, addSpecial), output };
+}
+
+function renderGenerate(
+  req: Pick<GenerateRequest, "prompt" | "system">,
+  defaultSystem: string | undefined,
+  templateSource: string,
+  images: string[],
+  imageMarker: string | undefined,
+): string {
   const system = req.system ?? defaultSystem;
-  const messages = [...(system ? [{ role: "system" as const, content: system }] : []), { role: "user" as const, content: req.prompt ?? "" }];
-  return ChatTemplate.cached(templateSource).render({ messages, addGenerationPrompt: true });
+  const user = { role: "user" as const, content: req.prompt ?? "", ...(images.length ? { images } : {}) };
+  const messages = [...(system ? [{ role: "system" as const, content: system }] : []), user];
+  return ChatTemplate.cached(templateSource).render({ messages, addGenerationPrompt: true, imageMarker });
 }
 
 /** The model's SYSTEM applies unless the conversation brings its own system message. */

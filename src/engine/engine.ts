@@ -17,7 +17,7 @@ import { parseRequest } from "../api/validate.js";
 import { parseKeepAlive, resolveLoadSettings, resolveOptions, type LoadSettings } from "./options.js";
 import { buildFimPrompt } from "../chat/fill-in-middle.js";
 import { withToolChoice } from "../chat/tool-choice.js";
-import { buildChatPrompt, buildGeneratePrompt } from "../chat/prompt.js";
+import { buildChatPrompt, buildGeneratePrompt, renderChatPrompt, renderGeneratePrompt } from "../chat/prompt.js";
 import { KvEventPublisher } from "../kv-events/publisher.js";
 import { ModelAdmin } from "../models/admin.js";
 import { resolveModelRef, type ModelRef } from "../models/model-ref.js";
@@ -30,6 +30,7 @@ import { metricsSnapshot, type LoadedModelMetrics } from "./metrics-snapshot.js"
 import { BLOCK_SIZE } from "./kv-manager.js";
 import { ModelPool, type Lease } from "./model-pool.js";
 import { checkJsonSchema } from "./json-schema-check.js";
+import type { MediaSpan } from "./media.js";
 import type { ModelRunner, RpcWorkerShare } from "./model-runner.js";
 import {
   chatLoadResponse, chatResponses, generateLoadResponse, generateResponses, nsBetween, type Generation,
@@ -108,10 +109,18 @@ export class Engine implements EngineService {
     if (!req.prompt && !req.suffix && !req.context?.length) {
       return generateLoadResponse(req, await this.loadOrUnload(model, req.options, keepAliveMs));
     }
-    if (req.images?.length) throw new BadRequestError(`${req.model} does not support images`);
-    const { generation } = await this.startGeneration(model, keepAliveMs, req, init, async (tokenizer, options) => ({
-      tokens: req.suffix === undefined ? await buildGeneratePrompt(req, model, tokenizer) : buildInsertPrompt(req, tokenizer, options),
-    }));
+    const images = req.images ?? [];
+    const { generation } = await this.startGeneration(model, keepAliveMs, req, init, async (runner, options) => {
+      if (req.suffix !== undefined) {
+        if (images.length) throw new BadRequestError("images cannot be combined with suffix");
+        return { tokens: buildInsertPrompt(req, runner.model, options) };
+      }
+      if (images.length === 0) return { tokens: await buildGeneratePrompt(req, model, runner.model) };
+      const { text, addSpecial } = renderGeneratePrompt(req, model, runner.projector?.marker);
+      const prompt = await runner.tokenizeWithMedia(req.model, text, images.map(decodeImage), addSpecial);
+      const context = req.context ?? [];
+      return { tokens: [...context, ...prompt.tokens], media: prompt.media.map((m) => ({ ...m, start: m.start + context.length })) };
+    });
     return generateResponses(req, generation);
   }
 
@@ -124,8 +133,12 @@ export class Engine implements EngineService {
     const model = await this.resolveModel(req.model);
     const keepAliveMs = parseKeepAlive(req.keep_alive, this.options.keepAliveMs);
     if (req.messages.length === 0) return chatLoadResponse(req, await this.loadOrUnload(model, req.options, keepAliveMs));
-    if (req.messages.some((m) => m.images?.length)) throw new BadRequestError(`${req.model} does not support images`);
-    const { generation, prompt } = await this.startGeneration(model, keepAliveMs, req, init, (tokenizer) => buildChatPrompt(req, model, tokenizer));
+    const images = req.messages.flatMap((m) => m.images ?? []);
+    const { generation, prompt } = await this.startGeneration(model, keepAliveMs, req, init, async (runner) => {
+      if (images.length === 0) return await buildChatPrompt(req, model, runner.model);
+      const { text, addSpecial, output } = renderChatPrompt(req, model, runner.model, runner.projector?.marker);
+      return { ...(await runner.tokenizeWithMedia(req.model, text, images.map(decodeImage), addSpecial)), output };
+    });
     return chatResponses(req, generation, prompt.output);
   }
 
@@ -299,12 +312,12 @@ export class Engine implements EngineService {
    * Loads the model, builds the prompt with its tokenizer and submits the sequence; the model is
    * held until the sequence settles. Returns the running generation and the prompt it was built from.
    */
-  private async startGeneration<P extends { tokens: number[] }>(
+  private async startGeneration<P extends { tokens: number[]; media?: MediaSpan[] }>(
     model: ModelRef,
     keepAliveMs: number,
     req: GenerationSettings,
     init: RequestInit,
-    buildPrompt: (tokenizer: NativeModel, options: ContextOptions) => Promise<P>,
+    buildPrompt: (runner: ModelRunner, options: ContextOptions) => Promise<P>,
   ): Promise<{ generation: Generation; prompt: P }> {
     const startedAt = process.hrtime.bigint();
     const grammar = await formatGrammar(req.format);
@@ -313,12 +326,13 @@ export class Engine implements EngineService {
       const resolved = resolveOptions(req.options, model.parameters, lease.runner.contextLength);
       // A sequence never holds more tokens than the model's whole KV cache, whatever num_ctx says.
       const options = { ...resolved, num_ctx: Math.min(resolved.num_ctx, lease.runner.kvCells) };
-      const prompt = await buildPrompt(lease.runner.model, options);
-      const tokens = fitContext(prompt.tokens, options, req.truncate !== false);
+      const prompt = await buildPrompt(lease.runner, options);
+      // A prompt with images is not truncated: a cut could fall inside an image.
+      const tokens = fitContext(prompt.tokens, options, req.truncate !== false && !prompt.media?.length);
       const params = samplerParams({
         options, grammar, logprobs: req.logprobs, topLogprobs: req.top_logprobs, vocabSize: lease.runner.model.info.vocabSize,
       });
-      const seq = new Sequence(tokens, params, sequenceLimits(options), lease.runner.model);
+      const seq = new Sequence(tokens, params, sequenceLimits(options), lease.runner.model, prompt.media);
       lease.runner.submit(seq, init.signal);
       seq.events.onSettled(() => lease.release(keepAliveMs));
       return { generation: { events: seq.events, startedAt, loadNs: lease.loadNs, admittedAt: () => seq.admittedAt }, prompt };
@@ -371,6 +385,11 @@ function buildInsertPrompt(req: GenerateRequest, tokenizer: NativeModel, options
 
 function rpcWorkerFields(share: RpcWorkerShare) {
   return { endpoint: share.endpoint, model_bytes: share.modelBytes, kv_bytes: share.kvBytes, compute_bytes: share.computeBytes };
+}
+
+/** An image of a request, as its base64 (the API schemas checked the alphabet). */
+function decodeImage(base64: string): Uint8Array {
+  return Buffer.from(base64, "base64");
 }
 
 /** The line logged at each model load: its KV cache and what decided its size. */

@@ -1,10 +1,13 @@
 // The executor runs a StepPlan: the only code that calls the native context. It applies the
 // plan's cache operations, drops and installs samplers, turns the plan into the typed arrays of
 // native batches, and hands back what was sampled, per sequence. It decides nothing about which
-// tokens run, only how the backend runs them best.
+// tokens run, only how the backend runs them best. An image's rows are their own batch: the
+// projector computes them (the encoder pass), then one llama_decode of embeddings puts them in
+// their sequence's cells, after the plan's tokens.
 import type { VllamaError } from "../api/errors.js";
-import { toTypedError, type NativeContext, type StepResult } from "../native/index.js";
-import type { Batch, ScheduledSequence, StepPlan } from "./scheduler.js";
+import { toTypedError, type NativeContext, type NativeMediaChunk, type StepResult } from "../native/index.js";
+import { mediaSpanAt, rowPositions } from "./media.js";
+import type { Batch, PlanEntry, ScheduledSequence, StepPlan } from "./scheduler.js";
 
 // llama.cpp's CPU flash attention runs a batch of 64 rows or more in 64-row query tiles, and
 // computes a tile densely over every cache cell any of its rows may see. Single-token rows of
@@ -18,8 +21,11 @@ const MIN_SEPARATE_DECODE_ROWS = 8;
 /** What the executor uses of the native context (tests pass a fake). */
 export type StepContext = Pick<
   NativeContext,
-  "batchCapacity" | "setSampler" | "clearSampler" | "acceptTokens" | "step" | "seqRemove" | "seqCopy" | "dispose"
+  "batchCapacity" | "setSampler" | "clearSampler" | "acceptTokens" | "step" | "decodeEmbeddings" | "seqRemove" | "seqCopy" | "dispose"
 >;
+
+/** Computes a media chunk's embedding rows (the model's projector). */
+export type MediaEncoder = (chunk: NativeMediaChunk) => Promise<Float32Array>;
 
 export interface SampledRow<S extends ScheduledSequence> {
   seq: S;
@@ -67,6 +73,8 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
   constructor(
     private readonly ctx: StepContext,
     private readonly cpuAttention: boolean,
+    /** The model's projector, when it has one. */
+    private readonly encode?: MediaEncoder,
   ) {
     this.tokens = new Int32Array(ctx.batchCapacity);
     this.positions = new Int32Array(ctx.batchCapacity);
@@ -95,17 +103,16 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
     return failures;
   }
 
-  /** The whole plan, or on the CPU its decode rows first (see ATTENTION_TILE_ROWS). */
+  /** The plan's tokens (on the CPU its decode rows first, see ATTENTION_TILE_ROWS), then each image's rows. */
   batches(plan: StepPlan<S>): Batch<S>[] {
-    if (!this.cpuAttention || plan.numTokens < ATTENTION_TILE_ROWS) return [plan];
-    const single = plan.entries.filter((e) => e.count === 1);
-    if (single.length < MIN_SEPARATE_DECODE_ROWS || single.length >= ATTENTION_TILE_ROWS) return [plan];
-    const chunks = plan.entries.filter((e) => e.count > 1);
-    if (chunks.length === 0) return [plan];
-    return [batchOf(single), batchOf(chunks)];
+    const media = plan.entries.filter(isMediaEntry);
+    if (media.length === 0) return this.tokenBatches(plan);
+    const tokens = batchOf(plan.entries.filter((e) => !isMediaEntry(e)));
+    return [...(tokens.entries.length > 0 ? this.tokenBatches(tokens) : []), ...media.map((e) => batchOf([e]))];
   }
 
   async run(batch: Batch<S>): Promise<StepOutcome<S>> {
+    if (isMediaEntry(batch.entries[0])) return this.runMedia(batch.entries[0]);
     let n = 0;
     for (const e of batch.entries) {
       const seqId = e.seq.lease!.seqId;
@@ -132,9 +139,47 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
     return { status: "ok", rows: sampledRows(batch, result), decodeNs: result.decodeNs, sampleNs: result.sampleNs };
   }
 
+  private tokenBatches(batch: Batch<S>): Batch<S>[] {
+    if (!this.cpuAttention || batch.numTokens < ATTENTION_TILE_ROWS) return [batch];
+    const single = batch.entries.filter((e) => e.count === 1);
+    if (single.length < MIN_SEPARATE_DECODE_ROWS || single.length >= ATTENTION_TILE_ROWS) return [batch];
+    const chunks = batch.entries.filter((e) => e.count > 1);
+    if (chunks.length === 0) return [batch];
+    return [batchOf(single), batchOf(chunks)];
+  }
+
+  /**
+   * An image's rows (the rest of them, when the prefix cache held its first ones): encoded by the
+   * projector, then decoded into the sequence. The rows are not kept: a preempted sequence
+   * encodes its image again, rather than every running image holding its rows.
+   */
+  private async runMedia(e: PlanEntry<S>): Promise<StepOutcome<S>> {
+    const span = mediaSpanAt(e.seq.media, e.start)!;
+    const offset = e.start - span.start;
+    try {
+      if (!this.encode) throw new Error("this model has no projector for its images");
+      const rows = await this.encode(span.chunk);
+      const width = rows.length / span.chunk.nTokens;
+      const result = await this.ctx.decodeEmbeddings({
+        seqId: e.seq.lease!.seqId,
+        embeddings: rows.subarray(offset * width, (offset + e.count) * width),
+        positions: rowPositions(span, offset, e.count),
+        nonCausal: span.chunk.nonCausal,
+      });
+      if (result.status === "no_room") return { status: "no_room" };
+      return { status: "ok", rows: [], decodeNs: result.decodeNs, sampleNs: 0 };
+    } catch (error) {
+      return { status: "failed", error: toTypedError(error) };
+    }
+  }
+
   close(): Promise<void> {
     return this.ctx.dispose();
   }
+}
+
+function isMediaEntry<S extends ScheduledSequence>(e: PlanEntry<S>): boolean {
+  return mediaSpanAt(e.seq.media, e.start) !== undefined;
 }
 
 function batchOf<S extends ScheduledSequence>(entries: Batch<S>["entries"]): Batch<S> {

@@ -9,6 +9,15 @@ import { ModelRunner, type RunnerOptions } from "./model-runner.js";
 /** The engine's part of a runner's options; each entry adds its load settings. */
 export type EngineRunnerOptions = Omit<RunnerOptions, keyof LoadSettings>;
 
+/** A model as the pool loads it: its file, and its projector's when it takes images. */
+export interface PoolModel {
+  path: string;
+  projectorPath?: string;
+  name: string;
+  digest: string;
+  size: number;
+}
+
 interface PoolEntry {
   /** The model's path and load settings. */
   key: string;
@@ -54,12 +63,12 @@ export class ModelPool {
   ) {}
 
   async acquire(
-    model: { path: string; name: string; digest: string; size: number },
+    model: PoolModel,
     settings: LoadSettings,
     keepAliveMs: number,
   ): Promise<Lease> {
     const started = process.hrtime.bigint();
-    const key = `${model.path}\n${JSON.stringify(settings)}`;
+    const key = `${model.path}\n${model.projectorPath ?? ""}\n${JSON.stringify(settings)}`;
     let entry = this.entries.get(key);
     if (!entry) {
       // Registered before any await, so concurrent requests for the same entry share one load.
@@ -102,9 +111,9 @@ export class ModelPool {
     };
   }
 
-  private async load(model: { path: string; name: string }, settings: LoadSettings): Promise<ModelRunner> {
+  private async load(model: PoolModel, settings: LoadSettings): Promise<ModelRunner> {
     const kvEvents = (await this.kvEvents)?.forModel(model.name);
-    return ModelRunner.load(model.path, { ...this.runnerOptions, ...settings, kvEvents });
+    return ModelRunner.load({ model: model.path, projector: model.projectorPath }, { ...this.runnerOptions, ...settings, kvEvents });
   }
 
   /** Models whose load has finished. */

@@ -2,15 +2,16 @@
 // the scheduler, the executor (the only owner of the native context) and the step loop that
 // drives them (step-loop.ts), plus the embeddings batcher.
 import os from "node:os";
-import { RpcWorkerError } from "../api/errors.js";
+import { BadRequestError, RpcWorkerError } from "../api/errors.js";
 import {
-  createContext, initBackend, loadModel, type DeviceMemory, type FlashAttention, type GpuChoice, type KvCacheType,
-  type NativeContext, type NativeModel,
+  createContext, initBackend, loadModel, loadProjector, type DeviceMemory, type FlashAttention, type GpuChoice, type KvCacheType,
+  type NativeContext, type NativeModel, type NativeProjector,
 } from "../native/index.js";
 import { EmbedBatcher } from "./embed-batcher.js";
 import { Executor } from "./executor.js";
 import { DEFAULT_MEMORY_SHARE, kvBytesPerCell, sizeKvCache, type KvSizing } from "./kv-sizing.js";
 import { idleBlockTokens, KvManager } from "./kv-manager.js";
+import { MediaIds, tokenizeWithMedia, type MediaLimits, type MediaPrompt } from "./media.js";
 import { Scheduler } from "./scheduler.js";
 import { EngineMetrics } from "./metrics.js";
 import type { LoadSettings } from "./options.js";
@@ -108,6 +109,10 @@ export class ModelRunner {
   private readonly workerLostListeners: Array<(error: RpcWorkerError) => void> = [];
   private lostWorker = false;
 
+  /** Image placeholders of this runner's prefix cache (media.ts). */
+  private readonly mediaIds = new MediaIds();
+  private readonly mediaLimits: MediaLimits;
+
   private constructor(
     readonly path: string,
     readonly model: NativeModel,
@@ -116,6 +121,9 @@ export class ModelRunner {
     device: Device,
     /** The KV cache's size and the default per-request context that came with it. */
     readonly kvSizing: KvSizing,
+    /** The model's projector, when it takes images. */
+    readonly projector: NativeProjector | undefined,
+    nUbatch: number,
   ) {
     this.kv = new KvManager(ctx.kvCells, ctx.nSeqMax, options.prefixCache, idleBlockTokens(model.info), options.kvEvents);
     this.batchSize = device.batchSize;
@@ -124,7 +132,8 @@ export class ModelRunner {
       batchSize: device.batchSize,
       maxWaiting: options.maxQueue,
     });
-    this.executor = new Executor(ctx, !device.onGpu);
+    this.executor = new Executor(ctx, !device.onGpu, projector && ((chunk) => projector.encode(chunk)));
+    this.mediaLimits = { maxRows: device.batchSize, maxNonCausalRows: Math.min(device.batchSize, nUbatch) };
     this.loop = new StepLoop({
       scheduler: this.scheduler,
       executor: this.executor,
@@ -138,31 +147,43 @@ export class ModelRunner {
     this.embedder = new EmbedBatcher(model, options);
   }
 
-  static async load(path: string, options: RunnerOptions, onProgress?: (p: number) => void): Promise<ModelRunner> {
+  static async load(files: { model: string; projector?: string }, options: RunnerOptions, onProgress?: (p: number) => void): Promise<ModelRunner> {
     const device = deviceFor(options);
-    const model = await loadModel(path, {
+    const model = await loadModel(files.model, {
       gpu: options.gpu, gpuLayers: options.gpuLayers, mainGpu: options.mainGpu, useMmap: options.useMmap, onProgress,
       rpc: options.rpc, rpcTimeoutMs: options.rpcTimeoutMs === Infinity ? 0 : options.rpcTimeoutMs,
     });
+    let projector: NativeProjector | undefined;
     try {
+      projector = files.projector === undefined ? undefined : await loadProjector(model, files.projector);
+      // Their rows advance positions unlike tokens (media.ts rowPositions): not served yet.
+      if (projector?.mrope) throw new BadRequestError(`${files.projector}: projectors with M-RoPE positions (Qwen2-VL and later) are not supported yet`);
       const sizing = sizeCache(model, device, options);
+      const nUbatch = Math.min(device.batchSize, UBATCH_SIZE) + parallelOf(options);
       const ctx = await createContext(model, {
         kvCells: sizing.kvCells,
         nSeqMax: MAX_SEQ_IDS,
         // Room for a full prompt chunk and every running sequence's decode token, computed in one
         // pass when the chunk fits UBATCH_SIZE (a pass over the weights per piece).
         batchCapacity: device.batchSize + parallelOf(options),
-        nUbatch: Math.min(device.batchSize, UBATCH_SIZE) + parallelOf(options),
+        nUbatch,
         flashAttn: options.flashAttention,
         typeK: options.kvCacheType,
         typeV: options.kvCacheType,
         threads: options.threads,
       });
-      return new ModelRunner(path, model, ctx, options, device, sizing);
+      return new ModelRunner(files.model, model, ctx, options, device, sizing, projector, nUbatch);
     } catch (error) {
+      await projector?.dispose();
       await model.dispose();
       throw error;
     }
+  }
+
+  /** A prompt with images: `text` holds the projector's marker once per image (BadRequestError without a projector). */
+  tokenizeWithMedia(name: string, text: string, images: Uint8Array[], addSpecial: boolean): Promise<MediaPrompt> {
+    if (!this.projector?.vision) throw new BadRequestError(`${name} does not support images`);
+    return tokenizeWithMedia(this.projector, this.mediaIds, text, images, addSpecial, this.mediaLimits);
   }
 
   get kvCells(): number {
@@ -225,6 +246,7 @@ export class ModelRunner {
     this.options.kvEvents?.cleared();
     await this.embedder.close();
     await this.executor.close();
+    await this.projector?.dispose();
     await this.model.dispose();
   }
 }

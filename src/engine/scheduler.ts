@@ -5,6 +5,7 @@
 import { BusyError } from "../api/errors.js";
 import type { SamplerParams } from "../native/index.js";
 import { BLOCK_SIZE, type CacheOp, type KvLease, type KvManager } from "./kv-manager.js";
+import { fitToMedia, isMediaPlaceholder, type MediaSpan } from "./media.js";
 
 export interface ScheduledSequence {
   readonly id: number;
@@ -19,6 +20,8 @@ export interface ScheduledSequence {
   numPreemptions: number;
   /** Finished or cancelled: it leaves at the next step boundary and no longer counts as load. */
   readonly finished: boolean;
+  /** The prompt's images: their rows hold placeholder tokens (media.ts). */
+  readonly media?: readonly MediaSpan[];
 }
 
 export interface PlanEntry<S extends ScheduledSequence> {
@@ -172,7 +175,7 @@ export class Scheduler<S extends ScheduledSequence> {
     for (let i = 0; i < this.running.length; i++) {
       const seq = this.running[i];
       const pending = seq.tokens.length - seq.numComputed;
-      const count = pending === 1 ? 1 : Math.min(pending, this.promptTokensLeft(plan));
+      const count = pending === 1 ? 1 : fitToMedia(seq.media, seq.numComputed, Math.min(pending, this.promptTokensLeft(plan)));
       if (count <= 0) continue;
       if (!this.makeRoom(count, seq, plan)) {
         // Not even preempting newer sequences freed enough: this one waits (recomputed later).
@@ -192,7 +195,9 @@ export class Scheduler<S extends ScheduledSequence> {
       const seq = this.waiting[0];
       const cached = this.kv.matchLength(seq.tokens);
       if (this.sharesPrefillInFlight(seq, cached)) break;
-      const count = Math.min(seq.tokens.length - cached, budget);
+      const count = fitToMedia(seq.media, cached, Math.min(seq.tokens.length - cached, budget));
+      // An image's rows that do not fit this step's budget wait for a step with room for them.
+      if (count === 0) break;
       // Admit only what fits next to the running sequences' next decode tokens.
       if (!this.kv.evict(count + this.running.length)) break;
       const lease = this.kv.open(seq.tokens);
@@ -202,7 +207,9 @@ export class Scheduler<S extends ScheduledSequence> {
       seq.numComputed = lease.cells;
       this.running.push(seq);
       plan.admissions.push(admission(seq, lease.seqId));
-      this.addEntry(plan, seq, Math.min(seq.tokens.length - seq.numComputed, budget));
+      // Evicting for room may have dropped part of the cached prefix it matched: count from what it got.
+      const taken = fitToMedia(seq.media, seq.numComputed, Math.min(seq.tokens.length - seq.numComputed, budget));
+      if (taken > 0) this.addEntry(plan, seq, taken);
     }
   }
 
@@ -278,7 +285,8 @@ function admission<S extends ScheduledSequence>(seq: S, seqId: number): Admissio
     seq,
     seqId,
     sampler: seq.sampler,
-    promptTokens: Int32Array.from(seq.tokens.slice(0, seq.promptLength)),
+    // An image's placeholders are no tokens: they stay out of the penalty window.
+    promptTokens: Int32Array.from(seq.tokens.slice(0, seq.promptLength).filter((t) => !isMediaPlaceholder(t))),
     generatedTokens: Int32Array.from(seq.tokens.slice(seq.promptLength)),
   };
 }

@@ -2,6 +2,7 @@
 // the stream of text pieces it produces.
 import type { SamplerParams } from "../native/index.js";
 import { AsyncQueue } from "../util/async-queue.js";
+import { isMediaPlaceholder, type MediaSpan } from "./media.js";
 import type { ScheduledSequence } from "./scheduler.js";
 import { StopStringMatcher } from "./stop-strings.js";
 
@@ -69,6 +70,8 @@ export class Sequence implements ScheduledSequence {
     readonly sampler: SamplerParams,
     private readonly limits: SequenceLimits,
     private readonly vocab: Vocabulary,
+    /** The prompt's images (their rows hold placeholders in `prompt`). */
+    readonly media: readonly MediaSpan[] = [],
   ) {
     this.tokens = [...prompt];
     this.promptLength = prompt.length;
@@ -124,7 +127,8 @@ export class Sequence implements ScheduledSequence {
       stats: {
         promptTokens: this.promptLength,
         generatedTokens: this.generatedCount,
-        tokens: this.tokens,
+        // An image's rows are no tokens to send back (Ollama's `context` holds none either).
+        tokens: this.media.length > 0 ? this.tokens.filter((t) => !isMediaPlaceholder(t)) : this.tokens,
         queuedAt: this.queuedAt,
         firstTokenAt: this.firstTokenAt || now,
         finishedAt: now,

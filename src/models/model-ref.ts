@@ -11,6 +11,8 @@ import type { ModelStore } from "./store.js";
 export interface ModelRef {
   name: string;
   path: string;
+  /** The model's projector (vision), when its store entry has one. */
+  projectorPath?: string;
   digest: string;
   size: number;
   template?: string;
@@ -32,7 +34,7 @@ export async function resolveModelRef(store: ModelStore, name: string): Promise<
   }
   const m = await store.resolve(name);
   return {
-    name: m.name, path: m.modelPath, digest: m.digest.replace(/^sha256:/, ""), size: m.size,
+    name: m.name, path: m.modelPath, projectorPath: m.projectorPath, digest: m.digest.replace(/^sha256:/, ""), size: m.size,
     template: m.template, system: m.system, parameters: m.parameters as Partial<Options>, messages: m.messages,
   };
 }

@@ -3,7 +3,7 @@
 // depends on the whole window (so a sampler that missed its prompt or its replayed tokens
 // samples differently). Tests script what the next steps do.
 import type { StepContext } from "../../src/engine/executor.js";
-import type { SamplerParams, StepPlanArrays, StepResult } from "../../src/native/index.js";
+import type { EmbeddingRows, SamplerParams, StepPlanArrays, StepResult } from "../../src/native/index.js";
 
 export const SAMPLER: SamplerParams = {
   temperature: 0, topK: 40, topP: 1, minP: 0, typicalP: 1, seed: 0,
@@ -19,7 +19,7 @@ export function nativeError(message: string, code: string): Error {
 }
 
 export class FakeContext implements StepContext {
-  /** Every call, in order: "rm seq p0 p1", "cp src dst p0 p1", "clear seq", "set seq", "accept seq prompt|replay tokens", "step seq:start+count ...". */
+  /** Every call, in order: "rm seq p0 p1", "cp src dst p0 p1", "clear seq", "set seq", "accept seq prompt|replay tokens", "step seq:start+count ...", "embd seq:start rows". */
   readonly calls: string[] = [];
   /** seqId -> tokens its sampler saw (prompt, replayed, sampled). */
   readonly samplers = new Map<number, number[]>();
@@ -101,6 +101,14 @@ export class FakeContext implements StepContext {
       sampled.push(seqId, token);
     }
     return result("ok", sampled);
+  }
+
+  async decodeEmbeddings(rows: EmbeddingRows): Promise<{ status: "ok"; decodeNs: number }> {
+    this.calls.push(`embd ${rows.seqId}:${rows.positions[0]} ${rows.positions.length}`);
+    const cells = this.cells.get(rows.seqId) ?? new Set<number>();
+    for (const p of rows.positions) cells.add(p);
+    this.cells.set(rows.seqId, cells);
+    return { status: "ok", decodeNs: 1000 };
   }
 
   async dispose(): Promise<void> {

@@ -1,0 +1,118 @@
+// Images through the engine, on the tiny-vision pair (a LLaVA-1.5-shaped projector over a tiny
+// llama) created in a temporary store as a model layer plus a projector layer: image rows in the
+// shared steps beside other sequences, the prefix cache keyed by image content, refused inputs,
+// cancellation.
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { createReadStream, mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { BadRequestError, CancelledError } from "../../src/api/errors.js";
+import type { ChatRequest } from "../../src/api/ollama.js";
+import { Engine } from "../../src/engine/engine.js";
+import { initBackend, liveNativeObjects } from "../../src/native/index.js";
+import { testImage, tinyVisionModel } from "../helpers/images.js";
+import { storiesPath } from "../helpers/models.js";
+
+const MODEL = "tiny-vision";
+const greedy = { temperature: 0, num_predict: 12 };
+const image = (seed: number) => testImage(seed).toString("base64");
+
+function ask(images: string[], question = "What is in this picture?"): ChatRequest & { stream: false } {
+  return { model: MODEL, stream: false, options: greedy, messages: [{ role: "user", content: question, images }] };
+}
+
+async function createVisionModel(engine: Engine): Promise<void> {
+  const files = await tinyVisionModel();
+  const digestOf = (file: string) => `sha256:${createHash("sha256").update(readFileSync(file)).digest("hex")}`;
+  const upload: Record<string, string> = {};
+  for (const [name, file] of [["model.gguf", files.model], ["mmproj.gguf", files.projector]] as const) {
+    upload[name] = digestOf(file);
+    await engine.writeBlob(upload[name], createReadStream(file));
+  }
+  for await (const _ of engine.create({ model: MODEL, files: upload })) { /* progress */ }
+}
+
+describe("engine with images (tiny-vision)", () => {
+  let engine: Engine;
+  before(async () => {
+    initBackend("cpu");
+    engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-vision-store-")), gpu: "cpu" });
+    await createVisionModel(engine);
+  });
+  after(async () => engine?.close());
+
+  test("show reports vision", async () => {
+    const shown = await engine.show({ model: MODEL });
+    assert.ok(shown.capabilities?.includes("vision"), String(shown.capabilities));
+  });
+
+  test("the same image twice: the second request's image rows come from the prefix cache, the answer is identical", async () => {
+    const first = await engine.chat(ask([image(7)]));
+    const hitsBefore = engine.stats()[0]!.kv.prefixHits;
+    const second = await engine.chat(ask([image(7)]));
+    const hits = engine.stats()[0]!.kv.prefixHits - hitsBefore;
+    assert.equal(second.message.content, first.message.content);
+    assert.ok(hits >= 16, `only ${hits} prompt tokens came from the cache (the image alone is 16)`);
+    assert.equal(second.prompt_eval_count, first.prompt_eval_count);
+  });
+
+  test("an image's answer is the same alone and with 15 other sequences (text and images) in the same steps", async () => {
+    const alone = await engine.chat(ask([image(1)], "Describe it."));
+    const others = Array.from({ length: 15 }, (_, i) =>
+      i % 3 === 0 ? ask([], `Tell me about the number ${i}.`) : ask([image(10 + i)], `Question ${i} about the picture?`));
+    const together = await Promise.all([engine.chat(ask([image(1)], "Describe it.")), ...others.map((r) => engine.chat(r))]);
+    assert.equal(together[0]!.message.content, alone.message.content);
+    for (const [i, r] of together.slice(1).entries()) {
+      assert.equal(r.message.content, (await engine.chat(others[i]!)).message.content, `sequence ${i + 1}`);
+    }
+  });
+
+  test("/api/generate takes images too, templated as the user's turn", async () => {
+    const r = await engine.generate({ model: MODEL, prompt: "What is this?", images: [image(2)], stream: false, options: greedy });
+    assert.equal(r.done, true);
+    assert.ok(r.prompt_eval_count! > 16, "the image's 16 rows are part of the prompt");
+    assert.ok(r.context!.every((t) => t >= 0), "the context holds tokens only");
+  });
+
+  test("an undecodable image is a 400 with a reason; an unrelated request is served meanwhile", async () => {
+    const bad = engine.chat(ask([Buffer.from("not an image at all").toString("base64")]));
+    const good = engine.chat(ask([image(3)]));
+    await assert.rejects(bad, (e: Error) => e instanceof BadRequestError && /image 1 cannot be decoded/.test(e.message));
+    assert.equal((await good).done, true);
+  });
+
+  test("an image claiming more pixels than allowed is a 400 before it is decoded", async () => {
+    // A GIF header for 25,120 x 29,813 pixels (stb_image would allocate 2.2 GB for it).
+    const bomb = Buffer.from("GIF89a\x20\x62\x75\x74\x20\x6e\x6f\x74", "latin1").toString("base64");
+    await assert.rejects(engine.chat(ask([bomb])), (e: Error) => e instanceof BadRequestError && /25120x29813 pixels, more than the limit/.test(e.message));
+  });
+
+  test("cancelled as soon as it is sent (its image not yet or being computed): rejected, and its cells are freed", async () => {
+    const controller = new AbortController();
+    const pending = engine.chat({ ...ask([image(40)]), stream: true }, { signal: controller.signal });
+    setImmediate(() => controller.abort());
+    await assert.rejects(async () => { for await (const _ of await pending) { /* until cancelled */ } }, CancelledError);
+    const deadline = Date.now() + 5000;
+    while (engine.stats()[0]!.running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const [s] = engine.stats();
+    assert.equal(s!.running, 0);
+    assert.equal(s!.kv.usedCells, s!.kv.cachedBlocks * 16, "no sequence holds private cells");
+  });
+
+  test("a text-only model given an image gets Ollama's error", async () => {
+    const r = engine.chat({ model: storiesPath, stream: false, messages: [{ role: "user", content: "hi", images: [image(0)] }] });
+    await assert.rejects(r, (e: Error) => e instanceof BadRequestError && e.message === `${storiesPath} does not support images`);
+  });
+
+  test("closing the engine frees the projector with its model", async () => {
+    const e = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-vision-close-")), gpu: "cpu" });
+    await createVisionModel(e);
+    const before = liveNativeObjects();
+    await e.chat(ask([image(5)]));
+    assert.equal(liveNativeObjects().projectors, before.projectors + 1);
+    await e.close();
+    assert.deepEqual(liveNativeObjects(), before);
+  });
+});
