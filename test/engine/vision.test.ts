@@ -12,10 +12,11 @@ import { BadRequestError, CancelledError } from "../../src/api/errors.js";
 import type { ChatRequest } from "../../src/api/ollama.js";
 import { Engine } from "../../src/engine/engine.js";
 import { initBackend, liveNativeObjects } from "../../src/native/index.js";
-import { testImage, tinyVisionModel } from "../helpers/images.js";
+import { testImage, tinyVisionModel, VISION_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION } from "../helpers/images.js";
 import { storiesPath } from "../helpers/models.js";
 
 const MODEL = "tiny-vision";
+// Greedy, as long as the llama-mtmd-cli reference (test/helpers/images.ts).
 const greedy = { temperature: 0, num_predict: 12 };
 const image = (seed: number) => testImage(seed).toString("base64");
 
@@ -58,12 +59,14 @@ describe("engine with images (tiny-vision)", () => {
     assert.equal(second.prompt_eval_count, first.prompt_eval_count);
   });
 
-  test("an image's answer is the same alone and with 15 other sequences (text and images) in the same steps", async () => {
-    const alone = await engine.chat(ask([image(1)], "Describe it."));
+  test("parity with llama.cpp's llama-mtmd-cli, alone and with 15 other sequences (text and images) in the same steps", async () => {
+    const reference = ask([image(0)], VISION_REFERENCE_QUESTION);
+    const alone = await engine.chat(reference);
+    assert.equal(alone.message.content, VISION_REFERENCE_ANSWER);
     const others = Array.from({ length: 15 }, (_, i) =>
       i % 3 === 0 ? ask([], `Tell me about the number ${i}.`) : ask([image(10 + i)], `Question ${i} about the picture?`));
-    const together = await Promise.all([engine.chat(ask([image(1)], "Describe it.")), ...others.map((r) => engine.chat(r))]);
-    assert.equal(together[0]!.message.content, alone.message.content);
+    const together = await Promise.all([engine.chat(reference), ...others.map((r) => engine.chat(r))]);
+    assert.equal(together[0]!.message.content, VISION_REFERENCE_ANSWER);
     for (const [i, r] of together.slice(1).entries()) {
       assert.equal(r.message.content, (await engine.chat(others[i]!)).message.content, `sequence ${i + 1}`);
     }

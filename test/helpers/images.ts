@@ -50,3 +50,18 @@ export function tinyVisionModel(): Promise<{ model: string; projector: string; d
   })();
   return visionDir.then((dir) => ({ dir, model: path.join(dir, "model.gguf"), projector: path.join(dir, "mmproj.gguf") }));
 }
+
+/**
+ * llama.cpp's own answer on tiny-vision (f32, seed 0) for testImage(0): greedy, 12 tokens, by
+ * llama-mtmd-cli compiled from the same release (deps/llama.cpp-v0.5.0) against the same
+ * libraries as the addon, on 2026-12-01:
+ *   S=deps/llama.cpp-v0.5.0; g++ -std=c++17 -O2 -o .bench/mtmd-cli/llama-mtmd-cli $S/tools/mtmd/mtmd-cli.cpp \
+ *     -I$S/include -I$S/ggml/include -I$S/common -I$S/tools/mtmd -I$S/vendor build/libvllama_mtmd.a \
+ *     -Lbuild/Release -l:libllama-common.so -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so \
+ *     -Wl,-rpath,$PWD/build/Release -lpthread
+ *   (the pair by writeSyntheticVisionModel({ preset: "tiny-vision", type: "f32" }), testImage(0) as image.png,
+ *   the CPU backends of build/Release linked beside the tool)
+ *   llama-mtmd-cli -m model.gguf --mmproj mmproj.gguf --image image.png -p "What is in this picture?" -n 12 --temp 0 -c 512 --jinja
+ */
+export const VISION_REFERENCE_QUESTION = "What is in this picture?";
+export const VISION_REFERENCE_ANSWER = " restoconsulté Santo Justin wohltrackasmaomicзеounce encontrinsen";
