@@ -10,7 +10,9 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { BadRequestError, CancelledError } from "../../src/api/errors.js";
 import type { ChatRequest } from "../../src/api/ollama.js";
+import { pino } from "pino";
 import { Engine } from "../../src/engine/engine.js";
+import { startServer } from "../../src/server/index.js";
 import { initBackend, liveNativeObjects } from "../../src/native/index.js";
 import { testImage, tinyVisionModel, VISION_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION } from "../helpers/images.js";
 import { storiesPath } from "../helpers/models.js";
@@ -107,6 +109,45 @@ describe("engine with images (tiny-vision)", () => {
   test("a text-only model given an image gets Ollama's error", async () => {
     const r = engine.chat({ model: storiesPath, stream: false, messages: [{ role: "user", content: "hi", images: [image(0)] }] });
     await assert.rejects(r, (e: Error) => e instanceof BadRequestError && e.message === `${storiesPath} does not support images`);
+  });
+
+  describe("over HTTP, each API's image shape", () => {
+    let url: string;
+    let server: { close(): Promise<void>; port: number };
+    before(async () => {
+      server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "10mb" }, logger: pino({ level: "silent" }) });
+      url = `http://127.0.0.1:${server.port}`;
+    });
+    after(async () => server?.close());
+    const post = async (route: string, body: unknown) => {
+      const r = await fetch(url + route, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      return { status: r.status, body: (await r.json()) as Record<string, any> };
+    };
+    const png = image(0);
+    const shapes = {
+      ollama: (data: string) => post("/api/chat", { ...ask([data], VISION_REFERENCE_QUESTION), stream: false }),
+      openai: (data: string) => post("/v1/chat/completions", {
+        model: MODEL, temperature: 0, max_tokens: 12,
+        messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: `data:image/png;base64,${data}` } }, { type: "text", text: VISION_REFERENCE_QUESTION }] }],
+      }),
+      anthropic: (data: string) => post("/v1/messages", {
+        model: MODEL, temperature: 0, max_tokens: 12,
+        messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data } }, { type: "text", text: VISION_REFERENCE_QUESTION }] }],
+      }),
+    };
+    const answer = { ollama: (b: any) => b.message.content, openai: (b: any) => b.choices[0].message.content, anthropic: (b: any) => b.content[0].text };
+
+    for (const api of ["ollama", "openai", "anthropic"] as const) {
+      test(`${api}: the reference answer; an undecodable image is a 400 while an unrelated request is served`, async () => {
+        const ok = await shapes[api](png);
+        assert.equal(ok.status, 200, JSON.stringify(ok.body));
+        assert.equal(answer[api](ok.body), VISION_REFERENCE_ANSWER);
+        const [bad, unrelated] = await Promise.all([shapes[api](Buffer.from("not an image").toString("base64")), shapes[api](image(9))]);
+        assert.equal(bad.status, 400, JSON.stringify(bad.body));
+        assert.match(JSON.stringify(bad.body), /image 1 cannot be decoded/);
+        assert.equal(unrelated.status, 200);
+      });
+    }
   });
 
   test("closing the engine frees the projector with its model", async () => {
