@@ -3,10 +3,14 @@
 
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 // An error thrown on a worker thread whose code differs from its call's (a lost RPC worker during a step).
 class CodedError : public std::runtime_error {
@@ -98,6 +102,38 @@ inline Napi::Object ObjectArg(const Napi::CallbackInfo & info, size_t i, const c
         ThrowCoded(info.Env(), std::string(name) + " must be an object", "ERR_INVALID_ARG");
     }
     return info[i].As<Napi::Object>();
+}
+
+// One of a fixed set of option names to its value; any other name is an ERR_INVALID_ARG that
+// lists the names `what` takes.
+template <typename T>
+T NamedChoice(Napi::Env env, const char * what, const std::string & name,
+              std::initializer_list<std::pair<const char *, T>> choices) {
+    std::string names;
+    for (const auto & [key, value] : choices) {
+        if (name == key) return value;
+        names += (names.empty() ? "" : ", ") + std::string(key);
+    }
+    ThrowCoded(env, "unsupported " + std::string(what) + " '" + name + "' (" + names + ")", "ERR_INVALID_ARG");
+}
+
+template <typename T>
+Napi::TypedArrayOf<T> ToTypedArray(Napi::Env env, const std::vector<T> & values) {
+    auto out = Napi::TypedArrayOf<T>::New(env, values.size());
+    std::copy(values.begin(), values.end(), out.Data());
+    return out;
+}
+
+// llama.cpp's calls that fill a caller's buffer (tokenize, detokenize) return the size they
+// need, negated, when the buffer is too small: grow it once and call again.
+template <typename Buffer, typename Fill>
+int32_t FillGrowing(Buffer & buffer, Fill fill) {
+    int32_t n = fill(buffer);
+    if (n < 0) {
+        buffer.resize(-n);
+        n = fill(buffer);
+    }
+    return n;
 }
 
 template <typename T>

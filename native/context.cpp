@@ -40,27 +40,19 @@ Napi::Function Context::Init(Napi::Env env) {
 }
 
 static enum ggml_type CacheType(Napi::Env env, const std::string & name) {
-    if (name == "f16") return GGML_TYPE_F16;
-    if (name == "f32") return GGML_TYPE_F32;
-    if (name == "q8_0") return GGML_TYPE_Q8_0;
-    if (name == "q4_0") return GGML_TYPE_Q4_0;
-    ThrowCoded(env, "unsupported KV cache type '" + name + "' (f16, q8_0, q4_0, f32)", "ERR_INVALID_ARG");
+    return NamedChoice<enum ggml_type>(env, "KV cache type", name,
+        {{"f16", GGML_TYPE_F16}, {"q8_0", GGML_TYPE_Q8_0}, {"q4_0", GGML_TYPE_Q4_0}, {"f32", GGML_TYPE_F32}});
 }
 
 static enum llama_pooling_type Pooling(Napi::Env env, const std::string & name) {
-    if (name == "model") return LLAMA_POOLING_TYPE_UNSPECIFIED;
-    if (name == "mean") return LLAMA_POOLING_TYPE_MEAN;
-    if (name == "cls") return LLAMA_POOLING_TYPE_CLS;
-    if (name == "last") return LLAMA_POOLING_TYPE_LAST;
-    if (name == "none") return LLAMA_POOLING_TYPE_NONE;
-    ThrowCoded(env, "unsupported pooling '" + name + "' (model, mean, cls, last, none)", "ERR_INVALID_ARG");
+    return NamedChoice<enum llama_pooling_type>(env, "pooling", name,
+        {{"model", LLAMA_POOLING_TYPE_UNSPECIFIED}, {"mean", LLAMA_POOLING_TYPE_MEAN}, {"cls", LLAMA_POOLING_TYPE_CLS},
+         {"last", LLAMA_POOLING_TYPE_LAST}, {"none", LLAMA_POOLING_TYPE_NONE}});
 }
 
 static enum llama_flash_attn_type FlashAttn(Napi::Env env, const std::string & name) {
-    if (name == "auto") return LLAMA_FLASH_ATTN_TYPE_AUTO;
-    if (name == "on") return LLAMA_FLASH_ATTN_TYPE_ENABLED;
-    if (name == "off") return LLAMA_FLASH_ATTN_TYPE_DISABLED;
-    ThrowCoded(env, "flashAttn must be auto, on or off", "ERR_INVALID_ARG");
+    return NamedChoice<enum llama_flash_attn_type>(env, "flashAttn", name,
+        {{"auto", LLAMA_FLASH_ATTN_TYPE_AUTO}, {"on", LLAMA_FLASH_ATTN_TYPE_ENABLED}, {"off", LLAMA_FLASH_ATTN_TYPE_DISABLED}});
 }
 
 // Bytes one device holds for a context: its share of the weights, of the KV cache, of the compute buffers.
@@ -458,18 +450,6 @@ int32_t Context::DecodeAndWait(const Batch & b) {
     return status;
 }
 
-static Napi::Int32Array ToInt32(Napi::Env env, const std::vector<int32_t> & v) {
-    Napi::Int32Array a = Napi::Int32Array::New(env, v.size());
-    std::copy(v.begin(), v.end(), a.Data());
-    return a;
-}
-
-static Napi::Float32Array ToFloat32(Napi::Env env, const std::vector<float> & v) {
-    Napi::Float32Array a = Napi::Float32Array::New(env, v.size());
-    std::copy(v.begin(), v.end(), a.Data());
-    return a;
-}
-
 // step(plan) -> Promise<StepResult>: one llama_decode over the mixed batch, then sampling.
 Napi::Value Context::Step(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -489,12 +469,12 @@ Napi::Value Context::Step(const Napi::CallbackInfo & info) {
         [b](Napi::Env env) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
             r.Set("status", b->status == 0 ? "ok" : "no_room");
-            r.Set("sampledSeqIds", ToInt32(env, b->out_seq));
-            r.Set("sampledTokens", ToInt32(env, b->out_token));
-            r.Set("sampledLogprobs", ToFloat32(env, b->out_logprob));
+            r.Set("sampledSeqIds", ToTypedArray(env, b->out_seq));
+            r.Set("sampledTokens", ToTypedArray(env, b->out_token));
+            r.Set("sampledLogprobs", ToTypedArray(env, b->out_logprob));
             r.Set("topN", b->top_n);
-            r.Set("topIds", ToInt32(env, b->top_ids));
-            r.Set("topLogprobs", ToFloat32(env, b->top_lps));
+            r.Set("topIds", ToTypedArray(env, b->top_ids));
+            r.Set("topLogprobs", ToTypedArray(env, b->top_lps));
             r.Set("decodeNs", static_cast<double>(b->decode_ns));
             r.Set("sampleNs", static_cast<double>(b->sample_ns));
             return r;
@@ -525,8 +505,8 @@ Napi::Value Context::Embed(const Napi::CallbackInfo & info) {
         [b](Napi::Env env) -> Napi::Value {
             Napi::Object r = Napi::Object::New(env);
             r.Set("status", b->status == 0 ? "ok" : "no_room");
-            r.Set("seqIds", ToInt32(env, b->out_seq));
-            r.Set("embeddings", ToFloat32(env, b->embeddings));
+            r.Set("seqIds", ToTypedArray(env, b->out_seq));
+            r.Set("embeddings", ToTypedArray(env, b->embeddings));
             r.Set("nEmbd", b->n_embd);
             return r;
         },

@@ -185,18 +185,18 @@ Napi::Object Model::Info(Napi::Env env) {
     o.Set("vocabSize", llama_vocab_n_tokens(vocab_));
     o.Set("hasEncoder", llama_model_has_encoder(model));
     o.Set("hasDecoder", llama_model_has_decoder(model));
-    o.Set("bos", llama_vocab_bos(vocab_));
-    o.Set("eos", llama_vocab_eos(vocab_));
-    o.Set("eot", llama_vocab_eot(vocab_));
+    using TokenOf = llama_token (*)(const llama_vocab *);
+    for (auto [name, token_of] : {std::pair<const char *, TokenOf>{"bos", llama_vocab_bos}, {"eos", llama_vocab_eos}, {"eot", llama_vocab_eot}}) {
+        o.Set(name, token_of(vocab_));
+    }
     o.Set("addBos", llama_vocab_get_add_bos(vocab_));
     o.Set("addEos", llama_vocab_get_add_eos(vocab_));
     Napi::Object fim = Napi::Object::New(env);
-    fim.Set("pre", llama_vocab_fim_pre(vocab_));
-    fim.Set("suf", llama_vocab_fim_suf(vocab_));
-    fim.Set("mid", llama_vocab_fim_mid(vocab_));
-    fim.Set("pad", llama_vocab_fim_pad(vocab_));
-    fim.Set("rep", llama_vocab_fim_rep(vocab_));
-    fim.Set("sep", llama_vocab_fim_sep(vocab_));
+    for (auto [name, token_of] : {std::pair<const char *, TokenOf>{"pre", llama_vocab_fim_pre}, {"suf", llama_vocab_fim_suf},
+                                  {"mid", llama_vocab_fim_mid}, {"pad", llama_vocab_fim_pad}, {"rep", llama_vocab_fim_rep},
+                                  {"sep", llama_vocab_fim_sep}}) {
+        fim.Set(name, token_of(vocab_));
+    }
     o.Set("fim", fim);
     const char * tmpl = llama_model_chat_template(model, nullptr);
     o.Set("chatTemplate", tmpl ? std::string(tmpl) : std::string());
@@ -221,12 +221,6 @@ const std::vector<SpecialToken> & Model::Specials() {
     return *specials_;
 }
 
-static Napi::Int32Array ToInt32Array(Napi::Env env, const std::vector<llama_token> & tokens) {
-    Napi::Int32Array out = Napi::Int32Array::New(env, tokens.size());
-    std::copy(tokens.begin(), tokens.end(), out.Data());
-    return out;
-}
-
 // tokenize(text, addSpecial, parseSpecial) -> Int32Array
 Napi::Value Model::Tokenize(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -235,7 +229,7 @@ Napi::Value Model::Tokenize(const Napi::CallbackInfo & info) {
     bool add_special = info.Length() > 1 && info[1].ToBoolean();
     bool parse_special = info.Length() > 2 && info[2].ToBoolean();
     try {
-        return ToInt32Array(env, TokenizeText(vocab_, Specials(), text, add_special, parse_special));
+        return ToTypedArray(env, TokenizeText(vocab_, Specials(), text, add_special, parse_special));
     } catch (const std::exception & e) {
         ThrowCoded(env, e.what(), "ERR_TOKENIZE");
     }
@@ -258,7 +252,7 @@ Napi::Value Model::TokenizeAsync(const Napi::CallbackInfo & info) {
     return PromiseWorker::Run(
         env,
         [=] { *tokens = TokenizeText(vocab, *specials, *text, add_special, parse_special); },
-        [tokens](Napi::Env env) { return ToInt32Array(env, *tokens); },
+        [tokens](Napi::Env env) { return ToTypedArray(env, *tokens); },
         "ERR_TOKENIZE",
         [this, self] {
             pending_tokenizations--;
@@ -293,13 +287,10 @@ Napi::Value Model::Detokenize(const Napi::CallbackInfo & info) {
     bool remove_special = info.Length() > 1 && info[1].ToBoolean();
     bool unparse_special = info.Length() > 2 && info[2].ToBoolean();
     std::string text(tokens.ElementLength() * 8 + 16, '\0');
-    int32_t n = llama_detokenize(vocab_, tokens.Data(), static_cast<int32_t>(tokens.ElementLength()), text.data(),
-                                 static_cast<int32_t>(text.size()), remove_special, unparse_special);
-    if (n < 0) {
-        text.resize(-n);
-        n = llama_detokenize(vocab_, tokens.Data(), static_cast<int32_t>(tokens.ElementLength()), text.data(),
-                             static_cast<int32_t>(text.size()), remove_special, unparse_special);
-    }
+    int32_t n = FillGrowing(text, [&](std::string & out) {
+        return llama_detokenize(vocab_, tokens.Data(), static_cast<int32_t>(tokens.ElementLength()), out.data(),
+                                static_cast<int32_t>(out.size()), remove_special, unparse_special);
+    });
     if (n < 0) ThrowCoded(env, "detokenization failed", "ERR_TOKENIZE");
     text.resize(n);
     return Napi::String::New(env, text);

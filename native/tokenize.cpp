@@ -1,5 +1,7 @@
 #include "tokenize.h"
 
+#include "common.h"
+
 #include <algorithm>
 #include <stdexcept>
 #include <string_view>
@@ -30,13 +32,10 @@ std::vector<SpecialToken> CollectSpecialTokens(const llama_vocab * vocab) {
 static std::vector<llama_token> TokenizeWhole(const llama_vocab * vocab, std::string_view text, bool add_special,
                                               bool parse_special) {
     std::vector<llama_token> tokens(text.size() + 8);
-    int32_t n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
-                               static_cast<int32_t>(tokens.size()), add_special, parse_special);
-    if (n < 0) {
-        tokens.resize(-n);
-        n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
-                           static_cast<int32_t>(tokens.size()), add_special, parse_special);
-    }
+    int32_t n = FillGrowing(tokens, [&](std::vector<llama_token> & out) {
+        return llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), out.data(),
+                              static_cast<int32_t>(out.size()), add_special, parse_special);
+    });
     if (n < 0) throw std::runtime_error("tokenization failed");
     tokens.resize(n);
     return tokens;
