@@ -169,7 +169,7 @@ describe("write/read round trip", () => {
     assert.deepEqual(file.tensors.map((t) => t.offset), [0, 256]);
   });
 
-  test("parsing a vocabulary takes time linear in its size (50k and 200k strings)", async () => {
+  test("parsing a vocabulary takes time linear in its size (25k and 200k strings)", async () => {
     // A ratio, not a time limit: the shared machine's load moves both sizes alike.
     const parseMs = async (count: number) => {
       const out = path.join(dir, `vocab-${count}.gguf`);
@@ -180,7 +180,7 @@ describe("write/read round trip", () => {
         tensors: [],
       });
       let fastest = Infinity;
-      for (let run = 0; run < 3; run++) {
+      for (let run = 0; run < 5; run++) {
         const started = performance.now();
         await readGgufHeader(out);
         fastest = Math.min(fastest, performance.now() - started);
@@ -189,10 +189,11 @@ describe("write/read round trip", () => {
       assert.deepEqual(file.metadata.get("tokenizer.ggml.tokens"), gguf.array("string", tokens));
       return fastest;
     };
-    const small = await parseMs(50_000);
+    const small = await parseMs(25_000);
     const large = await parseMs(200_000);
-    // Linear is 4x; a quadratic parse (string concatenation, re-slicing) would be 16x.
-    assert.ok(large < 8 * small, `50k strings ${small.toFixed(0)} ms, 200k ${large.toFixed(0)} ms`);
+    // Linear is 8x; a quadratic parse (string concatenation, re-slicing) would be 64x. The wide gap
+    // leaves room for a loaded machine: at load 10 (2026-12-02) 50k vs 200k measured 10x, not 4x.
+    assert.ok(large < 24 * small, `25k strings ${small.toFixed(0)} ms, 200k ${large.toFixed(0)} ms`);
   });
 });
 
