@@ -1,6 +1,6 @@
 // Side-by-side benchmarks of vllama against llama.cpp (llama-batched-bench, llama-server) and
 // node-llama-cpp, all in one run so the ratios are fair:
-//   node --import tsx bench/run.ts <native|engine|prefix|http|all> [--quick] [--rounds N] [--model PATH]
+//   node --import tsx bench/run.ts <native|engine|prefix|http|rpc|all> [--quick] [--rounds N] [--model PATH]
 //     [--gpu auto|cuda|cpu] [--parallel 1,8,32] [--prompt-tokens 128,1024,4096] [--skip node-llama-cpp]
 // Each suite prints a markdown report (command, machine, load, tables, ratios vs the goals).
 // `runBench(args)` is the same for the CLI's `vllama bench`.
@@ -17,12 +17,14 @@ import { engineSuite } from "./suites/engine.js";
 import { httpSuite } from "./suites/http.js";
 import { nativeSuite } from "./suites/native.js";
 import { prefixSuite } from "./suites/prefix.js";
+import { rpcSuite } from "./suites/rpc.js";
 
 export const SUITES = {
   native: nativeSuite,
   engine: engineSuite,
   prefix: prefixSuite,
   http: httpSuite,
+  rpc: rpcSuite,
 } satisfies Record<string, (s: SuiteContext) => Promise<SuiteReport>>;
 
 export type SuiteName = keyof typeof SUITES;

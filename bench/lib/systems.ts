@@ -27,9 +27,12 @@ export interface SystemSetup {
   profile?: boolean;
   /** vllama in-process: leave `kvCells` to the engine, which sizes the cache by memory as `new Engine()` does. */
   cacheSizedByMemory?: boolean;
+  /** vllama in-process: the ggml RPC workers the model's layers are spread over (engine option `rpc`). */
+  rpc?: string[];
 }
 
-type ProfiledBurst = BurstResult & { profile?: StepProfile };
+/** A burst's results, with where the time went (`profile`) and the bytes it put on the network, where measured. */
+export type ProfiledBurst = BurstResult & { profile?: StepProfile; networkBytes?: number };
 
 /** A loaded system: requests go to it one at a time (warm-up) or all at once (a burst). */
 export interface Session {
@@ -56,6 +59,8 @@ export interface SystemRun {
   command?: string;
   /** The best round's step profile (vllama in-process with `profile`). */
   profile?: StepProfile;
+  /** The best round's network bytes, where the session counts them. */
+  networkBytes?: number;
 }
 
 /** What each system is sent: its own warm-up and rounds (so no system hits another's cache). */
@@ -68,6 +73,7 @@ export async function openEngine(setup: SystemSetup): Promise<Session> {
   const job: EngineJob = {
     system: "engine", modelPath: setup.modelPath, gpu: setup.backend, parallel: setup.parallel, contextLength: setup.contextLength,
     kvCells: setup.cacheSizedByMemory ? undefined : setup.kvCells, prefixCache: setup.prefixCache ?? true, maxTokens: setup.maxTokens, profile: setup.profile,
+    rpc: setup.rpc,
   };
   const worker = await openWorker(job);
   return {
@@ -161,7 +167,8 @@ export async function runInterleaved(
       const rounds = results[i].map((r, k) => summarize({ prompts: sys.prompts.rounds[k], maxTokens: sys.setup.maxTokens }, r));
       const top = best(rounds);
       const ttftP50Ms = percentile(results[i].flatMap((r) => r.requests.map((q) => q.ttftMs)), 0.5);
-      return [sys.name, { best: top, rounds, ttftP50Ms, command: sessions[i].command, profile: results[i][rounds.indexOf(top)]?.profile }];
+      const topBurst = results[i][rounds.indexOf(top)];
+      return [sys.name, { best: top, rounds, ttftP50Ms, command: sessions[i].command, profile: topBurst?.profile, networkBytes: topBurst?.networkBytes }];
     }));
   } finally {
     await Promise.all(sessions.map((s) => s.stop()));

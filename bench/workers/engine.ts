@@ -20,6 +20,8 @@ export interface EngineJob {
   maxTokens: number;
   /** Also report where each burst's time went (native step vs JS between steps). */
   profile?: boolean;
+  /** ggml RPC workers to spread the model's layers over. */
+  rpc?: string[];
 }
 
 /** A loaded system in a worker: one request at a time or many at once, then close. */
@@ -38,7 +40,7 @@ export function generateRequest(modelPath: string, prompt: BenchPrompt, maxToken
 
 export async function openEngineSession(job: EngineJob): Promise<WorkerSession> {
   const engine = new Engine({
-    modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), gpu: job.gpu, parallel: job.parallel, contextLength: job.contextLength, kvCells: job.kvCells, prefixCache: job.prefixCache,
+    modelsDir: path.join(os.tmpdir(), "vllama-bench-store"), gpu: job.gpu, parallel: job.parallel, contextLength: job.contextLength, kvCells: job.kvCells, prefixCache: job.prefixCache, rpc: job.rpc,
   });
   const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
     const started = performance.now();
