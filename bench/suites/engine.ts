@@ -8,8 +8,8 @@ import {
   fasterPeer, loadNote, pairedRatio, roundsTable, runConcurrent, shortRequestNotes, throughputTable, type ConcurrentResults, type LoadCase,
 } from "./concurrent.js";
 
-/** vllama with its cache sized by memory (no kvCells), beside vllama given the peers' cells. */
-const BY_MEMORY = "vllama, cache by memory";
+/** vllama with its cache sized by memory (no kvCells), beside vllama given the peers' cells. No comma: `--skip` splits on commas. */
+const BY_MEMORY = "vllama (cache by memory)";
 
 export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
   const report = startReport("engine", "engine: in-process Engine vs llama-server (per-slot and -kvu) and node-llama-cpp", s.command);

@@ -15,8 +15,8 @@ import type { SuiteContext } from "../lib/suite.js";
 import { openEngine, type Session } from "../lib/systems.js";
 import { loadNote, pairedRatio, roundsTable, runConcurrent, shortRequestNotes, throughputTable, type ConcurrentResults } from "./concurrent.js";
 
-const LOCAL = "vllama, local";
-const SPLIT = "vllama, 2 RPC workers";
+const LOCAL = "vllama local";
+const SPLIT = "vllama over 2 RPC workers";
 const LINK_GBITS = [1, 10, 100];
 
 export async function rpcSuite(s: SuiteContext): Promise<SuiteReport> {
