@@ -78,6 +78,12 @@ export interface ServerConfig {
   rpc: string[];
   /** Milliseconds an RPC worker may take to accept or answer before it counts as lost (Infinity: no limit). */
   rpcTimeoutMs: number;
+  /** Whether images named by an http(s) URL (OpenAI's image_url, Anthropic's url source) are fetched; off: a 400. */
+  remoteImages: boolean;
+  /** Largest image fetched from a URL, in bodyLimit's notation. */
+  remoteImageLimit: string;
+  /** Milliseconds fetching one image URL may take, body included (0 or Infinity: no limit). */
+  remoteImageTimeout: number;
 }
 
 export interface ApiKey {
@@ -288,6 +294,13 @@ const SETTINGS: Setting[] = [
     "comma-separated host:port of `vllama worker`s (IPv4 or host names, each once), e.g. 10.0.0.2:50052,10.0.0.3:50052", () => []),
   // A step of a large model's prompt chunk on a CPU worker can take tens of seconds.
   setting("rpcTimeoutMs", ["VLLAMA_RPC_TIMEOUT"], duration, DURATION, () => 120_000, "rpcTimeout"),
+  // On by default, as OpenAI's and Anthropic's APIs and vLLM take image URLs and their clients
+  // send them; bounded in size, time and scheme (src/server/remote-images.ts). A server reachable
+  // by untrusted clients can turn it off (--no-remote-images), so it never fetches on their behalf.
+  setting("remoteImages", ["VLLAMA_REMOTE_IMAGES"], boolean, "on, off, true, false, 1, 0", () => true),
+  // 20 MiB: the largest image OpenAI's API takes.
+  setting("remoteImageLimit", ["VLLAMA_REMOTE_IMAGE_LIMIT"], bodyLimit, 'a byte count or a size such as "512kb", "20mb"', () => "20mb"),
+  setting("remoteImageTimeout", ["VLLAMA_REMOTE_IMAGE_TIMEOUT"], duration, DURATION, () => 10_000),
 ];
 const HOST_ENV = both("HOST");
 const HOST_ACCEPTED = "host[:port] with an optional http:// or https://, e.g. 127.0.0.1:11434 or 0.0.0.0";

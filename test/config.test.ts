@@ -164,6 +164,15 @@ describe("bad values name the variable and the accepted values", () => {
     assert.deepEqual(load({}).config.rpc, []);
     assert.equal(load({}).config.rpcTimeoutMs, 120_000);
   });
+
+  it("remote images: on by default with a 20 MB and 10 s limit; each setting from env and flags", () => {
+    const defaults = load({}).config;
+    assert.deepEqual([defaults.remoteImages, defaults.remoteImageLimit, defaults.remoteImageTimeout], [true, "20mb", 10_000]);
+    const { config } = load({ env: { VLLAMA_REMOTE_IMAGES: "off", VLLAMA_REMOTE_IMAGE_LIMIT: "5mb", VLLAMA_REMOTE_IMAGE_TIMEOUT: "3s" } });
+    assert.deepEqual([config.remoteImages, config.remoteImageLimit, config.remoteImageTimeout], [false, "5mb", 3_000]);
+    assert.equal(load({ flags: { remoteImages: false } }).config.remoteImages, false);
+    assert.match(loadError({ flags: { remoteImageLimit: "lots" } }), /^invalid --remote-image-limit="lots": expected a byte count/);
+  });
 });
 
 describe("config file", () => {

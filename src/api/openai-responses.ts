@@ -19,7 +19,7 @@ function itemUnion<const T extends readonly [z.ZodObject<{ type: z.ZodLiteral<st
 // Request
 
 const InputTextSchema = z.object({ type: z.literal("input_text"), text: z.string() });
-/** Images must be inline data URLs: the server fetches nothing (and stores no files). */
+/** Images are data URLs or http(s) URLs (fetched by the server: src/server/remote-images.ts); no stored files. */
 const InputImageSchema = z.object({ type: z.literal("input_image"), image_url: z.string().nullable().optional(), detail: z.string().optional() });
 /** An earlier answer's text, as clients send the previous output back. */
 const OutputTextSchema = z.object({ type: z.literal("output_text"), text: z.string() });

@@ -41,13 +41,16 @@ function loadCliConfig(argv: GlobalArgs, env: NodeJS.ProcessEnv): LoadedConfig {
   }
 }
 
+/** Settings whose bare flag means on and whose `--no-` flag means off. */
+const ON_OFF_FLAGS = new Set<ConfigKey>(["prefixCache", "remoteImages"]);
+
 /** serve and config take every server setting as a flag. */
 function withServerFlags<T>(y: Argv<T>): Argv<T> {
   let out = y;
   for (const { key, flag, flagAliases = [], env, accepted } of configFlags()) {
     const envNote = env.length > 0 ? ` [env: ${env.join(", ")}]` : "";
     // Strings, validated by loadConfig; a bare `--prefix-cache` means on, `--no-prefix-cache` off.
-    const coerce = key === "prefixCache" ? (v: unknown) => (v === "" ? true : v) : undefined;
+    const coerce = ON_OFF_FLAGS.has(key) ? (v: unknown) => (v === "" ? true : v) : undefined;
     const alias = flagAliases.map((a) => a.slice(2));
     out = out.option(flag.slice(2), { type: "string", alias, coerce, describe: `${accepted}${envNote}` });
   }

@@ -22,7 +22,8 @@ import type { ChatMessage, ChatRequest, ChatResponse, Options, ToolCall } from "
 import type { Tool } from "../api/shared-fields.js";
 import { parseRequest } from "../api/validate.js";
 import { applyToolChoice, type ToolChoice } from "../chat/tool-choice.js";
-import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
+import { notes, noteUsage, notingUsage, withDefaults, type ServerDeps } from "./context.js";
+import { isRemoteImage, remoteImageFetcher } from "./remote-images.js";
 import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
 
 /** Anthropic's default temperature (1), not Ollama's, as the OpenAI layer keeps OpenAI's. */
@@ -39,10 +40,11 @@ function texts(blocks: readonly { text: string }[]): string {
   return blocks.map((b) => b.text).join("\n");
 }
 
-/** Images must be inline (base64): the server fetches nothing. */
+/** An image as the native request carries it: base64, or an http(s) URL (fetched later: remote-images.ts). */
 function imageData(block: Extract<ContentBlockParam, { type: "image" }>): string {
-  if (block.source.type !== "base64") throw new BadRequestError("invalid image source: only base64 images are supported");
-  return block.source.data;
+  if (block.source.type === "base64") return block.source.data;
+  if (!isRemoteImage(block.source.url)) throw new BadRequestError("invalid image source: a url source needs an http or https URL");
+  return block.source.url;
 }
 
 /** The blocks each role may send, as Anthropic takes them. */
@@ -307,13 +309,15 @@ async function* toMessageStreamEvents(chunks: AsyncIterable<ChatResponse>, id: s
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-export function anthropicHandlers({ engine }: ServerDeps) {
+export function anthropicHandlers({ engine, config }: ServerDeps) {
+  const fetchImages = remoteImageFetcher(withDefaults(config));
   const handlers = {
     messages: async (req, res) => {
       const body = parseRequest(MessageCreateParamsSchema, req.body);
       notes(res).model = body.model;
-      const request = toChatRequest(body);
-      const result = await engine.chat(request, { signal: abortOnDisconnect(res) });
+      const signal = abortOnDisconnect(res);
+      const request = await fetchImages(toChatRequest(body), signal);
+      const result = await engine.chat(request, { signal });
       const id = randomId("msg");
       if (!request.stream) {
         const response = expectSingle(result);

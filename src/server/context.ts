@@ -11,12 +11,12 @@ export type ServerSettings = Pick<ServerConfig, "host" | "port" | "origins" | "b
 
 export type OptionalServerSetting =
   | "apiKeys" | "metricsAuth" | "headersTimeout" | "bodyTimeout" | "idleTimeout" | "writeTimeout" | "shutdownTimeout"
-  | "maxMessages" | "promptLimit" | "allowPaths";
+  | "maxMessages" | "promptLimit" | "allowPaths" | "remoteImages" | "remoteImageLimit" | "remoteImageTimeout";
 
 export type FullSettings = Required<Pick<ServerSettings, OptionalServerSetting>> & ServerSettings;
 
 export function withDefaults(config: ServerSettings): FullSettings {
-  const keys: OptionalServerSetting[] = ["apiKeys", "metricsAuth", "headersTimeout", "bodyTimeout", "idleTimeout", "writeTimeout", "shutdownTimeout", "maxMessages", "promptLimit", "allowPaths"];
+  const keys: OptionalServerSetting[] = ["apiKeys", "metricsAuth", "headersTimeout", "bodyTimeout", "idleTimeout", "writeTimeout", "shutdownTimeout", "maxMessages", "promptLimit", "allowPaths", "remoteImages", "remoteImageLimit", "remoteImageTimeout"];
   const defaults = Object.fromEntries(keys.map((key) => [key, defaultSetting(key)]));
   return { ...defaults, ...config } as FullSettings;
 }

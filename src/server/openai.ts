@@ -36,7 +36,8 @@ import {
 import { parseRequest } from "../api/validate.js";
 import { applyToolChoice, chatToolChoice, chatToolChoiceWording } from "../chat/tool-choice.js";
 import { choicesOf, startAll, mergeStreams, type Choice } from "./choices.js";
-import { notes, noteUsage, type ServerDeps } from "./context.js";
+import { notes, noteUsage, withDefaults, type ServerDeps } from "./context.js";
+import { isRemoteImage, remoteImageFetcher } from "./remote-images.js";
 import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
 
 const SYSTEM_FINGERPRINT = "fp_vllama";
@@ -99,14 +100,15 @@ export function samplingOptions(body: Sampling, maxTokens: number | null | undef
 
 const DATA_URL = /^data:image\/[\w.+-]+;base64,(.+)$/s;
 
-/** The base64 data of an image URL; only inline data URLs are taken (the server fetches nothing). */
-export function base64Image(url: string): string {
+/** An image URL as the native request carries it: a data URL's base64, an http(s) URL as is (fetched later: remote-images.ts). */
+export function imageOfUrl(url: string): string {
+  if (isRemoteImage(url)) return url;
   const match = DATA_URL.exec(url);
-  if (!match) throw new BadRequestError("invalid image_url: only base64 data URLs are supported");
+  if (!match) throw new BadRequestError("invalid image_url: expected a base64 data URL (data:image/...;base64,...) or an http(s) URL");
   return match[1]!;
 }
 
-/** Text parts are joined; images must be inline data URLs (the server fetches nothing). */
+/** Text parts are joined; images are data URLs or http(s) URLs. */
 function splitContent(content: OpenAIChatMessage["content"]): { text: string; images?: string[] } {
   if (content == null) return { text: "" };
   if (typeof content === "string") return { text: content };
@@ -117,7 +119,7 @@ function splitContent(content: OpenAIChatMessage["content"]): { text: string; im
       texts.push(part.text);
       continue;
     }
-    images.push(base64Image(typeof part.image_url === "string" ? part.image_url : part.image_url.url));
+    images.push(imageOfUrl(typeof part.image_url === "string" ? part.image_url : part.image_url.url));
   }
   return images.length > 0 ? { text: texts.join("\n"), images } : { text: texts.join("\n") };
 }
@@ -448,14 +450,16 @@ function noteOpenAIUsage(res: Parameters<RequestHandler>[1], usage: OpenAIUsage)
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-export function openAIHandlers({ engine }: ServerDeps) {
+export function openAIHandlers({ engine, config }: ServerDeps) {
+  const fetchImages = remoteImageFetcher(withDefaults(config));
   const handlers = {
     chatCompletions: async (req, res) => {
       const body = parseRequest(ChatCompletionRequestSchema, req.body);
       notes(res).model = body.model;
-      const request = toChatRequest(body);
+      const signal = abortOnDisconnect(res);
+      const request = await fetchImages(toChatRequest(body), signal);
       const n = body.n ?? 1;
-      const started = await startAll(requestChoices([request], n), (r, init) => engine.chat(r, init), abortOnDisconnect(res));
+      const started = await startAll(requestChoices([request], n), (r, init) => engine.chat(r, init), signal);
       const meta = completionMeta("chatcmpl", body.model);
       if (!request.stream) {
         const completion = toChatCompletion(started.results.map(expectSingle), meta, n);

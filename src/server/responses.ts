@@ -23,9 +23,10 @@ import type { ChatMessage, ChatRequest, ChatResponse, ToolCall } from "../api/ol
 import type { Tool } from "../api/shared-fields.js";
 import { parseRequest } from "../api/validate.js";
 import { applyToolChoice } from "../chat/tool-choice.js";
-import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
+import { notes, noteUsage, notingUsage, withDefaults, type ServerDeps } from "./context.js";
 import { noteError } from "./errors.js";
-import { base64Image, samplingOptions, unixSeconds } from "./openai.js";
+import { imageOfUrl, samplingOptions, unixSeconds } from "./openai.js";
+import { remoteImageFetcher } from "./remote-images.js";
 import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
 
 function randomId(prefix: "resp" | "msg" | "fc" | "call" | "rs"): string {
@@ -43,7 +44,7 @@ function partsImages(parts: readonly ContentPart[], at: string): string[] {
   return parts.flatMap((p) => {
     if (p.type !== "input_image") return [];
     if (!p.image_url) throw new BadRequestError(`invalid ${at}: an input_image needs an image_url (files are not stored)`);
-    return [base64Image(p.image_url)];
+    return [imageOfUrl(p.image_url)];
   });
 }
 
@@ -362,13 +363,15 @@ async function* numbered(events: AsyncIterable<StreamEvent>): AsyncGenerator<Res
 // ---------------------------------------------------------------------------------------------
 // Handlers
 
-export function responsesHandlers({ engine, logger }: ServerDeps) {
+export function responsesHandlers({ engine, config, logger }: ServerDeps) {
+  const fetchImages = remoteImageFetcher(withDefaults(config));
   const handlers = {
     create: async (req, res) => {
       const body = parseRequest(ResponseCreateParamsSchema, req.body);
       notes(res).model = body.model;
-      const request = toChatRequest(body);
-      const result = await engine.chat(request, { signal: abortOnDisconnect(res) });
+      const signal = abortOnDisconnect(res);
+      const request = await fetchImages(toChatRequest(body), signal);
+      const result = await engine.chat(request, { signal });
       const started = startedResponse(body, randomId("resp"));
       if (!request.stream) {
         const response = expectSingle(result);

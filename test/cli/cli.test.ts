@@ -594,7 +594,7 @@ describe("version and config", parallel, () => {
     const env = { OLLAMA_HOST: "0.0.0.0:12000", OLLAMA_KEEP_ALIVE: "-1" };
     const [plain, asJson] = await Promise.all([
       cli(["config", "--parallel", "8"], { env }),
-      cli(["config", "--json", "--no-prefix-cache"], { env }),
+      cli(["config", "--json", "--no-prefix-cache", "--no-remote-images"], { env }),
     ]);
     assert.equal(plain.code, 0);
     assert.match(plain.stdout, /^KEY\s+VALUE\s+SOURCE\n/);
@@ -603,7 +603,7 @@ describe("version and config", parallel, () => {
     assert.match(plain.stdout, /\nkeepAliveMs\s+forever\s+env:OLLAMA_KEEP_ALIVE\n/);
     assert.match(plain.stdout, /\nkvCells\s+\(computed\)\s+default\n/);
     const { config, sources } = JSON.parse(asJson.stdout);
-    assert.deepEqual([config.port, config.keepAliveMs, config.prefixCache], [12000, -1, false]);
+    assert.deepEqual([config.port, config.keepAliveMs, config.prefixCache, config.remoteImages], [12000, -1, false, false]);
     assert.deepEqual([sources.port, sources.prefixCache, sources.maxQueue], ["env:OLLAMA_HOST", "flag", "default"]);
   });
 

@@ -14,6 +14,7 @@ import { pino } from "pino";
 import { Engine } from "../../src/engine/engine.js";
 import { startServer } from "../../src/server/index.js";
 import { initBackend, liveNativeObjects } from "../../src/native/index.js";
+import { ImageServer } from "../helpers/image-server.js";
 import { testImage, tinyVisionModel, VISION_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION } from "../helpers/images.js";
 import { storiesPath } from "../helpers/models.js";
 
@@ -124,12 +125,13 @@ describe("engine with images (tiny-vision)", () => {
       return { status: r.status, body: (await r.json()) as Record<string, any> };
     };
     const png = image(0);
+    const openAIWithImageUrl = (imageUrl: string) => post("/v1/chat/completions", {
+      model: MODEL, temperature: 0, max_tokens: 12,
+      messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: imageUrl } }, { type: "text", text: VISION_REFERENCE_QUESTION }] }],
+    });
     const shapes = {
       ollama: (data: string) => post("/api/chat", { ...ask([data], VISION_REFERENCE_QUESTION), stream: false }),
-      openai: (data: string) => post("/v1/chat/completions", {
-        model: MODEL, temperature: 0, max_tokens: 12,
-        messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: `data:image/png;base64,${data}` } }, { type: "text", text: VISION_REFERENCE_QUESTION }] }],
-      }),
+      openai: (data: string) => openAIWithImageUrl(`data:image/png;base64,${data}`),
       anthropic: (data: string) => post("/v1/messages", {
         model: MODEL, temperature: 0, max_tokens: 12,
         messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data } }, { type: "text", text: VISION_REFERENCE_QUESTION }] }],
@@ -148,6 +150,17 @@ describe("engine with images (tiny-vision)", () => {
         assert.equal(unrelated.status, 200);
       });
     }
+
+    test("openai: an http image URL is fetched by the server and gets the reference answer", async () => {
+      const images = await ImageServer.start({ "/image.png": testImage(0) });
+      try {
+        const ok = await openAIWithImageUrl(`${images.url}/image.png`);
+        assert.equal(ok.status, 200, JSON.stringify(ok.body));
+        assert.equal(answer.openai(ok.body), VISION_REFERENCE_ANSWER);
+      } finally {
+        await images.close();
+      }
+    });
   });
 
   test("closing the engine frees the projector with its model", async () => {

@@ -362,7 +362,7 @@ const BAD_CASES: BadCase[] = [
     status: 400, type: "invalid_request_error", error: /^invalid messages\.2\.content\.0\.tool_use_id: "toolu_2" answers no tool_use block of an earlier message$/,
   },
   { name: "tool_use input not an object", body: messages({ messages: [{ role: "assistant", content: [{ ...TOOL_USE, input: "x" }] }] }), status: 400, type: "invalid_request_error", error: /^invalid messages\.0\.content\.0\.input: expected record$/ },
-  { name: "image by URL", body: messages({ messages: [{ role: "user", content: [{ type: "image", source: { type: "url", url: "https://example.com/a.png" } }] }] }), status: 400, type: "invalid_request_error", error: /^invalid image source: only base64 images are supported$/ },
+  { name: "image by an ftp URL", body: messages({ messages: [{ role: "user", content: [{ type: "image", source: { type: "url", url: "ftp://example.com/a.png" } }] }] }), status: 400, type: "invalid_request_error", error: /^invalid image source: a url source needs an http or https URL$/ },
   { name: "server tool", body: messages({ tools: [{ type: "web_search_20250305", name: "web_search" }] }), status: 400, type: "invalid_request_error", error: /^invalid tools\.0\.type: only custom tools are supported/ },
   { name: "tool without input_schema", body: messages({ tools: [{ name: "f" }] }), status: 400, type: "invalid_request_error", error: /^tools\.0\.input_schema is required$/ },
   { name: "tool_choice names an unknown tool", body: messages({ tools: [WEATHER_TOOL], tool_choice: { type: "tool", name: "get_time" } }), status: 400, type: "invalid_request_error", error: /^invalid tool_choice\.name: no tool named "get_time"$/ },

@@ -160,9 +160,9 @@ const CASES: Case[] = [
     error: /^invalid tool_calls arguments/,
   },
   {
-    name: "openai chat: remote image URL",
+    name: "openai chat: image URL of another scheme",
     path: "/v1/chat/completions",
-    body: oaiChat({ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "https://example.com/a.png" } }] }] }),
+    body: oaiChat({ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "file:///etc/passwd" } }] }] }),
     status: 400,
     error: /^invalid image_url/,
   },
