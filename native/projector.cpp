@@ -3,7 +3,9 @@
 #include "model.h"
 #include "mtmd-helper.h"
 #include "stb/stb_image.h"
+#include "src/webp/decode.h"
 
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -123,15 +125,45 @@ struct TokenizeJob {
 
 // stb_image decodes into width x height x 3 bytes whatever the file's size: a small PNG can
 // claim 65,535 x 65,535 pixels (12 GiB). The header is read first and such an image refused.
-static mtmd_bitmap * DecodeMedia(const TokenizeJob & job, size_t i) {
+static void CheckPixels(const TokenizeJob & job, size_t i, int width, int height) {
+    if (static_cast<double>(width) * height <= job.max_pixels) return;
+    throw std::runtime_error("image " + std::to_string(i + 1) + " is " + std::to_string(width) + "x" +
+                             std::to_string(height) + " pixels, more than the limit of " +
+                             std::to_string(static_cast<int64_t>(job.max_pixels)));
+}
+
+static bool IsWebp(const std::vector<unsigned char> & m) {
+    return m.size() >= 12 && std::memcmp(m.data(), "RIFF", 4) == 0 && std::memcmp(m.data() + 8, "WEBP", 4) == 0;
+}
+
+// stb_image reads no WebP (llama.cpp decodes it only through ffmpeg): libwebp's decoder
+// (native/vendor/libwebp) writes its pixels as a binary PPM, which stb_image reads, so a WebP's
+// bitmap and id (the SHA-256 of the PPM) come from the same helper as every other format's.
+static std::vector<unsigned char> WebpAsPpm(const TokenizeJob & job, size_t i) {
     const std::vector<unsigned char> & m = job.media[i];
-    int width = 0, height = 0, channels = 0;
-    if (stbi_info_from_memory(m.data(), static_cast<int>(m.size()), &width, &height, &channels) &&
-        static_cast<double>(width) * height > job.max_pixels) {
-        throw std::runtime_error("image " + std::to_string(i + 1) + " is " + std::to_string(width) + "x" +
-                                 std::to_string(height) + " pixels, more than the limit of " +
-                                 std::to_string(static_cast<int64_t>(job.max_pixels)));
+    const std::string image = "image " + std::to_string(i + 1);
+    WebPBitstreamFeatures features;
+    if (WebPGetFeatures(m.data(), m.size(), &features) != VP8_STATUS_OK) {
+        throw std::runtime_error(image + " cannot be decoded (a damaged WebP file)");
     }
+    if (features.has_animation) throw std::runtime_error(image + " is an animated WebP, which is not supported");
+    CheckPixels(job, i, features.width, features.height);
+    const std::string header = "P6\n" + std::to_string(features.width) + " " + std::to_string(features.height) + "\n255\n";
+    const size_t stride = static_cast<size_t>(features.width) * 3;
+    std::vector<unsigned char> ppm(header.begin(), header.end());
+    ppm.resize(header.size() + stride * features.height);
+    if (WebPDecodeRGBInto(m.data(), m.size(), ppm.data() + header.size(), ppm.size() - header.size(), static_cast<int>(stride)) == nullptr) {
+        throw std::runtime_error(image + " cannot be decoded (a damaged WebP file)");
+    }
+    return ppm;
+}
+
+static mtmd_bitmap * DecodeMedia(const TokenizeJob & job, size_t i) {
+    std::vector<unsigned char> converted;
+    if (IsWebp(job.media[i])) converted = WebpAsPpm(job, i);
+    const std::vector<unsigned char> & m = converted.empty() ? job.media[i] : converted;
+    int width = 0, height = 0, channels = 0;
+    if (stbi_info_from_memory(m.data(), static_cast<int>(m.size()), &width, &height, &channels)) CheckPixels(job, i, width, height);
     mtmd_bitmap * bitmap = mtmd_helper_bitmap_init_from_buf(job.ctx, m.data(), m.size(), false, mtmd_helper_init_opt_default()).bitmap;
     if (bitmap == nullptr) {
         throw std::runtime_error("image " + std::to_string(i + 1) + " cannot be decoded (" + TakeLastLlamaError() + ")");

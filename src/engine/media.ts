@@ -67,6 +67,28 @@ export function rowPositions(span: MediaSpan, offset: number, count: number): In
   return span.chunk.positions(span.start).subarray(offset, offset + count);
 }
 
+/**
+ * Formats, by their file signatures, that neither stb_image (PNG, JPEG, GIF, BMP, and a few
+ * older ones) nor libwebp (native/projector.cpp) reads: named in the 400 instead of "cannot be
+ * decoded".
+ */
+const UNREAD_FORMATS: ReadonlyArray<[name: string, matches: (head: string) => boolean]> = [
+  ["TIFF", (head) => head.startsWith("II*\0") || head.startsWith("MM\0*")],
+  ["HEIC", (head) => head.slice(4, 8) === "ftyp" && /^(heic|heix|hevc|mif1|msf1)$/.test(head.slice(8, 12))],
+  ["AVIF", (head) => head.slice(4, 8) === "ftyp" && /^avi[fs]$/.test(head.slice(8, 12))],
+  ["JPEG XL", (head) => head.startsWith("\xff\x0a") || head.startsWith("\0\0\0\x0cJXL ")],
+  ["SVG", (head) => /^(\xef\xbb\xbf)?\s*(<\?xml|<svg)/i.test(head)],
+  ["PDF", (head) => head.startsWith("%PDF")],
+];
+
+const READ_FORMATS = "PNG, JPEG, WebP, GIF (its first frame) or BMP";
+
+function refuseUnreadFormat(image: Uint8Array, index: number): void {
+  const head = Buffer.from(image.subarray(0, 64)).toString("latin1");
+  const format = UNREAD_FORMATS.find(([, matches]) => matches(head))?.[0];
+  if (format) throw new BadRequestError(`image ${index + 1} is ${format}, which is not supported: send ${READ_FORMATS}`);
+}
+
 export interface MediaLimits {
   /** Most rows one chunk may have: they are decoded in one call of at most this many. */
   maxRows: number;
@@ -76,8 +98,9 @@ export interface MediaLimits {
 
 /**
  * Tokenizes a prompt whose text holds the projector's marker once per image, in order; the
- * images are encoded files. Refuses what cannot be decoded or is too large for a step, and a
- * prompt that ends with an image (its last token's logits give the first answer token).
+ * images are encoded files. Refuses a format that is not read, what cannot be decoded or is too
+ * large for a step, and a prompt that ends with an image (its last token's logits give the first
+ * answer token).
  */
 export async function tokenizeWithMedia(
   projector: NativeProjector,
@@ -87,6 +110,7 @@ export async function tokenizeWithMedia(
   addSpecial: boolean,
   limits: MediaLimits,
 ): Promise<MediaPrompt> {
+  images.forEach(refuseUnreadFormat);
   let chunks: PromptChunk[];
   try {
     chunks = await projector.tokenize(text, images, { addSpecial, parseSpecial: true });

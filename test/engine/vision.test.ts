@@ -15,7 +15,7 @@ import { Engine } from "../../src/engine/engine.js";
 import { startServer } from "../../src/server/index.js";
 import { initBackend, liveNativeObjects } from "../../src/native/index.js";
 import { ImageServer } from "../helpers/image-server.js";
-import { testImage, tinyVisionModel, VISION_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION } from "../helpers/images.js";
+import { imageFile, testImage, tinyVisionModel, VISION_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION } from "../helpers/images.js";
 import { storiesPath } from "../helpers/models.js";
 
 const MODEL = "tiny-vision";
@@ -87,6 +87,19 @@ describe("engine with images (tiny-vision)", () => {
     const good = engine.chat(ask([image(3)]));
     await assert.rejects(bad, (e: Error) => e instanceof BadRequestError && /image 1 cannot be decoded/.test(e.message));
     assert.equal((await good).done, true);
+  });
+
+  test("each format read (PNG, JPEG, WebP, GIF, BMP) gets an answer; TIFF, AVIF and SVG are 400s naming the format", async () => {
+    for (const name of ["test.jpg", "lossy.webp", "lossless.webp", "test.gif", "test.bmp"] as const) {
+      const r = await engine.chat(ask([imageFile(name).toString("base64")]));
+      assert.ok(r.done && r.prompt_eval_count! > 16, `${name}: the image's 16 rows are part of the prompt`);
+    }
+    const avif = Buffer.concat([Buffer.from("\0\0\0\x1cftypavif", "latin1"), Buffer.alloc(32)]);
+    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>');
+    for (const [format, bytes] of [["TIFF", imageFile("test.tiff")], ["AVIF", avif], ["SVG", svg]] as const) {
+      await assert.rejects(engine.chat(ask([image(1), bytes.toString("base64")])), (e: Error) =>
+        e instanceof BadRequestError && e.message === `image 2 is ${format}, which is not supported: send PNG, JPEG, WebP, GIF (its first frame) or BMP`);
+    }
   });
 
   test("an image claiming more pixels than allowed is a 400 before it is decoded", async () => {

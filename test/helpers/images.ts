@@ -1,6 +1,6 @@
 // Test images made in the test: a small PNG encoder (truecolor, no filtering) over node:zlib, and
 // the tiny-vision model pair written by the project's fixture generator.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { crc32, deflateSync } from "node:zlib";
@@ -33,6 +33,26 @@ export function encodePng(width: number, height: number, pixel: (x: number, y: n
 /** A 48 x 40 gradient with a diagonal stripe; `seed` shifts its colours (different images, different hashes). */
 export function testImage(seed = 0): Buffer {
   return encodePng(48, 40, (x, y) => [(x * 5 + seed * 40) & 255, (y * 6) & 255, Math.abs(x - y) < 4 ? 255 : (seed * 90) & 255]);
+}
+
+/** testImage(0) in another format (test/helpers/images/README.md says how each was made). */
+export function imageFile(name: "test.jpg" | "test.gif" | "animated.gif" | "test.bmp" | "lossy.webp" | "lossless.webp" | "test.tiff"): Buffer {
+  return readFileSync(path.join(import.meta.dirname, "images", name));
+}
+
+/** A WebP (lossless) whose header claims `width` x `height` pixels, with no pixel data behind it. */
+export function webpHeaderOnly(width: number, height: number): Buffer {
+  const bits = Buffer.alloc(4);
+  bits.writeUInt32LE(((width - 1) | ((height - 1) << 14)) >>> 0, 0);
+  const payload = Buffer.concat([Buffer.of(0x2f), bits, Buffer.alloc(1)]);
+  const chunk = Buffer.concat([Buffer.from("VP8L"), u32(payload.length - 1), payload]);
+  return Buffer.concat([Buffer.from("RIFF"), u32(4 + chunk.length), Buffer.from("WEBP"), chunk]);
+}
+
+function u32(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(value, 0);
+  return b;
 }
 
 let visionDir: Promise<string> | undefined;

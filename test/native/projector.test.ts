@@ -7,7 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { BadRequestError } from "../../src/api/errors.js";
 import { createContext, initBackend, liveNativeObjects, loadModel, loadProjector, toTypedError } from "../../src/native/index.js";
 import type { NativeContext, NativeMediaChunk, NativeModel, NativeProjector, PromptChunk, SamplerParams } from "../../src/native/index.js";
-import { encodePng, testImage, tinyVisionModel } from "../helpers/images.js";
+import { encodePng, imageFile, testImage, tinyVisionModel, webpHeaderOnly } from "../helpers/images.js";
 
 const greedy: SamplerParams = {
   temperature: 0, topK: 40, topP: 1, minP: 0, typicalP: 1, seed: 1, repeatLastN: 64, repeatPenalty: 1, presencePenalty: 0, frequencyPenalty: 0,
@@ -127,6 +127,46 @@ describe("native projector (tiny-vision)", () => {
       await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: new Float32Array(width * 2), positions: Int32Array.of(0), nonCausal: false }), /one \(or 4/);
       await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: new Float32Array(width * 65), positions: new Int32Array(65), nonCausal: false }), /batchCapacity/);
       await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 9, embeddings: new Float32Array(width), positions: Int32Array.of(0), nonCausal: false }), /seqId/);
+    });
+  });
+
+  describe("image formats: stb_image's, and WebP through libwebp", () => {
+    const rowsOf = async (file: Buffer) => projector.encode(media(await projector.tokenize(projector.marker, [file]))[0]!);
+    /** Root-mean-square difference of two row sets, relative to the first's RMS. */
+    const distance = (a: Float32Array, b: Float32Array) => {
+      let diff = 0;
+      let norm = 0;
+      a.forEach((x, i) => {
+        diff += (x - b[i]!) ** 2;
+        norm += x ** 2;
+      });
+      return Math.sqrt(diff / norm);
+    };
+    let pngRows: Float32Array;
+    before(async () => (pngRows = await rowsOf(testImage(0))));
+
+    test("BMP and lossless WebP hold PNG's pixels: the same rows", async () => {
+      assert.deepEqual(await rowsOf(imageFile("test.bmp")), pngRows);
+      assert.deepEqual(await rowsOf(imageFile("lossless.webp")), pngRows);
+    });
+
+    test("JPEG, lossy WebP and GIF (first frame of an animation too) come close to PNG's rows; another image does not", async () => {
+      const other = distance(pngRows, await rowsOf(testImage(3)));
+      for (const name of ["test.jpg", "lossy.webp", "test.gif", "animated.gif"] as const) {
+        const d = distance(pngRows, await rowsOf(imageFile(name)));
+        assert.ok(d < other / 4, `${name}: ${d.toFixed(4)} from PNG's rows, against ${other.toFixed(4)} for another image`);
+      }
+    });
+
+    test("a WebP's id is stable: the same file, the same id; another file, another id", async () => {
+      const id = async (file: Buffer) => media(await projector.tokenize(projector.marker, [file]))[0]!.id;
+      assert.equal(await id(imageFile("lossy.webp")), await id(imageFile("lossy.webp")));
+      assert.notEqual(await id(imageFile("lossy.webp")), await id(imageFile("lossless.webp")));
+    });
+
+    test("a WebP claiming more pixels than allowed is refused before decoding; a damaged one cannot be decoded", async () => {
+      await assert.rejects(async () => projector.tokenize(projector.marker, [webpHeaderOnly(16384, 16384)]), /image 1 is 16384x16384 pixels, more than the limit of 67108864/);
+      await assert.rejects(async () => projector.tokenize(projector.marker, [webpHeaderOnly(40, 30)]), /image 1 cannot be decoded \(a damaged WebP file\)/);
     });
   });
 
