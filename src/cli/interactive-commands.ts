@@ -109,6 +109,8 @@ export interface ChatSession {
   setHistory(enabled: boolean): void;
   /** Set while an answer streams, so Ctrl+C can stop it. */
   answering?: AbortController;
+  /** The model takes images: paths of image files in a message are sent as its images (image-paths.ts). */
+  vision?: boolean;
 }
 
 /** What a request needs from the session. */

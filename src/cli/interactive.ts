@@ -6,6 +6,7 @@ import { createInterface, type Interface } from "node:readline";
 import type { ChatMessage, ChatResponse } from "../api/ollama.js";
 import type { Client } from "./client.js";
 import { createAnswerWriter, createChatAnswerWriter, formatStats, type RequestBase } from "./answer.js";
+import { takeImages } from "./image-paths.js";
 import { chatRequest, preload, runCommand, setSystem, type ChatSession, type SessionSettings } from "./interactive-commands.js";
 import { renderError, type InStream, type Ui } from "./ui.js";
 
@@ -69,7 +70,8 @@ async function answer(session: ChatSession, text: string): Promise<void> {
   const controller = new AbortController();
   session.answering = controller;
   const out = createChatAnswerWriter(createAnswerWriter(ui, session.settings.wordWrap));
-  const messages: ChatMessage[] = [...session.messages, { role: "user", content: text }];
+  const { prompt, images } = session.vision ? await takeImages(ui, text) : { prompt: text, images: [] };
+  const messages: ChatMessage[] = [...session.messages, { role: "user", content: prompt, ...(images.length ? { images } : {}) }];
   let content = "";
   let final: ChatResponse | undefined;
   try {
@@ -105,13 +107,13 @@ export async function startChat(
   client: Client,
   ui: Ui,
   base: RequestBase,
-  options: { wordWrap: boolean; input: InStream },
+  options: { wordWrap: boolean; input: InStream; vision: boolean },
 ): Promise<void> {
   const settings: SessionSettings = { parameters: {}, format: base.format, wordWrap: options.wordWrap, verbose: ui.verbose };
   const target = { client, model: base.model, keepAlive: base.keep_alive, settings };
   await preload(target);
   const rl = createInterface({ input: options.input, output: ui.stdout, terminal: true, prompt: PROMPT });
-  const session: ChatSession = { ...target, ui, messages: [], setHistory: historySwitch(rl) };
+  const session: ChatSession = { ...target, ui, messages: [], setHistory: historySwitch(rl), vision: options.vision };
   rl.on("SIGINT", () => onInterrupt(session, rl));
   const collector = new InputCollector();
   rl.prompt();

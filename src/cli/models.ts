@@ -1,8 +1,9 @@
 // Model-management commands: list, ps, show, rm, cp, pull, push, stop, create.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { basename, dirname, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import type { CreateRequest, ShowResponse } from "../api/ollama.js";
+import { formatParameterSize } from "../gguf/reader.js";
 import { sha256File } from "../models/digest.js";
 import { parseModelfile } from "../models/modelfile.js";
 import { ApiError, type Client } from "./client.js";
@@ -78,7 +79,20 @@ function excerpt(text: string, lines = 2): string[][] {
   return all.length > lines ? [...shown, ["..."]] : shown;
 }
 
-/** `ollama show`'s layout: Model, Capabilities, Parameters, System, License (+ Metadata with --verbose). */
+/** A vision model's projector, as `ollama show` lists it: its architecture, size and widths. */
+function projectorRows(meta: ShowResponse["projector_info"]): string[][] {
+  if (meta === undefined) return [];
+  const count = meta["general.parameter_count"];
+  const rows: Array<[string, unknown]> = [
+    ["architecture", meta["general.architecture"]],
+    ["parameters", typeof count === "number" ? formatParameterSize(count) : undefined],
+    ["embedding length", meta["clip.vision.embedding_length"]],
+    ["dimensions", meta["clip.vision.projection_dim"]],
+  ];
+  return rows.filter(([, value]) => value !== undefined).map(([label, value]) => [label, String(value)]);
+}
+
+/** `ollama show`'s layout: Model, Capabilities, Projector, Parameters, System, License (+ Metadata with --verbose). */
 export function renderShow(info: ShowResponse, verbose: boolean): string {
   const meta = info.model_info;
   const arch = String(meta["general.architecture"] ?? info.details.family ?? "");
@@ -101,6 +115,7 @@ export function renderShow(info: ShowResponse, verbose: boolean): string {
     "\n" +
     section("Model", modelRows.filter(([, value]) => value !== "")) +
     section("Capabilities", info.capabilities.map((c) => [c])) +
+    section("Projector", projectorRows(info.projector_info)) +
     section("Parameters", parameterRows) +
     section("System", info.system ? excerpt(info.system) : []) +
     section("License", info.license ? excerpt(info.license) : []) +
@@ -166,9 +181,19 @@ function localFileOf(from: string, baseDir: string): string | undefined {
   return /^(\/|\.\.?\/|~)/.test(from) || (/\.gguf$/i.test(from) && existsSync(path)) ? path : undefined;
 }
 
+/** The GGUF files a local FROM names: the file, or each `.gguf` of a folder (a model and its projector). */
+function ggufFilesAt(path: string): string[] {
+  if (!existsSync(path) || !statSync(path).isDirectory()) return [path];
+  const files = readdirSync(path).filter((name) => /\.gguf$/i.test(name)).sort().map((name) => join(path, name));
+  if (files.length === 0) throw new CliError(`${path} holds no GGUF file (convert safetensors to GGUF first)`);
+  return files;
+}
+
 /**
- * Parses the Modelfile here and sends the structured request, uploading a local FROM file as a
- * blob first (as `ollama create` does), so it works against a server on another machine.
+ * Parses the Modelfile here and sends the structured request, uploading local FROM files as
+ * blobs first (as `ollama create` does), so it works against a server on another machine. Two
+ * FROM lines (a model and its projector) or a FROM folder holding both make a vision model: the
+ * server tells the projector apart by its GGUF architecture.
  */
 export async function createCommand(
   client: Client,
@@ -194,12 +219,18 @@ export async function createCommand(
     license: modelfile.license.length > 0 ? modelfile.license : undefined,
     quantize: options.quantize,
   };
-  const localFile = localFileOf(modelfile.from, dirname(modelfilePath));
-  if (localFile === undefined) {
-    request.from = modelfile.from;
+  const baseDir = dirname(modelfilePath);
+  const localFiles = modelfile.from.map((from) => localFileOf(from, baseDir));
+  if (modelfile.from.length === 1 && localFiles[0] === undefined) {
+    request.from = modelfile.from[0];
   } else {
+    const named = modelfile.from.find((_, i) => localFiles[i] === undefined);
+    if (named !== undefined) throw new CliError(`FROM ${named}: with several FROM lines, each names a GGUF file or folder (a model and its projector)`);
     try {
-      request.files = { [basename(localFile)]: await uploadFile(client, localFile, (status) => progress.update({ status })) };
+      request.files = {};
+      for (const file of (localFiles as string[]).flatMap(ggufFilesAt)) {
+        request.files[relative(baseDir, file)] = await uploadFile(client, file, (status) => progress.update({ status }));
+      }
     } catch (err) {
       progress.finish();
       throw err;

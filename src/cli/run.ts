@@ -3,6 +3,7 @@
 import type { GenerateResponse } from "../api/ollama.js";
 import { createAnswerWriter, formatStats, type RequestBase } from "./answer.js";
 import { ApiError, type Client } from "./client.js";
+import { takeImages } from "./image-paths.js";
 import { startChat } from "./interactive.js";
 import { createProgress, showProgress, withSpinner } from "./progress.js";
 import type { InStream, Ui } from "./ui.js";
@@ -17,26 +18,29 @@ export interface RunOptions {
 }
 
 export async function runCommand(client: Client, ui: Ui, options: RunOptions): Promise<void> {
-  await ensureModel(client, ui, options.model);
+  const vision = (await ensureModel(client, ui, options.model)).includes("vision");
   const base: RequestBase = { model: options.model, format: options.format, keep_alive: options.keepAlive };
   await loadModel(client, ui, base);
   const argPrompt = options.prompt.join(" ");
   if (argPrompt === "" && options.stdin.isTTY) {
-    await startChat(client, ui, base, { wordWrap: options.wordWrap, input: options.stdin });
+    await startChat(client, ui, base, { wordWrap: options.wordWrap, input: options.stdin, vision });
     return;
   }
   const piped = options.stdin.isTTY ? "" : await readAll(options.stdin);
   const prompt = [piped.trimEnd(), argPrompt].filter((part) => part !== "").join(" ");
-  await generateOnce(client, ui, base, prompt, options.wordWrap);
+  // As `ollama run`: a vision model's prompt may name image files (`"describe this" ./photo.png`).
+  const withImages = vision ? await takeImages(ui, prompt) : { prompt, images: [] };
+  await generateOnce(client, ui, { ...base, ...(withImages.images.length ? { images: withImages.images } : {}) }, withImages.prompt, options.wordWrap);
 }
 
-/** Like `ollama run`: a model missing from the store is pulled before it runs. */
-async function ensureModel(client: Client, ui: Ui, model: string): Promise<void> {
+/** Like `ollama run`: a model missing from the store is pulled before it runs. Its capabilities. */
+async function ensureModel(client: Client, ui: Ui, model: string): Promise<string[]> {
   try {
-    await client.show(model);
+    return (await client.show(model)).capabilities ?? [];
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 404)) throw err;
     await showProgress(client.pull(model), createProgress({ ...ui, json: false }));
+    return (await client.show(model)).capabilities ?? [];
   }
 }
 
@@ -54,7 +58,7 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return text;
 }
 
-async function generateOnce(client: Client, ui: Ui, base: RequestBase, prompt: string, wordWrap: boolean): Promise<void> {
+async function generateOnce(client: Client, ui: Ui, base: RequestBase & { images?: string[] }, prompt: string, wordWrap: boolean): Promise<void> {
   const out = createAnswerWriter(ui, wordWrap);
   let final: GenerateResponse | undefined;
   for await (const chunk of client.generate({ ...base, prompt })) {

@@ -2,8 +2,9 @@
 // existing model, with TEMPLATE / SYSTEM / PARAMETER / MESSAGE / LICENSE layers on top.
 
 import { createReadStream, existsSync } from "node:fs";
+import { readdir, stat } from "node:fs/promises";
 import { homedir } from "node:os";
-import { resolve as resolvePath } from "node:path";
+import { join as joinPath, resolve as resolvePath } from "node:path";
 import { BadRequestError, NotImplementedError } from "../api/errors.js";
 import { ChatRoleSchema, type ChatMessage, type CreateRequest } from "../api/ollama.js";
 import { readGgufHeader } from "../gguf/reader.js";
@@ -56,6 +57,33 @@ async function baseFromGgufPath(store: ModelStore, path: string, onProgress: OnP
   return { layers: [layer], config: configFromGguf(header, []) };
 }
 
+/**
+ * The GGUF files a local `from` names: the file, or each `.gguf` file of a folder (a vision
+ * model's folder holds the model and its projector). A path that cannot be read is returned as
+ * is, for the reader's error.
+ */
+async function ggufFilesAt(path: string): Promise<string[]> {
+  const isFolder = await stat(path).then((s) => s.isDirectory(), () => false);
+  if (!isFolder) return [path];
+  const names = (await readdir(path)).filter((name) => /\.gguf$/i.test(name)).sort();
+  if (names.length === 0) throw new NotImplementedError(`cannot create from ${path}: the folder holds no GGUF file (convert safetensors to GGUF first)`);
+  return names.map((name) => joinPath(path, name));
+}
+
+/** Each GGUF file stored as a blob, by its path: a create request's `files`. */
+async function storeGgufFiles(store: ModelStore, files: string[]): Promise<Record<string, string>> {
+  const digests: Record<string, string> = {};
+  for (const file of files) digests[file] = (await store.importBlob(createReadStream(file))).digest;
+  return digests;
+}
+
+/** A local GGUF file, or a folder of a model and its projector, as the base. */
+async function baseFromLocalPath(store: ModelStore, path: string, onProgress: OnProgress): Promise<BaseModel> {
+  const files = await ggufFilesAt(path);
+  if (files.length === 1) return baseFromGgufPath(store, files[0]!, onProgress);
+  return baseFromFiles(store, await storeGgufFiles(store, files), onProgress);
+}
+
 async function baseFromFiles(store: ModelStore, files: Record<string, string>, onProgress: OnProgress): Promise<BaseModel> {
   let model: { layer: Descriptor; header: GgufFile } | undefined;
   const projectors: Descriptor[] = [];
@@ -93,7 +121,7 @@ async function loadBase(store: ModelStore, request: CreateRequest, onProgress: O
   if (hasFiles) return baseFromFiles(store, request.files!, onProgress);
   if (!request.from) throw new BadRequestError("neither 'from' nor 'files' was specified");
   const path = ggufPathOf(request.from, process.cwd());
-  if (path) return baseFromGgufPath(store, path, onProgress);
+  if (path) return baseFromLocalPath(store, path, onProgress);
   return baseFromModel(store, request.from, onProgress);
 }
 
@@ -179,12 +207,11 @@ export async function createFromModelfile(
   onProgress: OnProgress,
 ): Promise<void> {
   const file = parseModelfile(text);
-  const from = ggufPathOf(file.from, baseDir) ?? file.from;
   await createModel(
     store,
     {
       model,
-      from,
+      ...(await fromOfModelfile(store, file.from, baseDir)),
       template: file.template,
       system: file.system,
       parameters: Object.keys(file.parameters).length > 0 ? file.parameters : undefined,
@@ -193,4 +220,21 @@ export async function createFromModelfile(
     },
     onProgress,
   );
+}
+
+/**
+ * A Modelfile's FROM lines as a create request's source: one model by name, one local GGUF path
+ * (file or folder), or several local files (a model and its projector, told apart by the
+ * projector's GGUF architecture), stored as blobs and named in `files`.
+ */
+async function fromOfModelfile(
+  store: ModelStore,
+  from: string[],
+  baseDir: string,
+): Promise<Pick<CreateRequest, "from" | "files">> {
+  const paths = from.map((f) => ggufPathOf(f, baseDir));
+  if (from.length === 1) return { from: paths[0] ?? from[0] };
+  const named = from.find((_, i) => paths[i] === undefined);
+  if (named !== undefined) throw new BadRequestError(`FROM ${named}: with several FROM lines, each names a GGUF file or folder (a model and its projector)`);
+  return { files: await storeGgufFiles(store, (await Promise.all((paths as string[]).map(ggufFilesAt))).flat()) };
 }

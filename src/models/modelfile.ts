@@ -4,7 +4,8 @@ import type { ModelParameters } from "./types.js";
 
 /** A parsed Modelfile. `license` may repeat, as in Ollama. */
 export interface Modelfile {
-  from: string;
+  /** Each FROM line, in order: a model, a GGUF file or a folder; a vision model's projector is a second FROM. */
+  from: string[];
   template?: string;
   system?: string;
   parameters: ModelParameters;
@@ -180,14 +181,12 @@ class Scanner {
 /** Parses Modelfile text. Errors are BadRequestError with the line number. */
 export function parseModelfile(text: string): Modelfile {
   const scanner = new Scanner(text);
-  let from: string | undefined;
-  const file: Omit<Modelfile, "from"> = { parameters: {}, messages: [], license: [] };
+  const file: Modelfile = { from: [], parameters: {}, messages: [], license: [] };
   for (scanner.skipBlankAndComments(); !scanner.atEnd(); scanner.skipBlankAndComments()) {
     const command = scanner.readWord().toUpperCase();
     switch (command) {
       case "FROM":
-        if (from !== undefined) throw scanner.error("more than one FROM");
-        from = scanner.readValue("FROM");
+        file.from.push(scanner.readValue("FROM"));
         break;
       case "TEMPLATE":
         file.template = scanner.readValue("TEMPLATE");
@@ -224,8 +223,8 @@ export function parseModelfile(text: string): Modelfile {
         );
     }
   }
-  if (from === undefined) throw new BadRequestError("Modelfile has no FROM line");
-  return { from, ...file };
+  if (file.from.length === 0) throw new BadRequestError("Modelfile has no FROM line");
+  return file;
 }
 
 /** Quotes a value as `"""..."""`, or as an escaped `"..."` when triple quotes cannot hold it. */
@@ -242,7 +241,7 @@ function quoteValue(value: string): string {
 
 /** Renders a Modelfile back to text; parseModelfile(renderModelfile(m)) equals m. */
 export function renderModelfile(file: Modelfile): string {
-  const lines = [`FROM ${quoteValue(file.from)}`];
+  const lines = file.from.map((from) => `FROM ${quoteValue(from)}`);
   if (file.template !== undefined) lines.push(`TEMPLATE ${tripleQuoted(file.template)}`);
   if (file.system !== undefined) lines.push(`SYSTEM ${tripleQuoted(file.system)}`);
   for (const [name, value] of Object.entries(file.parameters)) {

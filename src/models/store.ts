@@ -407,7 +407,7 @@ export class ModelStore {
     const gguf = await readGgufHeader(model.modelPath);
     const system = session.system || model.system;
     const modelfile = renderModelfile({
-      from: model.modelPath,
+      from: model.projectorPath === undefined ? [model.modelPath] : [model.modelPath, model.projectorPath],
       template: model.template,
       system,
       parameters: { ...model.parameters, ...session.options },
@@ -424,6 +424,7 @@ export class ModelStore {
       details: model.details,
       messages: model.messages,
       model_info: ggufModelInfo(gguf, verbose),
+      ...(model.projectorPath !== undefined ? { projector_info: ggufModelInfo(await readGgufHeader(model.projectorPath), verbose) } : {}),
       ...(verbose ? { tensors: ggufTensorList(gguf) } : {}),
       capabilities: modelCapabilities(gguf, effectiveTemplate(gguf, model.template), model.projectorPath !== undefined),
       modified_at: model.modifiedAt.toISOString(),

@@ -19,7 +19,11 @@ import { InputCollector } from "../../src/cli/interactive.js";
 import { main } from "../../src/cli/main.js";
 import { progressLine } from "../../src/cli/progress.js";
 import { cliEnv, TerminalSession } from "../helpers/terminal.js";
+import { testImage } from "../helpers/images.js";
 import { repoRoot as ROOT } from "../helpers/models.js";
+
+/** The fake server's vision model: show lists `vision` and a projector. */
+const VISION_MODEL = "llava";
 
 const MAIN = join(ROOT, "src/cli/main.ts");
 /** By URL: the CLI runs in a temp directory, where a bare "tsx" would not resolve. */
@@ -142,9 +146,10 @@ class FakeOllama {
     return this.requests.filter((r) => r.path === path).at(-1);
   }
 
+  /** Stored models, and the vision model, which show answers but no listing names. */
   private has(name: unknown): boolean {
     const full = String(name).includes(":") ? String(name) : `${String(name)}:latest`;
-    return this.models.has(full);
+    return this.models.has(full) || full === `${VISION_MODEL}:latest`;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -205,7 +210,8 @@ class FakeOllama {
           license: "LLAMA 3.2 COMMUNITY LICENSE\nline two\nline three",
           details,
           model_info: { "general.architecture": "llama", "llama.context_length": 131072, "llama.embedding_length": 3072 },
-          capabilities: ["completion", "tools"],
+          capabilities: model === VISION_MODEL ? ["completion", "vision"] : ["completion", "tools"],
+          ...(model === VISION_MODEL ? { projector_info: { "general.architecture": "clip", "general.parameter_count": 595_500_000, "clip.vision.embedding_length": 1024, "clip.vision.projection_dim": 3584 } } : {}),
           modified_at: new Date().toISOString(),
         });
       case "POST /api/pull":
@@ -473,6 +479,27 @@ describe("create", () => {
 });
 
 describe("run (not a terminal)", parallel, () => {
+  test("a vision model's prompt may name image files: read, cut from the prompt, sent as its images", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vllama-run-image-"));
+    const photo = join(dir, "my photo.png");
+    writeFileSync(photo, testImage(0));
+    const { code, stderr } = await cli(["run", VISION_MODEL, "describe this", photo.replace(" ", "\\ "), "and", `'${photo}'`, `${dir}/missing.png`]);
+    assert.equal(code, 0, stderr);
+    assert.equal(stderr.match(/Added image '.*'\n/g)?.length, 2, stderr);
+    const body = fake.requests.filter((r) => r.path === "/api/generate").map((r) => r.body as Record<string, unknown>).find((b) => b.model === VISION_MODEL && b.prompt);
+    assert.equal(body?.prompt, `describe this  and  ${dir}/missing.png`);
+    assert.deepEqual(body?.images, [testImage(0).toString("base64"), testImage(0).toString("base64")]);
+    const text = await cli(["run", "llama3.2", "look at", photo]);
+    assert.equal(text.stdout, `echo: look at ${photo}\n`, "a model without vision gets the path as text");
+    rmSync(dir, { recursive: true });
+  });
+
+  test("show lists a vision model's projector", async () => {
+    const { code, stdout } = await cli(["show", VISION_MODEL]);
+    assert.equal(code, 0);
+    assert.match(stdout, /  Projector\n    architecture\s+clip\s*\n    parameters\s+595\.50M\s*\n    embedding length\s+1024\s*\n    dimensions\s+3584\s*\n/);
+  });
+
   test("answers a prompt given as arguments, streamed, and exits", async () => {
     const { code, stdout } = await cli(["run", "llama3.2", "why", "is", "the", "sky", "blue?", "--keepalive", "10m", "--format", "json"]);
     assert.equal(code, 0);

@@ -10,6 +10,7 @@ import { parseModelfile, renderModelfile, type Modelfile } from "../../src/model
 import { displayName, nameKey, normalizeModelName, parseModelName } from "../../src/models/names.js";
 import { defaultModelsDir, ModelStore } from "../../src/models/store.js";
 import { storiesPath as GGUF_PATH } from "../helpers/models.js";
+import { tinyVisionModel } from "../helpers/images.js";
 import { collectProgress, tempDirs } from "../helpers/store.js";
 
 const GGUF_DIGEST = "sha256:047bf46455a544931cff6fef14d7910154c56afbc23ab1c5e56a72e69912c04b";
@@ -83,7 +84,7 @@ License"""
 
   test("parses every command with Ollama's typing", () => {
     assert.deepEqual(parseModelfile(text), {
-      from: "./model.gguf",
+      from: ["./model.gguf"],
       template: "{{ if .System }}<|system|>{{ .System }}{{ end }}\n{{ .Prompt }}",
       system: "You are a storyteller.",
       parameters: { stop: ["<|end|>", "<|user|>"], temperature: 0.5, num_ctx: 256, use_mmap: false },
@@ -97,7 +98,7 @@ License"""
 
   test("renders text that parses back to the same Modelfile", () => {
     const tricky: Modelfile = {
-      from: "/models/blobs/sha256-abc",
+      from: ["/models/blobs/sha256-abc", "/models/blobs/sha256-def"],
       template: 'ends with a quote "',
       system: ' has """ inside\nand a \\ backslash',
       parameters: { stop: ["<|end|>", " spaced ", '"quoted"'], top_k: 20 },
@@ -108,10 +109,13 @@ License"""
     assert.deepEqual(parseModelfile(renderModelfile(parseModelfile(text))), parseModelfile(text));
   });
 
+  test("several FROM lines (a model and its projector) are kept in order", () => {
+    assert.deepEqual(parseModelfile("FROM ./model.gguf\nfrom ./mmproj.gguf\nSYSTEM hi").from, ["./model.gguf", "./mmproj.gguf"]);
+  });
+
   test("rejects bad input with a typed error naming the problem", () => {
     const cases: Array<[string, RegExp]> = [
       ["SYSTEM hi", /no FROM line/],
-      ["FROM a\nFROM b", /line 2: more than one FROM/],
       ["FROM a\nBOGUS x", /line 2: unknown command 'BOGUS'/],
       ["FROM a\nPARAMETER top_k abc", /line 2: invalid value for parameter 'top_k': "abc" is not an integer/],
       ["FROM a\nPARAMETER temperature hot", /is not a number/],
@@ -290,11 +294,38 @@ LICENSE Apache-2.0
     assert.deepEqual(model.details, base.details);
 
     const shown = parseModelfile((await store.show("storyteller")).modelfile);
-    assert.equal(shown.from, model.modelPath);
+    assert.deepEqual(shown.from, [model.modelPath]);
     assert.deepEqual(
       { template: shown.template, system: shown.system, parameters: shown.parameters, messages: shown.messages, license: shown.license },
       { template: model.template, system: model.system, parameters: model.parameters, messages: model.messages, license: ["Apache-2.0"] },
     );
+  });
+
+  test("a vision model from a Modelfile of two FROM lines, or FROM a folder holding both: model and projector layers", async () => {
+    const vision = await tinyVisionModel();
+    const store = await newStore();
+    const baseDir = await tempDir();
+    await store.createFromModelfile("two-froms", `FROM ${vision.model}\nFROM ${vision.projector}\nSYSTEM Look closely.\n`, baseDir);
+    await store.createFromModelfile("from-folder", `FROM ${vision.dir}\n`, baseDir);
+    await store.create({ model: "api-folder", from: vision.dir });
+    const digestOf = async (file: string) => `sha256:${createHash("sha256").update(await readFile(file)).digest("hex")}`;
+    for (const name of ["two-froms", "from-folder", "api-folder"]) {
+      const { manifest } = await store.readManifest(name);
+      const layer = (mediaType: string) => manifest.layers.find((l) => l.mediaType === mediaType)?.digest;
+      assert.equal(layer("application/vnd.ollama.image.model"), await digestOf(vision.model), name);
+      assert.equal(layer("application/vnd.ollama.image.projector"), await digestOf(vision.projector), name);
+      const shown = await store.show(name);
+      assert.ok(shown.capabilities?.includes("vision"), `${name}: ${shown.capabilities}`);
+      assert.equal(shown.projector_info?.["general.architecture"], "clip");
+      assert.equal(shown.projector_info?.["clip.vision.image_size"], 32);
+      const resolved = await store.resolve(name);
+      assert.deepEqual(parseModelfile(shown.modelfile).from, [resolved.modelPath, resolved.projectorPath]);
+    }
+    assert.equal((await store.show("two-froms")).system, "Look closely.");
+    await assert.rejects(store.createFromModelfile("bad", `FROM ${vision.projector}\nFROM ${vision.projector}\n`, baseDir), /files contain no model GGUF/);
+    await assert.rejects(store.createFromModelfile("bad", `FROM ${vision.model}\nFROM llava\n`, baseDir), /FROM llava: with several FROM lines, each names a GGUF file or folder/);
+    const empty = await tempDir();
+    await assert.rejects(store.createFromModelfile("bad", `FROM ${empty}\n`, baseDir), /the folder holds no GGUF file/);
   });
 
   test("creates from an uploaded blob named in files", async () => {
