@@ -1,4 +1,5 @@
-// Module entry: backend selection, model loading, JSON-schema-to-grammar, log capture.
+// Module entry: backend selection, model loading, JSON-schema-to-grammar, chat templates, log capture.
+#include "chat-library.h"
 #include "common.h"
 #include "context.h"
 #include "model.h"
@@ -205,6 +206,9 @@ static Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
     exports.Set("Context", Context::Init(env));
     exports.Set("Projector", Projector::Init(env));
     exports.Set("MediaChunk", MediaChunk::Init(env));
+    exports.Set("chatTemplates", Napi::Function::New(env, CreateChatTemplates));
+    exports.Set("ChatTemplates", ChatTemplates::Init(env));
+    exports.Set("ChatParser", ChatParser::Init(env));
     return exports;
 }
 

@@ -1,8 +1,11 @@
 // A chat answer as it streams in: reasoning (`message.thinking`) first when the request asked for
 // it, then the content, with each tool call out as soon as it is complete (text that may be a
 // call is held back meanwhile). Streaming and buffered answers go through the same parser, so
-// they read the same.
+// they read the same. A prompt from llama.cpp's chat library has its answer read by the library's
+// parser for the family's syntax instead (library-output.ts).
 import type { ToolCall } from "../api/ollama.js";
+import type { NativeChatParser } from "../native/index.js";
+import { LibraryOutputParser } from "./library-output.js";
 import { ThinkingStreamParser } from "./thinking.js";
 import { ToolCallStreamParser, type ToolCallFormat } from "./tool-calls.js";
 
@@ -21,9 +24,21 @@ export interface ChatOutputOptions {
   think: boolean;
   startsInThinking: boolean;
   toolFormat?: ToolCallFormat;
+  /** The prompt came from llama.cpp's chat library: its parser reads the whole answer (the fields above are unused). */
+  library?: NativeChatParser;
 }
 
-export class ChatOutputParser {
+/** Reads an answer piece by piece; the library's parser answers asynchronously (its parses run off the JS thread). */
+export interface ChatAnswerParser {
+  push(text: string): ChatOutput | Promise<ChatOutput>;
+  finish(): ChatOutput | Promise<ChatOutput>;
+}
+
+export function chatAnswerParser(options: ChatOutputOptions): ChatAnswerParser {
+  return options.library ? new LibraryOutputParser(options.library) : new ChatOutputParser(options);
+}
+
+export class ChatOutputParser implements ChatAnswerParser {
   private readonly thinking: ThinkingStreamParser | undefined;
   private readonly tools: ToolCallStreamParser | undefined;
 

@@ -4,6 +4,7 @@
 import { BadRequestError } from "../api/errors.js";
 import type { ChatMessage, ChatRequest, GenerateRequest } from "../api/ollama.js";
 import { tokenizeText } from "../native/index.js";
+import { ChatLibrary, type ChatLibraryPrompt } from "./chat-library.js";
 import type { ChatOutputOptions } from "./output.js";
 import { ChatTemplate } from "./template.js";
 import { detectToolCallFormat } from "./tool-calls.js";
@@ -90,14 +91,51 @@ export function renderChatPrompt(
   };
 }
 
-/** A chat prompt's tokens, and how to parse its answer. */
+/**
+ * A chat prompt's tokens, and how to parse its answer. With tools and a Jinja template whose
+ * tool-call syntax llama.cpp's chat library knows, the library renders the prompt and parses the
+ * answer; otherwise the project's own renderer and parser (renderChatPrompt).
+ */
 export async function buildChatPrompt(
-  req: Pick<ChatRequest, "model" | "messages" | "tools" | "think">,
+  req: Pick<ChatRequest, "model" | "messages" | "tools" | "think" | "format">,
   defaults: PromptDefaults,
   tokenizer: PromptTokenizer,
 ): Promise<ChatPrompt> {
+  const library = await libraryPrompt(req, defaults, tokenizer);
+  if (library) {
+    const { prompt } = library.params;
+    const bos = tokenizer.info.bos >= 0 ? Buffer.from(tokenizer.tokenBytes(tokenizer.info.bos, true)).toString("utf8") : "";
+    return {
+      // A template that writes BOS itself must not get a second one from the tokenizer.
+      tokens: await tokenizePrompt(tokenizer, prompt, !tokenizer.info.addBos || !prompt.startsWith(bos)),
+      output: { think: false, startsInThinking: false, library: library.parser },
+    };
+  }
   const { text, addSpecial, output } = renderChatPrompt(req, defaults, tokenizer);
   return { tokens: await tokenizePrompt(tokenizer, text, addSpecial), output };
+}
+
+/**
+ * The chat library's prompt for a request with tools over a Jinja template (the Modelfile's or the
+ * GGUF's), when the library recognises the template's tool-call syntax (its format is not
+ * content-only); else undefined. A request with a format (its own, or the one JSON call a forced
+ * tool_choice makes, tool-choice.ts) keeps the project's path, whose parser reads that form.
+ */
+async function libraryPrompt(
+  req: Pick<ChatRequest, "model" | "messages" | "tools" | "think" | "format">,
+  defaults: PromptDefaults,
+  tokenizer: Pick<PromptTokenizer, "info" | "tokenBytes">,
+): Promise<ChatLibraryPrompt | undefined> {
+  if (!req.tools?.length) return undefined;
+  const template = ChatTemplate.cached(defaults.template ?? tokenizer.info.chatTemplate);
+  if (template.kind !== "jinja" || !template.supportsTools) return undefined;
+  const messages = [...systemMessages(defaults.system, req.messages), ...defaults.messages, ...req.messages];
+  if (req.format !== undefined || messages.some((m) => m.images?.length)) return undefined;
+  const piece = (id: number) => (id >= 0 ? Buffer.from(tokenizer.tokenBytes(id, true)).toString("utf8") : "");
+  const library = await ChatLibrary.cached(template.source, piece(tokenizer.info.bos), piece(tokenizer.info.eos));
+  if (!library) return undefined;
+  const applied = await library.apply({ messages, tools: req.tools, enableThinking: req.think !== false });
+  return applied.params.content_only ? undefined : applied;
 }
 
 function renderGenerate(

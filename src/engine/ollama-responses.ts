@@ -2,7 +2,7 @@
 // line with done_reason and timings, streamed (one item per event) or collected into one answer.
 // The engine and the route tests' fake engine both shape their token events here.
 import type { ChatRequest, ChatResponse, GenerateRequest, GenerateResponse, Logprob } from "../api/ollama.js";
-import { ChatOutputParser, type ChatOutput, type ChatOutputOptions } from "../chat/output.js";
+import { chatAnswerParser, type ChatOutput, type ChatOutputOptions } from "../chat/output.js";
 import type { SequenceEvent, SequenceStats, TokenLogprobs } from "./sequence.js";
 
 /** A started generation as its responses see it: its events and the clocks around them. */
@@ -51,24 +51,24 @@ export async function chatResponses(
   generation: Generation,
   outputOptions: ChatOutputOptions,
 ): Promise<ChatResponse | AsyncIterable<ChatResponse>> {
-  const output = new ChatOutputParser(outputOptions);
+  const output = chatAnswerParser(outputOptions);
   const final = ({ stats, reason, stopSequence }: DoneEvent, message: ChatResponse["message"]): ChatResponse => ({
     model: req.model, created_at: isoNow(), message, done: true, done_reason: reason, ...stoppedBy(stopSequence), ...timings(generation, stats),
   });
   if (req.stream === true) {
     return stream<ChatResponse>(
       generation,
-      (text, logprobs) => ({ model: req.model, created_at: isoNow(), message: assistant(output.push(text)), done: false, ...ollamaLogprobs(logprobs) }),
-      (done) => final(done, assistant(output.finish())),
+      async (text, logprobs) => ({ model: req.model, created_at: isoNow(), message: assistant(await output.push(text)), done: false, ...ollamaLogprobs(logprobs) }),
+      async (done) => final(done, assistant(await output.finish())),
     );
   }
   const parts: ChatOutput[] = [];
   const logprobs: TokenLogprobs[] = [];
-  const end = await collect(generation, (text, lp) => {
-    parts.push(output.push(text));
+  const end = await collect(generation, async (text, lp) => {
+    parts.push(await output.push(text));
     logprobs.push(...lp);
   });
-  const joined = [...parts, output.finish()].reduce((a, b) => ({
+  const joined = [...parts, await output.finish()].reduce((a, b) => ({
     thinking: a.thinking + b.thinking, content: a.content + b.content, toolCalls: [...a.toolCalls, ...b.toolCalls],
   }));
   return { ...final(end, assistant(joined)), ...ollamaLogprobs(logprobs) };
@@ -114,18 +114,18 @@ function assistant(o: ChatOutput): ChatResponse["message"] {
 
 async function* stream<T>(
   generation: Generation,
-  chunk: (text: string, logprobs: TokenLogprobs[]) => T,
-  final: (done: DoneEvent) => T,
+  chunk: (text: string, logprobs: TokenLogprobs[]) => T | Promise<T>,
+  final: (done: DoneEvent) => T | Promise<T>,
 ): AsyncIterable<T> {
   for await (const event of generation.events) {
-    yield event.type === "text" ? chunk(event.text, event.logprobs) : final(event);
+    yield event.type === "text" ? await chunk(event.text, event.logprobs) : await final(event);
   }
 }
 
-async function collect(generation: Generation, onText: (text: string, logprobs: TokenLogprobs[]) => void): Promise<DoneEvent> {
+async function collect(generation: Generation, onText: (text: string, logprobs: TokenLogprobs[]) => void | Promise<void>): Promise<DoneEvent> {
   for await (const event of generation.events) {
     if (event.type === "done") return event;
-    onText(event.text, event.logprobs);
+    await onText(event.text, event.logprobs);
   }
   throw new Error("generation ended without a final event");
 }

@@ -5,7 +5,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import os from "node:os";
 import { BadRequestError, InternalError, NotFoundError, RpcWorkerError, VllamaError } from "../api/errors.js";
 import { addonDir, loadAddon } from "./binding.js";
-import type { BackendDevice, ContextOptions, GpuChoice, LoadModelOptions, NativeContext, NativeModel, NativeProjector } from "./types.js";
+import type { BackendDevice, ContextOptions, GpuChoice, LoadModelOptions, NativeChatTemplates, NativeContext, NativeModel, NativeProjector } from "./types.js";
 
 export type * from "./types.js";
 export { FLASH_ATTENTION_MODES, GPU_CHOICES, KV_CACHE_TYPES } from "./types.js";
@@ -28,7 +28,7 @@ export function initBackend(gpu: GpuChoice = "auto"): BackendInfo {
 }
 
 /** Native error codes that are the caller's fault; the rest are internal errors. */
-const badRequestCodes = new Set(["ERR_MEDIA", "ERR_INVALID_ARG", "ERR_INVALID_TOKEN", "ERR_GRAMMAR", "ERR_SCHEMA", "ERR_MODEL_LOAD", "ERR_NO_GPU"]);
+const badRequestCodes = new Set(["ERR_MEDIA", "ERR_INVALID_ARG", "ERR_INVALID_TOKEN", "ERR_GRAMMAR", "ERR_SCHEMA", "ERR_MODEL_LOAD", "ERR_NO_GPU", "ERR_CHAT_TEMPLATE"]);
 
 export function toTypedError(error: unknown): VllamaError {
   if (error instanceof VllamaError) return error;
@@ -155,6 +155,15 @@ export async function loadProjector(model: NativeModel, path: string): Promise<N
   await checkGgufFile(path);
   try {
     return await model.loadProjector(path, { threads: os.availableParallelism() });
+  } catch (error) {
+    throw toTypedError(error);
+  }
+}
+
+/** llama.cpp's chat library over a Jinja template; a template it cannot parse is the request's fault (400). */
+export async function chatTemplates(source: string, bosToken: string, eosToken: string): Promise<NativeChatTemplates> {
+  try {
+    return await loadAddon().chatTemplates(source, bosToken, eosToken);
   } catch (error) {
     throw toTypedError(error);
   }

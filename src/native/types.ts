@@ -253,6 +253,31 @@ export interface NativeAddon {
   loadModel(path: string, options: LoadModelOptions): Promise<NativeModel>;
   /** GBNF for a JSON schema, checked by llama.cpp's grammar parser; runs off the JS thread. */
   jsonSchemaToGrammar(schemaJson: string): Promise<string>;
+  /** llama.cpp's chat library over a Jinja chat template (parsed off the JS thread); rejects with ERR_CHAT_TEMPLATE. */
+  chatTemplates(source: string, bosToken: string, eosToken: string): Promise<NativeChatTemplates>;
   /** Bytes of native memory held by live models and contexts (for leak tests). */
   liveObjects(): { models: number; contexts: number; projectors: number };
+}
+
+/** llama.cpp's chat library over one chat template (common/chat.h): every model family's tool-call syntax. */
+export interface NativeChatTemplates {
+  /**
+   * common_chat_templates_apply off the JS thread. `inputs` is JSON: `messages` and `tools` in
+   * OpenAI's chat shapes, `tool_choice` ("auto" | "required" | "none"), `parallel_tool_calls`,
+   * `enable_thinking`, `reasoning_format` ("none" | "auto" | "deepseek"), `add_generation_prompt`.
+   * `params` is JSON (ChatLibraryParams); the parser reads the answer to this prompt.
+   * Rejects with ERR_CHAT_TEMPLATE (the template threw, or the library refused the inputs).
+   */
+  apply(inputs: string): Promise<{ params: string; parser: NativeChatParser }>;
+  dispose(): void;
+}
+
+/** The library's parser for one applied prompt's answer. */
+export interface NativeChatParser {
+  /**
+   * common_chat_parse off the JS thread: JSON `{content, reasoning_content, tool_calls: [{name,
+   * arguments, id}]}`. `isPartial` while the answer still streams; a finished answer that does not
+   * match the format rejects with ERR_CHAT_PARSE.
+   */
+  parse(text: string, isPartial: boolean): Promise<string>;
 }
