@@ -311,6 +311,8 @@ export type PsResponse = z.infer<typeof PsResponseSchema>;
 export const ShowRequestSchema = withNameAlias({
   model: ModelName,
   verbose: z.boolean().optional(),
+  /** vllama: hash every blob of the model first; a damaged one is a 500 naming it. */
+  verify: z.boolean().optional(),
   system: z.string().optional(),
   template: z.string().optional(),
   options: OptionsSchema.optional(),

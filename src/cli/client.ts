@@ -161,9 +161,12 @@ export class Client {
     return this.json("GET", "/api/ps");
   }
 
-  /** `session`: an interactive chat's system prompt and options, which the Modelfile shown includes. */
-  show(model: string, verbose = false, session: Pick<ShowRequest, "system" | "options"> = {}): Promise<ShowResponse> {
-    return this.json("POST", "/api/show", { model, verbose, ...session });
+  /**
+   * `fields`: an interactive chat's system prompt and options, which the Modelfile shown includes;
+   * `verify` to hash every blob of the model first.
+   */
+  show(model: string, verbose = false, fields: Pick<ShowRequest, "system" | "options" | "verify"> = {}): Promise<ShowResponse> {
+    return this.json("POST", "/api/show", { model, verbose, ...fields });
   }
 
   async delete(model: string): Promise<void> {

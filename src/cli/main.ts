@@ -126,9 +126,11 @@ function buildParser(argv: string[], io: Io, ui: { current: Ui }): Argv<GlobalAr
       (y) => {
         let out = y.positional("model", { type: "string", demandOption: true });
         for (const field of SHOW_FIELDS) out = out.option(field, { type: "boolean", describe: `show the ${field}` });
-        return out;
+        return out.option("verify", { type: "boolean", describe: "check every blob of the model against its sha256 digest" });
       },
-      withUi((args, ui) => showCommand(clientFrom(args), ui, args.model as string, args as Partial<Record<ShowField, boolean>>)),
+      withUi((args, ui) =>
+        showCommand(clientFrom(args), ui, args.model as string, args as Partial<Record<ShowField, boolean>>, args.verify === true),
+      ),
     )
     .command(
       "rm <models..>",

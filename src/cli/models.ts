@@ -41,6 +41,7 @@ export async function showCommand(
   ui: Ui,
   model: string,
   fields: Partial<Record<ShowField, boolean>>,
+  verify = false,
 ): Promise<void> {
   const chosen = SHOW_FIELDS.filter((f) => fields[f]);
   if (chosen.length > 1) {
@@ -48,7 +49,7 @@ export async function showCommand(
   }
   let info: ShowResponse;
   try {
-    info = await client.show(model, ui.verbose);
+    info = await client.show(model, ui.verbose, verify ? { verify } : {});
   } catch (err) {
     throw withPullHint(err, model);
   }
@@ -60,6 +61,7 @@ export async function showCommand(
     return;
   }
   ui.stdout.write(renderShow(info, ui.verbose));
+  if (verify) ui.stdout.write(section("Verified", [["every blob matches its sha256 digest"]]));
 }
 
 function section(title: string, rows: string[][]): string {

@@ -21,7 +21,7 @@ import { buildChatPrompt, buildGeneratePrompt, renderChatPrompt, renderGenerateP
 import { KvEventPublisher } from "../kv-events/publisher.js";
 import { ModelAdmin } from "../models/admin.js";
 import { resolveModelRef, type ModelRef } from "../models/model-ref.js";
-import { defaultModelsDir, ModelStore } from "../models/store.js";
+import { DamagedModelError, defaultModelsDir, ModelStore } from "../models/store.js";
 import { initBackend, tokenizeText, type NativeModel } from "../native/index.js";
 import type { MetricsSnapshot } from "../api/metrics.js";
 import { embedTexts, normalize, type Embedded } from "./embeddings.js";
@@ -273,8 +273,15 @@ export class Engine implements EngineService {
     }));
   }
 
-  private resolveModel(name: string): Promise<ModelRef> {
-    return resolveModelRef(this.store, name);
+  private async resolveModel(name: string): Promise<ModelRef> {
+    try {
+      return await resolveModelRef(this.store, name);
+    } catch (error) {
+      // A blob changed under a loaded model: an idle copy goes before a step reads its mapping
+      // (SIGBUS once truncated), so the model created again loads fresh.
+      if (error instanceof DamagedModelError && error.blobPath) await this.pool.unload(error.blobPath);
+      throw error;
+    }
   }
 
   /** The load settings a request asks of its model (BadRequestError naming a bad option). */

@@ -23,7 +23,7 @@ export class ModelAdmin {
   async show(input: ShowRequest): Promise<ShowResponse> {
     const req = parseRequest(ShowRequestSchema, input);
     const session = { system: req.system, options: req.options as ModelParameters | undefined };
-    return this.store.show(req.model, req.verbose ?? false, session);
+    return this.store.show(req.model, req.verbose ?? false, session, req.verify ?? false);
   }
 
   pull(input: PullRequest, init: RequestInit = {}): AsyncIterable<ProgressResponse> {

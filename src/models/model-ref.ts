@@ -32,7 +32,7 @@ export async function resolveModelRef(store: ModelStore, name: string): Promise<
     if (!existsSync(file)) throw new BadRequestError(`model file '${name}' not found`);
     return { name, path: file, digest: "", size: statSync(file).size, parameters: {}, messages: [] };
   }
-  const m = await store.resolve(name);
+  const m = await store.resolve(name, "if-changed");
   return {
     name: m.name, path: m.modelPath, projectorPath: m.projectorPath, digest: m.digest.replace(/^sha256:/, ""), size: m.size,
     template: m.template, system: m.system, parameters: m.parameters as Partial<Options>, messages: m.messages,

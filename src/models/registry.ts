@@ -18,7 +18,7 @@ import {
 import { sha256File, shortDigest } from "./digest.js";
 import { parseModelName, type ModelName } from "./names.js";
 import { defaultKeyPath, RegistryAuth, registryErrorDetail, type RegistryAction } from "./registry-auth.js";
-import type { ModelStore } from "./store.js";
+import { uniqueDescriptors, type ModelStore } from "./store.js";
 import { MANIFEST_MEDIA_TYPE, type Descriptor, type Manifest, type OnProgress } from "./types.js";
 
 export interface RegistryOptions {
@@ -226,14 +226,8 @@ async function verifyAndCommit(store: ModelStore, layer: Descriptor): Promise<vo
       throw new InternalError(`digest mismatch, file must be downloaded again: want ${layer.digest}, got ${actual}`);
     }
     await rename(partial, store.blobPath(layer.digest));
+    await store.recordVerifiedBlob(layer.digest);
   });
-}
-
-/** Descriptors once each: a blob can appear as config and layer, or twice as a layer. */
-function uniqueDescriptors(manifest: Manifest): Descriptor[] {
-  const seen = new Map<string, Descriptor>();
-  for (const d of [...manifest.layers, manifest.config]) if (!seen.has(d.digest)) seen.set(d.digest, d);
-  return [...seen.values()];
 }
 
 /** /api/pull. Progress: pulling manifest, pulling <digest>..., verifying, writing manifest, success. */

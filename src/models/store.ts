@@ -17,6 +17,7 @@ import { digestHex, sha256Digest } from "./digest.js";
 import { effectiveTemplate, ggufModelInfo, ggufTensorList, modelCapabilities } from "./gguf-info.js";
 import { formatParametersText, renderModelfile } from "./modelfile.js";
 import { displayName, manifestPathParts, nameKey, parseModelName, type ModelName } from "./names.js";
+import { VerifiedBlobs, type BlobCheck } from "./verified-blobs.js";
 import {
   LAYER_MEDIA_TYPES,
   type Descriptor,
@@ -91,10 +92,18 @@ function notFound(input: string): NotFoundError {
   return new NotFoundError(`model '${input}' not found`);
 }
 
-/** A manifest that cannot be read as one: the model cannot be used, only listed and deleted. */
-export class DamagedManifestError extends InternalError {
-  constructor(readonly model: string, readonly reason: string) {
-    super(`model '${model}' is damaged: its manifest is ${reason}; delete it and pull or create it again`);
+/** A model whose manifest or blobs are not what they should be: it can be listed and deleted, not used. */
+export class DamagedModelError extends InternalError {
+  /** `blobPath`: the file found changed, for the engine to drop a model loaded from it (never shown). */
+  constructor(readonly model: string, readonly reason: string, readonly blobPath?: string) {
+    super(`model '${model}' is damaged: ${reason}; delete it and pull or create it again`);
+  }
+}
+
+/** A manifest that cannot be read as one. */
+export class DamagedManifestError extends DamagedModelError {
+  constructor(model: string, why: string) {
+    super(model, `its manifest is ${why}`);
   }
 }
 
@@ -128,10 +137,12 @@ export class ModelStore {
   readonly blobsDir: string;
   /** A store whose models are listed and resolved after this one's, never written (the built-in demo). */
   private fallback?: ModelStore;
+  private readonly verifiedBlobs: VerifiedBlobs;
 
   constructor(readonly dir: string = defaultModelsDir()) {
     this.manifestsDir = join(dir, "manifests");
     this.blobsDir = join(dir, "blobs");
+    this.verifiedBlobs = new VerifiedBlobs(dir, (digest) => this.blobPath(digest));
   }
 
   /** Lists and resolves `store`'s models after this store's own; writes still go to this store only. */
@@ -175,7 +186,10 @@ export class ModelStore {
     const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
     const digest = sha256Digest(bytes);
     const existed = await this.hasBlob(digest);
-    if (!existed) await writeFileAtomic(this.blobPath(digest), bytes);
+    if (!existed) {
+      await writeFileAtomic(this.blobPath(digest), bytes);
+      await this.verifiedBlobs.record(digest);
+    }
     return { descriptor: { mediaType, digest, size: bytes.length }, existed };
   }
 
@@ -220,6 +234,7 @@ export class ModelStore {
       }
       const existed = await this.hasBlob(digest);
       await rename(temp, this.blobPath(digest));
+      await this.verifiedBlobs.record(digest);
       return { digest, size, existed };
     } finally {
       await rm(temp, { force: true });
@@ -325,7 +340,7 @@ export class ModelStore {
     const entries: ListModel[] = (await this.fallback?.list()) ?? [];
     for (const entry of await this.scanManifests()) {
       if ("damaged" in entry) {
-        entries.push(damagedEntry(entry.damaged.model, `its manifest is ${entry.damaged.reason}`, entry.modifiedAt, 0, ""));
+        entries.push(damagedEntry(entry.damaged.model, entry.damaged.reason, entry.modifiedAt, 0, ""));
         continue;
       }
       const stored = entry.manifest;
@@ -376,13 +391,31 @@ export class ModelStore {
     return contents as ModelContents;
   }
 
-  /** Everything the engine needs to load and prompt a model. */
-  async resolve(input: string): Promise<ResolvedModel> {
+  /** Records a blob whose digest was checked as it was written elsewhere (a pull's download). */
+  recordVerifiedBlob(digest: string): Promise<void> {
+    return this.verifiedBlobs.record(digest);
+  }
+
+  /** DamagedModelError unless every blob of the model is what its manifest names (`check`: when to hash). */
+  private async checkBlobs(stored: StoredManifest, check: BlobCheck): Promise<void> {
+    for (const layer of uniqueDescriptors(stored.manifest)) {
+      const problem = await this.verifiedBlobs.problem(layer, check);
+      if (problem) throw new DamagedModelError(displayName(stored.name), problem, this.blobPath(layer.digest));
+    }
+  }
+
+  /**
+   * Everything the engine needs to load and prompt a model. With `verify`, its blobs are checked
+   * first (DamagedModelError): the engine asks `if-changed` before every use, so a blob truncated
+   * or rewritten on disk is refused before it is mapped.
+   */
+  async resolve(input: string, verify?: BlobCheck): Promise<ResolvedModel> {
     const stored = await this.readManifest(input).catch((error: unknown) => {
       if (this.fallback && error instanceof NotFoundError) return undefined;
       throw error;
     });
-    if (!stored) return this.fallback!.resolve(input);
+    if (!stored) return this.fallback!.resolve(input, verify);
+    if (verify) await this.checkBlobs(stored, verify);
     const [config, contents] = await Promise.all([this.readConfig(stored.manifest), this.readContents(stored)]);
     const { license, ...rest } = contents;
     return {
@@ -400,10 +433,11 @@ export class ModelStore {
   /**
    * The /api/show response. `verbose` includes long GGUF arrays (vocabularies) and the tensor list.
    * As in Ollama, a session's `system` and `options` (what `/show` in `ollama run` sends) replace
-   * the model's in `system` and the Modelfile; `parameters` stays the model's own.
+   * the model's in `system` and the Modelfile; `parameters` stays the model's own. `verify` hashes
+   * every blob first (`vllama show --verify`): a DamagedModelError names the first that differs.
    */
-  async show(input: string, verbose = false, session: ShowOverrides = {}): Promise<ShowResponse> {
-    const model = await this.resolve(input);
+  async show(input: string, verbose = false, session: ShowOverrides = {}, verify = false): Promise<ShowResponse> {
+    const model = await this.resolve(input, verify ? "always" : undefined);
     const gguf = await readGgufHeader(model.modelPath);
     const system = session.system || model.system;
     const modelfile = renderModelfile({
@@ -460,7 +494,9 @@ export class ModelStore {
       for (const layer of [other.manifest.config, ...other.manifest.layers]) referenced.add(digestHex(layer.digest));
     }
     for (const layer of [candidate.config, ...candidate.layers]) {
-      if (!referenced.has(digestHex(layer.digest))) await rm(this.blobPath(layer.digest), { force: true });
+      if (referenced.has(digestHex(layer.digest))) continue;
+      await rm(this.blobPath(layer.digest), { force: true });
+      await this.verifiedBlobs.forget(layer.digest);
     }
   }
 
@@ -483,6 +519,13 @@ export class ModelStore {
   async createFromModelfile(name: string, text: string, baseDir: string, onProgress: OnProgress = () => {}): Promise<void> {
     await createFromModelfile(this, name, text, baseDir, onProgress);
   }
+}
+
+/** Descriptors once each: a blob can appear as config and layer, or twice as a layer. */
+export function uniqueDescriptors(manifest: Manifest): Descriptor[] {
+  const seen = new Map<string, Descriptor>();
+  for (const d of [...manifest.layers, manifest.config]) if (!seen.has(d.digest)) seen.set(d.digest, d);
+  return [...seen.values()];
 }
 
 /** Ollama counts the config blob too. */

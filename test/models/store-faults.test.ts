@@ -1,16 +1,19 @@
 // Store faults (finding 9, docs/RELIABILITY.md): a damaged manifest is listed as damaged and can
-// be deleted; a read-only store and a full disk answer clear errors without host paths. The
+// be deleted; a blob changed on disk is found by its digest (`show --verify`, and before a model is
+// used when the blob's size, mtime or inode changed), loaded or not; a read-only store and a full
+// disk answer clear errors without host paths. The
 // read-only store and the full disk are real: a small tmpfs mounted for the test (needs root, as
 // the project's machines run the suite).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, open, readdir, readFile, rm, stat, truncate, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { InternalError, NotFoundError } from "../../src/api/errors.js";
 import type { ProgressResponse } from "../../src/api/ollama.js";
 import { ModelAdmin } from "../../src/models/admin.js";
-import { ModelStore } from "../../src/models/store.js";
+import { Engine } from "../../src/engine/engine.js";
+import { DamagedModelError, ModelStore } from "../../src/models/store.js";
 import { storiesPath } from "../helpers/models.js";
 import { tempDirs } from "../helpers/store.js";
 
@@ -72,6 +75,68 @@ describe("store faults (finding 9)", () => {
     await admin.delete({ model: "noconfig" });
     assert.deepEqual((await admin.list()).models, []);
     assert.deepEqual(await readdir(join(dir, "models", "blobs")), [], "its other blobs went with it");
+  });
+
+  test("show --verify names a blob changed on disk; use checks the digest when size, mtime or inode changed", async () => {
+    const dir = await tempDir();
+    const store = new ModelStore(join(dir, "models"));
+    const admin = new ModelAdmin(store);
+    await drain(admin.create({ model: "kept", from: storiesPath }));
+    const record = JSON.parse(await readFile(join(dir, "models", ".vllama-verified.json"), "utf8")) as Record<string, unknown>;
+    const blob = (await store.resolve("kept")).modelPath;
+    assert.ok(Object.keys(record).some((hex) => blob.endsWith(hex)), "create recorded the blob it hashed");
+
+    // One byte changed, same size, its mtime put back: only a full check can see it. (A whole
+    // second, which utimes can put back exactly; stat's mtime has nanoseconds.)
+    const mtime = new Date(Math.floor((await stat(blob)).mtimeMs / 1000) * 1000);
+    const atime = mtime;
+    await utimes(blob, atime, mtime);
+    await admin.show({ model: "kept", verify: true });
+    const file = await open(blob, "r+");
+    await file.write(Buffer.from([0x5a]), 0, 1, 1_000);
+    await file.close();
+    await utimes(blob, atime, mtime);
+    const changed = /^model 'kept:latest' is damaged: its blob sha256-[0-9a-f]{12} does not match its digest \(changed on disk\); delete it and pull or create it again$/;
+    await store.resolve("kept", "if-changed");
+    const verified = await failure(admin.show({ model: "kept", verify: true }), dir);
+    assert.ok(verified instanceof DamagedModelError && verified.status === 500);
+    assert.match(verified.message, changed);
+    // Its mtime moved: the next use hashes it, with no --verify.
+    await utimes(blob, atime, new Date(mtime.getTime() + 1_000));
+    assert.match((await failure(store.resolve("kept", "if-changed"), dir)).message, changed);
+
+    // Another store object (a restart) without the record: an unrecorded blob is hashed before use.
+    await rm(join(dir, "models", ".vllama-verified.json"));
+    assert.match((await failure(new ModelStore(join(dir, "models")).resolve("kept", "if-changed"), dir)).message, changed);
+  });
+
+  test("a truncated blob, not loaded and loaded: a clear 500 before any read of its weights, the process keeps serving", async () => {
+    const dir = await tempDir();
+    const engine = new Engine({ modelsDir: join(dir, "models"), parallel: 2 });
+    const generate = () => engine.generate({ model: "cut", prompt: "Once upon a time", options: { num_predict: 4, temperature: 0 } });
+    const cut = async () => truncate((await engine.store.resolve("cut")).modelPath, 600_000);
+    const truncated = /^model 'cut:latest' is damaged: its blob sha256-[0-9a-f]{12} has 600000 bytes, its manifest says 1185376 \(truncated or replaced\); delete it and pull or create it again$/;
+    const createAgain = async () => {
+      await engine.delete({ model: "cut" });
+      await drain(engine.create({ model: "cut", from: storiesPath }));
+    };
+    try {
+      await drain(engine.create({ model: "cut", from: storiesPath }));
+      // Not loaded: refused before the loader sees it.
+      await cut();
+      assert.match((await failure(generate(), dir)).message, truncated);
+      await createAgain();
+      // Loaded (its weights mapped: the store is only this user's): the next request is refused
+      // before a step reads the mapping, where reading would be SIGBUS.
+      assert.equal((await generate()).done, true);
+      await cut();
+      assert.match((await failure(generate(), dir)).message, truncated);
+      assert.match((await failure(engine.show({ model: "cut", verify: true }), dir)).message, truncated);
+      await createAgain();
+      assert.equal((await generate()).done, true);
+    } finally {
+      await engine.close();
+    }
   });
 
   test("a read-only store: create, copy, delete and blob uploads get a clear 500 without host paths", async () => {
