@@ -52,6 +52,8 @@ export interface ServerConfig {
   allowPaths: string[];
   /** Most messages (chat turns, Responses input items) one request may bring. */
   maxMessages: number;
+  /** Most tokens one request may generate, whatever it asks (num_predict -1 included); undefined: no cap. */
+  maxTokens?: number;
   /** Most text one request's prompt may hold (messages, prompt, input, system, tools), in bodyLimit's notation. */
   promptLimit: string;
   /** API keys a request must carry (none: no authentication), each with a name for logs and metrics. */
@@ -273,6 +275,8 @@ const SETTINGS: Setting[] = [
   // `--allow-path DIR`, once per directory, reads as the list it adds to.
   { ...setting("allowPaths", ["VLLAMA_ALLOW_PATHS"], list, "a comma-separated list of directories", () => []), flagAliases: ["--allow-path"] },
   setting("maxMessages", ["VLLAMA_MAX_MESSAGES"], integer(1), "an integer >= 1", () => 4096),
+  // No cap by default, as Ollama: a request at num_predict -1 stops at its context's end.
+  setting("maxTokens", ["VLLAMA_MAX_TOKENS"], integer(1), "an integer >= 1", () => undefined),
   setting("promptLimit", ["VLLAMA_PROMPT_LIMIT"], bodyLimit, 'a byte count or a size such as "512kb", "8mb"', () => "8mb"),
   setting("apiKeys", ["VLLAMA_API_KEY"], apiKeyList, "a key, or comma-separated keys", () => [], "apiKey"),
   setting("apiKeysFile", ["VLLAMA_API_KEYS_FILE"], text.pipe(z.string().min(1)), "a file path", () => undefined),

@@ -39,6 +39,7 @@ export async function serveCommand(ui: Ui, { config }: LoadedConfig): Promise<vo
     maxLoadedModels: config.maxLoadedModels,
     keepAliveMs: config.keepAliveMs,
     contextLength: config.contextLength,
+    maxTokens: config.maxTokens,
     kvCells: config.kvCells,
     memoryShare: config.memoryShare,
     flashAttention: config.flashAttention,

@@ -14,7 +14,7 @@ import {
   type TagsResponse, type TokenizeRequest, type TokenizeResponse,
 } from "../api/ollama.js";
 import { parseRequest } from "../api/validate.js";
-import { parseKeepAlive, resolveLoadSettings, resolveOptions, type LoadSettings } from "./options.js";
+import { cappedNumPredict, parseKeepAlive, resolveLoadSettings, resolveOptions, type LoadSettings } from "./options.js";
 import { buildFimPrompt } from "../chat/fill-in-middle.js";
 import { withToolChoice } from "../chat/tool-choice.js";
 import { buildChatPrompt, buildGeneratePrompt, renderChatPrompt, renderGeneratePrompt } from "../chat/prompt.js";
@@ -332,7 +332,11 @@ export class Engine implements EngineService {
     try {
       const resolved = resolveOptions(req.options, model.parameters, lease.runner.contextLength);
       // A sequence never holds more tokens than the model's whole KV cache, whatever num_ctx says.
-      const options = { ...resolved, num_ctx: Math.min(resolved.num_ctx, lease.runner.kvCells) };
+      const options = {
+        ...resolved,
+        num_ctx: Math.min(resolved.num_ctx, lease.runner.kvCells),
+        num_predict: cappedNumPredict(resolved.num_predict, this.options.maxTokens),
+      };
       const prompt = await buildPrompt(lease.runner, options);
       // A prompt with images is not truncated: a cut could fall inside an image.
       const tokens = fitContext(prompt.tokens, options, req.truncate !== false && !prompt.media?.length);

@@ -36,6 +36,8 @@ export const EngineOptionsSchema = z.object({
    * where the memory-sized KV cache holds `parallel` of them, else what one sequence can have.
    */
   contextLength: z.int().min(16).optional(),
+  /** The operator's cap on the tokens one request generates (`--max-tokens`); default none. */
+  maxTokens: z.int().min(1).optional(),
   /** Total KV cells of a model's unified cache; default sized from memory at each model load. */
   kvCells: z.int().min(16).optional(),
   /**
@@ -138,6 +140,12 @@ export function resolveOptions(
     ...definedEntries(modelParameters),
     ...definedEntries(requestOptions),
   };
+}
+
+/** num_predict under the operator's cap: -1 (until the context ends) and -2 (fill it) get the cap. */
+export function cappedNumPredict(numPredict: number, maxTokens: number | undefined): number {
+  if (maxTokens === undefined) return numPredict;
+  return numPredict < 0 ? maxTokens : Math.min(numPredict, maxTokens);
 }
 
 /**
