@@ -176,11 +176,22 @@ async function downloadOnce(
       report((completed += chunk.length));
     }
   } catch (error) {
+    if (isFileSystemError(error)) throw error; // the store's fault, not the network's: no retry
     throw transportError(error, `${what}: download interrupted after ${completed} of ${layer.size} bytes`, remote.signal);
   } finally {
     await file.close();
   }
   report(completed, true);
+}
+
+/** An error of a file-system call (a write the disk refused); the network's errors carry no syscall. */
+function isFileSystemError(error: unknown): boolean {
+  return typeof (error as NodeJS.ErrnoException).syscall === "string";
+}
+
+function isDiskFull(error: unknown): boolean {
+  const { code } = error as NodeJS.ErrnoException;
+  return code === "ENOSPC" || code === "EDQUOT";
 }
 
 // Concurrent pulls of the same blob in this process take turns on its partial file; the second
@@ -208,6 +219,9 @@ async function downloadBlob(store: ModelStore, remote: Remote, layer: Descriptor
       try {
         return await downloadOnce(remote, url, partial, layer, report);
       } catch (error) {
+        // A half download on a full disk would keep it full, and every other write of the store
+        // would fail: it goes, and a later pull starts over.
+        if (isDiskFull(error)) await rm(partial, { force: true });
         const retryable = error instanceof InternalError && !remote.signal?.aborted && attempt < MAX_DOWNLOAD_ATTEMPTS;
         if (!retryable) throw error;
       }

@@ -14,7 +14,9 @@ import type { ProgressResponse } from "../../src/api/ollama.js";
 import { ModelAdmin } from "../../src/models/admin.js";
 import { Engine } from "../../src/engine/engine.js";
 import { DamagedModelError, ModelStore } from "../../src/models/store.js";
+import { LAYER_MEDIA_TYPES } from "../../src/models/types.js";
 import { storiesPath } from "../helpers/models.js";
+import { TestRegistry } from "../helpers/registry.js";
 import { tempDirs } from "../helpers/store.js";
 
 const { tempDir } = tempDirs("store-faults");
@@ -162,5 +164,24 @@ describe("store faults (finding 9)", () => {
       assert.deepEqual(await readdir(join(dir, "models", "blobs")), []);
       assert.deepEqual((await admin.list()).models, []);
     });
+  });
+
+  test("a full disk during pull: a clear 500 without host paths, no partial or unverified blob left, the store still usable", async () => {
+    const registry = await TestRegistry.start();
+    try {
+      registry.publish("library/big", "latest", [{ mediaType: LAYER_MEDIA_TYPES.model, data: await readFile(storiesPath) }]);
+      registry.publish("library/small", "latest", [{ mediaType: LAYER_MEDIA_TYPES.model, data: "a small layer" }]);
+      await onTmpfs("512k", async (dir) => {
+        const admin = new ModelAdmin(new ModelStore(join(dir, "models")));
+        const error = await failure(drain(admin.pull({ model: `${registry.host}/library/big` })), dir);
+        assert.equal(error.message, "no space left for the model store (ENOSPC)");
+        assert.deepEqual(await readdir(join(dir, "models", "blobs")), [], "no partial download keeps the disk full");
+        assert.deepEqual((await admin.list()).models, []);
+        await drain(admin.pull({ model: `${registry.host}/library/small` }));
+        assert.deepEqual((await admin.list()).models.map((m) => m.name), [`${registry.host}/library/small:latest`]);
+      });
+    } finally {
+      await registry.close();
+    }
   });
 });
