@@ -84,6 +84,10 @@ export class Engine implements EngineService {
     }, (name, runner) => hooks.log?.(describeKvCache(name, runner)), kvEvents);
   }
 
+  queueFull(): boolean {
+    return this.pool.loaded().some(({ runner }) => runner.queueFull);
+  }
+
   /** The RPC workers every model's layers are spread over (engine option `rpc`). */
   rpcWorkers(): string[] {
     return this.options.rpc;

@@ -207,6 +207,11 @@ export class ModelRunner {
     return this.loop.numWaiting;
   }
 
+  /** Whether the next request would get 503 busy. */
+  get queueFull(): boolean {
+    return this.loop.queueFull;
+  }
+
   kvStats() {
     return this.kv.stats();
   }

@@ -93,11 +93,16 @@ export class Scheduler<S extends ScheduledSequence> {
     return this.running.length > 0 || this.waiting.length > 0;
   }
 
-  /** Queues a sequence; more than `maxWaiting` beyond the free running places is a BusyError. */
-  add(seq: S): void {
+  /** Whether the next sequence would be refused: `maxWaiting` wait beyond the free running places. */
+  get full(): boolean {
     const active = (list: S[]) => list.filter((s) => !s.finished).length;
     const freePlaces = Math.max(0, this.limits.parallel - active(this.running));
-    if (active(this.waiting) >= this.limits.maxWaiting + freePlaces) throw new BusyError();
+    return active(this.waiting) >= this.limits.maxWaiting + freePlaces;
+  }
+
+  /** Queues a sequence; a BusyError when the queue is `full`. */
+  add(seq: S): void {
+    if (this.full) throw new BusyError();
     this.waiting.push(seq);
   }
 

@@ -67,6 +67,10 @@ export class StepLoop {
     return this.scheduler.waiting.length;
   }
 
+  get queueFull(): boolean {
+    return this.scheduler.full;
+  }
+
   /** Queues a sequence (BusyError when the queue is full) and runs the loop. */
   submit(seq: Sequence, signal?: AbortSignal): void {
     if (this.closed) throw this.lostWith ?? new CancelledError("model is unloading");

@@ -14,6 +14,8 @@ export interface ServerStatus {
   models: string[];
   /** Models in the store (0: nothing can be loaded). */
   available_models: number;
+  /** A loaded model's queue is full: its next request gets 503 busy. */
+  queue_full: boolean;
   /** `serve --rpc` workers, each with what it holds of every loaded model (bytes); absent without RPC. */
   rpc_workers?: RpcWorkerStatus[];
 }
@@ -40,6 +42,7 @@ export async function serverStatus(engine: EngineService): Promise<ServerStatus>
     host_memory: { total: totalmem(), free: freemem() },
     models: loaded.models.map((m) => m.name),
     available_models: available.models.length,
+    queue_full: engine.queueFull(),
     ...(engine.rpcWorkers().length > 0 && { rpc_workers: rpcWorkerStatus(engine.rpcWorkers(), loaded.models) }),
   };
 }
@@ -48,5 +51,6 @@ export async function serverStatus(engine: EngineService): Promise<ServerStatus>
 export function notReadyReason(status: ServerStatus, draining: boolean): string | undefined {
   if (draining) return "shutting down";
   if (status.available_models === 0) return "no model to load: the model store is empty";
+  if (status.queue_full) return "the request queue is full";
   return undefined;
 }

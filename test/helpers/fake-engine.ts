@@ -318,6 +318,10 @@ export class FakeEngine implements EngineService {
     return !existed;
   }
 
+  queueFull(): boolean {
+    return this.inFlight >= this.maxPending;
+  }
+
   rpcWorkers(): string[] {
     return [];
   }
