@@ -59,7 +59,8 @@ function slowloris() {
   for (let i = 0; i < 50; i++) open();
   setInterval(() => stopped && process.exit(0), 100);
 }
-if (attack.path === "slowloris") slowloris(); else repeat().then(() => process.exit(0));
+// A failed send is posted as its message, which the test's check of the statuses then shows.
+if (attack.path === "slowloris") slowloris(); else repeat().catch((error) => parentPort.postMessage(String(error))).then(() => process.exit(0));
 `;
 
 const enumOf = (n: number) => ({ type: "string", enum: Array.from({ length: n }, (_, i) => `value number ${i}`) });
@@ -118,6 +119,7 @@ describe("liveness under abuse (findings 1-3 and 7)", () => {
     const worker = new Worker(ATTACKER, { eval: true, workerData: { url, attack } });
     const statuses: number[] = [];
     worker.on("message", (status: number) => statuses.push(status));
+    worker.on("error", () => statuses.push(-1)); // shows in the check of the statuses, as a failed send does
     try {
       await new Promise((resolve) => setTimeout(resolve, 500)); // under way
       return { result: await measure(), statuses };
