@@ -1,5 +1,7 @@
 // Writes a random-weight GGUF of a real architecture's shape with its real tokenizer:
 //   node --import tsx scripts/make-model.ts --preset llama110m --type q8_0 --out PATH
+// --context-length sets the trained context the GGUF declares (llama-server caps each slot at it):
+//   node --import tsx scripts/make-model.ts --preset llama110m --context-length 8192 --out PATH
 // A vision preset writes a folder with the model and its projector:
 //   node --import tsx scripts/make-model.ts --preset tiny-vision --out DIR   (DIR/model.gguf, DIR/mmproj.gguf)
 import yargs from "yargs";
@@ -18,6 +20,7 @@ const argv = await yargs(hideBin(process.argv))
   .option("type", { choices: ["f32", "f16", "q8_0"] as const, default: "q8_0" as const, describe: "weight type" })
   .option("out", { type: "string", demandOption: true, describe: "GGUF file to write (a folder for a vision preset)" })
   .option("seed", { type: "number", default: 0, describe: "PRNG seed for the weights" })
+  .option("context-length", { type: "number", describe: "trained context length to declare instead of the preset's" })
   .option("chat-template", {
     type: "string",
     describe: 'chat template to embed; "default" picks the vocabulary\'s usual one',
@@ -36,8 +39,12 @@ try {
         `(${formatParameterSize(projector.parameterCount)} parameters, ${projector.imageTokens} rows per image) in ${seconds()}s`,
     );
   } else {
+    const preset = argv.preset as SyntheticPreset;
+    if (argv.contextLength !== undefined && !(Number.isInteger(argv.contextLength) && argv.contextLength >= 1)) {
+      throw new Error(`--context-length must be a positive integer, got ${argv.contextLength}`);
+    }
     const summary = await writeSyntheticModel({
-      preset: argv.preset as SyntheticPreset,
+      ...(argv.contextLength === undefined ? { preset } : { shape: { ...SYNTHETIC_PRESETS[preset], contextLength: argv.contextLength }, name: preset }),
       type: argv.type,
       out: argv.out,
       seed: argv.seed,

@@ -29,23 +29,39 @@ export function postStreaming(url: string, body: unknown): Promise<StreamTiming>
       }
       let pending = "";
       const takeLine = (line: string) => {
+        // An SSE comment (":" ...) is a keep-alive: llama-server sends one while a long prompt is processed.
+        if (line.startsWith(":")) return;
         const data = line.startsWith("data: ") ? line.slice(6) : line;
         if (data.trim() === "" || data.trim() === "[DONE]") return;
         if (Number.isNaN(ttftMs)) ttftMs = performance.now() - started;
         chunks.push(JSON.parse(data));
       };
       res.setEncoding("utf8");
+      // A line that is not JSON rejects the request; thrown from a stream handler it would end the
+      // bench process before it stops its peers (a llama-server left running).
+      const failed = (error: unknown) => {
+        req.destroy();
+        reject(error);
+      };
       res.on("data", (d: string) => {
         pending += d;
         let nl;
-        while ((nl = pending.indexOf("\n")) >= 0) {
-          takeLine(pending.slice(0, nl));
-          pending = pending.slice(nl + 1);
+        try {
+          while ((nl = pending.indexOf("\n")) >= 0) {
+            takeLine(pending.slice(0, nl));
+            pending = pending.slice(nl + 1);
+          }
+        } catch (error) {
+          failed(error);
         }
       });
       res.on("end", () => {
-        takeLine(pending);
-        resolve({ ttftMs, chunks });
+        try {
+          takeLine(pending);
+          resolve({ ttftMs, chunks });
+        } catch (error) {
+          failed(error);
+        }
       });
       res.on("error", reject);
     });

@@ -30,7 +30,7 @@ export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
   // "paired (best)": the median of same-round ratios, then the ratio of each system's best round.
   // Against llama-server, each round's faster layout: vllama must beat whichever layout suits the load.
   const tpsRatio = (system: string, peers: string[], c: LoadCase) => {
-    if (!peers.every((p) => r.results[p])) return "n/a";
+    if (![system, ...peers].every((name) => r.results[name])) return "n/a";
     const bestPeer = Math.max(...peers.map((p) => best(p, c) ?? NaN));
     return `${pairedRatio(r, system, peers, c).toFixed(2)}x (${ratio(best(system, c), bestPeer)})`;
   };
