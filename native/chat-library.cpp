@@ -112,17 +112,12 @@ Napi::Function ChatTemplates::Init(Napi::Env env) {
         InstanceMethod("apply", &ChatTemplates::Apply),
         InstanceMethod("dispose", &ChatTemplates::Dispose),
     });
-    constructor = Napi::Persistent(fn);
-    constructor.SuppressDestruct();
-    return fn;
+    return KeepConstructor(constructor, fn);
 }
 
 ChatTemplates::ChatTemplates(const Napi::CallbackInfo & info) : Napi::ObjectWrap<ChatTemplates>(info) {
     // Constructed only by chatTemplates() with an External holding the parsed templates.
-    if (info.Length() != 1 || !info[0].IsExternal()) {
-        ThrowCoded(info.Env(), "use chatTemplates() to create chat templates", "ERR_INVALID_ARG");
-    }
-    auto * shared = info[0].As<Napi::External<std::shared_ptr<common_chat_templates>>>().Data();
+    auto * shared = ExternalArg<std::shared_ptr<common_chat_templates>>(info, 1, "use chatTemplates() to create chat templates");
     templates_ = std::move(*shared);
     delete shared;
 }
@@ -160,17 +155,12 @@ Napi::Value ChatTemplates::Dispose(const Napi::CallbackInfo & info) {
 
 Napi::Function ChatParser::Init(Napi::Env env) {
     Napi::Function fn = DefineClass(env, "ChatParser", {InstanceMethod("parse", &ChatParser::Parse)});
-    constructor = Napi::Persistent(fn);
-    constructor.SuppressDestruct();
-    return fn;
+    return KeepConstructor(constructor, fn);
 }
 
 ChatParser::ChatParser(const Napi::CallbackInfo & info) : Napi::ObjectWrap<ChatParser>(info) {
     // Constructed only by ChatTemplates.apply() with an External holding the parser settings.
-    if (info.Length() != 1 || !info[0].IsExternal()) {
-        ThrowCoded(info.Env(), "chat parsers come from ChatTemplates.apply()", "ERR_INVALID_ARG");
-    }
-    auto * shared = info[0].As<Napi::External<std::shared_ptr<const common_chat_parser_params>>>().Data();
+    auto * shared = ExternalArg<std::shared_ptr<const common_chat_parser_params>>(info, 1, "chat parsers come from ChatTemplates.apply()");
     params_ = std::move(*shared);
     delete shared;
 }

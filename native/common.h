@@ -76,11 +76,27 @@ class PromiseWorker : public Napi::AsyncWorker {
     const char * code_;
 };
 
+// Keeps a wrapped class's constructor for the binding's own use (wrappers are made natively,
+// never by JS) for the life of the addon, and returns the class.
+inline Napi::Function KeepConstructor(Napi::FunctionReference & constructor, Napi::Function fn) {
+    constructor = Napi::Persistent(fn);
+    constructor.SuppressDestruct();
+    return fn;
+}
+
 // A JS Error with a `code` property the TypeScript layer maps to typed errors.
 [[noreturn]] inline void ThrowCoded(Napi::Env env, const std::string & message, const char * code) {
     Napi::Error e = Napi::Error::New(env, message);
     e.Set("code", Napi::String::New(env, code));
     throw e;
+}
+
+// What a wrapper is made from: only the binding constructs wrappers, passing an External of the
+// native object first (`arity` arguments in all); `how` tells a JS caller where they come from.
+template <typename T>
+T * ExternalArg(const Napi::CallbackInfo & info, size_t arity, const char * how) {
+    if (info.Length() != arity || !info[0].IsExternal()) ThrowCoded(info.Env(), how, "ERR_INVALID_ARG");
+    return info[0].As<Napi::External<T>>().Data();
 }
 
 inline double NumberArg(const Napi::CallbackInfo & info, size_t i, const char * name) {

@@ -34,9 +34,7 @@ Napi::Function Context::Init(Napi::Env env) {
         InstanceMethod("clear", &Context::Clear),
         InstanceMethod("dispose", &Context::Dispose),
     });
-    constructor = Napi::Persistent(fn);
-    constructor.SuppressDestruct();
-    return fn;
+    return KeepConstructor(constructor, fn);
 }
 
 static enum ggml_type CacheType(Napi::Env env, const std::string & name) {
@@ -188,12 +186,10 @@ Napi::Value Context::Create(const Napi::CallbackInfo & info, Model * model) {
 }
 
 Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(info) {
-    if (info.Length() != 2 || !info[0].IsExternal() || !info[1].IsObject()) {
-        ThrowCoded(info.Env(), "Context cannot be constructed directly; use model.createContext()", "ERR_INVALID_ARG");
-    }
-    ctx_ = info[0].As<Napi::External<llama_context>>().Data();
-    model_ref_ = Napi::Persistent(info[1].As<Napi::Object>());
-    model_ = Model::Unwrap(info[1].As<Napi::Object>());
+    ctx_ = ExternalArg<llama_context>(info, 2, "Context cannot be constructed directly; use model.createContext()");
+    Napi::Object model = ObjectArg(info, 1, "model");
+    model_ref_ = Napi::Persistent(model);
+    model_ = Model::Unwrap(model);
     model_->live_contexts++;
     n_ctx_ = static_cast<int32_t>(llama_n_ctx(ctx_));
     n_seq_max_ = static_cast<int32_t>(llama_n_seq_max(ctx_));

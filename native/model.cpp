@@ -23,17 +23,12 @@ Napi::Function Model::Init(Napi::Env env) {
         InstanceMethod("loadProjector", &Model::LoadProjector),
         InstanceMethod("dispose", &Model::Dispose),
     });
-    constructor = Napi::Persistent(fn);
-    constructor.SuppressDestruct();
-    return fn;
+    return KeepConstructor(constructor, fn);
 }
 
 Model::Model(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Model>(info) {
     // Constructed only by Load with an External holding the loaded model.
-    if (info.Length() != 1 || !info[0].IsExternal()) {
-        ThrowCoded(info.Env(), "Model cannot be constructed directly; use loadModel()", "ERR_INVALID_ARG");
-    }
-    model_ = info[0].As<Napi::External<llama_model>>().Data();
+    model_ = ExternalArg<llama_model>(info, 1, "Model cannot be constructed directly; use loadModel()");
     vocab_ = llama_model_get_vocab(model_);
     g_liveModels++;
     Napi::MemoryManagement::AdjustExternalMemory(info.Env(), static_cast<int64_t>(llama_model_size(model_)));

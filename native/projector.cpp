@@ -24,9 +24,7 @@ Napi::Function Projector::Init(Napi::Env env) {
         InstanceMethod("encode", &Projector::Encode),
         InstanceMethod("dispose", &Projector::Dispose),
     });
-    constructor = Napi::Persistent(fn);
-    constructor.SuppressDestruct();
-    return fn;
+    return KeepConstructor(constructor, fn);
 }
 
 struct ProjectorLoadJob {
@@ -67,12 +65,10 @@ Napi::Value Projector::Load(const Napi::CallbackInfo & info, Model * model) {
 }
 
 Projector::Projector(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Projector>(info) {
-    if (info.Length() != 2 || !info[0].IsExternal() || !info[1].IsObject()) {
-        ThrowCoded(info.Env(), "Projector cannot be constructed directly; use model.loadProjector()", "ERR_INVALID_ARG");
-    }
-    ctx_ = info[0].As<Napi::External<mtmd_context>>().Data();
-    model_ref_ = Napi::Persistent(info[1].As<Napi::Object>());
-    model_ = Model::Unwrap(info[1].As<Napi::Object>());
+    ctx_ = ExternalArg<mtmd_context>(info, 2, "Projector cannot be constructed directly; use model.loadProjector()");
+    Napi::Object model = ObjectArg(info, 1, "model");
+    model_ref_ = Napi::Persistent(model);
+    model_ = Model::Unwrap(model);
     // The projector computes with the model's weights (its embedding width, some its tokens):
     // the model stays until the projector goes, as it does for its contexts.
     model_->live_contexts++;
@@ -294,16 +290,11 @@ Napi::Function MediaChunk::Init(Napi::Env env) {
     Napi::Function fn = DefineClass(env, "MediaChunk", {
         InstanceMethod("positions", &MediaChunk::Positions),
     });
-    constructor = Napi::Persistent(fn);
-    constructor.SuppressDestruct();
-    return fn;
+    return KeepConstructor(constructor, fn);
 }
 
 MediaChunk::MediaChunk(const Napi::CallbackInfo & info) : Napi::ObjectWrap<MediaChunk>(info) {
-    if (info.Length() != 2 || !info[0].IsExternal()) {
-        ThrowCoded(info.Env(), "MediaChunk cannot be constructed directly; use projector.tokenize()", "ERR_INVALID_ARG");
-    }
-    chunk_ = info[0].As<Napi::External<mtmd_input_chunk>>().Data();
+    chunk_ = ExternalArg<mtmd_input_chunk>(info, 2, "MediaChunk cannot be constructed directly; use projector.tokenize()");
     mrope_ = info[1].ToBoolean();
 }
 
