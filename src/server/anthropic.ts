@@ -22,9 +22,10 @@ import type { ChatMessage, ChatRequest, ChatResponse, Options, ToolCall } from "
 import type { Tool } from "../api/shared-fields.js";
 import { parseRequest } from "../api/validate.js";
 import { applyToolChoice, type ToolChoice } from "../chat/tool-choice.js";
-import { notes, noteUsage, notingUsage, withDefaults, type ServerDeps } from "./context.js";
-import { isRemoteImage, remoteImageFetcher } from "./remote-images.js";
-import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
+import { chatRequestReader } from "./chat-request.js";
+import { notes, noteUsage, notingUsage, type ServerDeps } from "./context.js";
+import { isRemoteImage } from "./remote-images.js";
+import { expectSingle, expectStream, writeStream } from "./streams.js";
 
 /** Anthropic's default temperature (1), not Ollama's, as the OpenAI layer keeps OpenAI's. */
 const DEFAULT_TEMPERATURE = 1;
@@ -310,13 +311,10 @@ async function* toMessageStreamEvents(chunks: AsyncIterable<ChatResponse>, id: s
 // Handlers
 
 export function anthropicHandlers({ engine, config }: ServerDeps) {
-  const fetchImages = remoteImageFetcher(withDefaults(config));
+  const readChatRequest = chatRequestReader(config);
   const handlers = {
     messages: async (req, res) => {
-      const body = parseRequest(MessageCreateParamsSchema, req.body);
-      notes(res).model = body.model;
-      const signal = abortOnDisconnect(res);
-      const request = await fetchImages(toChatRequest(body), signal);
+      const { body, signal, request } = await readChatRequest(MessageCreateParamsSchema, toChatRequest, req, res);
       const result = await engine.chat(request, { signal });
       const id = randomId("msg");
       if (!request.stream) {

@@ -36,8 +36,9 @@ import {
 import { parseRequest } from "../api/validate.js";
 import { applyToolChoice, chatToolChoice, chatToolChoiceWording } from "../chat/tool-choice.js";
 import { choicesOf, startAll, mergeStreams, type Choice } from "./choices.js";
-import { notes, noteUsage, withDefaults, type ServerDeps } from "./context.js";
-import { isRemoteImage, remoteImageFetcher } from "./remote-images.js";
+import { chatRequestReader } from "./chat-request.js";
+import { notes, noteUsage, type ServerDeps } from "./context.js";
+import { isRemoteImage } from "./remote-images.js";
 import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
 
 const SYSTEM_FINGERPRINT = "fp_vllama";
@@ -451,13 +452,10 @@ function noteOpenAIUsage(res: Parameters<RequestHandler>[1], usage: OpenAIUsage)
 // Handlers
 
 export function openAIHandlers({ engine, config }: ServerDeps) {
-  const fetchImages = remoteImageFetcher(withDefaults(config));
+  const readChatRequest = chatRequestReader(config);
   const handlers = {
     chatCompletions: async (req, res) => {
-      const body = parseRequest(ChatCompletionRequestSchema, req.body);
-      notes(res).model = body.model;
-      const signal = abortOnDisconnect(res);
-      const request = await fetchImages(toChatRequest(body), signal);
+      const { body, signal, request } = await readChatRequest(ChatCompletionRequestSchema, toChatRequest, req, res);
       const n = body.n ?? 1;
       const started = await startAll(requestChoices([request], n), (r, init) => engine.chat(r, init), signal);
       const meta = completionMeta("chatcmpl", body.model);

@@ -21,13 +21,12 @@ import {
 } from "../api/openai-responses.js";
 import type { ChatMessage, ChatRequest, ChatResponse, ToolCall } from "../api/ollama.js";
 import type { Tool } from "../api/shared-fields.js";
-import { parseRequest } from "../api/validate.js";
 import { applyToolChoice } from "../chat/tool-choice.js";
-import { notes, noteUsage, notingUsage, withDefaults, type ServerDeps } from "./context.js";
+import { chatRequestReader } from "./chat-request.js";
+import { noteUsage, notingUsage, type ServerDeps } from "./context.js";
 import { noteError } from "./errors.js";
 import { imageOfUrl, samplingOptions, unixSeconds } from "./openai.js";
-import { remoteImageFetcher } from "./remote-images.js";
-import { abortOnDisconnect, expectSingle, expectStream, writeStream } from "./streams.js";
+import { expectSingle, expectStream, writeStream } from "./streams.js";
 
 function randomId(prefix: "resp" | "msg" | "fc" | "call" | "rs"): string {
   return `${prefix}_${randomBytes(12).toString("hex")}`;
@@ -364,13 +363,10 @@ async function* numbered(events: AsyncIterable<StreamEvent>): AsyncGenerator<Res
 // Handlers
 
 export function responsesHandlers({ engine, config, logger }: ServerDeps) {
-  const fetchImages = remoteImageFetcher(withDefaults(config));
+  const readChatRequest = chatRequestReader(config);
   const handlers = {
     create: async (req, res) => {
-      const body = parseRequest(ResponseCreateParamsSchema, req.body);
-      notes(res).model = body.model;
-      const signal = abortOnDisconnect(res);
-      const request = await fetchImages(toChatRequest(body), signal);
+      const { body, signal, request } = await readChatRequest(ResponseCreateParamsSchema, toChatRequest, req, res);
       const result = await engine.chat(request, { signal });
       const started = startedResponse(body, randomId("resp"));
       if (!request.stream) {
