@@ -70,11 +70,12 @@ async function answer(session: ChatSession, text: string): Promise<void> {
   const controller = new AbortController();
   session.answering = controller;
   const out = createChatAnswerWriter(createAnswerWriter(ui, session.settings.wordWrap));
-  const { prompt, images } = session.vision ? await takeImages(ui, text) : { prompt: text, images: [] };
-  const messages: ChatMessage[] = [...session.messages, { role: "user", content: prompt, ...(images.length ? { images } : {}) }];
   let content = "";
   let final: ChatResponse | undefined;
   try {
+    // Reading the images is part of the answer: a file that cannot be sent fails this turn only.
+    const { prompt, images } = session.vision ? await takeImages(ui, text) : { prompt: text, images: [] };
+    const messages: ChatMessage[] = [...session.messages, { role: "user", content: prompt, ...(images.length ? { images } : {}) }];
     for await (const chunk of client.chat(chatRequest(session, messages), controller.signal)) {
       out.write(chunk.message);
       content += chunk.message.content;

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -678,6 +678,28 @@ describe("run (interactive terminal)", () => {
       { role: "assistant", content: "reply 1: hello there" },
       { role: "user", content: "and again" },
     ]);
+  });
+
+  test("an image file the chat cannot send fails that turn with a clear message, and the chat goes on", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vllama-chat-image-"));
+    const huge = join(dir, "huge.png");
+    writeFileSync(huge, "");
+    truncateSync(huge, 100 * 1024 * 1024 + 1); // sparse: one byte over Ollama's limit, no disk used
+    const photo = join(dir, "photo.png");
+    writeFileSync(photo, testImage(0));
+    const term = new TerminalSession(["run", VISION_MODEL], { cwd: home, env: cleanEnv({}) });
+    try {
+      await term.waitFor(/>>> $/);
+      assert.equal(await term.enter(`look at ${huge}`), `Error: image ${huge} is larger than 100 MiB\n\n`);
+      assert.equal(await term.enter(`and ${photo}`), `Added image '${photo}'\nreply 1: and\n\n`, "the failed turn was not kept");
+      term.type("/bye\r");
+      assert.equal(await term.exited, 0);
+    } finally {
+      term.kill();
+      rmSync(dir, { recursive: true });
+    }
+    const sent = fake.requests.filter((r) => r.path === "/api/chat").map((r) => r.body as { model: string; messages: Array<{ images?: string[] }> });
+    assert.deepEqual(sent.filter((c) => c.model === VISION_MODEL).at(-1)?.messages.at(-1)?.images, [testImage(0).toString("base64")]);
   });
 
   test("an unknown model is pulled first, then the chat starts", async () => {
