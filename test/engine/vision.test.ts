@@ -12,9 +12,12 @@ import { BadRequestError, CancelledError } from "../../src/api/errors.js";
 import type { ChatRequest } from "../../src/api/ollama.js";
 import { pino } from "pino";
 import { Engine } from "../../src/engine/engine.js";
+import { pull } from "../../src/models/registry.js";
+import { LAYER_MEDIA_TYPES } from "../../src/models/types.js";
 import { startServer } from "../../src/server/index.js";
 import { initBackend, liveNativeObjects } from "../../src/native/index.js";
 import { ImageServer } from "../helpers/image-server.js";
+import { TestRegistry } from "../helpers/registry.js";
 import { imageFile, testImage, tinyVisionModel, VISION_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION } from "../helpers/images.js";
 import { storiesPath } from "../helpers/models.js";
 
@@ -174,6 +177,38 @@ describe("engine with images (tiny-vision)", () => {
         await images.close();
       }
     });
+  });
+
+  test("pulled with a projector layer, from Ollama's registry and by an hf.co name: show lists the projector, images get the reference answer", async () => {
+    const files = await tinyVisionModel();
+    const registry = await TestRegistry.start();
+    const pulled = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-vision-pull-")), gpu: "cpu" });
+    try {
+      const layers = [
+        { mediaType: LAYER_MEDIA_TYPES.model, data: readFileSync(files.model) },
+        { mediaType: LAYER_MEDIA_TYPES.projector, data: readFileSync(files.projector) },
+      ];
+      registry.publish("library/tiny-vision", "latest", layers);
+      registry.publish("someone/tiny-vision-GGUF", "F32", layers);
+      const fromOllama = `${registry.host}/library/tiny-vision:latest`;
+      const statuses: string[] = [];
+      for await (const event of pulled.pull({ model: fromOllama })) statuses.push(event.status);
+      assert.equal(statuses.at(-1), "success");
+      // hf.co serves Ollama's registry protocol; the base URL points its name at the test registry.
+      const fromHuggingFace = "hf.co/someone/tiny-vision-GGUF:F32";
+      await pull(pulled.store, fromHuggingFace, { baseUrl: registry.url }, () => {});
+
+      for (const model of [fromOllama, fromHuggingFace]) {
+        const shown = await pulled.show({ model });
+        assert.ok(shown.capabilities?.includes("vision"), `${model}: ${String(shown.capabilities)}`);
+        assert.equal(shown.projector_info?.["general.architecture"], "clip", model);
+        const answer = await pulled.chat({ ...ask([image(0)], VISION_REFERENCE_QUESTION), model });
+        assert.equal(answer.message.content, VISION_REFERENCE_ANSWER, model);
+      }
+    } finally {
+      await pulled.close();
+      await registry.close();
+    }
   });
 
   test("closing the engine frees the projector with its model", async () => {
