@@ -163,7 +163,7 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
       const result = await this.ctx.decodeEmbeddings({
         seqId: e.seq.lease!.seqId,
         embeddings: rows.subarray(offset * width, (offset + e.count) * width),
-        positions: rowPositions(span, offset, e.count),
+        positions: rowPositions(e.seq.media!, span, offset, e.count),
         nonCausal: span.chunk.nonCausal,
       });
       if (result.status === "no_room") return { status: "no_room" };

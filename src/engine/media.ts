@@ -60,11 +60,34 @@ export function fitToMedia(media: readonly MediaSpan[] | undefined, start: numbe
 }
 
 /**
- * Positions of rows `offset` to `offset + count` of a span: a row's position is its index in the
- * sequence (the runner refuses M-RoPE projectors, whose rows advance positions otherwise).
+ * The model position of the token at sequence index `index` (its KV cell's position). A span's
+ * chunk takes nTokens cells but advances positions by nPos: the same with ordinary positions, and
+ * with M-RoPE (Qwen2-VL and later) an image of nx x ny rows advances them by max(nx, ny), every
+ * row at the image's start position (its grid place goes in the other M-RoPE dimensions), as
+ * llama.cpp's mtmd_helper_eval_chunks counts. So text after such an image sits
+ * nTokens - nPos positions before its index.
  */
-export function rowPositions(span: MediaSpan, offset: number, count: number): Int32Array {
-  return span.chunk.positions(span.start).subarray(offset, offset + count);
+export function positionAt(media: readonly MediaSpan[] | undefined, index: number): number {
+  let shift = 0;
+  for (const span of media ?? []) {
+    if (index < span.start) break;
+    if (index < span.start + span.chunk.nTokens) return span.chunk.positions(span.start - shift)[index - span.start]!;
+    shift += span.chunk.nTokens - span.chunk.nPos;
+  }
+  return index - shift;
+}
+
+/**
+ * Positions of rows `offset` to `offset + count` of a span, as llama_batch takes them: one per
+ * row, or with M-RoPE four per row, dimension-major (t, y, x, z), each dimension sliced alike.
+ */
+export function rowPositions(media: readonly MediaSpan[], span: MediaSpan, offset: number, count: number): Int32Array {
+  const all = span.chunk.positions(positionAt(media, span.start));
+  const rows = span.chunk.nTokens;
+  const dimensions = all.length / rows;
+  const out = new Int32Array(dimensions * count);
+  for (let d = 0; d < dimensions; d++) out.set(all.subarray(d * rows + offset, d * rows + offset + count), d * count);
+  return out;
 }
 
 /**

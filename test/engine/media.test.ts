@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Executor } from "../../src/engine/executor.js";
 import { KvManager } from "../../src/engine/kv-manager.js";
-import { fitToMedia, MediaIds, type MediaSpan } from "../../src/engine/media.js";
+import { fitToMedia, MediaIds, positionAt, rowPositions, type MediaSpan } from "../../src/engine/media.js";
 import { Scheduler, type ScheduledSequence } from "../../src/engine/scheduler.js";
 import type { NativeMediaChunk } from "../../src/native/index.js";
 import { FakeContext, SAMPLER } from "../helpers/fake-context.js";
@@ -14,6 +14,26 @@ function chunk(nTokens: number, id = "hash"): NativeMediaChunk {
   return {
     type: "image", nTokens, nPos: nTokens, id, nonCausal: false,
     positions: (pos0: number) => Int32Array.from({ length: nTokens }, (_, i) => pos0 + i),
+  };
+}
+
+/**
+ * An M-RoPE image chunk of nx x ny rows as llama.cpp's mtmd makes one (Qwen2-VL): it advances
+ * positions by max(nx, ny); row i's positions are t = pos0, y = pos0 + i / nx, x = pos0 + i % nx, z = 0.
+ */
+function mropeChunk(nx: number, ny: number): NativeMediaChunk {
+  const nTokens = nx * ny;
+  return {
+    type: "image", nTokens, nPos: Math.max(nx, ny), id: `mrope-${nx}x${ny}`, nonCausal: false,
+    positions: (pos0: number) => {
+      const out = new Int32Array(4 * nTokens);
+      for (let i = 0; i < nTokens; i++) {
+        out[i] = pos0;
+        out[nTokens + i] = pos0 + Math.floor(i / nx);
+        out[2 * nTokens + i] = pos0 + (i % nx);
+      }
+      return out;
+    },
   };
 }
 
@@ -45,6 +65,45 @@ describe("media spans", () => {
     assert.equal(local.of("a"), local.of("a"));
     assert.notEqual(local.of("a"), local.of("b"));
     assert.ok(local.of("c") < 0);
+  });
+});
+
+describe("positions", () => {
+  test("with ordinary positions a token's position is its index, rows too", () => {
+    const media: MediaSpan[] = [{ start: 4, chunk: chunk(6) }, { start: 12, chunk: chunk(3) }];
+    assert.deepEqual(Array.from({ length: 20 }, (_, i) => positionAt(media, i)), Array.from({ length: 20 }, (_, i) => i));
+    assert.deepEqual(rowPositions(media, media[1]!, 1, 2), Int32Array.of(13, 14));
+    assert.equal(positionAt(undefined, 7), 7);
+  });
+
+  test("M-RoPE: an image's rows share its start position, the text after it advances by max(nx, ny)", () => {
+    // 5 text tokens, a 3 x 2 image (6 rows, 3 positions), 2 tokens, a 2 x 2 image (4 rows, 2 positions), text.
+    const media: MediaSpan[] = [{ start: 5, chunk: mropeChunk(3, 2) }, { start: 13, chunk: mropeChunk(2, 2) }];
+    const positions = Array.from({ length: 19 }, (_, i) => positionAt(media, i));
+    assert.deepEqual(positions, [0, 1, 2, 3, 4, 5, 5, 5, 5, 5, 5, 8, 9, 10, 10, 10, 10, 12, 13]);
+  });
+
+  test("M-RoPE: a span's rows give four positions each, each dimension sliced alike", () => {
+    const media: MediaSpan[] = [{ start: 2, chunk: mropeChunk(2, 2) }, { start: 8, chunk: mropeChunk(3, 2) }];
+    // The second image starts at index 8, position 8 - (4 - 2) = 6; rows 2..4 of its 3 x 2 grid.
+    assert.deepEqual(Array.from(rowPositions(media, media[1]!, 2, 3)), [
+      6, 6, 6, // t: the image's start
+      6, 7, 7, // y: its row in the grid
+      8, 6, 7, // x: its column
+      0, 0, 0, // z: unused
+    ]);
+    const whole = rowPositions(media, media[0]!, 0, 4);
+    assert.deepEqual(Array.from(whole), Array.from(media[0]!.chunk.positions(2)), "a whole span: the chunk's own positions");
+  });
+
+  test("M-RoPE: positions follow from the prompt alone, so a cached prefix or a replay after preemption counts alike", () => {
+    const turn: MediaSpan[] = [{ start: 3, chunk: mropeChunk(4, 3) }];
+    const followUp: MediaSpan[] = [...turn, { start: 20, chunk: mropeChunk(2, 2) }];
+    const positions = (media: MediaSpan[]) => Array.from({ length: 30 }, (_, i) => positionAt(media, i));
+    assert.deepEqual(positions(followUp).slice(0, 20), positions(turn).slice(0, 20), "the shared prefix of a follow-up turn: the same positions");
+    assert.deepEqual([positions(followUp)[15], positions(followUp)[24]], [7, 14]);
+    const wider: MediaSpan[] = [{ start: 3, chunk: mropeChunk(6, 2) }];
+    assert.equal(positionAt(wider, 15), 9, "as many rows in another grid: the text after it moves");
   });
 });
 
