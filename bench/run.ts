@@ -1,13 +1,14 @@
 // Side-by-side benchmarks of vllama against llama.cpp (llama-batched-bench, llama-server) and
 // node-llama-cpp, all in one run so the ratios are fair:
-//   node --import tsx bench/run.ts <native|engine|prefix|http|rpc|all> [--quick] [--rounds N] [--model PATH]
+//   node --import tsx bench/run.ts <native|engine|prefix|http|rpc|images|all> [--quick] [--rounds N] [--model PATH]
 //     [--gpu auto|cuda|cpu] [--parallel 1,8,32] [--prompt-tokens 128,1024,4096] [--skip node-llama-cpp]
 // Each suite prints a markdown report (command, machine, load, tables, ratios vs the goals).
 // `runBench(args)` is the same for the CLI's `vllama bench`.
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeSyntheticVisionModel } from "../src/gguf/synthetic-projector.js";
 import { writeSyntheticModel } from "../src/gguf/synthetic.js";
 import { initBackend, type BackendInfo, type GpuChoice } from "../src/native/index.js";
 import { repoRoot } from "./lib/llama-cpp.js";
@@ -15,6 +16,7 @@ import { renderReport, type SuiteReport } from "./lib/report.js";
 import type { SuiteContext } from "./lib/suite.js";
 import { engineSuite } from "./suites/engine.js";
 import { httpSuite } from "./suites/http.js";
+import { imagesSuite } from "./suites/images.js";
 import { nativeSuite } from "./suites/native.js";
 import { prefixSuite } from "./suites/prefix.js";
 import { rpcSuite } from "./suites/rpc.js";
@@ -25,6 +27,7 @@ export const SUITES = {
   prefix: prefixSuite,
   http: httpSuite,
   rpc: rpcSuite,
+  images: imagesSuite,
 } satisfies Record<string, (s: SuiteContext) => Promise<SuiteReport>>;
 
 export type SuiteName = keyof typeof SUITES;
@@ -34,7 +37,10 @@ export interface BenchArgs {
   quick?: boolean;
   /** Rounds per measurement (best is reported); default 2 (1 for `prefix`, whose bursts are long), 1 with `quick`. */
   rounds?: number;
-  /** GGUF to benchmark; default a random-weight llama110m Q8_0 under .bench/ (written if missing). */
+  /**
+   * GGUF to benchmark; default a random-weight llama110m Q8_0 under .bench/ (written if missing). The
+   * images suite takes a folder holding model.gguf and mmproj.gguf; default the tiny-vision pair under .bench/.
+   */
   model?: string;
   /** Backend for vllama and the llama.cpp peers; default "auto" (CUDA where the addon has it). */
   gpu?: GpuChoice;
@@ -51,6 +57,8 @@ export interface BenchArgs {
 }
 
 export const DEFAULT_MODEL = path.join(repoRoot, ".bench/llama110m-q8_0.gguf");
+/** The images suite's default: a folder with the tiny-vision pair (model.gguf, mmproj.gguf). */
+export const DEFAULT_VISION_MODEL = path.join(repoRoot, ".bench/tiny-vision");
 
 async function ensureDefaultModel(log: (line: string) => void): Promise<string> {
   if (existsSync(DEFAULT_MODEL)) return DEFAULT_MODEL;
@@ -58,6 +66,23 @@ async function ensureDefaultModel(log: (line: string) => void): Promise<string> 
   await mkdir(path.dirname(DEFAULT_MODEL), { recursive: true });
   await writeSyntheticModel({ preset: "llama110m", type: "q8_0", out: DEFAULT_MODEL });
   return DEFAULT_MODEL;
+}
+
+async function ensureDefaultVisionModel(log: (line: string) => void): Promise<string> {
+  if (existsSync(path.join(DEFAULT_VISION_MODEL, "mmproj.gguf"))) return DEFAULT_VISION_MODEL;
+  log(`writing ${DEFAULT_VISION_MODEL} (the random tiny-vision pair, F32)`);
+  await writeSyntheticVisionModel({ preset: "tiny-vision", type: "f32", dir: DEFAULT_VISION_MODEL });
+  return DEFAULT_VISION_MODEL;
+}
+
+/** `--model` names a GGUF, or for the images suite a folder holding model.gguf and mmproj.gguf. */
+async function modelFor(suite: SuiteName, model: string | undefined, log: (line: string) => void): Promise<string> {
+  const given = model ? path.resolve(model) : undefined;
+  const folder = given !== undefined && existsSync(given) && statSync(given).isDirectory();
+  if (suite === "images") return folder ? given : await ensureDefaultVisionModel(log);
+  if (folder) throw new Error(`suite ${suite} takes --model FILE.gguf, not a folder`);
+  if (given !== undefined && !existsSync(given)) throw new Error(`model '${given}' not found`);
+  return given ?? (await ensureDefaultModel(log));
 }
 
 function describeBackend(info: BackendInfo): string {
@@ -80,8 +105,6 @@ export async function runBench(args: BenchArgs): Promise<SuiteReport[]> {
   const log = args.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const print = args.print ?? ((md: string) => process.stdout.write(`${md}\n`));
   const quick = args.quick ?? false;
-  const modelPath = args.model ? path.resolve(args.model) : await ensureDefaultModel(log);
-  if (!existsSync(modelPath)) throw new Error(`model '${modelPath}' not found`);
   const names = args.suite === "all" ? (Object.keys(SUITES) as SuiteName[]) : [args.suite];
   const reports: SuiteReport[] = [];
   for (const name of names) {
@@ -90,6 +113,7 @@ export async function runBench(args: BenchArgs): Promise<SuiteReport[]> {
       args.promptTokens ? `--prompt-tokens ${args.promptTokens.join(",")}` : "", args.skip?.length ? `--skip ${args.skip.join(",")}` : ""].filter(Boolean).join(" ");
     log(`suite ${name}${quick ? " (quick)" : ""}`);
     const rounds = args.rounds ?? (quick || name === "prefix" ? 1 : 2);
+    const modelPath = await modelFor(name, args.model, log);
     const report = await SUITES[name]({ modelPath, backend: backendInfo.backend, parallels: args.parallel, promptTokens: args.promptTokens, skip: args.skip, quick, rounds, command, log });
     report.backend = describeBackend(backendInfo);
     print(renderReport(report));
@@ -106,7 +130,7 @@ async function main(argv: string[]): Promise<void> {
       y.positional("suite", { choices: [...Object.keys(SUITES), "all"], demandOption: true, describe: "which suite" }))
     .option("quick", { type: "boolean", default: false, describe: "a smaller run, for smoke-testing" })
     .option("rounds", { type: "number", describe: "rounds per measurement (the best is reported)" })
-    .option("model", { type: "string", describe: "GGUF model (default: a random llama110m Q8_0 under .bench/)" })
+    .option("model", { type: "string", describe: "GGUF model (default: a random llama110m Q8_0 under .bench/); for images, a folder with model.gguf and mmproj.gguf" })
     .option("gpu", { choices: ["auto", "cuda", "cpu"] as const, describe: "backend for vllama and the llama.cpp peers (default auto)" })
     .option("parallel", { type: "string", describe: "concurrency levels to measure, e.g. 1,8,32,64" })
     .option("prompt-tokens", { type: "string", describe: "prompt lengths to measure at each level (engine, http), e.g. 128,1024,4096" })

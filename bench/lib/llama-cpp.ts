@@ -108,6 +108,17 @@ export class LlamaServer {
     return { ttftMs, promptTokens: prompt.tokens.length, generatedTokens: last?.timings?.predicted_n ?? last?.tokens_predicted ?? 0 };
   }
 
+  /** One streaming OpenAI chat turn: the prompt's image (a data URL), then its text; EOS ignored. */
+  async chatWithImage(prompt: BenchPrompt, maxTokens: number): Promise<RequestResult> {
+    const content = [{ type: "image_url", image_url: { url: `data:image/png;base64,${prompt.image}` } }, { type: "text", text: prompt.text }];
+    const { ttftMs, chunks } = await postStreaming(`${this.url}/v1/chat/completions`, {
+      messages: [{ role: "user", content }], max_tokens: maxTokens, ignore_eos: true, cache_prompt: true, stream: true, temperature: 0,
+      stream_options: { include_usage: true },
+    });
+    const last = chunks[chunks.length - 1] as { usage?: { completion_tokens?: number }; timings?: { predicted_n?: number } };
+    return { ttftMs, promptTokens: 0, generatedTokens: last?.usage?.completion_tokens ?? last?.timings?.predicted_n ?? 0 };
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null) return;

@@ -5,8 +5,10 @@ import { percentile } from "./stats.js";
 export interface BenchPrompt {
   /** Text that vllama tokenizes (raw, with BOS) to exactly `tokens`. */
   text: string;
-  /** Token ids, BOS first: what the llama.cpp peers are sent. */
+  /** Token ids, BOS first: what the llama.cpp peers are sent (none for an image request, whose tokens each server counts itself). */
   tokens: number[];
+  /** An encoded image, base64, the request carries with `text` as its question (the images suite). */
+  image?: string;
 }
 
 export interface BurstSpec {

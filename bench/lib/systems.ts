@@ -10,6 +10,7 @@ import { best, burst, summarize, type BenchPrompt, type BurstResult, type BurstS
 import { percentile } from "./stats.js";
 import type { Backend } from "./suite.js";
 import { generateRequest, type EngineJob } from "../workers/engine.js";
+import { chatWithImageRequest } from "../workers/serve.js";
 import type { StepProfile } from "./step-profile.js";
 import type { NodeLlamaCppJob } from "../workers/node-llama-cpp.js";
 
@@ -29,6 +30,8 @@ export interface SystemSetup {
   cacheSizedByMemory?: boolean;
   /** vllama in-process: the ggml RPC workers the model's layers are spread over (engine option `rpc`). */
   rpc?: string[];
+  /** The model's projector (mmproj): each request is a chat turn with its prompt's image, through each server's chat API. */
+  projectorPath?: string;
 }
 
 /** A burst's results, with where the time went (`profile`) and the bytes it put on the network, where measured. */
@@ -117,9 +120,11 @@ export type LlamaServerLayout = "per-slot" | "unified";
 export function openLlamaServer(layout: LlamaServerLayout): (setup: SystemSetup) => Promise<Session> {
   return async (setup) => {
     const server = await LlamaServer.start(setup.modelPath, [
+      ...(setup.projectorPath ? ["--mmproj", setup.projectorPath] : []),
       "-np", String(setup.parallel), ...(layout === "unified" ? ["-kvu"] : []), "-c", String(setup.kvCells), ...peerGpuArgs(setup.backend),
     ]);
-    return httpSession(server.command, setup.maxTokens, (p) => server.complete(p, setup.maxTokens), () => server.stop());
+    const one = setup.projectorPath ? (p: BenchPrompt) => server.chatWithImage(p, setup.maxTokens) : (p: BenchPrompt) => server.complete(p, setup.maxTokens);
+    return httpSession(server.command, setup.maxTokens, one, () => server.stop());
   };
 }
 
@@ -131,16 +136,18 @@ export const LLAMA_SERVERS: SystemUnderTest[] = [
 export const LLAMA_SERVER_NAMES = LLAMA_SERVERS.map((sys) => sys.name);
 
 export async function openVllamaHttp(setup: SystemSetup): Promise<Session> {
+  const vision = setup.projectorPath ? { model: setup.modelPath, projector: setup.projectorPath } : undefined;
   const server = await startVllamaServer({
-    system: "serve", gpu: setup.backend, parallel: setup.parallel, contextLength: setup.contextLength, kvCells: setup.kvCells, prefixCache: setup.prefixCache ?? true,
+    system: "serve", gpu: setup.backend, parallel: setup.parallel, contextLength: setup.contextLength, kvCells: setup.kvCells, prefixCache: setup.prefixCache ?? true, vision,
   });
+  const [route, request] = vision ? ["/api/chat", chatWithImageRequest] as const : ["/api/generate", generateRequest] as const;
   const one = async (prompt: BenchPrompt): Promise<RequestResult> => {
-    const { ttftMs, chunks } = await postStreaming(`${server.url}/api/generate`, generateRequest(setup.modelPath, prompt, setup.maxTokens));
+    const { ttftMs, chunks } = await postStreaming(`${server.url}${route}`, request(setup.modelPath, prompt, setup.maxTokens));
     const last = chunks[chunks.length - 1] as { done?: boolean; eval_count?: number; error?: string };
     if (last?.error) throw new Error(`vllama: ${last.error}`);
     return { ttftMs, promptTokens: prompt.tokens.length, generatedTokens: last?.eval_count ?? 0 };
   };
-  const command = `vllama HTTP server (bench/workers/serve.ts: Engine({ parallel: ${setup.parallel}, contextLength: ${setup.contextLength}, kvCells: ${setup.kvCells} }) + startServer), POST /api/generate streaming`;
+  const command = `vllama HTTP server (bench/workers/serve.ts: Engine({ parallel: ${setup.parallel}, contextLength: ${setup.contextLength}, kvCells: ${setup.kvCells}${setup.prefixCache === false ? ", prefixCache: false" : ""} }) + startServer), POST ${route} streaming`;
   return httpSession(command, setup.maxTokens, one, server.stop);
 }
 

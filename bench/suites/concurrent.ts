@@ -122,7 +122,7 @@ export function loadNote(r: ConcurrentResults, rounds: number): string {
 }
 
 /** A system's command with N and the cells in place of the numbers that change with the case. */
-function genericCommand(command: string): string {
+export function genericCommand(command: string): string {
   return command
     .replace(/-np \d+/, "-np N").replace(/-c \d+/, "-c <KV cells>")
     .replace(/sequences: \d+/, "sequences: N").replace(/contextSize: \d+/, "contextSize: <KV cells>/N")
