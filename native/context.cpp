@@ -254,6 +254,25 @@ static std::vector<llama_logit_bias> LogitBias(Napi::Env env, Napi::Value v, con
     return out;
 }
 
+// grammarTriggers: {patterns: string[], tokens: number[]} (a lazy grammar's triggers).
+static void GrammarTriggers(Napi::Env env, Napi::Value v, const llama_vocab * vocab, SamplerParams & p) {
+    if (v.IsUndefined()) return;
+    if (!v.IsObject()) ThrowCoded(env, "grammarTriggers must be {patterns, tokens}", "ERR_INVALID_ARG");
+    Napi::Object o = v.As<Napi::Object>();
+    Napi::Value patterns = o.Get("patterns"), tokens = o.Get("tokens");
+    if (!patterns.IsArray() || !tokens.IsArray()) ThrowCoded(env, "grammarTriggers must be {patterns, tokens}", "ERR_INVALID_ARG");
+    Napi::Array pa = patterns.As<Napi::Array>(), ta = tokens.As<Napi::Array>();
+    for (uint32_t i = 0; i < pa.Length(); i++) p.grammar_trigger_patterns.push_back(pa.Get(i).ToString().Utf8Value());
+    for (uint32_t i = 0; i < ta.Length(); i++) {
+        int32_t token = ta.Get(i).ToNumber().Int32Value();
+        CheckTokens(env, vocab, &token, 1);
+        p.grammar_trigger_tokens.push_back(token);
+    }
+    if (p.grammar_trigger_patterns.empty() && p.grammar_trigger_tokens.empty()) {
+        ThrowCoded(env, "a lazy grammar needs a trigger", "ERR_INVALID_ARG");
+    }
+}
+
 // setSampler(seqId, params)
 Napi::Value Context::SetSampler(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -274,6 +293,8 @@ Napi::Value Context::SetSampler(const Napi::CallbackInfo & info) {
     p.frequency_penalty = OptionalNumber<float>(o, "frequencyPenalty", p.frequency_penalty);
     p.logit_bias = LogitBias(env, o.Get("logitBias"), model_->vocab());
     p.grammar = OptionalString(o, "grammar", "");
+    GrammarTriggers(env, o.Get("grammarTriggers"), model_->vocab(), p);
+    p.grammar_prefix = OptionalString(o, "grammarPrefix", "");
     p.top_logprobs = std::max(0, OptionalNumber<int32_t>(o, "topLogprobs", 0));
     p.logprobs = OptionalBool(o, "logprobs", false);
     p.min_tokens = std::max(0, OptionalNumber<int32_t>(o, "minTokens", 0));

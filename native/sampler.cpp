@@ -1,6 +1,7 @@
 #include "sampler.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -12,12 +13,7 @@ SequenceSampler::SequenceSampler(const llama_vocab * vocab, const SamplerParams 
             if (llama_vocab_is_eog(vocab, id)) eog_tokens_.push_back(id);
         }
     }
-    if (!params.grammar.empty()) {
-        grammar_ = llama_sampler_init_grammar(vocab, params.grammar.c_str(), "root");
-        if (grammar_ == nullptr) {
-            throw std::invalid_argument("invalid grammar");
-        }
-    }
+    if (!params.grammar.empty()) InitGrammar(vocab);
     const bool penalties = params.repeat_last_n != 0 &&
         (params.repeat_penalty != 1.0f || params.presence_penalty != 0.0f || params.frequency_penalty != 0.0f);
     // Plain greedy needs no chain at all: argmax over the raw logits, as llama.cpp does at temp <= 0.
@@ -45,6 +41,60 @@ SequenceSampler::SequenceSampler(const llama_vocab * vocab, const SamplerParams 
     if (params.min_p > 0.0f) llama_sampler_chain_add(pick_, llama_sampler_init_min_p(params.min_p, 1));
     llama_sampler_chain_add(pick_, llama_sampler_init_temp(params.temperature));
     llama_sampler_chain_add(pick_, llama_sampler_init_dist(params.seed));
+}
+
+// The tokens of `text` as the prompt's tokenizer wrote them (special tokens parsed), less a lone
+// space some tokenizers add before a first special token. llama.cpp's common sampler drops a
+// first token whose piece merely starts with a space, which with SentencePiece's space prefix
+// ("Once" is "▁Once") dropped a whole word; here only a token that is nothing but whitespace goes.
+static std::vector<llama_token> PrefixTokens(const llama_vocab * vocab, const std::string & text) {
+    const int32_t n = -llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), nullptr, 0, false, true);
+    std::vector<llama_token> tokens(std::max(n, 0));
+    llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(), n, false, true);
+    if (!tokens.empty() && !std::isspace(static_cast<unsigned char>(text[0]))) {
+        char piece[64];
+        const int32_t len = llama_token_to_piece(vocab, tokens[0], piece, sizeof piece, 0, true);
+        const bool blank = len > 0 && std::all_of(piece, piece + len, [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+        if (blank) tokens.erase(tokens.begin());
+    }
+    return tokens;
+}
+
+void SequenceSampler::InitGrammar(const llama_vocab * vocab) {
+    const SamplerParams & p = params_;
+    const bool lazy = !p.grammar_trigger_patterns.empty() || !p.grammar_trigger_tokens.empty();
+    if (lazy) {
+        std::vector<const char *> patterns;
+        for (const auto & pattern : p.grammar_trigger_patterns) patterns.push_back(pattern.c_str());
+        try {
+            grammar_ = llama_sampler_init_grammar_lazy_patterns(vocab, p.grammar.c_str(), "root", patterns.data(), patterns.size(),
+                                                                p.grammar_trigger_tokens.data(), p.grammar_trigger_tokens.size());
+        } catch (const std::exception & e) {  // std::regex_error from a trigger pattern
+            throw std::invalid_argument(std::string("invalid grammar trigger pattern: ") + e.what());
+        }
+    } else {
+        grammar_ = llama_sampler_init_grammar(vocab, p.grammar.c_str(), "root");
+    }
+    if (grammar_ == nullptr) throw std::invalid_argument("invalid grammar");
+    if (lazy || p.grammar_prefix.empty()) return;
+    try {
+        for (llama_token token : PrefixTokens(vocab, p.grammar_prefix)) llama_sampler_accept(grammar_, token);
+    } catch (const std::exception & e) {
+        throw std::invalid_argument(std::string("the grammar refuses its prefix: ") + e.what());
+    }
+}
+
+// A lazy grammar is fed from where its trigger matched; when the token that completed the
+// trigger carries text the grammar refuses (a model that wrote the trigger and wandered off in
+// the same token), llama.cpp throws and the grammar has no state left: decoding goes on free and
+// the answer's parser reads that text as content.
+void SequenceSampler::AcceptGrammar(llama_token token) {
+    try {
+        llama_sampler_accept(grammar_, token);
+    } catch (const std::exception &) {
+        llama_sampler_free(grammar_);
+        grammar_ = nullptr;
+    }
 }
 
 SequenceSampler::~SequenceSampler() {
@@ -122,7 +172,7 @@ SampledToken SequenceSampler::Sample(const float * logits, int32_t * top_ids, fl
             llama_token_data_array one{&single, 1, -1, false};
             llama_sampler_apply(grammar_, &one);
             if (std::isinf(single.logit) && single.logit < 0) token = PickAllowed(logits);
-            llama_sampler_accept(grammar_, token);
+            AcceptGrammar(token);
         }
     }
     if (!greedy_only_) AcceptChains(token);
@@ -162,7 +212,7 @@ void SequenceSampler::ComputeLogprobs(const float * logits, llama_token token, f
 void SequenceSampler::Accept(const llama_token * tokens, size_t n, bool grammar) {
     for (size_t i = 0; i < n; i++) {
         if (!greedy_only_) AcceptChains(tokens[i]);
-        if (grammar && grammar_ != nullptr) llama_sampler_accept(grammar_, tokens[i]);
+        if (grammar && grammar_ != nullptr) AcceptGrammar(tokens[i]);
     }
     // Replayed generated tokens (`grammar`) count toward min_tokens; prompt tokens do not.
     if (grammar) generated_ += static_cast<int32_t>(n);

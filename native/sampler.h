@@ -22,6 +22,14 @@ struct SamplerParams {
     float frequency_penalty = 0.0f;
     std::vector<llama_logit_bias> logit_bias;
     std::string grammar;
+    // A lazy grammar (llama.cpp's lazy grammar sampler) applies only once the text generated so far
+    // matches one of these regular expressions, or one of these tokens is sampled: until then
+    // decoding is free. Lazy when either list is non-empty.
+    std::vector<std::string> grammar_trigger_patterns;
+    std::vector<llama_token> grammar_trigger_tokens;
+    // Text the prompt ended with that a (non-lazy) grammar reads before the first sampled token:
+    // the chat library's grammars start at the assistant's turn header, as llama-server prefills them.
+    std::string grammar_prefix;
     int32_t top_logprobs = 0;
     bool logprobs = false;
     // End-of-generation tokens are masked until this many tokens were sampled (OpenAI's and
@@ -36,7 +44,8 @@ struct SampledToken {
 
 class SequenceSampler {
   public:
-    // Throws std::invalid_argument when the grammar does not parse.
+    // Throws std::invalid_argument when the grammar or a trigger pattern does not parse, or the
+    // grammar refuses its prefix.
     SequenceSampler(const llama_vocab * vocab, const SamplerParams & params);
     ~SequenceSampler();
     SequenceSampler(const SequenceSampler &) = delete;
@@ -60,6 +69,9 @@ class SequenceSampler {
     llama_token PickAllowed(const float * logits);
     size_t AllowedNeeded() const;
     void AcceptChains(llama_token token);
+    void InitGrammar(const llama_vocab * vocab);
+    // Feeds the grammar; a lazy grammar whose trigger text the grammar then refuses is dropped.
+    void AcceptGrammar(llama_token token);
     void ComputeLogprobs(const float * logits, llama_token token, float * logprob, int32_t * top_ids, float * top_lps);
 
     SamplerParams params_;

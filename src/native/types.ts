@@ -89,6 +89,14 @@ export interface SamplerParams {
   logitBias?: Array<[number, number]>;
   /** GBNF grammar with root rule `root`. */
   grammar?: string;
+  /**
+   * Makes the grammar lazy (llama.cpp's lazy grammar sampler): decoding is free until the text
+   * generated so far matches one of `patterns` (ECMAScript regular expressions; the grammar reads
+   * from the first capture group, else the match) or one of `tokens` is sampled.
+   */
+  grammarTriggers?: { patterns: string[]; tokens: number[] };
+  /** Text the prompt ended with that a non-lazy grammar reads before the first sampled token. */
+  grammarPrefix?: string;
   /** Number of top alternatives to report with each sampled token (0 = no logprobs). */
   topLogprobs?: number;
   /** Report the sampled token's logprob (implied by topLogprobs > 0). */

@@ -55,6 +55,24 @@ async function decodeTogether(model: NativeModel, ctx: NativeContext, prompts: s
 
 const text = (s: Stream) => Buffer.from(s.bytes).toString("utf8");
 
+/** Sequence 0's text after the reference prompt with `params`, up to `steps` tokens or the end of generation. */
+async function sampleText(model: NativeModel, ctx: NativeContext, params: SamplerParams, steps: number): Promise<string> {
+  ctx.seqRemove(0, -1, -1);
+  ctx.setSampler(0, params);
+  let pending = [...model.tokenize(REFERENCE_PROMPT, true, false)], pos = 0;
+  const bytes: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const n = pending.length;
+    const r = await ctx.step({ tokens: Int32Array.from(pending), positions: Int32Array.from({ length: n }, (_, k) => pos + k), seqIds: new Int32Array(n), sample: Uint8Array.from({ length: n }, (_, k) => +(k === n - 1)) });
+    pos += n;
+    const t = r.sampledTokens[0];
+    if (model.isEog(t)) break;
+    bytes.push(...model.tokenBytes(t, false));
+    pending = [t];
+  }
+  return Buffer.from(bytes).toString("utf8");
+}
+
 describe("native core", () => {
   let model: NativeModel;
   let tmp: string;
@@ -212,20 +230,28 @@ describe("native core", () => {
     });
     assert.match(grammar, /root ::=/);
     const ctx = await createContext(model, { kvCells: 256, nSeqMax: 1, batchCapacity: 64, nUbatch: 64 });
-    ctx.setSampler(0, { ...greedy, temperature: 0.9, seed: 7, grammar });
-    let pending = [...model.tokenize(REFERENCE_PROMPT, true, false)], pos = 0, bytes: number[] = [];
-    for (let i = 0; i < 60; i++) {
-      const n = pending.length;
-      const r = await ctx.step({ tokens: Int32Array.from(pending), positions: Int32Array.from({ length: n }, (_, k) => pos + k), seqIds: new Int32Array(n), sample: Uint8Array.from({ length: n }, (_, k) => +(k === n - 1)) });
-      pos += n;
-      const t = r.sampledTokens[0];
-      if (model.isEog(t)) break;
-      bytes.push(...model.tokenBytes(t, false));
-      pending = [t];
-    }
-    const value = JSON.parse(Buffer.from(bytes).toString("utf8"));
+    const value = JSON.parse(await sampleText(model, ctx, { ...greedy, temperature: 0.9, seed: 7, grammar }, 60));
     assert.ok(["happy", "sad"].includes(value.mood));
     assert.ok(Number.isInteger(value.age) && value.age >= 1 && value.age <= 99);
+    await ctx.dispose();
+  });
+
+  test("a lazy grammar leaves decoding free until its trigger, then forces its syntax; a refused trigger frees decoding", async () => {
+    const ctx = await createContext(model, { kvCells: 256, nSeqMax: 1, batchCapacity: 64, nUbatch: 64 });
+    const generate = (params: SamplerParams, steps = 24) => sampleText(model, ctx, params, steps);
+    // The greedy reference: ", there was a little girl named Lily. ..."
+    const lazy = (grammar: string, patterns: string[]): SamplerParams => ({ ...greedy, grammar, grammarTriggers: { patterns, tokens: [] } });
+    assert.equal(await generate(lazy('root ::= "girl called Tom."', ["girl"])), ", there was a little girl called Tom.");
+    assert.equal(await generate(lazy('root ::= "girl called Tom."', ["dragon"]), 30), REFERENCE_TEXT.slice(0, (await generate(greedy, 30)).length));
+    // " was" completes the trigger "there w" with text the grammar refuses: the grammar goes, the text stays the model's own.
+    assert.equal(await generate(lazy('root ::= "there is"', ["there w"]), 12), await generate(greedy, 12));
+    // A non-lazy grammar reads its prefix first (as the tokenizer writes it: SentencePiece's
+    // leading space included): here the whole root but for the end.
+    assert.equal(await generate({ ...greedy, grammar: 'root ::= " Once upon a time, a cat."', grammarPrefix: "Once upon a time" }), ", a cat.");
+    assert.throws(() => ctx.setSampler(0, { ...greedy, grammar: 'root ::= "abc"', grammarPrefix: "xyz" }), /the grammar refuses its prefix/);
+    assert.throws(() => ctx.setSampler(0, lazy('root ::= "a"', ["("])), /invalid grammar trigger pattern/);
+    assert.throws(() => ctx.setSampler(0, lazy('root ::= "a"', [])), /a lazy grammar needs a trigger/);
+    assert.throws(() => ctx.setSampler(0, { ...greedy, grammar: 'root ::= "a"', grammarTriggers: { patterns: [], tokens: [100_000] } }), /out of range|invalid token/);
     await ctx.dispose();
   });
 
