@@ -190,6 +190,8 @@ export const ChatRequestSchema = z.object({
   tools: z.array(ToolSchema).optional(),
   /** vllama extension (OpenAI's spelling): "none", "auto", "required" or a named function. */
   tool_choice: ChatToolChoiceSchema.optional(),
+  /** vllama extension (OpenAI's spelling): false allows at most one tool call. */
+  parallel_tool_calls: z.boolean().optional(),
 });
 export type ChatRequest = z.infer<typeof ChatRequestSchema>;
 

@@ -81,6 +81,7 @@ export const ChatCompletionRequestSchema = z.object({
   response_format: OpenAIResponseFormat.nullable().optional(),
   tools: z.array(ToolSchema).nullable().optional(),
   tool_choice: ChatToolChoiceSchema.nullable().optional(),
+  parallel_tool_calls: z.boolean().nullable().optional(),
   logprobs: z.boolean().nullable().optional(),
   top_logprobs: TopLogprobs.nullable().optional(),
   reasoning_effort: ReasoningEffortSchema.nullable().optional(),

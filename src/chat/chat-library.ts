@@ -1,10 +1,8 @@
 // llama.cpp's chat library (common/chat.h, bound by native/chat-library.cpp) for a GGUF's Jinja
 // template: the prompt and the parser of the answer for every model family's tool-call syntax,
-// exactly as llama-server renders and parses them. The project's own renderer and parser
-// (template.ts, tool-calls.ts) stay for Ollama's Go templates, templates the library only knows as
-// plain content, and forced calls (tool-choice.ts): llama.cpp's "required" grammar lets text come
-// before the call and, for Hermes-style families, any number of calls (`(tool-call space)+`): on the
-// random-weight demo model, greedy, it wrote calls until max_tokens (400 tokens, 2026-12-02).
+// exactly as llama-server renders and parses them, and the grammar that forces the family's call
+// syntax (tool-call-grammar.ts). The project's own renderer and parser (template.ts, tool-calls.ts)
+// stay for Ollama's Go templates and templates the library only knows as plain content.
 import { BadRequestError } from "../api/errors.js";
 import type { ChatMessage } from "../api/ollama.js";
 import type { Tool } from "../api/shared-fields.js";
@@ -33,8 +31,14 @@ export interface ChatLibraryParams {
 export interface ChatLibraryRequest {
   messages: ChatMessage[];
   tools: Tool[];
-  /** Whether the template should think (enable_thinking); reasoning is split off the answer either way, as llama-server does by default. */
+  /** Whether the template should think (enable_thinking). */
   enableThinking: boolean;
+  /** "deepseek" (the default, llama-server's): reasoning is split off the answer; "none": it stays content. */
+  reasoningFormat?: "deepseek" | "none";
+  /** "required": the grammar is the library's forced call (not lazy); "auto" (the default): lazy, after a trigger. */
+  toolChoice?: "auto" | "required";
+  /** false: the grammar's calls hold one function call each (tool-call-grammar.ts narrows to one); OpenAI's default is true. */
+  parallelToolCalls?: boolean;
 }
 
 export interface ChatLibraryPrompt {
@@ -72,10 +76,10 @@ export class ChatLibrary {
     const inputs = {
       messages: openAiMessages(req.messages),
       tools: req.tools,
-      tool_choice: "auto",
-      parallel_tool_calls: true, // OpenAI's default
+      tool_choice: req.toolChoice ?? "auto",
+      parallel_tool_calls: req.parallelToolCalls ?? true,
       enable_thinking: req.enableThinking,
-      reasoning_format: "auto",
+      reasoning_format: req.reasoningFormat ?? "deepseek",
       add_generation_prompt: true,
     };
     try {

@@ -26,6 +26,8 @@ export interface ChatOutputOptions {
   toolFormat?: ToolCallFormat;
   /** The prompt came from llama.cpp's chat library: its parser reads the whole answer (the fields above are unused). */
   library?: NativeChatParser;
+  /** parallel_tool_calls false: the first call is the answer's only one (the grammar allows one; a free answer may write more). */
+  oneToolCall?: boolean;
 }
 
 /** Reads an answer piece by piece; the library's parser answers asynchronously (its parses run off the JS thread). */
@@ -35,7 +37,34 @@ export interface ChatAnswerParser {
 }
 
 export function chatAnswerParser(options: ChatOutputOptions): ChatAnswerParser {
-  return options.library ? new LibraryOutputParser(options.library) : new ChatOutputParser(options);
+  const parser = options.library ? new LibraryOutputParser(options.library) : new ChatOutputParser(options);
+  return options.oneToolCall ? new FirstToolCallOnly(parser) : parser;
+}
+
+/** Passes on the first tool call and drops any later one. */
+class FirstToolCallOnly implements ChatAnswerParser {
+  private called = false;
+
+  constructor(private readonly parser: ChatAnswerParser) {}
+
+  push(text: string): ChatOutput | Promise<ChatOutput> {
+    return this.firstCall(this.parser.push(text));
+  }
+
+  finish(): ChatOutput | Promise<ChatOutput> {
+    return this.firstCall(this.parser.finish());
+  }
+
+  private firstCall(output: ChatOutput | Promise<ChatOutput>): ChatOutput | Promise<ChatOutput> {
+    if (output instanceof Promise) return output.then((o) => this.keepFirst(o));
+    return this.keepFirst(output);
+  }
+
+  private keepFirst(output: ChatOutput): ChatOutput {
+    const toolCalls = this.called ? [] : output.toolCalls.slice(0, 1);
+    this.called ||= toolCalls.length > 0;
+    return { ...output, toolCalls };
+  }
 }
 
 export class ChatOutputParser implements ChatAnswerParser {

@@ -2,12 +2,16 @@
 // over its Modelfile defaults and the request, then tokenized; for chat also how to read the
 // answer back (a prompt that opens `<think>`, the tool-call format its template teaches).
 import { BadRequestError } from "../api/errors.js";
-import type { ChatMessage, ChatRequest, GenerateRequest } from "../api/ollama.js";
+import type { ChatMessage, ChatRequest, Format, GenerateRequest } from "../api/ollama.js";
+import type { ChatToolChoice } from "../api/shared-fields.js";
 import { tokenizeText } from "../native/index.js";
-import { ChatLibrary, type ChatLibraryPrompt } from "./chat-library.js";
+import { ChatLibrary, type ChatLibraryParams, type ChatLibraryPrompt } from "./chat-library.js";
+import { forcedToolCallFormat } from "./forced-tool-call.js";
 import type { ChatOutputOptions } from "./output.js";
 import { ChatTemplate } from "./template.js";
+import { toolCallGrammar, type SamplerGrammar } from "./tool-call-grammar.js";
 import { detectToolCallFormat } from "./tool-calls.js";
+import { forcedTools } from "./tool-choice.js";
 
 /** What a model's Modelfile adds to every prompt. */
 export interface PromptDefaults {
@@ -28,6 +32,28 @@ export interface ChatPrompt {
   tokens: number[];
   /** Settings of the parser that splits the answer into thinking, content and tool calls. */
   output: ChatOutputOptions;
+  /** The chat library's grammar for the request's tools (tool-call-grammar.ts). */
+  grammar?: SamplerGrammar;
+  /** Special tokens of the call syntax that the answer's text shows as themselves. */
+  preservedTokens?: number[];
+  /** The one JSON call a forced tool_choice constrains decoding to where the library does not know the template. */
+  format?: Format;
+  /** Stop strings the chat library adds for the family (common_chat_params.additional_stops), as llama-server adds them. */
+  stop?: string[];
+}
+
+/** What a chat request's tools ask of its prompt. */
+type ToolRequest = Pick<ChatRequest, "tools" | "tool_choice" | "parallel_tool_calls">;
+
+/** The forced choice of a request whose tool_choice forces a call ("required" or a named function). */
+function forcedChoice(req: ToolRequest): ChatToolChoice | undefined {
+  return req.tools?.length && req.tool_choice !== undefined && req.tool_choice !== "auto" && req.tool_choice !== "none" ? req.tool_choice : undefined;
+}
+
+/** On the project's path, a forced call is one JSON call of the tools it allows (forced-tool-call.ts). */
+export function forcedCallFormat(req: ToolRequest): Format | undefined {
+  const forced = forcedChoice(req);
+  return forced === undefined ? undefined : forcedToolCallFormat(forcedTools(req.tools ?? [], forced));
 }
 
 /** A prompt's text before tokenization, and whether the tokenizer adds the model's BOS. */
@@ -66,7 +92,7 @@ export async function buildGeneratePrompt(
 
 /** A chat prompt's text in the model's template (its Modelfile TEMPLATE, else the GGUF's own), and how to parse its answer. */
 export function renderChatPrompt(
-  req: Pick<ChatRequest, "model" | "messages" | "tools" | "think">,
+  req: Pick<ChatRequest, "model" | "messages" | "tools" | "think" | "parallel_tool_calls">,
   defaults: PromptDefaults,
   tokenizer: Pick<PromptTokenizer, "info" | "tokenBytes">,
   imageMarker?: string,
@@ -87,6 +113,7 @@ export function renderChatPrompt(
       think: req.think !== undefined && req.think !== false,
       startsInThinking: rendered.trimEnd().endsWith("<think>"),
       toolFormat: req.tools?.length ? detectToolCallFormat(template.source) : undefined,
+      oneToolCall: req.parallel_tool_calls === false,
     },
   };
 }
@@ -97,7 +124,7 @@ export function renderChatPrompt(
  * answer; otherwise the project's own renderer and parser (renderChatPrompt).
  */
 export async function buildChatPrompt(
-  req: Pick<ChatRequest, "model" | "messages" | "tools" | "think" | "format">,
+  req: Pick<ChatRequest, "model" | "messages" | "tools" | "think" | "format" | "tool_choice" | "parallel_tool_calls">,
   defaults: PromptDefaults,
   tokenizer: PromptTokenizer,
 ): Promise<ChatPrompt> {
@@ -105,27 +132,32 @@ export async function buildChatPrompt(
   if (library) {
     const { prompt } = library.params;
     const bos = tokenizer.info.bos >= 0 ? Buffer.from(tokenizer.tokenBytes(tokenizer.info.bos, true)).toString("utf8") : "";
+    const { grammar, preservedTokens } = toolCallGrammar(library.grammarParams, tokenizer, req.parallel_tool_calls !== false);
     return {
       // A template that writes BOS itself must not get a second one from the tokenizer.
       tokens: await tokenizePrompt(tokenizer, prompt, !tokenizer.info.addBos || !prompt.startsWith(bos)),
-      output: { think: false, startsInThinking: false, library: library.parser },
+      output: { think: false, startsInThinking: false, library: library.parser, oneToolCall: req.parallel_tool_calls === false },
+      ...(grammar ? { grammar } : {}),
+      preservedTokens,
+      ...(library.params.additional_stops.length ? { stop: library.params.additional_stops } : {}),
     };
   }
   const { text, addSpecial, output } = renderChatPrompt(req, defaults, tokenizer);
-  return { tokens: await tokenizePrompt(tokenizer, text, addSpecial), output };
+  const format = forcedCallFormat(req);
+  return { tokens: await tokenizePrompt(tokenizer, text, addSpecial), output, ...(format ? { format } : {}) };
 }
 
 /**
  * The chat library's prompt for a request with tools over a Jinja template (the Modelfile's or the
  * GGUF's), when the library recognises the template's tool-call syntax (its format is not
- * content-only); else undefined. A request with a format (its own, or the one JSON call a forced
- * tool_choice makes, tool-choice.ts) keeps the project's path, whose parser reads that form.
+ * content-only), and the library's settings its grammar comes from (for a named function, those of
+ * that function alone); else undefined. A request with a response format keeps the project's path.
  */
 async function libraryPrompt(
-  req: Pick<ChatRequest, "model" | "messages" | "tools" | "think" | "format">,
+  req: Pick<ChatRequest, "model" | "messages" | "tools" | "think" | "format" | "tool_choice" | "parallel_tool_calls">,
   defaults: PromptDefaults,
   tokenizer: Pick<PromptTokenizer, "info" | "tokenBytes">,
-): Promise<ChatLibraryPrompt | undefined> {
+): Promise<(ChatLibraryPrompt & { grammarParams: ChatLibraryParams }) | undefined> {
   if (!req.tools?.length) return undefined;
   const template = ChatTemplate.cached(defaults.template ?? tokenizer.info.chatTemplate);
   if (template.kind !== "jinja" || !template.supportsTools) return undefined;
@@ -134,8 +166,20 @@ async function libraryPrompt(
   const piece = (id: number) => (id >= 0 ? Buffer.from(tokenizer.tokenBytes(id, true)).toString("utf8") : "");
   const library = await ChatLibrary.cached(template.source, piece(tokenizer.info.bos), piece(tokenizer.info.eos));
   if (!library) return undefined;
-  const applied = await library.apply({ messages, tools: req.tools, enableThinking: req.think !== false });
-  return applied.params.content_only ? undefined : applied;
+  const forced = forcedChoice(req);
+  // llama-server's defaults (common.h: enable_thinking, reasoning_format "deepseek": reasoning split
+  // off into `thinking`) unless the request turns thinking off (think false, reasoning_effort
+  // none/minimal, Anthropic's thinking disabled, a forced call): then it is neither asked nor split.
+  const thinking = req.think !== false;
+  const settings = {
+    messages, enableThinking: thinking, reasoningFormat: thinking ? "deepseek" as const : "none" as const,
+    toolChoice: forced ? "required" as const : "auto" as const, parallelToolCalls: req.parallel_tool_calls !== false,
+  };
+  const applied = await library.apply({ ...settings, tools: req.tools });
+  if (applied.params.content_only) return undefined;
+  const named = typeof forced === "object" && req.tools.length > 1;
+  const grammarParams = named ? (await library.apply({ ...settings, tools: forcedTools(req.tools, forced) })).params : applied.params;
+  return { ...applied, grammarParams };
 }
 
 function renderGenerate(

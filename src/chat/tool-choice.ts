@@ -1,12 +1,13 @@
 // tool_choice, one meaning on every API (Ollama's /api/chat as a vllama extension, OpenAI's chat
 // completions and Responses, Anthropic's Messages): "auto" offers the tools and the model decides,
 // "none" withholds them (no call can be read from the answer), "required" (Anthropic's "any") and
-// a named function force one call by constraining decoding to it (forcedToolCallFormat), which
-// leaves no room for thinking or another response format. Each API keeps its own wording.
+// a named function force a call by constraining decoding to it (the chat library's grammar for the
+// family's call syntax, tool-call-grammar.ts, or the one JSON call of forced-tool-call.ts for
+// templates the library does not know; prompt.ts decides), which leaves no room for thinking or
+// another response format. parallel_tool_calls false allows one call. Each API keeps its own wording.
 import { BadRequestError } from "../api/errors.js";
 import type { ChatRequest, Format } from "../api/ollama.js";
 import type { ChatToolChoice, Tool } from "../api/shared-fields.js";
-import { forcedToolCallFormat } from "./forced-tool-call.js";
 
 export type ToolChoice = "auto" | "none" | "required" | { name: string };
 
@@ -28,6 +29,8 @@ export interface ToolSettings {
   tools?: Tool[];
   format?: Format;
   think?: Think;
+  /** Present when a call is forced: "required" or the function named (in the chat spelling). */
+  tool_choice?: ChatToolChoice;
 }
 
 /** The tools the model is offered, the format and thinking a request's tool_choice leaves. */
@@ -44,10 +47,14 @@ export function applyToolChoice(
   if (!forced) return defined({ tools, format, think });
   if (think !== undefined && think !== false && wording.withThinking) throw new BadRequestError(wording.withThinking);
   if (format !== undefined) throw new BadRequestError(wording.withFormat);
-  if (choice === "required") return { tools, format: forcedToolCallFormat(tools), think: false };
-  const named = tools.filter((t) => t.function.name === choice.name);
-  if (named.length === 0) throw new BadRequestError(wording.unknownName(choice.name));
-  return { tools, format: forcedToolCallFormat(named), think: false };
+  if (choice === "required") return { tools, think: false, tool_choice: "required" };
+  if (!tools.some((t) => t.function.name === choice.name)) throw new BadRequestError(wording.unknownName(choice.name));
+  return { tools, think: false, tool_choice: { type: "function", function: { name: choice.name } } };
+}
+
+/** The tools a forced choice allows: all of them, or the one it names. */
+export function forcedTools(tools: readonly Tool[], choice: ChatToolChoice): Tool[] {
+  return typeof choice === "string" ? [...tools] : tools.filter((t) => t.function.name === choice.function.name);
 }
 
 /** The chat spelling (OpenAI's, and /api/chat's) in the common one. */
@@ -65,7 +72,7 @@ export function chatToolChoiceWording(formatField: string): ToolChoiceWording {
   };
 }
 
-/** /api/chat's tool_choice (a vllama extension) settled into the tools, format and thinking the request runs with. */
+/** /api/chat's tool_choice (a vllama extension) settled into the tools, format, thinking and forced choice the request runs with. */
 export function withToolChoice(req: ChatRequest): ChatRequest {
   if (req.tool_choice === undefined) return req;
   const { tool_choice, tools, format, think, ...rest } = req;

@@ -17,7 +17,7 @@ import { parseRequest } from "../api/validate.js";
 import { cappedNumPredict, parseKeepAlive, resolveLoadSettings, resolveOptions, type LoadSettings } from "./options.js";
 import { buildFimPrompt } from "../chat/fill-in-middle.js";
 import { withToolChoice } from "../chat/tool-choice.js";
-import { buildChatPrompt, buildGeneratePrompt, renderChatPrompt, renderGeneratePrompt } from "../chat/prompt.js";
+import { buildChatPrompt, buildGeneratePrompt, forcedCallFormat, renderChatPrompt, renderGeneratePrompt, type ChatPrompt } from "../chat/prompt.js";
 import { KvEventPublisher } from "../kv-events/publisher.js";
 import { ModelAdmin } from "../models/admin.js";
 import { resolveModelRef, type ModelRef } from "../models/model-ref.js";
@@ -37,7 +37,7 @@ import {
 } from "./ollama-responses.js";
 import { formatGrammar, samplerParams, sequenceLimits } from "./sampling.js";
 import { EngineOptionsSchema, type EngineOptions } from "./options.js";
-import { Sequence } from "./sequence.js";
+import { Sequence, type Vocabulary } from "./sequence.js";
 
 export type { EngineOptions } from "./options.js";
 
@@ -141,7 +141,8 @@ export class Engine implements EngineService {
     const { generation, prompt } = await this.startGeneration(model, keepAliveMs, req, init, async (runner) => {
       if (images.length === 0) return await buildChatPrompt(req, model, runner.model);
       const { text, addSpecial, output } = renderChatPrompt(req, model, runner.model, runner.projector?.marker);
-      return { ...(await runner.tokenizeWithMedia(req.model, text, images.map(decodeImage), addSpecial)), output };
+      const format = forcedCallFormat(req);
+      return { ...(await runner.tokenizeWithMedia(req.model, text, images.map(decodeImage), addSpecial)), output, ...(format ? { format } : {}) };
     });
     return chatResponses(req, generation, prompt.output);
   }
@@ -323,7 +324,7 @@ export class Engine implements EngineService {
    * Loads the model, builds the prompt with its tokenizer and submits the sequence; the model is
    * held until the sequence settles. Returns the running generation and the prompt it was built from.
    */
-  private async startGeneration<P extends { tokens: number[]; media?: MediaSpan[] }>(
+  private async startGeneration<P extends { tokens: number[]; media?: MediaSpan[] } & Partial<Pick<ChatPrompt, "grammar" | "format" | "preservedTokens" | "stop">>>(
     model: ModelRef,
     keepAliveMs: number,
     req: GenerationSettings,
@@ -345,9 +346,11 @@ export class Engine implements EngineService {
       // A prompt with images is not truncated: a cut could fall inside an image.
       const tokens = fitContext(prompt.tokens, options, req.truncate !== false && !prompt.media?.length);
       const params = samplerParams({
-        options, grammar, logprobs: req.logprobs, topLogprobs: req.top_logprobs, vocabSize: lease.runner.model.info.vocabSize,
+        options, grammar: prompt.grammar ?? (await formatGrammar(prompt.format)) ?? grammar, logprobs: req.logprobs, topLogprobs: req.top_logprobs,
+        vocabSize: lease.runner.model.info.vocabSize,
       });
-      const seq = new Sequence(tokens, params, sequenceLimits(options), lease.runner.model, prompt.media);
+      const vocab = withPreservedTokens(lease.runner.model, prompt.preservedTokens ?? []);
+      const seq = new Sequence(tokens, params, sequenceLimits({ ...options, stop: [...options.stop, ...(prompt.stop ?? [])] }), vocab, prompt.media);
       lease.runner.submit(seq, init.signal);
       seq.events.onSettled(() => lease.release(keepAliveMs));
       return { generation: { events: seq.events, startedAt, loadNs: lease.loadNs, admittedAt: () => seq.admittedAt }, prompt };
@@ -396,6 +399,13 @@ function buildInsertPrompt(req: GenerateRequest, tokenizer: NativeModel, options
     model: req.model, prefix: req.prompt ?? "", suffix: req.suffix ?? "",
     numCtx: options.num_ctx, truncatedRoom: truncatedRoom(options), truncate: req.truncate !== false,
   }, tokenizer);
+}
+
+/** The model's vocabulary, with the call syntax's special tokens shown as text in the answer (as llama-server's preserved tokens are). */
+function withPreservedTokens(model: NativeModel, preserved: readonly number[]): Vocabulary {
+  if (preserved.length === 0) return model;
+  const shown = new Set(preserved);
+  return { tokenBytes: (token, special) => model.tokenBytes(token, special || shown.has(token)), isEog: (token) => model.isEog(token) };
 }
 
 function rpcWorkerFields(share: RpcWorkerShare) {

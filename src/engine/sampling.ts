@@ -3,13 +3,14 @@ import { BadRequestError } from "../api/errors.js";
 import type { Format } from "../api/ollama.js";
 import type { ResolvedOptions } from "./options.js";
 import { jsonSchemaToGrammar, type SamplerParams } from "../native/index.js";
+import type { SamplerGrammar } from "../chat/tool-call-grammar.js";
 import { checkJsonSchema } from "./json-schema-check.js";
 import type { SequenceLimits } from "./sequence.js";
 
 export interface SamplingRequest {
   options: ResolvedOptions;
-  /** GBNF from `formatGrammar(format)`, converted before the request takes a place. */
-  grammar?: string;
+  /** GBNF from `formatGrammar(format)`, converted before the request takes a place, or the chat library's for the request's tools. */
+  grammar?: SamplerGrammar;
   logprobs?: boolean;
   topLogprobs?: number;
   /** The model's vocabulary size: `logit_bias` may name only its tokens. */
@@ -31,7 +32,7 @@ export function samplerParams(req: SamplingRequest): SamplerParams {
     presencePenalty: o.presence_penalty,
     frequencyPenalty: o.frequency_penalty,
     logitBias: logitBias(o.logit_bias, req.vocabSize),
-    grammar: req.grammar,
+    ...req.grammar,
     logprobs: req.logprobs ?? false,
     topLogprobs: req.topLogprobs ?? 0,
     minTokens: o.min_tokens,
@@ -54,12 +55,12 @@ export function sequenceLimits(options: ResolvedOptions): SequenceLimits {
  * `format: "json"` is any JSON object; a JSON schema object constrains output to that schema.
  * The schema is bounded first, then converted off the JS thread (native/addon.cpp).
  */
-export async function formatGrammar(format: Format | undefined): Promise<string | undefined> {
+export async function formatGrammar(format: Format | undefined): Promise<SamplerGrammar | undefined> {
   if (format === undefined) return undefined;
   if (format !== "json") checkJsonSchema(format, "format");
   const schema = format === "json" ? { type: "object" } : format;
   try {
-    return await jsonSchemaToGrammar(schema);
+    return { grammar: await jsonSchemaToGrammar(schema) };
   } catch (error) {
     throw new BadRequestError(`invalid format: ${(error as Error).message}`);
   }

@@ -170,7 +170,8 @@ function samplingOptions(body: MessageCreateParams): Options {
 }
 
 function toChatRequest(body: MessageCreateParams): ChatRequest {
-  const { tools, format, think } = toolsFormatAndThink(body);
+  const { tools, format, think, tool_choice } = toolsFormatAndThink(body);
+  const oneCall = body.tool_choice !== undefined && "disable_parallel_tool_use" in body.tool_choice && body.tool_choice.disable_parallel_tool_use === true;
   return {
     model: body.model,
     messages: toOllamaMessages(body),
@@ -179,16 +180,22 @@ function toChatRequest(body: MessageCreateParams): ChatRequest {
     ...(tools ? { tools } : {}),
     ...(format !== undefined ? { format } : {}),
     ...(think !== undefined ? { think } : {}),
+    ...(tool_choice !== undefined ? { tool_choice } : {}),
+    ...(tools && oneCall ? { parallel_tool_calls: false } : {}),
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Responses: native -> Anthropic
 
-/** Why the answer ended, and the stop sequence that ended it (the engine names the one that matched). */
-function stopOf(final: ChatResponse, calledTools: boolean): { stop_reason: StopReason; stop_sequence: string | null } {
+/**
+ * Why the answer ended, and the stop sequence that ended it (the engine names the one that
+ * matched). A stop string the request did not send (the chat library's end of a family's turn) is
+ * the end of the turn.
+ */
+function stopOf(final: ChatResponse, calledTools: boolean, requested: readonly string[]): { stop_reason: StopReason; stop_sequence: string | null } {
   if (calledTools) return { stop_reason: "tool_use", stop_sequence: null };
-  if (final.stop_sequence !== undefined) return { stop_reason: "stop_sequence", stop_sequence: final.stop_sequence };
+  if (final.stop_sequence !== undefined && requested.includes(final.stop_sequence)) return { stop_reason: "stop_sequence", stop_sequence: final.stop_sequence };
   return { stop_reason: final.done_reason === "length" ? "max_tokens" : "end_turn", stop_sequence: null };
 }
 
@@ -222,16 +229,16 @@ function emptyMessage(id: string, model: string): Message {
 }
 
 /** Thinking first, then the text (always present unless the answer is only tool calls), then tool uses. */
-function toMessage(response: ChatResponse, id: string, model: string): Message {
+function toMessage(response: ChatResponse, id: string, body: MessageCreateParams): Message {
   const { content, thinking, tool_calls: calls = [] } = response.message;
   const blocks: ContentBlock[] = [];
   if (thinking) blocks.push({ type: "thinking", thinking, signature: "" });
   if (content !== "" || calls.length === 0) blocks.push({ type: "text", text: content, citations: null });
   blocks.push(...calls.map(toolUseBlock));
   return {
-    ...emptyMessage(id, model),
+    ...emptyMessage(id, body.model),
     content: blocks,
-    ...stopOf(response, calls.length > 0),
+    ...stopOf(response, calls.length > 0, body.stop_sequences ?? []),
     usage: usage(response),
   };
 }
@@ -281,8 +288,8 @@ class StreamedBlocks {
  * message_start (usage not known yet), ping, the content blocks as they stream, message_delta
  * with the stop reason and the whole usage, message_stop.
  */
-async function* toMessageStreamEvents(chunks: AsyncIterable<ChatResponse>, id: string, model: string): AsyncGenerator<MessageStreamEvent> {
-  yield { type: "message_start", message: emptyMessage(id, model) };
+async function* toMessageStreamEvents(chunks: AsyncIterable<ChatResponse>, id: string, body: MessageCreateParams): AsyncGenerator<MessageStreamEvent> {
+  yield { type: "message_start", message: emptyMessage(id, body.model) };
   yield { type: "ping" };
   const blocks = new StreamedBlocks();
   let calledTools = false;
@@ -300,7 +307,7 @@ async function* toMessageStreamEvents(chunks: AsyncIterable<ChatResponse>, id: s
     yield* blocks.close();
     yield {
       type: "message_delta",
-      delta: { ...stopOf(chunk, calledTools), stop_details: null, container: null },
+      delta: { ...stopOf(chunk, calledTools, body.stop_sequences ?? []), stop_details: null, container: null },
       usage: deltaUsage(chunk),
     };
     yield { type: "message_stop" };
@@ -320,10 +327,10 @@ export function anthropicHandlers({ engine, config }: ServerDeps) {
       if (!request.stream) {
         const response = expectSingle(result);
         noteUsage(res, response);
-        res.json(toMessage(response, id, body.model));
+        res.json(toMessage(response, id, body));
         return;
       }
-      await writeStream(res, "sse-events", toMessageStreamEvents(notingUsage(res, expectStream(result)), id, body.model));
+      await writeStream(res, "sse-events", toMessageStreamEvents(notingUsage(res, expectStream(result)), id, body));
     },
 
     /** The prompt's tokens as the model's template renders it: system, messages and the tools offered. */

@@ -185,6 +185,7 @@ export function toChatRequest(body: ChatCompletionRequest): ChatRequest {
     think: body.reasoning_effort != null ? thinkOf(body.reasoning_effort) : undefined,
   }, chatToolChoiceWording("response_format"));
   Object.assign(request, settings);
+  if (body.parallel_tool_calls === false && settings.tools) request.parallel_tool_calls = false;
   if (body.logprobs) {
     request.logprobs = true;
     if (body.top_logprobs != null) request.top_logprobs = body.top_logprobs;

@@ -162,7 +162,7 @@ function toolsFormatAndThink(body: ResponseCreateParams) {
 }
 
 function toChatRequest(body: ResponseCreateParams): ChatRequest {
-  const { tools, format, think } = toolsFormatAndThink(body);
+  const { tools, format, think, tool_choice } = toolsFormatAndThink(body);
   return {
     model: body.model,
     messages: toOllamaMessages(body),
@@ -171,6 +171,8 @@ function toChatRequest(body: ResponseCreateParams): ChatRequest {
     ...(tools ? { tools } : {}),
     ...(format !== undefined ? { format } : {}),
     ...(think !== undefined ? { think } : {}),
+    ...(tool_choice !== undefined ? { tool_choice } : {}),
+    ...(tools && body.parallel_tool_calls === false ? { parallel_tool_calls: false } : {}),
   };
 }
 

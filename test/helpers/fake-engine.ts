@@ -113,7 +113,7 @@ export class FakeEngine implements EngineService {
     const reply = callsTool
       ? hermesToolCall(req.tools![0]!.function.name, { query: lastUser })
       : req.format !== undefined ? JSON_REPLY_TOKENS : REPLY_TOKENS;
-    const output = { think: false, startsInThinking: false, toolFormat: req.tools?.length ? ("hermes" as const) : undefined };
+    const output = { think: false, startsInThinking: false, toolFormat: req.tools?.length ? ("hermes" as const) : undefined, oneToolCall: req.parallel_tool_calls === false };
     return chatResponses(req, this.admit(reply, req, init), output);
   }
 

@@ -1,7 +1,10 @@
 // Chat requests with tools over the HTTP APIs, on random-weight fixture models carrying the
 // bundle's real chat templates (tokenizer.chat_template): a request the model may answer with a
-// call is prompted by llama.cpp's chat library; a forced call (tool_choice required, the project's
-// one JSON call) still comes back as tool_calls on all four APIs; a template that throws is a 400.
+// call is prompted by llama.cpp's chat library; a forced call (tool_choice required: the library's
+// grammar for the family's syntax) comes back as tool_calls on all four APIs, exactly one with
+// parallel_tool_calls false; a template that throws is a 400. (The lazy grammar of tool_choice
+// auto is tested on the native sampler, test/native/native.test.ts: a random model writes no
+// family's trigger, and one written by logit_bias stays biased inside the call.)
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -10,7 +13,8 @@ import { after, before, describe, test } from "node:test";
 import { pino } from "pino";
 import { ChatLibrary } from "../../src/chat/chat-library.js";
 import { Engine } from "../../src/engine/engine.js";
-import { writeSyntheticModel } from "../../src/gguf/synthetic.js";
+import { readGgufHeader } from "../../src/gguf/reader.js";
+import { vocabPath, writeSyntheticModel } from "../../src/gguf/synthetic.js";
 import { startServer, type RunningServer } from "../../src/server/index.js";
 import { repoRoot } from "../helpers/models.js";
 
@@ -22,6 +26,18 @@ const template = (name: string) => readFileSync(path.join(repoRoot, "deps", "lla
 // token on this 2-core machine (2026-12-02): two families here, the per-family parses are in
 // test/chat/chat-library.test.ts.
 const FAMILIES = ["Qwen-Qwen2.5-7B-Instruct", "mistralai-Mistral-Nemo-Instruct-2407"];
+
+/**
+ * Qwen2's tokens that are whitespace only (byte-level BPE: Ġ space, Ċ newline, ĉ tab, č return).
+ * The random weights favour the whitespace the library's grammars allow between a call's parts
+ * (up to 2 newlines and 20 blanks at each): biased away, a forced call takes a few dozen tokens.
+ */
+async function qwen2WhitespaceTokens(): Promise<number[]> {
+  const header = await readGgufHeader(vocabPath("qwen2"));
+  const tokens = header.metadata.get("tokenizer.ggml.tokens");
+  assert.equal(tokens?.type, "array");
+  return (tokens.value as string[]).flatMap((text, id) => (/^[ĠĊĉč]+$/.test(text) ? [id] : []));
+}
 const modelName = (family: string) => family.toLowerCase().replace(/[^a-z0-9-]/g, "-");
 
 // An enum argument keeps the forced call short whatever the random weights prefer.
@@ -71,8 +87,9 @@ describe("chat requests with tools over real templates, over HTTP", () => {
   });
 
   test("/api/chat with tool_choice required gets the call back as tool_calls", async () => {
+    const compact = Object.fromEntries((await qwen2WhitespaceTokens()).map((id) => [id, -100]));
     const answers = await Promise.all(FAMILIES.map((family) => post("/api/chat", {
-      model: modelName(family), messages, tools: [tool], tool_choice: "required", stream: false, options: { num_predict: 120, temperature: 0 },
+      model: modelName(family), messages, tools: [tool], tool_choice: "required", stream: false, options: { num_predict: 120, temperature: 0, logit_bias: compact },
     })));
     answers.forEach(({ status, body }, i) => {
       const family = FAMILIES[i]!;
@@ -114,6 +131,25 @@ describe("chat requests with tools over real templates, over HTTP", () => {
     const chunks = (await res.text()).split("\n").filter((l) => l.startsWith("data: {")).map((l) => JSON.parse(l.slice(6)));
     const streamed = chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? []);
     assert.equal(streamed[0]?.function?.name, "get_forecast", JSON.stringify(chunks));
+  });
+
+  test("parallel_tool_calls false: a forced call is exactly one call on /api/chat and OpenAI's chat", async () => {
+    const model = modelName("Qwen-Qwen2.5-7B-Instruct");
+    const compact = Object.fromEntries((await qwen2WhitespaceTokens()).map((id) => [id, -100]));
+    const [ollama, openai] = await Promise.all([
+      post("/api/chat", {
+        model, messages, tools: [tool], tool_choice: "required", parallel_tool_calls: false, stream: false,
+        options: { num_predict: 60, temperature: 0, logit_bias: compact },
+      }),
+      post("/v1/chat/completions", { model, messages, tools: [tool], tool_choice: "required", parallel_tool_calls: false, max_tokens: 60, temperature: 0, logit_bias: compact }),
+    ]);
+    assert.equal(ollama.status, 200, JSON.stringify(ollama.body));
+    assert.equal(ollama.body.message.tool_calls?.length, 1, JSON.stringify(ollama.body.message));
+    // The grammar allows nothing after the one call: the answer ends there, well before the limit.
+    assert.equal(ollama.body.done_reason, "stop");
+    assert.equal(openai.status, 200, JSON.stringify(openai.body));
+    assert.equal(openai.body.choices[0].finish_reason, "tool_calls");
+    assert.equal(openai.body.choices[0].message.tool_calls.length, 1);
   });
 
   test("a template that throws on tools is a 400 in each API's shape with its message; other requests still run", async () => {

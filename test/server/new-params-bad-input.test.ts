@@ -1,5 +1,5 @@
-// Bad values of the agent-API parameters (n, prompt lists, min_tokens, tool_choice, suffix's
-// companions): each a 400 naming the field, sent while an unrelated streamed request is in
+// Bad values of the agent-API parameters (n, prompt lists, min_tokens, tool_choice,
+// parallel_tool_calls, suffix's companions): each a 400 naming the field, sent while an unrelated streamed request is in
 // flight, which still completes whole.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -29,6 +29,10 @@ const CASES: Array<{ name: string; path: string; body: object; error: RegExp }> 
   { name: "ollama chat tool_choice with format", path: "/api/chat", body: chat({ tools, tool_choice: "required", format: "json" }), error: /^format cannot be combined with a tool_choice that forces a call$/ },
   { name: "ollama generate min_tokens -1", path: "/api/generate", body: complete({ options: { min_tokens: -1 } }), error: /^invalid options\.min_tokens: must be >= 0$/ },
   { name: "anthropic tool_choice unknown tool", path: "/v1/messages", body: chat({ max_tokens: 8, tools: [{ name: "get_weather", input_schema: { type: "object" } }], tool_choice: { type: "tool", name: "nope" } }), error: /^invalid tool_choice\.name: no tool named "nope"$/ },
+  { name: "chat parallel_tool_calls not a boolean", path: "/v1/chat/completions", body: chat({ tools, parallel_tool_calls: "no" }), error: /^invalid parallel_tool_calls/ },
+  { name: "ollama chat parallel_tool_calls not a boolean", path: "/api/chat", body: chat({ tools, parallel_tool_calls: 0 }), error: /^invalid parallel_tool_calls/ },
+  { name: "responses parallel_tool_calls not a boolean", path: "/v1/responses", body: { model, input: "hi", parallel_tool_calls: "false" }, error: /^invalid parallel_tool_calls/ },
+  { name: "anthropic disable_parallel_tool_use not a boolean", path: "/v1/messages", body: chat({ max_tokens: 8, tools: [{ name: "get_weather", input_schema: { type: "object" } }], tool_choice: { type: "auto", disable_parallel_tool_use: "yes" } }), error: /^invalid tool_choice/ },
   { name: "responses tool_choice required without tools", path: "/v1/responses", body: { model, input: "hi", tool_choice: "required" }, error: /^invalid tool_choice: forcing a call needs tools$/ },
 ];
 

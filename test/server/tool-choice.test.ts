@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
 import type { ChatRequest } from "../../src/api/ollama.js";
+import { forcedCallFormat } from "../../src/chat/prompt.js";
 import { withToolChoice } from "../../src/chat/tool-choice.js";
 import { FakeEngine } from "../helpers/fake-engine.js";
 import { serveDuringSuite } from "../helpers/served.js";
@@ -22,14 +23,16 @@ describe("tool_choice", () => {
 
   const messages = [{ role: "user" as const, content: "hi" }];
 
-  test("/v1/chat/completions: required and a named function force a call by format; none withholds the tools", async () => {
+  test("/v1/chat/completions: required and a named function reach the engine as a forced choice (one JSON call where the chat library does not know the template); none withholds the tools", async () => {
     const ask = (tool_choice: OpenAI.Chat.ChatCompletionToolChoiceOption) =>
       served.openai.chat.completions.create({ model: "fake-model", messages, tools: [weather, time], tool_choice });
     await ask("required");
-    assert.deepEqual(served.engine.lastChatRequest().format, { anyOf: [callOf(weather), callOf(time)] });
+    assert.equal(served.engine.lastChatRequest().tool_choice, "required");
+    assert.equal(served.engine.lastChatRequest().format, undefined);
+    assert.deepEqual(forcedCallFormat(served.engine.lastChatRequest()), { anyOf: [callOf(weather), callOf(time)] });
     assert.equal(served.engine.lastChatRequest().think, false);
     await ask({ type: "function", function: { name: "get_time" } });
-    assert.deepEqual(served.engine.lastChatRequest().format, callOf(time));
+    assert.deepEqual(forcedCallFormat(served.engine.lastChatRequest()), callOf(time));
     assert.equal(served.engine.lastChatRequest().tools?.length, 2);
     const none = await ask("none");
     assert.equal(served.engine.lastChatRequest().tools, undefined);
@@ -39,9 +42,32 @@ describe("tool_choice", () => {
     assert.equal(auto.choices[0]!.finish_reason, "tool_calls");
   });
 
+  test("parallel_tool_calls false reaches the engine from every API (Anthropic's disable_parallel_tool_use); without tools it is moot", async () => {
+    await served.openai.chat.completions.create({ model: "fake-model", messages, tools: [weather], parallel_tool_calls: false });
+    assert.equal(served.engine.lastChatRequest().parallel_tool_calls, false);
+    await served.openai.chat.completions.create({ model: "fake-model", messages, tools: [weather] });
+    assert.equal(served.engine.lastChatRequest().parallel_tool_calls, undefined);
+    await served.openai.chat.completions.create({ model: "fake-model", messages, parallel_tool_calls: false });
+    assert.equal(served.engine.lastChatRequest().parallel_tool_calls, undefined);
+    const responses = await served.openai.responses.create({
+      model: "fake-model", input: "hi", parallel_tool_calls: false, tools: [{ type: "function", name: "get_weather", parameters: weather.function.parameters, strict: false }],
+    });
+    assert.equal(served.engine.lastChatRequest().parallel_tool_calls, false);
+    assert.equal(responses.parallel_tool_calls, false);
+    await served.anthropic.messages.create({
+      model: "fake-model", max_tokens: 8, messages, tools: [{ name: "get_weather", input_schema: { type: "object" } }], tool_choice: { type: "auto", disable_parallel_tool_use: true },
+    });
+    assert.equal(served.engine.lastChatRequest().parallel_tool_calls, false);
+    const ollama = await served.ollama.chat({ model: "fake-model", messages, tools: [weather], stream: false, parallel_tool_calls: false } as { model: string; messages: typeof messages; stream: false });
+    assert.equal(served.engine.lastChatRequest().parallel_tool_calls, false);
+    assert.equal(ollama.message.tool_calls?.length, 1);
+  });
+
   test("/api/chat takes the same tool_choice", () => {
     const req: ChatRequest = { model: "m", messages, tools: [weather, time], tool_choice: { type: "function", function: { name: "get_weather" } } };
-    assert.deepEqual(withToolChoice(req), { model: "m", messages, tools: [weather, time], format: callOf(weather), think: false });
+    const forced = withToolChoice(req);
+    assert.deepEqual(forced, { model: "m", messages, tools: [weather, time], tool_choice: req.tool_choice, think: false });
+    assert.deepEqual(forcedCallFormat(forced), callOf(weather));
     assert.deepEqual(withToolChoice({ ...req, tool_choice: "none" }), { model: "m", messages });
     assert.deepEqual(withToolChoice({ ...req, tool_choice: "auto", think: true }), { model: "m", messages, tools: [weather, time], think: true });
     const untouched = { model: "m", messages, tools: [weather] };
