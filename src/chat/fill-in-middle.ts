@@ -6,6 +6,7 @@
 // then writes the middle and ends with an end-of-generation token (llama.cpp counts FIM_PAD,
 // FIM_REP and FIM_SEP among them).
 import { BadRequestError } from "../api/errors.js";
+import { tokenizeText } from "../native/index.js";
 
 /** The vocabulary's FIM token ids, -1 where it has none (llama_vocab_fim_*). */
 export interface FimTokens {
@@ -20,6 +21,7 @@ export interface FimTokens {
 export interface FimTokenizer {
   readonly info: { bos: number; addBos: boolean; fim: FimTokens };
   tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array;
+  tokenizeAsync(text: string, addSpecial: boolean, parseSpecial: boolean): Promise<Int32Array>;
 }
 
 export interface FimRequest {
@@ -43,19 +45,19 @@ export function missingFimTokens(fim: FimTokens): string | undefined {
 
 const FIM_NAMES = { pre: "prefix", suf: "suffix", mid: "middle" } as const;
 
-export function buildFimPrompt(req: FimRequest, tokenizer: FimTokenizer): number[] {
+/** The prompt's tokens; a long prefix or suffix is tokenized off the JS thread (tokenizeText). */
+export async function buildFimPrompt(req: FimRequest, tokenizer: FimTokenizer): Promise<number[]> {
   const { fim, bos, addBos } = tokenizer.info;
   const missing = missingFimTokens(fim);
   if (missing) throw new BadRequestError(`${req.model} does not support insert: ${missing}`);
   // Plain text: markers typed into the code are not the model's special tokens.
-  const text = (s: string) => [...tokenizer.tokenize(s, false, false)];
+  const text = async (s: string) => [...(await tokenizeText(tokenizer, s, false, false))];
   const fixed = [
-    ...(fim.rep >= 0 ? [fim.rep, ...text("myproject\n")] : []),
-    ...(fim.sep >= 0 ? [fim.sep, ...text("filename\n")] : []),
+    ...(fim.rep >= 0 ? [fim.rep, ...(await text("myproject\n"))] : []),
+    ...(fim.sep >= 0 ? [fim.sep, ...(await text("filename\n"))] : []),
     ...(addBos ? [bos] : []),
   ];
-  const prefix = text(req.prefix);
-  const suffix = text(req.suffix);
+  const [prefix, suffix] = await Promise.all([text(req.prefix), text(req.suffix)]);
   const { prefixTake, suffixTake } = fitFim(prefix.length, suffix.length, fixed.length + 3, req);
   return [
     ...fixed,

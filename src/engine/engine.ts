@@ -117,7 +117,7 @@ export class Engine implements EngineService {
     const { generation } = await this.startGeneration(model, keepAliveMs, req, init, async (runner, options) => {
       if (req.suffix !== undefined) {
         if (images.length) throw new BadRequestError("images cannot be combined with suffix");
-        return { tokens: buildInsertPrompt(req, runner.model, options) };
+        return { tokens: await buildInsertPrompt(req, runner.model, options) };
       }
       if (images.length === 0) return { tokens: await buildGeneratePrompt(req, model, runner.model) };
       const { text, addSpecial } = renderGeneratePrompt(req, model, runner.projector?.marker);
@@ -392,7 +392,7 @@ function truncatedRoom(options: ContextOptions): number {
 }
 
 /** A generate request with a `suffix`: fill in the middle with the model's FIM tokens. */
-function buildInsertPrompt(req: GenerateRequest, tokenizer: NativeModel, options: ContextOptions): number[] {
+function buildInsertPrompt(req: GenerateRequest, tokenizer: NativeModel, options: ContextOptions): Promise<number[]> {
   if (req.raw) throw new BadRequestError("raw mode does not support suffix");
   if (req.context?.length) throw new BadRequestError("context cannot be combined with suffix");
   return buildFimPrompt({

@@ -13,7 +13,7 @@ import { Engine } from "../../src/engine/engine.js";
 import { readGgufHeader } from "../../src/gguf/reader.js";
 import { writeSyntheticModel } from "../../src/gguf/synthetic.js";
 import { modelCapabilities } from "../../src/models/gguf-info.js";
-import { loadModel, type NativeModel } from "../../src/native/index.js";
+import { loadModel, SYNC_TOKENIZE_MAX_CHARS, type NativeModel } from "../../src/native/index.js";
 import { storiesPath } from "../helpers/models.js";
 
 // Qwen2.5-Coder's FIM tokens: the bundle's Qwen2 vocabulary has [PAD] placeholders in their
@@ -57,8 +57,8 @@ describe("fill-in-the-middle prompt", () => {
     for (const id of [FIM_PREFIX, FIM_SUFFIX, FIM_MIDDLE]) assert.equal(qwen.isEog(id), false, `token ${id}`);
   });
 
-  test("llama-server's layout: repo and file markers, then prefix, suffix, middle", () => {
-    const tokens = buildFimPrompt(fim(), qwen);
+  test("llama-server's layout: repo and file markers, then prefix, suffix, middle", async () => {
+    const tokens = await buildFimPrompt(fim(), qwen);
     assert.deepEqual(tokens, [
       REPO_NAME, ...text("myproject\n"), FILE_SEP, ...text("filename\n"),
       FIM_PREFIX, ...text(PREFIX), FIM_SUFFIX, ...text(SUFFIX), FIM_MIDDLE,
@@ -69,17 +69,17 @@ describe("fill-in-the-middle prompt", () => {
     );
   });
 
-  test("special-token text in the code stays text", () => {
-    const tokens = buildFimPrompt(fim({ prefix: "x = '<|fim_middle|>'" }), qwen);
+  test("special-token text in the code stays text", async () => {
+    const tokens = await buildFimPrompt(fim({ prefix: "x = '<|fim_middle|>'" }), qwen);
     assert.equal(tokens.filter((t) => t === FIM_MIDDLE).length, 1);
     assert.equal(tokens.at(-1), FIM_MIDDLE);
   });
 
-  test("a prompt over the context keeps the prefix's end and the suffix's start, 3:1", () => {
+  test("a prompt over the context keeps the prefix's end and the suffix's start, 3:1", async () => {
     const prefix = Array.from({ length: 200 }, (_, i) => `p${i}`).join(" ");
     const suffix = Array.from({ length: 200 }, (_, i) => `s${i}`).join(" ");
-    const whole = buildFimPrompt(fim({ prefix, suffix }), qwen);
-    const cut = buildFimPrompt(fim({ prefix, suffix, numCtx: 128, truncatedRoom: 96 }), qwen);
+    const whole = await buildFimPrompt(fim({ prefix, suffix }), qwen);
+    const cut = await buildFimPrompt(fim({ prefix, suffix, numCtx: 128, truncatedRoom: 96 }), qwen);
     assert.ok(whole.length > 128);
     assert.equal(cut.length, 96);
     const markers = cut.indexOf(FIM_PREFIX) + 3;
@@ -91,7 +91,24 @@ describe("fill-in-the-middle prompt", () => {
     const suffixTokens = text(suffix);
     assert.deepEqual(cut.slice(cut.indexOf(FIM_PREFIX) + 1, cut.indexOf(FIM_SUFFIX)), prefixTokens.slice(prefixTokens.length - prefixKept));
     assert.deepEqual(cut.slice(cut.indexOf(FIM_SUFFIX) + 1, -1), suffixTokens.slice(0, suffixKept));
-    assert.throws(() => buildFimPrompt(fim({ prefix, suffix, numCtx: 128, truncatedRoom: 96, truncate: false }), qwen), /exceeds the context length \(num_ctx 128\)/);
+    await assert.rejects(buildFimPrompt(fim({ prefix, suffix, numCtx: 128, truncatedRoom: 96, truncate: false }), qwen), /exceeds the context length \(num_ctx 128\)/);
+  });
+
+  test("a long prefix or suffix is tokenized off the JS thread, to the same tokens", async () => {
+    const long = "def f(x):\n    return x\n".repeat(Math.ceil((SYNC_TOKENIZE_MAX_CHARS + 1) / 24));
+    const offThread: string[] = [];
+    const watched = {
+      info: qwen.info,
+      tokenize: (text: string, addSpecial: boolean, parseSpecial: boolean) => qwen.tokenize(text, addSpecial, parseSpecial),
+      tokenizeAsync: (text: string, addSpecial: boolean, parseSpecial: boolean) => {
+        offThread.push(text);
+        return qwen.tokenizeAsync(text, addSpecial, parseSpecial);
+      },
+    };
+    const tokens = await buildFimPrompt(fim({ prefix: long, suffix: long, numCtx: 100_000 }), watched);
+    assert.deepEqual(offThread, [long, long]);
+    assert.deepEqual(tokens, await buildFimPrompt(fim({ prefix: long, suffix: long, numCtx: 100_000 }), qwen));
+    assert.deepEqual(tokens.slice(tokens.indexOf(FIM_PREFIX) + 1, tokens.indexOf(FIM_SUFFIX)), text(long));
   });
 
   test("show lists insert for the qwen2 vocabulary and not for stories260K's", async () => {
@@ -110,7 +127,7 @@ describe("fill-in-the-middle generation", () => {
     const r = await engine.generate({ model: qwenPath, prompt: PREFIX, suffix: SUFFIX, stream: false, options: endsAtPad });
     assert.equal(r.done_reason, "stop");
     assert.equal(r.response, "");
-    assert.equal(r.prompt_eval_count, buildFimPrompt(fim(), qwen).length);
+    assert.equal(r.prompt_eval_count, (await buildFimPrompt(fim(), qwen)).length);
   });
 
   test("min_tokens holds the end-of-FIM token off for that many tokens, in the sampler", async () => {
