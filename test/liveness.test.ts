@@ -1,11 +1,10 @@
 // Liveness under abuse (issue 13, docs/RELIABILITY.md): while each attack of findings 1-3 and 7
 // is in flight, sent again as soon as it is answered (a 10,000-long $ref chain, a 100,000-value
 // enum and a served 256-value one, a 16,000-message chat, a 10 MB prompt, slowloris sockets), an
-// unrelated request to the same model and /api/version are answered, and each attack gets its
-// status. Their times beside their normal ones, measured first in the same test, are reported
-// (test diagnostics): the issue's bounds (2x, 100 ms) are not asserted, as they do not hold yet
-// (figures in docs/RELIABILITY.md). Also: /ready fails while the queue is full and recovers
-// after. Real engine and server, stories260K.
+// unrelated request to the same model is answered within 2x its normal time, measured first in
+// the same test (beside the served enum it is only reported: its grammar's cost is in the shared
+// step), /api/version within 100 ms, and each attack gets its status. Also: /ready fails while
+// the queue is full and recovers after. Real engine and server, stories260K.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { once } from "node:events";
@@ -62,6 +61,10 @@ function slowloris() {
 // A failed send is posted as its message, which the test's check of the statuses then shows.
 if (attack.path === "slowloris") slowloris(); else repeat().catch((error) => parentPort.postMessage(String(error))).then(() => process.exit(0));
 `;
+
+/** The issue's bounds: the unrelated request within 2x its normal time, /api/version within 100 ms. */
+const NEIGHBOUR_BOUND = 2;
+const VERSION_BOUND_MS = 100;
 
 const enumOf = (n: number) => ({ type: "string", enum: Array.from({ length: n }, (_, i) => `value number ${i}`) });
 
@@ -121,7 +124,10 @@ describe("liveness under abuse (findings 1-3 and 7)", () => {
     worker.on("message", (status: number) => statuses.push(status));
     worker.on("error", () => statuses.push(-1)); // shows in the check of the statuses, as a failed send does
     try {
-      await new Promise((resolve) => setTimeout(resolve, 500)); // under way
+      // Under way: its first answer is in (the server's body threads have started), or, for
+      // slowloris, which gets none, its sockets are open.
+      const answered = once(worker, "message");
+      await (attack.path === "slowloris" ? new Promise((resolve) => setTimeout(resolve, 500)) : answered);
       return { result: await measure(), statuses };
     } finally {
       worker.postMessage("stop");
@@ -129,11 +135,14 @@ describe("liveness under abuse (findings 1-3 and 7)", () => {
     }
   }
 
-  /** The unrelated request's median time over 2, with /api/version asked 3 times during each. */
+  /**
+   * The unrelated request's median time over 5 (on the shared machine one run alone varied 2x),
+   * with /api/version asked 3 times during each.
+   */
   async function measureService(): Promise<{ unrelatedMs: number; versionMaxMs: number }> {
     const unrelatedMs: number[] = [];
     const versionMs: number[] = [];
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < 5; i++) {
       const [ms] = await Promise.all([timed(unrelated), (async () => {
         for (let j = 0; j < 3; j++) versionMs.push(await timed(version));
       })()]);
@@ -143,16 +152,21 @@ describe("liveness under abuse (findings 1-3 and 7)", () => {
   }
 
   const user = { role: "user", content: "hi" };
-  const ATTACKS: Array<Attack & { name: string; statuses: number[] }> = [
-    { name: "a 10,000-long $ref chain", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "hi", format: refChain(10_000) }), statuses: [400] },
-    { name: "a 100,000-value enum", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "hi", format: enumOf(100_000) }), statuses: [400] },
-    { name: "a 256-value enum", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "hi", stream: false, format: enumOf(256), options: { num_predict: 8 } }), statuses: [200] },
-    { name: "16,000 messages", path: "/api/chat", body: JSON.stringify({ model: storiesPath, stream: false, messages: Array(16_000).fill(user) }), statuses: [400] },
-    { name: "a 10 MB prompt", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "once upon a time ".repeat(600_000), options: { num_predict: 1 } }), statuses: [413] },
-    { name: "slowloris", path: "slowloris", body: "", statuses: [] },
+  /**
+   * `neighbourBound`: the unrelated request is held to 2x its normal time. Not beside the served
+   * 256-value enum: its grammar checks run inside the model's shared step (finding 2's remaining
+   * cost, docs/RELIABILITY.md), which no JS-thread fix removes.
+   */
+  const ATTACKS: Array<Attack & { name: string; statuses: number[]; neighbourBound: boolean }> = [
+    { name: "a 10,000-long $ref chain", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "hi", format: refChain(10_000) }), statuses: [400], neighbourBound: true },
+    { name: "a 100,000-value enum", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "hi", format: enumOf(100_000) }), statuses: [400], neighbourBound: true },
+    { name: "a 256-value enum", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "hi", stream: false, format: enumOf(256), options: { num_predict: 8 } }), statuses: [200], neighbourBound: false },
+    { name: "16,000 messages", path: "/api/chat", body: JSON.stringify({ model: storiesPath, stream: false, messages: Array(16_000).fill(user) }), statuses: [400], neighbourBound: true },
+    { name: "a 10 MB prompt", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "once upon a time ".repeat(600_000), options: { num_predict: 1 } }), statuses: [413], neighbourBound: true },
+    { name: "slowloris", path: "slowloris", body: "", statuses: [], neighbourBound: true },
   ];
 
-  test("an unrelated request and /api/version are answered while each attack is in flight, and each attack gets its status", { timeout: 600_000 }, async (t) => {
+  test("an unrelated request and /api/version are answered within their bounds while each attack is in flight, and each attack gets its status", { timeout: 600_000 }, async (t) => {
     await unrelated(); // loads the model
     const normal = await measureService();
     const figures: Record<string, { unrelatedMs: number; versionMaxMs: number }> = { normal };
@@ -165,6 +179,13 @@ describe("liveness under abuse (findings 1-3 and 7)", () => {
     }
     t.diagnostic(JSON.stringify({ figures, load_average: os.loadavg()[0] }));
     for (const attack of ATTACKS) assert.deepEqual(statuses[attack.name], attack.statuses, attack.name);
+    for (const attack of ATTACKS) {
+      const { unrelatedMs, versionMaxMs } = figures[attack.name]!;
+      assert.ok(versionMaxMs <= VERSION_BOUND_MS, `${attack.name}: /api/version took ${versionMaxMs.toFixed(0)} ms`);
+      if (!attack.neighbourBound) continue;
+      const bound = NEIGHBOUR_BOUND * normal.unrelatedMs;
+      assert.ok(unrelatedMs <= bound, `${attack.name}: the unrelated request took ${unrelatedMs.toFixed(0)} ms, ${(unrelatedMs / normal.unrelatedMs).toFixed(1)}x its normal ${normal.unrelatedMs.toFixed(0)} ms`);
+    }
   });
 
   test("/ready fails while the queue is full and recovers after", { timeout: 120_000 }, async () => {

@@ -12,16 +12,19 @@ import { routeTable } from "./routes.js";
 import { cors, hostGuard } from "./security.js";
 import { attachWebSockets } from "./ws.js";
 import { bodyTimeout, declaredLengthLimit, isLimited } from "./connection-limits.js";
+import { jsonBodyParser } from "./json-body.js";
 import { requestCheck, requestCheckMiddleware } from "./request-checks.js";
 
-export function createApp(deps: ServerDeps, lifecycle = new Lifecycle()): Express {
+/** `jsonBody`'s worker threads do not keep the process alive; `startServer` stops them on close. */
+export function createApp(
+  deps: ServerDeps,
+  lifecycle = new Lifecycle(),
+  jsonBody = jsonBodyParser(deps.config.bodyLimit, withDefaults(deps.config)),
+): Express {
   const settings = withDefaults(deps.config);
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
-  // Clients (curl among them) often send JSON without a JSON content type, and Ollama reads
-  // every body as JSON, so the parser ignores Content-Type.
-  const jsonBody = express.json({ limit: settings.bodyLimit, type: () => true });
   const readBody = bodyTimeout(settings.bodyTimeout);
   const declaredLength = declaredLengthLimit(settings.bodyLimit);
   const checkBody = requestCheckMiddleware(requestCheck(settings));
@@ -37,7 +40,7 @@ export function createApp(deps: ServerDeps, lifecycle = new Lifecycle()): Expres
   app.use(lifecycle.tracker());
   app.use(writeLimit);
   for (const route of routeTable({ ...deps, lifecycle })) {
-    const handlers = route.body === "none" ? [route.handler] : route.body === "json" ? [declaredLength, readBody, jsonBody, checkBody, route.handler] : [readBody, route.handler];
+    const handlers = route.body === "none" ? [route.handler] : route.body === "json" ? [declaredLength, readBody, ...jsonBody.handlers, checkBody, route.handler] : [readBody, route.handler];
     app[route.method](route.path, ...handlers);
   }
   app.use(unknownRoute);
@@ -61,6 +64,7 @@ export function startServer(deps: ServerDeps): Promise<RunningServer> {
   const settings = withDefaults(deps.config);
   const { host, port } = settings;
   const lifecycle = new Lifecycle();
+  const jsonBody = jsonBodyParser(settings.bodyLimit, settings);
   // No whole-request timeout (blob uploads and generations run long): the body's idle time, the
   // headers' time and a stalled reader are limited instead (src/server/connection-limits.ts).
   const server = createServer(
@@ -71,7 +75,7 @@ export function startServer(deps: ServerDeps): Promise<RunningServer> {
       // How often Node checks the headers deadline (30 s by default): a tenth of it, at most 1 s.
       connectionsCheckingInterval: Math.min(1_000, Math.max(50, settings.headersTimeout / 10)),
     },
-    createApp(deps, lifecycle),
+    createApp(deps, lifecycle, jsonBody),
   );
   const webSockets = attachWebSockets(server, deps);
   return new Promise((resolve, reject) => {
@@ -93,6 +97,7 @@ export function startServer(deps: ServerDeps): Promise<RunningServer> {
           const closed = new Promise<void>((done, fail) => server.close((err) => (err ? fail(err) : done())));
           server.closeAllConnections();
           await closed;
+          await jsonBody.close();
         },
       });
     });

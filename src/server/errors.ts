@@ -22,23 +22,11 @@ interface BodyParserError extends Error {
   status?: number;
   expose?: boolean;
   limit?: number;
-  /** The raw body of a parse failure. */
-  body?: string;
 }
 
 /** zlib's failures (a `Content-Encoding: gzip` body that is not gzip) carry a Z_ code. */
 function isZlibError(err: unknown): err is NodeJS.ErrnoException {
   return err instanceof Error && /^Z_/.test((err as NodeJS.ErrnoException).code ?? "");
-}
-
-/** The parser refuses JSON that is not an object or array (`null`, `"hello"`) with a JSON.parse message of its own making: say what it is instead. */
-function parseFailure(err: BodyParserError): string {
-  try {
-    const value: unknown = JSON.parse(err.body ?? "");
-    return `expected a JSON object, got ${value === null ? "null" : typeof value}`;
-  } catch {
-    return err.message;
-  }
 }
 
 function isBodyParserError(err: unknown): err is BodyParserError {
@@ -48,7 +36,6 @@ function isBodyParserError(err: unknown): err is BodyParserError {
 export function toVllamaError(err: unknown): VllamaError {
   if (err instanceof VllamaError) return err;
   if (isBodyParserError(err)) {
-    if (err.type === "entity.parse.failed") return new BadRequestError(`invalid JSON body: ${parseFailure(err)}`);
     if (err.type === "entity.too.large") return new PayloadTooLargeError(`request body too large (limit ${err.limit} bytes)`);
     if (err.expose && err.status !== undefined && err.status < 500) {
       return new VllamaError(err.message, err.status, "bad_request");

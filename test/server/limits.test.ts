@@ -10,6 +10,7 @@ import { pino } from "pino";
 import type { ApiKey } from "../../src/config.js";
 import { keyMatcher } from "../../src/server/auth.js";
 import { notes } from "../../src/server/context.js";
+import { OFF_THREAD_BYTES } from "../../src/server/json-body.js";
 import { startServer, type RunningServer, type ServerSettings } from "../../src/server/index.js";
 import { writeStream } from "../../src/server/streams.js";
 import { FakeEngine } from "../helpers/fake-engine.js";
@@ -198,6 +199,64 @@ describe("prompt limits (finding 3)", () => {
     const deep = "[".repeat(200_000) + "]".repeat(200_000);
     const res = await fetch(`http://127.0.0.1:${server.port}/api/generate`, { method: "POST", body: `{"model":"fake-model","prompt":"hi","input":${deep}}` });
     assert.notEqual(res.status, 500);
+  });
+});
+
+describe("bodies of 64 KiB and more are parsed and checked on a worker thread (findings 1-3)", () => {
+  const engine = new FakeEngine();
+  let server: RunningServer;
+  before(async () => {
+    server = await serve(engine, { bodyLimit: "10mb" });
+  });
+  after(() => server.close());
+  const post = async (path: string, body: string) => {
+    const res = await fetch(`http://127.0.0.1:${server.port}${path}`, { method: "POST", body });
+    return { status: res.status, text: await res.text() };
+  };
+  /** The same request small and padded past OFF_THREAD_BYTES (a long system prompt) get the same answer. */
+  const bothSizes = async (path: string, body: Record<string, unknown>) => {
+    const small = await post(path, JSON.stringify(body));
+    const large = await post(path, JSON.stringify({ ...body, system: "x".repeat(OFF_THREAD_BYTES) }));
+    assert.equal(large.status, small.status, path);
+    assert.equal(large.text, small.text, path);
+    return small;
+  };
+  const tooManyValues = { type: "string", enum: Array.from({ length: 300 }, (_, i) => `v${i}`) };
+  const tool = { type: "function", function: { name: "f", parameters: tooManyValues } };
+
+  test("a schema out of bounds is a 400 naming its field, wherever each API puts it", async () => {
+    for (const [path, body, field] of [
+      ["/api/generate", { model: "fake-model", prompt: "hi", format: tooManyValues }, "format"],
+      ["/api/chat", { model: "fake-model", messages: [{ role: "user", content: "hi" }], tools: [tool] }, "tools[0].function.parameters"],
+      ["/v1/chat/completions", { model: "fake-model", messages: [{ role: "user", content: "hi" }], response_format: { type: "json_schema", json_schema: { name: "x", schema: tooManyValues } } }, "response_format.json_schema.schema"],
+      ["/v1/responses", { model: "fake-model", input: "hi", text: { format: { type: "json_schema", name: "x", schema: tooManyValues } } }, "text.format.schema"],
+      ["/v1/responses", { model: "fake-model", input: "hi", tools: [{ type: "function", name: "f", parameters: tooManyValues }] }, "tools[0].parameters"],
+      ["/v1/messages", { model: "fake-model", max_tokens: 4, messages: [{ role: "user", content: "hi" }], tools: [{ name: "f", input_schema: tooManyValues }] }, "tools[0].input_schema"],
+      ["/v1/messages", { model: "fake-model", max_tokens: 4, messages: [{ role: "user", content: "hi" }], output_config: { format: { type: "json_schema", schema: tooManyValues } } }, "output_config.format.schema"],
+    ] as const) {
+      const r = await bothSizes(path, body);
+      assert.equal(r.status, 400, path);
+      assert.ok(r.text.includes(`${field}: \\"enum\\" has 300 alternatives, more than the supported 256`), `${path}: ${r.text}`);
+    }
+  });
+
+  test("invalid JSON and a body that is not an object get the same 400 either way", async () => {
+    const small = await post("/api/generate", '{"model": "fake-model", "prompt": "hi",');
+    assert.equal(small.status, 400);
+    assert.match(small.text, /^\{"error":"invalid JSON body: /);
+    const large = await post("/api/generate", `{"model": "fake-model", "prompt": "${"x".repeat(OFF_THREAD_BYTES)}",`);
+    assert.equal(large.status, 400);
+    assert.match(large.text, /^\{"error":"invalid JSON body: /);
+    const string = await post("/api/generate", JSON.stringify("x".repeat(OFF_THREAD_BYTES)));
+    assert.deepEqual(JSON.parse(string.text), { error: "invalid JSON body: expected a JSON object, got string" });
+  });
+
+  test("a large body that passes is served as parsed", async () => {
+    const prompt = "once upon a time ".repeat(OFF_THREAD_BYTES / 8);
+    const before = engine.requests.length;
+    const r = await post("/api/generate", JSON.stringify({ model: "fake-model", prompt, stream: false }));
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(engine.requests.slice(before).map((r) => (r.request as { prompt?: string }).prompt), [prompt]);
   });
 });
 
