@@ -4,7 +4,8 @@
 // unrelated request to the same model is answered within 2x its normal time, measured first in
 // the same test (beside the served enum it is only reported: its grammar's cost is in the shared
 // step), /api/version within 100 ms, and each attack gets its status. Also: /ready fails while
-// the queue is full and recovers after. Real engine and server, stories260K.
+// the queue is full and recovers after, and one model's full queue leaves it ready while another
+// loaded model has room. Real engine and server, stories260K.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { once } from "node:events";
@@ -210,5 +211,29 @@ describe("liveness under abuse (findings 1-3 and 7)", () => {
     for (let i = 0; i < 200 && recovered.status !== 200; i++) recovered = await ready();
     assert.equal(recovered.status, 200);
     assert.equal(recovered.body.queue_full, false);
+  });
+
+  test("one model's full queue leaves the replica ready while another loaded model has room, and is named", { timeout: 120_000 }, async () => {
+    const ready = async () => {
+      const res = await fetch(`${url}/ready`);
+      return { status: res.status, body: (await res.json()) as { full_queues: string[]; queue_full: boolean } };
+    };
+    // The store's copy of stories260K is another model (another file) beside the path model.
+    assert.equal((await post("/api/generate", { model: "stories", prompt: "Once", stream: false, options: { num_predict: 1 } })).status, 200);
+    const controller = new AbortController();
+    const long = { model: storiesPath, prompt: "Once upon a time", stream: false, options: { num_predict: -1, temperature: 1.5, num_ctx: 4096 } };
+    const requests = Array.from({ length: 6 }, () => post("/api/generate", long, controller.signal).catch(() => undefined));
+    let full = await ready();
+    for (let i = 0; i < 200 && full.body.full_queues.length === 0; i++) full = await ready();
+    try {
+      assert.equal(full.status, 200);
+      assert.deepEqual(full.body.full_queues, [storiesPath]);
+      assert.equal(full.body.queue_full, false);
+      assert.equal((await post("/api/generate", long)).status, 503, "the full model's next request is refused as busy");
+      assert.equal((await post("/api/generate", { model: "stories", prompt: "Once", stream: false, options: { num_predict: 1 } })).status, 200, "the other is served");
+    } finally {
+      controller.abort();
+      await Promise.all(requests);
+    }
   });
 });

@@ -63,8 +63,8 @@ export interface EngineService {
   metricsSnapshot(): MetricsSnapshot;
   /** The backend llama.cpp runs on, chosen at start: "cuda" when a CUDA device is usable, else "cpu". */
   backend(): { backend: "cuda" | "cpu"; devices: Array<{ name: string; description: string; type: string; memoryFree: number; memoryTotal: number }> };
-  /** Whether a loaded model's queue is full, so that its next request would get 503 busy (readiness fails). */
-  queueFull(): boolean;
+  /** The loaded models whose queue is full, so that their next request would get 503 busy (one name per loaded copy). */
+  fullQueues(): string[];
   /** The RPC workers (`serve --rpc` host:port) every model's layers are spread over; none: all local. */
   rpcWorkers(): string[];
   readonly version: string;

@@ -84,8 +84,8 @@ export class Engine implements EngineService {
     }, (name, runner) => hooks.log?.(describeKvCache(name, runner)), kvEvents);
   }
 
-  queueFull(): boolean {
-    return this.pool.loaded().some(({ runner }) => runner.queueFull);
+  fullQueues(): string[] {
+    return this.pool.loaded().flatMap(({ name, runner }) => (runner.queueFull ? [name] : []));
   }
 
   /** The RPC workers every model's layers are spread over (engine option `rpc`). */

@@ -1,5 +1,13 @@
 // What the probes report: `/health` (alive) and `/ready` (send traffic here), with the backend,
 // its devices' memory, the host's memory, the loaded models and the version.
+//
+// One model's full queue does not make the replica unready. A readiness probe takes the whole
+// replica out of its Service's endpoints, for every model; the Gateway API Inference Extension's
+// endpoint picker, which routes between replicas (../shared/reference/scale-out.md), reads each
+// model's load from the metrics instead (`vllm:num_requests_waiting`, `vllm:num_requests_running`,
+// `vllm:kv_cache_usage_perc`, per `model_name`), as vLLM, whose health stays 200 under any queue,
+// expects. So `/ready` fails on a full queue only when every loaded model's queue is full (with
+// one model, as a replica usually serves, when its queue is), and names the full ones meanwhile.
 import { freemem, totalmem } from "node:os";
 import type { EngineService } from "../api/engine-contract.js";
 import type { PsResponse } from "../api/ollama.js";
@@ -14,7 +22,9 @@ export interface ServerStatus {
   models: string[];
   /** Models in the store (0: nothing can be loaded). */
   available_models: number;
-  /** A loaded model's queue is full: its next request gets 503 busy. */
+  /** Loaded models whose queue is full: their next request gets 503 busy. */
+  full_queues: string[];
+  /** Every loaded model's queue is full: this replica has no room for any request of them. */
   queue_full: boolean;
   /** `serve --rpc` workers, each with what it holds of every loaded model (bytes); absent without RPC. */
   rpc_workers?: RpcWorkerStatus[];
@@ -35,6 +45,7 @@ function rpcWorkerStatus(workers: string[], loaded: PsResponse["models"]): RpcWo
 export async function serverStatus(engine: EngineService): Promise<ServerStatus> {
   const { backend, devices } = engine.backend();
   const [loaded, available] = await Promise.all([engine.ps(), engine.list()]);
+  const fullQueues = engine.fullQueues();
   return {
     version: engine.version,
     backend,
@@ -42,7 +53,8 @@ export async function serverStatus(engine: EngineService): Promise<ServerStatus>
     host_memory: { total: totalmem(), free: freemem() },
     models: loaded.models.map((m) => m.name),
     available_models: available.models.length,
-    queue_full: engine.queueFull(),
+    full_queues: fullQueues,
+    queue_full: fullQueues.length > 0 && fullQueues.length >= loaded.models.length,
     ...(engine.rpcWorkers().length > 0 && { rpc_workers: rpcWorkerStatus(engine.rpcWorkers(), loaded.models) }),
   };
 }

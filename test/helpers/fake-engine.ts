@@ -318,8 +318,8 @@ export class FakeEngine implements EngineService {
     return !existed;
   }
 
-  queueFull(): boolean {
-    return this.inFlight >= this.maxPending;
+  fullQueues(): string[] {
+    return this.inFlight >= this.maxPending ? ["fake-model:latest"] : [];
   }
 
   rpcWorkers(): string[] {

@@ -51,7 +51,7 @@ describe("server with the ollama client", () => {
     const { host_memory: hostMemory, ...status } = await health.json();
     assert.deepEqual(status, {
       status: "ok", backend: "cpu", devices: [{ name: "CPU", description: "fake", type: "cpu", memoryFree: 1, memoryTotal: 1 }],
-      version: "0.0.0-fake", models: ["fake-model:latest"], available_models: 2, queue_full: false,
+      version: "0.0.0-fake", models: ["fake-model:latest"], available_models: 2, full_queues: [], queue_full: false,
     });
     assert.ok(hostMemory.total > 0);
     const metrics = await fetch(`${served.url}/metrics`);
