@@ -4,7 +4,7 @@
 // a model never appears half-pulled.
 
 import { createReadStream } from "node:fs";
-import { mkdir, open, rename, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, open, rename, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { Readable, Transform } from "node:stream";
 import {
@@ -18,7 +18,7 @@ import {
 import { sha256File, shortDigest } from "./digest.js";
 import { parseModelName, type ModelName } from "./names.js";
 import { defaultKeyPath, RegistryAuth, registryErrorDetail, type RegistryAction } from "./registry-auth.js";
-import { uniqueDescriptors, type ModelStore } from "./store.js";
+import { BLOB_MODE, uniqueDescriptors, type ModelStore } from "./store.js";
 import { MANIFEST_MEDIA_TYPE, type Descriptor, type Manifest, type OnProgress } from "./types.js";
 
 export interface RegistryOptions {
@@ -239,6 +239,7 @@ async function verifyAndCommit(store: ModelStore, layer: Descriptor): Promise<vo
       await rm(partial, { force: true });
       throw new InternalError(`digest mismatch, file must be downloaded again: want ${layer.digest}, got ${actual}`);
     }
+    await chmod(partial, BLOB_MODE); // written resumably, so read-only only once complete
     await rename(partial, store.blobPath(layer.digest));
     await store.recordVerifiedBlob(layer.digest);
   });

@@ -62,6 +62,13 @@ type ModelContents = Pick<ResolvedModel, "modelPath" | "projectorPath" | "templa
 
 const TEMP_PREFIX = ".vllama-tmp-";
 
+/**
+ * Blobs are written read-only: their content is their name and never changes, and the engine maps
+ * a model's weights only from a file nobody can write without changing its mode first
+ * (src/native/index.ts), since a mapped file truncated underneath kills the process with SIGBUS.
+ */
+export const BLOB_MODE = 0o444;
+
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === "ENOENT";
 }
@@ -76,11 +83,11 @@ async function listDir(dir: string): Promise<string[]> {
 }
 
 /** Writes `data` to `path` through a temp file and a rename, so readers never see a partial file. */
-async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+async function writeFileAtomic(path: string, data: string | Uint8Array, mode?: number): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const temp = join(dirname(path), `${TEMP_PREFIX}${randomBytes(6).toString("hex")}`);
   try {
-    await writeFile(temp, data);
+    await writeFile(temp, data, { mode });
     await rename(temp, path);
   } catch (error) {
     await rm(temp, { force: true });
@@ -187,7 +194,7 @@ export class ModelStore {
     const digest = sha256Digest(bytes);
     const existed = await this.hasBlob(digest);
     if (!existed) {
-      await writeFileAtomic(this.blobPath(digest), bytes);
+      await writeFileAtomic(this.blobPath(digest), bytes, BLOB_MODE);
       await this.verifiedBlobs.record(digest);
     }
     return { descriptor: { mediaType, digest, size: bytes.length }, existed };
@@ -226,7 +233,7 @@ export class ModelStore {
             yield chunk;
           }
         },
-        createWriteStream(temp),
+        createWriteStream(temp, { mode: BLOB_MODE }),
       );
       const digest = `sha256:${hash.digest("hex")}`;
       if (expected && digest !== expected) {

@@ -89,14 +89,16 @@ function openWithin(path: string, ms: number): Promise<FileHandle> {
 }
 
 /**
- * Whether others than this process's user can change the file: group or world writable, or owned
- * by another user. Mapped weights of a file truncated underneath are a SIGBUS that kills the
- * process (issue 13, finding 9), and llama.cpp cannot catch it; a file only this user can write is
- * mapped (the user truncating their own store while serving from it is their call), any other is
- * read into memory, which costs its load time and its pages no longer being shared with the page cache.
+ * Whether the file can be changed without first changing its mode: writable by anyone (its owner
+ * included), or owned by another user (who may change the mode). Mapped weights of a file
+ * truncated underneath are a SIGBUS that kills the process (issue 13, finding 9), and llama.cpp
+ * cannot catch it, so only a read-only file is mapped: the store's blobs (src/models/store.ts
+ * writes them 0444); any other (a GGUF path, blobs Ollama wrote 0644) is read into memory, which
+ * costs its load time and its pages no longer being shared with the page cache. Root can still
+ * truncate a read-only file.
  */
-function writableByOthers(stats: Stats): boolean {
-  return (stats.mode & 0o022) !== 0 || (process.getuid !== undefined && stats.uid !== process.getuid());
+function changeable(stats: Stats): boolean {
+  return (stats.mode & 0o222) !== 0 || (process.getuid !== undefined && stats.uid !== process.getuid());
 }
 
 export async function loadModel(path: string, options: LoadModelOptions & { gpu?: GpuChoice } = {}): Promise<NativeModel> {
@@ -106,7 +108,7 @@ export async function loadModel(path: string, options: LoadModelOptions & { gpu?
   // --rpc is used; num_gpu below the layer count keeps the first layers on the local CPU.
   const offload = backend !== "cpu" || (options.rpc?.length ?? 0) > 0;
   const gpuLayers = options.gpuLayers ?? (offload ? -1 : 0);
-  const useMmap = options.useMmap ?? !writableByOthers(stats);
+  const useMmap = options.useMmap ?? !changeable(stats);
   try {
     return await loadAddon().loadModel(path, { ...options, gpuLayers, useMmap });
   } catch (error) {

@@ -6,6 +6,8 @@
 // the project's machines run the suite).
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
 import { mkdir, open, readdir, readFile, rm, stat, truncate, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -13,7 +15,7 @@ import { InternalError, NotFoundError } from "../../src/api/errors.js";
 import type { ProgressResponse } from "../../src/api/ollama.js";
 import { ModelAdmin } from "../../src/models/admin.js";
 import { Engine } from "../../src/engine/engine.js";
-import { DamagedModelError, ModelStore } from "../../src/models/store.js";
+import { BLOB_MODE, DamagedModelError, ModelStore } from "../../src/models/store.js";
 import { LAYER_MEDIA_TYPES } from "../../src/models/types.js";
 import { storiesPath } from "../helpers/models.js";
 import { TestRegistry } from "../helpers/registry.js";
@@ -136,6 +138,49 @@ describe("store faults (finding 9)", () => {
       assert.match((await failure(engine.show({ model: "cut", verify: true }), dir)).message, truncated);
       await createAgain();
       assert.equal((await generate()).done, true);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  test("blobs are written read-only (created, uploaded and pulled), so only they are mapped", async () => {
+    const dir = await tempDir();
+    const store = new ModelStore(join(dir, "models"));
+    const admin = new ModelAdmin(store);
+    const registry = await TestRegistry.start();
+    try {
+      await drain(admin.create({ model: "made", from: storiesPath }));
+      const data = Buffer.from("an uploaded blob");
+      const uploaded = `sha256:${createHash("sha256").update(data).digest("hex")}`;
+      await store.writeBlob(uploaded, Readable.from([data]));
+      registry.publish("library/pulled", "latest", [{ mediaType: LAYER_MEDIA_TYPES.model, data: "a pulled layer" }]);
+      await drain(admin.pull({ model: `${registry.host}/library/pulled` }));
+      const blobs = await readdir(join(dir, "models", "blobs"));
+      assert.ok(blobs.length >= 4, blobs.join());
+      for (const blob of blobs) assert.equal((await stat(join(dir, "models", "blobs", blob))).mode & 0o777, BLOB_MODE, blob);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  test("a model file its owner can write is read, not mapped: truncated mid-generation, the generation ends and the process serves on", async () => {
+    // Before 2026-12-02 a file only this user could write (0644, as Ollama writes its blobs) was
+    // mapped, and truncating it while a request ran killed the process with SIGBUS.
+    const dir = await tempDir();
+    const file = join(dir, "own.gguf");
+    await writeFile(file, await readFile(storiesPath), { mode: 0o644 });
+    const engine = new Engine({ modelsDir: join(dir, "models"), parallel: 2 });
+    const request = { model: file, prompt: "Once upon a time", options: { num_predict: 48, temperature: 0 } };
+    try {
+      const stream = await engine.generate({ ...request, stream: true });
+      let chunks = 0;
+      let done = false;
+      for await (const chunk of stream) {
+        if (chunks++ === 1) await truncate(file, 1000);
+        done = chunk.done;
+      }
+      assert.ok(done && chunks > 2, `${chunks} chunks`);
+      assert.equal((await engine.generate({ ...request, stream: false })).done, true);
     } finally {
       await engine.close();
     }
