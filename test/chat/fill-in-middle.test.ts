@@ -95,7 +95,8 @@ describe("fill-in-the-middle prompt", () => {
   });
 
   test("a long prefix or suffix is tokenized off the JS thread, to the same tokens", async () => {
-    const long = "def f(x):\n    return x\n".repeat(Math.ceil((SYNC_TOKENIZE_MAX_CHARS + 1) / 24));
+    const unit = "def f(x):\n    return x\n";
+    const long = unit.repeat(Math.ceil((SYNC_TOKENIZE_MAX_CHARS + 1) / unit.length));
     const offThread: string[] = [];
     const watched = {
       info: qwen.info,
