@@ -12,15 +12,18 @@
 // VLLAMA_BUILD_DIR builds elsewhere than build/ (VLLAMA_ADDON_DIR=<dir>/Release then loads it).
 // VLLAMA_BUILD_PEERS=1 (source builds): also build llama-batched-bench and llama-server from the
 // same compiled libraries into <dir>/bin, the benchmark's peers (VLLAMA_BENCH_LLAMA_BUILD=<dir>).
-// Prebuilt builds also compile ggml's RPC backend and rpc-server (scripts/rpc-backend.mjs; never fatal).
-// Both builds carry the CPU backend patches of native/patches (scripts/patched-cpu.mjs; never fatal,
-// VLLAMA_PATCHED_CPU=0 skips them).
+// Both builds carry ggml's RPC backend and rpc-server (<dir>/Release/ggml-rpc-server) with
+// native/rpc-patches, and the CPU backend patches of native/patches (VLLAMA_PATCHED_CPU=0 skips
+// them); never fatal. Prebuilt builds compile them beside the prebuilt libraries
+// (scripts/rpc-backend.mjs, scripts/patched-cpu.mjs), source builds compile llama.cpp from the
+// patched tree (scripts/source-build.mjs).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { installPatchedCpuBackend, sourceForSourceBuild } from "./patched-cpu.mjs";
+import { installPatchedCpuBackend } from "./patched-cpu.mjs";
 import { installRpcBackend } from "./rpc-backend.mjs";
+import { sourceForSourceBuild } from "./source-build.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 // Resolved by folder, not by require(): these packages' "exports" hide their package.json.
@@ -68,13 +71,13 @@ if (peers && mode !== "source") {
 
 const outDir = path.resolve(root, process.env.VLLAMA_BUILD_DIR ?? "build");
 // Prebuilt builds compile the addon against the release's headers (the patches touch none).
-const compiledSource = mode === "source" ? sourceForSourceBuild(sourceDir, outDir) : sourceDir;
-const defines = [`--CDVLLAMA_LLAMA_SOURCE_DIR=${compiledSource}`, `--CDVLLAMA_BUILD=${mode}`, `--CDVLLAMA_BUILD_PEERS=${peers ? "ON" : "OFF"}`];
+const compiled = mode === "source" ? sourceForSourceBuild(sourceDir, outDir) : { dir: sourceDir, rpc: false };
+const defines = [`--CDVLLAMA_LLAMA_SOURCE_DIR=${compiled.dir}`, `--CDVLLAMA_BUILD=${mode}`, `--CDVLLAMA_BUILD_PEERS=${peers ? "ON" : "OFF"}`];
 if (mode === "prebuilt") {
   const prebuiltDir = path.join(packageDir("@node-llama-cpp/linux-x64"), "bins", "linux-x64");
   defines.push(`--CDVLLAMA_PREBUILT_DIR=${prebuiltDir}`, `--CDVLLAMA_PREBUILT_TAG=${tag}`);
 } else {
-  defines.push(`--CDGGML_CUDA=${cuda ? "ON" : "OFF"}`);
+  defines.push(`--CDGGML_CUDA=${cuda ? "ON" : "OFF"}`, `--CDGGML_RPC=${compiled.rpc ? "ON" : "OFF"}`);
   if (cuda) defines.push(`--CDCMAKE_CUDA_ARCHITECTURES=${process.env.VLLAMA_CUDA_ARCHS ?? "native"}`);
 }
 

@@ -5,7 +5,7 @@
 // Prebuilt builds: ggml loads its CPU backend at run time, the best-scoring libggml-cpu-<variant>.so
 // beside the addon. Only that variant is compiled from the patched release source (same release,
 // linked against the prebuilt libggml-base.so it is loaded with) and copied over the prebuilt file.
-// Source builds: llama.cpp is compiled from a patched copy of the release source.
+// Source builds: llama.cpp is compiled from a patched copy of the release source (scripts/source-build.mjs).
 // Never fatal: a patch or build failure warns and keeps the unpatched backend.
 // VLLAMA_PATCHED_CPU=0 skips the patch in both builds.
 import { execFileSync } from "node:child_process";
@@ -24,32 +24,21 @@ function run(cmd, args, cwd) {
   execFileSync(cmd, args, { stdio: "inherit", cwd });
 }
 
-function warn(what, error) {
+export function warnUnpatchedCpu(what, error) {
   console.warn(`vllama: WARNING: ${what} failed (${error.message.split("\n")[0]}); ` +
     "keeping llama.cpp's unpatched CPU backend: long prompts among many sequences run slower (issue 18). " +
     "VLLAMA_PATCHED_CPU=0 skips this step.");
 }
 
-/** A copy of the release source (git clone --shared: cheap) with every patch of `patches` applied; deps/ stays untouched. */
-export function patchedSource(sourceDir, dest, patches = patchDir) {
+/** A copy of the release source (git clone --shared: cheap) with every patch of each folder of `patchDirs` applied; deps/ stays untouched. */
+export function patchedSource(sourceDir, dest, patchDirs = [patchDir]) {
   if (!existsSync(path.join(dest, ".git"))) {
     rmSync(dest, { recursive: true, force: true });
     run("git", ["-c", "advice.detachedHead=false", "clone", "--quiet", "--shared", sourceDir, dest]);
   }
   run("git", ["checkout", "--quiet", "--", "."], dest);
-  for (const p of patchFiles(patches)) run("git", ["apply", path.join(patches, p)], dest);
+  for (const dir of patchDirs) for (const p of patchFiles(dir)) run("git", ["apply", path.join(dir, p)], dest);
   return dest;
-}
-
-/** The source tree a source build compiles: the patched copy, or the release itself when skipped or failed. */
-export function sourceForSourceBuild(sourceDir, outDir) {
-  if (!patchedCpuEnabled) return sourceDir;
-  try {
-    return patchedSource(sourceDir, path.join(outDir, "llama.cpp-patched"));
-  } catch (error) {
-    warn("patching llama.cpp's source", error);
-    return sourceDir;
-  }
 }
 
 /** The CPU variant ggml picks on this machine, asked of the freshly built addon in a child process. */
@@ -98,6 +87,6 @@ export function installPatchedCpuBackend({ sourceDir, outDir, jobs }) {
     writeFileSync(path.join(releaseDir, patchedCpuManifest), JSON.stringify({ file: installed, variant, patches: patchFiles() }, null, 2));
     console.log(`vllama: patched CPU backend ${path.basename(installed)} installed (built in ${((Date.now() - started) / 1000).toFixed(0)} s)`);
   } catch (error) {
-    warn("building the patched CPU backend", error);
+    warnUnpatchedCpu("building the patched CPU backend", error);
   }
 }

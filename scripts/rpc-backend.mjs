@@ -6,7 +6,8 @@
 // - ggml-rpc-server (tools/rpc/rpc-server.cpp), which loads the CPU backend from its own folder.
 // Three translation units compiled directly: cmake's ggml-rpc target would first rebuild
 // ggml-base from source (11 more units) only to throw it away for the prebuilt one.
-// Prebuilt builds only; never fatal: a failure warns and leaves RPC unavailable.
+// Prebuilt builds; source builds compile both with the rest of llama.cpp (GGML_RPC, scripts/source-build.mjs).
+// Never fatal: a failure warns and leaves RPC unavailable.
 import { execFile } from "node:child_process";
 import { renameSync, rmSync } from "node:fs";
 import path from "node:path";
@@ -14,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { patchedSource } from "./patched-cpu.mjs";
 
-const rpcPatchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "native", "rpc-patches");
+export const rpcPatchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "native", "rpc-patches");
 /** The worker executable's name beside the addon (src/cli/worker.ts starts it by this name). */
 export const rpcServerFile = "ggml-rpc-server";
 const run = promisify(execFile);
@@ -36,7 +37,7 @@ export async function installRpcBackend({ sourceDir, outDir, tag }) {
   rmSync(backendFile, { force: true });
   rmSync(serverFile, { force: true });
   try {
-    const src = patchedSource(sourceDir, path.join(outDir, "rpc-src"), rpcPatchDir);
+    const src = patchedSource(sourceDir, path.join(outDir, "rpc-src"), [rpcPatchDir]);
     const common = ["-O3", "-DNDEBUG", "-std=gnu++17", "-fPIC", "-I", path.join(src, "ggml", "include"),
       `-L${releaseDir}`, "-Wl,-rpath,$ORIGIN"];
     const rpcDir = path.join(src, "ggml", "src", "ggml-rpc");
@@ -50,7 +51,11 @@ export async function installRpcBackend({ sourceDir, outDir, tag }) {
     ]);
     console.log(`vllama: RPC backend and ${rpcServerFile} built (${((Date.now() - started) / 1000).toFixed(0)} s)`);
   } catch (error) {
-    console.warn(`vllama: WARNING: building the RPC backend failed (${String(error.message).split("\n")[0]}); ` +
-      "`vllama serve --rpc` and `vllama worker` are unavailable.");
+    warnNoRpc("building the RPC backend", error);
   }
+}
+
+export function warnNoRpc(what, error) {
+  console.warn(`vllama: WARNING: ${what} failed (${String(error.message).split("\n")[0]}); ` +
+    "`vllama serve --rpc` and `vllama worker` are unavailable.");
 }

@@ -19,7 +19,7 @@ export interface WorkerOptions {
   threads?: number;
 }
 
-/** The worker executable; built only by prebuilt builds (scripts/rpc-backend.mjs). */
+/** The worker executable; built by both builds (scripts/rpc-backend.mjs, scripts/source-build.mjs). */
 export const rpcServerPath = path.join(addonDir, "ggml-rpc-server");
 
 function positiveInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number | undefined {
