@@ -1,6 +1,7 @@
 // deploy/: the Kubernetes manifests and the Dockerfiles agree with the server they run: ports,
 // probe paths (routes the server answers), labels and selectors, the drain time, the metric
-// names the endpoint picker and the autoscaler read, the model store volume.
+// names the endpoint picker and the autoscaler read, the model store volume, and the build
+// context (.dockerignore) holding what the Dockerfiles copy.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -107,6 +108,10 @@ describe("deploy/kubernetes", () => {
 });
 
 describe("deploy/Dockerfile*", () => {
+  // The context is everything but what .dockerignore re-includes ("*", then "!path" lines).
+  const dockerignore = readFileSync(path.join(repoRoot, ".dockerignore"), "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
+  assert.equal(dockerignore[0], "*");
+  const dockerignoreKept = new Set(dockerignore.filter((l) => l.startsWith("!")).map((l) => l.slice(1)));
   for (const file of ["Dockerfile", "Dockerfile.cuda"]) {
     test(`${file}: non-root, server port, model volume, health check on a route`, () => {
       const text = readFileSync(path.join(deployDir, file), "utf8");
@@ -119,6 +124,13 @@ describe("deploy/Dockerfile*", () => {
       const health = /^HEALTHCHECK [\s\S]*?http:\/\/127\.0\.0\.1:(\d+)(\/\S*?)'/m.exec(text);
       assert.equal(Number(health?.[1]), DEFAULT_PORT);
       assert.ok(getPaths.has(health![2]), health![2]);
+    });
+
+    test(`${file}: every path it copies from the build context passes .dockerignore`, () => {
+      const text = readFileSync(path.join(deployDir, file), "utf8");
+      const sources = [...text.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1].split(" "));
+      assert.ok(sources.includes("src"), sources.join(" "));
+      for (const source of sources) assert.ok(dockerignoreKept.has(source), `${source} is not re-included (!${source}) in .dockerignore`);
     });
   }
 });
