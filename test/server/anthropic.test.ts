@@ -186,7 +186,7 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.deepEqual(use.input, { query: "weather?" });
   });
 
-  test("maps tool_choice: none withholds the tools, tool and any force a call by format", async () => {
+  test("maps tool_choice: none withholds the tools, tool and any force a call (the engine's tool_choice, not a format)", async () => {
     const other = { ...WEATHER_TOOL, name: "get_time", description: "Time in a city" };
     const ask = (tool_choice: Anthropic.ToolChoice) =>
       served.anthropic.messages.create({ model: "fake-model", max_tokens: 64, tools: [WEATHER_TOOL, other], tool_choice, messages: [{ role: "user", content: "hi" }] });
@@ -195,21 +195,19 @@ describe("anthropic messages with the official client (fake engine)", () => {
     assert.equal(none.stop_reason, "end_turn");
     assert.equal(served.engine.lastChatRequest().tools, undefined);
     assert.equal(served.engine.lastChatRequest().format, undefined);
+    assert.equal(served.engine.lastChatRequest().tool_choice, undefined);
 
     await ask({ type: "tool", name: "get_time" });
-    const call = (name: string) => ({
-      type: "object",
-      properties: { name: { const: name }, arguments: WEATHER_TOOL.input_schema },
-      required: ["name", "arguments"],
-    });
-    assert.deepEqual(served.engine.lastChatRequest().format, call("get_time"));
+    assert.deepEqual(served.engine.lastChatRequest().tool_choice, { type: "function", function: { name: "get_time" } });
+    assert.equal(served.engine.lastChatRequest().format, undefined);
     assert.equal(served.engine.lastChatRequest().tools?.length, 2);
-    // The format leaves no room for thinking.
+    // A forced call leaves no room for thinking.
     assert.equal(served.engine.lastChatRequest().think, false);
 
     await ask({ type: "any" });
-    assert.deepEqual(served.engine.lastChatRequest().format, { anyOf: [call("get_weather"), call("get_time")] });
+    assert.equal(served.engine.lastChatRequest().tool_choice, "required");
     await ask({ type: "auto" });
+    assert.equal(served.engine.lastChatRequest().tool_choice, undefined);
     assert.equal(served.engine.lastChatRequest().format, undefined);
   });
 
@@ -451,7 +449,7 @@ describe("anthropic messages on the real engine", () => {
   test("forces a tool call with tool_choice, and takes its result back (demo model)", async () => {
     const tool = { name: "get_weather", input_schema: { type: "object" as const, properties: { city: { enum: ["Paris", "Rome"] } }, required: ["city"] } };
     const ask: Anthropic.MessageParam[] = [{ role: "user", content: "Weather in Paris?" }];
-    const first = await served.anthropic.messages.create({ model: BUILTIN_MODEL, max_tokens: 64, ...sampling({ temperature: 0 }), tools: [tool], tool_choice: { type: "tool", name: "get_weather" }, messages: ask });
+    const first = await served.anthropic.messages.create({ model: BUILTIN_MODEL, max_tokens: 200, ...sampling({ temperature: 0 }), tools: [tool], tool_choice: { type: "tool", name: "get_weather" }, messages: ask });
     assert.equal(first.stop_reason, "tool_use");
     const use = first.content.find((b) => b.type === "tool_use");
     assert.ok(use?.type === "tool_use", JSON.stringify(first.content));
