@@ -203,13 +203,15 @@ describe("responses with the official openai client (fake engine)", () => {
     const none = await ask("none");
     assert.equal(none.output_text, REPLY_TEXT);
     assert.equal(served.engine.lastChatRequest().tools, undefined);
-    const call = (name: string) => ({ type: "object", properties: { name: { const: name }, arguments: WEATHER_TOOL.parameters }, required: ["name", "arguments"] });
+    // Forced choices reach the engine as its tool_choice (src/chat/prompt.ts picks the grammar), not as a format.
     const named = await ask({ type: "function", name: "get_time" });
     assert.deepEqual(named.tool_choice, { type: "function", name: "get_time" });
-    assert.deepEqual(served.engine.lastChatRequest().format, call("get_time"));
+    assert.deepEqual(served.engine.lastChatRequest().tool_choice, { type: "function", function: { name: "get_time" } });
+    assert.equal(served.engine.lastChatRequest().format, undefined);
     assert.equal(served.engine.lastChatRequest().think, false);
     await ask("required");
-    assert.deepEqual(served.engine.lastChatRequest().format, { anyOf: [call("get_weather"), call("get_time")] });
+    assert.equal(served.engine.lastChatRequest().tool_choice, "required");
+    assert.equal(served.engine.lastChatRequest().format, undefined);
   });
 
   test("raises the SDK's typed errors, and refuses previous_response_id clearly", async () => {
@@ -348,7 +350,7 @@ describe("responses on the real engine", () => {
   test("forces a function call with tool_choice, and takes its output back (demo model)", async () => {
     const tool = { type: "function" as const, name: "get_weather", strict: true, parameters: { type: "object", properties: { city: { enum: ["Paris", "Rome"] } }, required: ["city"] } };
     const input: OpenAI.Responses.ResponseInput = [{ role: "user", content: "Weather in Paris?" }];
-    const first = await served.openai.responses.create({ model: BUILTIN_MODEL, input, tools: [tool], tool_choice: { type: "function", name: "get_weather" }, max_output_tokens: 64, temperature: 0 });
+    const first = await served.openai.responses.create({ model: BUILTIN_MODEL, input, tools: [tool], tool_choice: { type: "function", name: "get_weather" }, max_output_tokens: 200, temperature: 0 });
     const call = first.output.find((item) => item.type === "function_call");
     assert.ok(call?.type === "function_call", JSON.stringify(first.output));
     assert.ok(["Paris", "Rome"].includes(JSON.parse(call.arguments).city));
