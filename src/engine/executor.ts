@@ -5,7 +5,8 @@
 // projector computes them (the encoder pass), then one llama_decode of embeddings puts them in
 // their sequence's cells, after the plan's tokens.
 import type { VllamaError } from "../api/errors.js";
-import { toTypedError, type NativeContext, type NativeMediaChunk, type StepResult } from "../native/index.js";
+import { toTypedError, type NativeContext, type StepResult } from "../native/index.js";
+import type { MediaEncoder } from "./encoder-cache.js";
 import { mediaSpanAt, rowPositions } from "./media.js";
 import type { Batch, PlanEntry, ScheduledSequence, StepPlan } from "./scheduler.js";
 
@@ -23,9 +24,6 @@ export type StepContext = Pick<
   NativeContext,
   "batchCapacity" | "setSampler" | "clearSampler" | "acceptTokens" | "step" | "decodeEmbeddings" | "seqRemove" | "seqCopy" | "dispose"
 >;
-
-/** Computes a media chunk's embedding rows (the model's projector). */
-export type MediaEncoder = (chunk: NativeMediaChunk) => Promise<Float32Array>;
 
 export interface SampledRow<S extends ScheduledSequence> {
   seq: S;
@@ -73,7 +71,7 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
   constructor(
     private readonly ctx: StepContext,
     private readonly cpuAttention: boolean,
-    /** The model's projector, when it has one. */
+    /** The model's projector (through its encoder cache), when it has one. */
     private readonly encode?: MediaEncoder,
   ) {
     this.tokens = new Int32Array(ctx.batchCapacity);
@@ -150,8 +148,7 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
 
   /**
    * An image's rows (the rest of them, when the prefix cache held its first ones): encoded by the
-   * projector, then decoded into the sequence. The rows are not kept: a preempted sequence
-   * encodes its image again, rather than every running image holding its rows.
+   * projector (or taken from its encoder cache, encoder-cache.ts), then decoded into the sequence.
    */
   private async runMedia(e: PlanEntry<S>): Promise<StepOutcome<S>> {
     const span = mediaSpanAt(e.seq.media, e.start)!;

@@ -8,6 +8,7 @@ import {
   type NativeContext, type NativeModel, type NativeProjector,
 } from "../native/index.js";
 import { EmbedBatcher } from "./embed-batcher.js";
+import { EncoderCache } from "./encoder-cache.js";
 import { Executor } from "./executor.js";
 import { DEFAULT_MEMORY_SHARE, kvBytesPerCell, sizeKvCache, type KvSizing } from "./kv-sizing.js";
 import { idleBlockTokens, KvManager } from "./kv-manager.js";
@@ -54,6 +55,9 @@ export interface RpcWorkerShare {
 const MAX_SEQ_IDS = 256;
 // llama.cpp's default physical batch for prompt chunks: larger chunks are computed in pieces.
 const UBATCH_SIZE = 512;
+// Image rows the encoder cache keeps: those of two full steps (a step's images are kept for the
+// next, where the sequences that waited for a shared image's blocks finish it).
+const ENCODER_CACHE_STEPS = 2;
 // Default prompt tokens per step: Ollama's num_batch on the CPU, llama-server's n_batch on a GPU.
 const CPU_BATCH_SIZE = 512;
 const GPU_BATCH_SIZE = 2048;
@@ -109,6 +113,8 @@ export class ModelRunner {
   private readonly workerLostListeners: Array<(error: RpcWorkerError) => void> = [];
   private lostWorker = false;
 
+  /** The projector's recent output by image content, when the model takes images. */
+  readonly encoderCache: EncoderCache | undefined;
   /** Image placeholders of this runner's prefix cache (media.ts). */
   private readonly mediaIds = new MediaIds();
   private readonly mediaLimits: MediaLimits;
@@ -132,7 +138,8 @@ export class ModelRunner {
       batchSize: device.batchSize,
       maxWaiting: options.maxQueue,
     });
-    this.executor = new Executor(ctx, !device.onGpu, projector && ((chunk) => projector.encode(chunk)));
+    this.encoderCache = projector && new EncoderCache((chunk) => projector.encode(chunk), ENCODER_CACHE_STEPS * device.batchSize);
+    this.executor = new Executor(ctx, !device.onGpu, this.encoderCache && ((chunk) => this.encoderCache!.rows(chunk)));
     this.mediaLimits = { maxRows: device.batchSize, maxNonCausalRows: Math.min(device.batchSize, nUbatch) };
     this.loop = new StepLoop({
       scheduler: this.scheduler,
@@ -155,7 +162,10 @@ export class ModelRunner {
     });
     let projector: NativeProjector | undefined;
     try {
-      projector = files.projector === undefined ? undefined : await loadProjector(model, files.projector);
+      // The encoder computes inside the step (executor.ts), on num_thread threads as the context
+      // does: a 16-row encode took 270-440 ms p50 on 2 threads, 0.4-0.7 ms on 1, on a 2-core
+      // machine at load 11-13 (ggml's barriers spin), so num_thread must reach it too.
+      projector = files.projector === undefined ? undefined : await loadProjector(model, files.projector, options.threads);
       // Their rows advance positions unlike tokens (media.ts rowPositions): not served yet.
       if (projector?.mrope) throw new BadRequestError(`${files.projector}: projectors with M-RoPE positions (Qwen2-VL and later) are not supported yet`);
       const sizing = sizeCache(model, device, options);

@@ -152,11 +152,11 @@ export async function tokenizeText(
   }
 }
 
-/** Loads a model's projector (mmproj GGUF), on the same threads as its contexts. */
-export async function loadProjector(model: NativeModel, path: string): Promise<NativeProjector> {
+/** Loads a model's projector (mmproj GGUF); `threads` should be its contexts' (num_thread). */
+export async function loadProjector(model: NativeModel, path: string, threads = os.availableParallelism()): Promise<NativeProjector> {
   await checkGgufFile(path);
   try {
-    return await model.loadProjector(path, { threads: os.availableParallelism() });
+    return await model.loadProjector(path, { threads });
   } catch (error) {
     throw toTypedError(error);
   }

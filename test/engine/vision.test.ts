@@ -65,6 +65,23 @@ describe("engine with images (tiny-vision)", () => {
     assert.equal(second.prompt_eval_count, first.prompt_eval_count);
   });
 
+  // Distinct questions, as the benchmark asks: the prompts part inside a block that holds the
+  // image's last rows, which each request computes itself (the prefix cache shares full blocks).
+  test("one image in 8 requests at once with distinct questions, beside a text request: encoded once, each answer as alone", async () => {
+    const encodedBefore = engine.stats()[0]?.imagesEncoded ?? 0;
+    const [text, ...answers] = await Promise.all([
+      engine.chat(ask([], "Tell me a story.")),
+      ...Array.from({ length: 8 }, (_, i) => engine.chat(ask([image(60)], `Question ${i}: what is in this picture?`))),
+    ]);
+    assert.equal(engine.stats()[0]!.imagesEncoded - encodedBefore, 1);
+    assert.equal(text!.done, true);
+    for (const i of [0, 7]) {
+      assert.equal(answers[i]!.message.content, (await engine.chat(ask([image(60)], `Question ${i}: what is in this picture?`))).message.content);
+    }
+    await Promise.all([61, 62].map((seed) => engine.chat(ask([image(seed)]))));
+    assert.equal(engine.stats()[0]!.imagesEncoded - encodedBefore, 3, "other images are encoded");
+  });
+
   test("parity with llama.cpp's llama-mtmd-cli, alone and with 15 other sequences (text and images) in the same steps", async () => {
     const reference = ask([image(0)], VISION_REFERENCE_QUESTION);
     const alone = await engine.chat(reference);
