@@ -2,12 +2,17 @@
 // shape, for a synthetic language model: the vision half of a vision model, loaded by llama.cpp's
 // multimodal library (tools/mtmd) as a real one is.
 //
-// The shape is LLaVA-1.5's (projector type "mlp"): a CLIP ViT (class token, learned positions,
+// Two shapes. LLaVA-1.5's (projector type "mlp"): a CLIP ViT (class token, learned positions,
 // pre-norm, LayerNorm blocks with biases, quick-GELU) and a two-layer GELU MLP into the language
 // model's embedding width. Of the projector types clip.cpp loads it needs the fewest tensors and
 // no special tokens in the vocabulary (SmolVLM's idefics3 looks its markers up in the vocabulary,
 // Gemma 3's needs Gemma 3's language model), so it pairs with the synthetic llama models.
-// Tensor names and hparam keys are clip.cpp's (tools/mtmd/clip-impl.h, load_hparams/load_tensors).
+// Qwen2-VL's ("qwen2vl_merger"): a ViT with 2-D rotary positions instead of learned ones, its
+// patch embedding as two convolutions (v.patch_embd.weight and .weight.1, for two video frames),
+// no class token, a final norm, and an MLP merging each 2 x 2 patches into one row; its images keep
+// their aspect (rows = a grid of nx x ny), and its language model (qwen2vl) takes M-RoPE positions.
+// Tensor names and hparam keys are clip.cpp's (tools/mtmd/clip-impl.h, load_hparams/load_tensors,
+// models/qwen2vl.cpp).
 
 import { BadRequestError } from "../api/errors.js";
 import { elementCount, GgmlType } from "./ggml-types.js";
@@ -21,8 +26,11 @@ import {
 import { gguf, type GgufValue } from "./values.js";
 import { writeGguf } from "./writer.js";
 
+export type SyntheticProjectorType = "mlp" | "qwen2vl_merger";
+
 export interface SyntheticProjectorShape {
-  /** Square input side in pixels; images are resized (padded) to it. */
+  type: SyntheticProjectorType;
+  /** mlp: the square input side in pixels, images resized (padded) to it; qwen2vl_merger: the warm-up size only (images keep their own). */
   imageSize: number;
   patchSize: number;
   nEmbd: number;
@@ -42,7 +50,7 @@ export interface SyntheticProjectorOptions {
 
 export interface SyntheticProjectorSummary {
   path: string;
-  /** Embedding rows one image becomes (one per patch). */
+  /** Embedding rows one image becomes (mlp: one per patch; qwen2vl_merger: per 2 x 2 patches of the resized image, this for an imageSize square). */
   imageTokens: number;
   tensorCount: number;
   parameterCount: number;
@@ -58,7 +66,7 @@ function projectorMetadata(s: SyntheticProjectorShape, name: string): Array<[str
     ["general.name", gguf.string(name)],
     ["general.file_type", gguf.uint32(LLAMA_FILE_TYPE.F32)],
     ["clip.has_vision_encoder", gguf.bool(true)],
-    ["clip.projector_type", gguf.string("mlp")],
+    ["clip.projector_type", gguf.string(s.type)],
     ["clip.vision.image_size", gguf.uint32(s.imageSize)],
     ["clip.vision.patch_size", gguf.uint32(s.patchSize)],
     ["clip.vision.embedding_length", gguf.uint32(s.nEmbd)],
@@ -72,7 +80,7 @@ function projectorMetadata(s: SyntheticProjectorShape, name: string): Array<[str
   ];
 }
 
-/** Tensor names and ggml dims (ne0 first) as clip.cpp loads them for a LLaVA "mlp" projector. */
+/** Tensor names and ggml dims (ne0 first) as clip.cpp loads them for the shape's projector type. */
 function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
   const nPatches = (s.imageSize / s.patchSize) ** 2;
   // Every tensor F32: a few thousand parameters, and clip.cpp reads some of them only as F32.
@@ -82,12 +90,10 @@ function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
     random(`${prefix}.bias`, s.nEmbd),
   ];
   const linear = (prefix: string, nIn: number, nOut: number) => [random(`${prefix}.weight`, nIn, nOut), random(`${prefix}.bias`, nOut)];
-  const tensors = [
-    random("v.patch_embd.weight", s.patchSize, s.patchSize, 3, s.nEmbd),
-    random("v.class_embd", s.nEmbd),
-    random("v.position_embd.weight", s.nEmbd, nPatches + 1),
-    ...norm("v.pre_ln"),
-  ];
+  const patches = random("v.patch_embd.weight", s.patchSize, s.patchSize, 3, s.nEmbd);
+  const tensors = s.type === "mlp"
+    ? [patches, random("v.class_embd", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches + 1), ...norm("v.pre_ln")]
+    : [patches, { ...patches, name: "v.patch_embd.weight.1" }];
   for (let i = 0; i < s.nLayer; i++) {
     const blk = `v.blk.${i}`;
     tensors.push(
@@ -101,7 +107,12 @@ function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
       ...linear(`${blk}.ffn_down`, s.nFf, s.nEmbd),
     );
   }
-  tensors.push(...linear("mm.0", s.nEmbd, s.projectionDim), ...linear("mm.2", s.projectionDim, s.projectionDim));
+  if (s.type === "mlp") {
+    tensors.push(...linear("mm.0", s.nEmbd, s.projectionDim), ...linear("mm.2", s.projectionDim, s.projectionDim));
+  } else {
+    // Each row merges 2 x 2 patches: the MLP reads their 4 embeddings side by side.
+    tensors.push(...norm("v.post_ln"), ...linear("mm.0", 4 * s.nEmbd, 4 * s.nEmbd), ...linear("mm.2", 4 * s.nEmbd, s.projectionDim));
+  }
   return tensors;
 }
 
@@ -113,21 +124,25 @@ function checkShape(s: SyntheticProjectorShape): void {
   if (s.imageSize % s.patchSize !== 0 || s.nEmbd % s.nHead !== 0) {
     throw new BadRequestError("synthetic projector shape: patches must tile the image and heads split the embedding");
   }
+  // Qwen2-VL's vision rotary splits each head in 4 sections; rows merge 2 x 2 patches.
+  if (s.type === "qwen2vl_merger" && ((s.nEmbd / s.nHead) % 4 !== 0 || s.imageSize % (2 * s.patchSize) !== 0)) {
+    throw new BadRequestError("synthetic projector shape: qwen2vl_merger needs a head width divisible by 4 and the image side by 2 patches");
+  }
 }
 
-/** Writes a random-weight LLaVA-1.5-shaped projector GGUF that llama.cpp's mtmd loads and runs. */
+/** Writes a random-weight projector GGUF (LLaVA-1.5's or Qwen2-VL's shape) that llama.cpp's mtmd loads and runs. */
 export async function writeSyntheticProjector(options: SyntheticProjectorOptions): Promise<SyntheticProjectorSummary> {
   const { shape } = options;
   checkShape(shape);
   const seed = options.seed ?? 0;
   const tensors = projectorTensors(shape);
   await writeGguf(options.out, {
-    metadata: projectorMetadata(shape, options.name ?? "synthetic-llava-projector"),
+    metadata: projectorMetadata(shape, options.name ?? `synthetic-${shape.type}-projector`),
     tensors: tensors.map((plan, index) => tensorSource(plan, tensorSeed(seed, index))),
   });
   return {
     path: options.out,
-    imageTokens: (shape.imageSize / shape.patchSize) ** 2,
+    imageTokens: (shape.imageSize / shape.patchSize) ** 2 / (shape.type === "mlp" ? 1 : 4),
     tensorCount: tensors.length,
     parameterCount: tensors.reduce((sum, t) => sum + elementCount(t.dims), 0),
   };
@@ -138,7 +153,15 @@ export const SYNTHETIC_VISION_PRESETS = {
   /** tiny-llama seeing 32 x 32 images in 8 x 8 patches: 16 rows per image. */
   "tiny-vision": {
     model: "tiny-llama",
-    projector: { imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2 },
+    projector: { type: "mlp", imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2 },
+  },
+  /**
+   * Qwen2-VL's shape over tiny-qwen2vl (M-RoPE): 8 x 8 patches merged 2 x 2, an image of w x h
+   * pixels resized to multiples of 16 (at least 8 rows): a 48 x 48 image is 9 rows in a 3 x 3 grid.
+   */
+  "tiny-vision-mrope": {
+    model: "tiny-qwen2vl",
+    projector: { type: "qwen2vl_merger", imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2 },
   },
 } satisfies Record<string, { model: SyntheticPreset; projector: Omit<SyntheticProjectorShape, "projectionDim"> }>;
 

@@ -12,7 +12,7 @@ import { gguf, type GgufValue } from "./values.js";
 import { writeGguf, type GgufTensorSource } from "./writer.js";
 
 export type SyntheticVocab = "llama-spm" | "llama-bpe" | "qwen2";
-export type SyntheticArch = "llama" | "qwen2";
+export type SyntheticArch = "llama" | "qwen2" | "qwen2vl";
 export type SyntheticWeightType = "f32" | "f16" | "q8_0";
 
 export interface SyntheticShape {
@@ -29,6 +29,8 @@ export interface SyntheticShape {
   rmsNormEps: number;
   /** No output.weight: llama.cpp reuses token_embd for the output projection. */
   tiedOutput: boolean;
+  /** M-RoPE (qwen2vl): rotary pairs of a head per position dimension (t, y, x, unused), summing to head width / 2. */
+  ropeSections?: [number, number, number, number];
 }
 
 const LLAMA_SPM = { arch: "llama", vocab: "llama-spm", ropeFreqBase: 10000, rmsNormEps: 1e-5, tiedOutput: false } as const;
@@ -44,6 +46,11 @@ export const SYNTHETIC_PRESETS = {
   llama8b: { ...LLAMA_BPE, nEmbd: 4096, nLayer: 32, nHead: 32, nHeadKv: 8, nFf: 14336, contextLength: 131072 },
   "tiny-llama": { ...LLAMA_SPM, nEmbd: 64, nLayer: 2, nHead: 4, nHeadKv: 2, nFf: 128, contextLength: 2048 },
   "tiny-qwen2": { ...QWEN2, nEmbd: 64, nLayer: 2, nHead: 4, nHeadKv: 2, nFf: 128, contextLength: 2048 },
+  /**
+   * tiny-qwen2 as Qwen2-VL's language model: M-RoPE, sections in Qwen2-VL's proportions (16, 24, 24 of
+   * 64). Its own output matrix: with tied random embeddings greedy decoding repeats the last token.
+   */
+  "tiny-qwen2vl": { ...QWEN2, arch: "qwen2vl", nEmbd: 64, nLayer: 2, nHead: 4, nHeadKv: 2, nFf: 128, contextLength: 2048, ropeSections: [2, 3, 3, 0], tiedOutput: false },
 } satisfies Record<string, SyntheticShape>;
 
 export type SyntheticPreset = keyof typeof SYNTHETIC_PRESETS;
@@ -147,6 +154,7 @@ function architectureMetadata(shape: SyntheticShape, name: string, fileType: num
     [`${a}.rope.freq_base`, gguf.float32(shape.ropeFreqBase)],
   ];
   if (a === "llama") metadata.push([`${a}.rope.dimension_count`, gguf.uint32(shape.nEmbd / shape.nHead)]);
+  if (shape.ropeSections) metadata.push([`${a}.rope.dimension_sections`, gguf.array("int32", shape.ropeSections)]);
   return metadata;
 }
 
@@ -177,7 +185,7 @@ function tensorPlans(shape: SyntheticShape, nVocab: number, weightType: GgmlType
       weight(`${blk}.attn_k.weight`, nEmbd, nEmbdKv),
       weight(`${blk}.attn_v.weight`, nEmbd, nEmbdKv),
     );
-    if (shape.arch === "qwen2") {
+    if (shape.arch !== "llama") {
       plans.push(bias(`${blk}.attn_q.bias`, nEmbd), bias(`${blk}.attn_k.bias`, nEmbdKv), bias(`${blk}.attn_v.bias`, nEmbdKv));
     }
     plans.push(
@@ -277,6 +285,10 @@ function checkShape(shape: SyntheticShape): void {
     throw new BadRequestError(
       `synthetic model shape: embedding ${shape.nEmbd} must split into ${shape.nHead} heads, and heads into ${shape.nHeadKv} KV heads`,
     );
+  }
+  const sections = shape.ropeSections;
+  if (sections && (!sections.every((n) => Number.isSafeInteger(n) && n >= 0) || sections.reduce((a, b) => a + b, 0) !== shape.nEmbd / shape.nHead / 2)) {
+    throw new BadRequestError(`synthetic model shape: rope sections ${sections.join(", ")} must sum to half the head width (${shape.nEmbd / shape.nHead / 2})`);
   }
 }
 

@@ -12,6 +12,7 @@ import { BadRequestError, CancelledError } from "../../src/api/errors.js";
 import type { ChatRequest } from "../../src/api/ollama.js";
 import { pino } from "pino";
 import { Engine } from "../../src/engine/engine.js";
+import type { SyntheticVisionPreset } from "../../src/gguf/synthetic-projector.js";
 import { pull } from "../../src/models/registry.js";
 import { LAYER_MEDIA_TYPES } from "../../src/models/types.js";
 import { startServer } from "../../src/server/index.js";
@@ -30,15 +31,15 @@ function ask(images: string[], question = "What is in this picture?"): ChatReque
   return { model: MODEL, stream: false, options: greedy, messages: [{ role: "user", content: question, images }] };
 }
 
-async function createVisionModel(engine: Engine): Promise<void> {
-  const files = await tinyVisionModel();
+async function createVisionModel(engine: Engine, name = MODEL, preset: SyntheticVisionPreset = "tiny-vision"): Promise<void> {
+  const files = await tinyVisionModel(preset);
   const digestOf = (file: string) => `sha256:${createHash("sha256").update(readFileSync(file)).digest("hex")}`;
   const upload: Record<string, string> = {};
   for (const [name, file] of [["model.gguf", files.model], ["mmproj.gguf", files.projector]] as const) {
     upload[name] = digestOf(file);
     await engine.writeBlob(upload[name], createReadStream(file));
   }
-  for await (const _ of engine.create({ model: MODEL, files: upload })) { /* progress */ }
+  for await (const _ of engine.create({ model: name, files: upload })) { /* progress */ }
 }
 
 describe("engine with images (tiny-vision)", () => {
@@ -138,6 +139,14 @@ describe("engine with images (tiny-vision)", () => {
     const [s] = engine.stats();
     assert.equal(s!.running, 0);
     assert.equal(s!.kv.usedCells, s!.kv.cachedBlocks * 16, "no sequence holds private cells");
+  });
+
+  test("a model whose projector takes M-RoPE positions (tiny-vision-mrope, Qwen2-VL's shape) is a 400 at load; another model is served", async () => {
+    await createVisionModel(engine, "tiny-vision-mrope", "tiny-vision-mrope");
+    const refused = engine.chat({ ...ask([image(0)]), model: "tiny-vision-mrope" });
+    const served = engine.chat(ask([image(0)]));
+    await assert.rejects(refused, (e: Error) => e instanceof BadRequestError && /projectors with M-RoPE positions \(Qwen2-VL and later\) are not supported yet/.test(e.message));
+    assert.equal((await served).done, true);
   });
 
   test("a text-only model given an image gets Ollama's error", async () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { crc32, deflateSync } from "node:zlib";
-import { writeSyntheticVisionModel } from "../../src/gguf/synthetic-projector.js";
+import { writeSyntheticVisionModel, type SyntheticVisionPreset } from "../../src/gguf/synthetic-projector.js";
 
 function chunk(type: string, data: Buffer): Buffer {
   const head = Buffer.alloc(8);
@@ -55,20 +55,25 @@ function u32(value: number): Buffer {
   return b;
 }
 
-let visionDir: Promise<string> | undefined;
+const visionDirs = new Map<SyntheticVisionPreset, Promise<string>>();
 
 /**
- * The tiny-vision pair (model.gguf, mmproj.gguf), written once per test process into a temporary
- * folder. F32 weights: with q8_0 the random model's near-tied logits flipped on the last bits
- * that batch composition changes (one of 15 batched answers differed from its answer alone).
+ * A vision pair (model.gguf, mmproj.gguf; tiny-vision unless told), written once per test process
+ * into a temporary folder. F32 weights: with q8_0 the random model's near-tied logits flipped on
+ * the last bits that batch composition changes (one of 15 batched answers differed from its
+ * answer alone).
  */
-export function tinyVisionModel(): Promise<{ model: string; projector: string; dir: string }> {
-  visionDir ??= (async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "vllama-tiny-vision-"));
-    await writeSyntheticVisionModel({ preset: "tiny-vision", dir, type: "f32" });
-    return dir;
-  })();
-  return visionDir.then((dir) => ({ dir, model: path.join(dir, "model.gguf"), projector: path.join(dir, "mmproj.gguf") }));
+export function tinyVisionModel(preset: SyntheticVisionPreset = "tiny-vision"): Promise<{ model: string; projector: string; dir: string }> {
+  let dir = visionDirs.get(preset);
+  if (!dir) {
+    dir = (async () => {
+      const out = mkdtempSync(path.join(os.tmpdir(), `vllama-${preset}-`));
+      await writeSyntheticVisionModel({ preset, dir: out, type: "f32" });
+      return out;
+    })();
+    visionDirs.set(preset, dir);
+  }
+  return dir.then((d) => ({ dir: d, model: path.join(d, "model.gguf"), projector: path.join(d, "mmproj.gguf") }));
 }
 
 /**
@@ -85,3 +90,11 @@ export function tinyVisionModel(): Promise<{ model: string; projector: string; d
  */
 export const VISION_REFERENCE_QUESTION = "What is in this picture?";
 export const VISION_REFERENCE_ANSWER = " restoconsulté Santo Justin wohltrackasmaomicзеounce encontrinsen";
+
+/**
+ * llama.cpp's own answer on tiny-vision-mrope (Qwen2-VL's shape, f32, seed 0) for testImage(0),
+ * by the same llama-mtmd-cli build and command (its CPU backend on 1 thread, `-t 1`), on
+ * 2026-12-02: greedy, 12 tokens.
+ */
+export const VISION_MROPE_REFERENCE_ANSWER = "他曾GET therapём Martin Paradisedebug Jah/source경 Repซ";
+

@@ -7,7 +7,9 @@ import { after, before, describe, test } from "node:test";
 import { BadRequestError } from "../../src/api/errors.js";
 import { createContext, initBackend, liveNativeObjects, loadModel, loadProjector, toTypedError } from "../../src/native/index.js";
 import type { NativeContext, NativeMediaChunk, NativeModel, NativeProjector, PromptChunk, SamplerParams } from "../../src/native/index.js";
-import { encodePng, imageFile, testImage, tinyVisionModel, webpHeaderOnly } from "../helpers/images.js";
+import {
+  encodePng, imageFile, testImage, tinyVisionModel, VISION_MROPE_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION, webpHeaderOnly,
+} from "../helpers/images.js";
 
 const greedy: SamplerParams = {
   temperature: 0, topK: 40, topP: 1, minP: 0, typicalP: 1, seed: 1, repeatLastN: 64, repeatPenalty: 1, presencePenalty: 0, frequencyPenalty: 0,
@@ -204,5 +206,88 @@ describe("native projector (tiny-vision)", () => {
     await assert.rejects(async () => p.encode(chunk!), /disposed/);
     await m.dispose();
     assert.deepEqual(liveNativeObjects(), before);
+  });
+});
+
+// Qwen2-VL's shape (tiny-vision-mrope): an image keeps its aspect, its rows a grid at the image's
+// start position with their place in the other M-RoPE dimensions.
+describe("native projector, M-RoPE (tiny-vision-mrope)", () => {
+  let model: NativeModel;
+  let projector: NativeProjector;
+  let ctx: NativeContext;
+
+  before(async () => {
+    initBackend("cpu");
+    const files = await tinyVisionModel("tiny-vision-mrope");
+    model = await loadModel(files.model);
+    projector = await loadProjector(model, files.projector, 1);
+    ctx = await createContext(model, { kvCells: 512, nSeqMax: 4, batchCapacity: 64, nUbatch: 64 });
+  });
+
+  after(async () => {
+    await ctx?.dispose();
+    await projector?.dispose();
+    await model?.dispose();
+  });
+
+  test("a 64 x 32 image is a 4 x 2 grid of rows: all at the start position in t, their row and column in y and x", async () => {
+    assert.equal(projector.mrope, true);
+    assert.equal(projector.vision, true);
+    assert.equal(projector.embeddingLength, model.info.embeddingLength);
+    const png = encodePng(64, 32, (x, y) => [x * 4, y * 8, 128]);
+    const [image] = media(await projector.tokenize(`${projector.marker} What is this?`, [png], { addSpecial: true }));
+    assert.equal(image!.nTokens, 8);
+    assert.equal(image!.nPos, 4, "positions advance by the grid's longer side");
+    const grid = [0, 1, 2, 3, 4, 5, 6, 7];
+    assert.deepEqual([...image!.positions(5)], [
+      ...grid.map(() => 5),
+      ...grid.map((i) => 5 + Math.floor(i / 4)),
+      ...grid.map((i) => 5 + (i % 4)),
+      ...grid.map(() => 0),
+    ]);
+  });
+
+  // M-RoPE positions as mtmd_helper_eval_chunks counts them: text one position a token, an
+  // image's rows 4 each (positions(pos)), the text after it nPos later. The same prompt text as
+  // llama-mtmd-cli's (the model's ChatML template, the marker before the question).
+  test("greedy output for an image prompt equals llama-mtmd-cli's on the same files (test/helpers/images.ts)", async () => {
+    const text = `<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n${projector.marker}${VISION_REFERENCE_QUESTION}<|im_end|>\n<|im_start|>assistant\n`;
+    const chunks = await projector.tokenize(text, [testImage(0)], { addSpecial: true });
+    ctx.setSampler(1, greedy);
+    let pos = 0;
+    const answer: number[] = [];
+    for (const [i, chunk] of chunks.entries()) {
+      if (chunk.type !== "text") {
+        const r = await ctx.decodeEmbeddings({ seqId: 1, embeddings: await projector.encode(chunk), positions: chunk.positions(pos), nonCausal: chunk.nonCausal });
+        assert.equal(r.status, "ok");
+        pos += chunk.nPos;
+        continue;
+      }
+      const last = i === chunks.length - 1;
+      const r = await ctx.step({
+        tokens: chunk.tokens, positions: Int32Array.from(chunk.tokens, (_, k) => pos + k),
+        seqIds: new Int32Array(chunk.tokens.length).fill(1), sample: Uint8Array.from(chunk.tokens, (_, k) => +(last && k === chunk.tokens.length - 1)),
+      });
+      pos += chunk.tokens.length;
+      if (last) answer.push(r.sampledTokens[0]!);
+    }
+    while (answer.length < 12) {
+      const r = await ctx.step({ tokens: Int32Array.of(answer.at(-1)!), positions: Int32Array.of(pos++), seqIds: Int32Array.of(1), sample: Uint8Array.of(1) });
+      answer.push(r.sampledTokens[0]!);
+    }
+    ctx.seqRemove(1, -1, -1);
+    ctx.clearSampler(1);
+    assert.equal(model.detokenize(Int32Array.from(answer), false, false), VISION_MROPE_REFERENCE_ANSWER);
+  });
+
+  test("the rows decode into a sequence with 4 positions a row", async () => {
+    const [image] = media(await projector.tokenize(projector.marker, [testImage(0)]));
+    const rows = await projector.encode(image!);
+    assert.equal(rows.length, image!.nTokens * projector.embeddingLength);
+    assert.ok(rows.every(Number.isFinite));
+    const r = await ctx.decodeEmbeddings({ seqId: 0, embeddings: rows, positions: image!.positions(0), nonCausal: image!.nonCausal });
+    assert.equal(r.status, "ok");
+    assert.equal(ctx.seqPosMax(0), 0, "every row at the image's start position");
+    ctx.seqRemove(0, -1, -1);
   });
 });
