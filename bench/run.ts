@@ -1,6 +1,6 @@
 // Side-by-side benchmarks of vllama against llama.cpp (llama-batched-bench, llama-server) and
 // node-llama-cpp, all in one run so the ratios are fair:
-//   node --import tsx bench/run.ts <native|engine|prefix|http|rpc|images|all> [--quick] [--rounds N] [--model PATH]
+//   node --import tsx bench/run.ts <native|engine|prefix|http|rpc|images|choices|all> [--quick] [--rounds N] [--model PATH]
 //     [--gpu auto|cuda|cpu] [--parallel 1,8,32] [--prompt-tokens 128,1024,4096] [--skip node-llama-cpp]
 // Each suite prints a markdown report (command, machine, load, tables, ratios vs the goals).
 // `runBench(args)` is the same for the CLI's `vllama bench`.
@@ -14,6 +14,7 @@ import { initBackend, type BackendInfo, type GpuChoice } from "../src/native/ind
 import { repoRoot } from "./lib/llama-cpp.js";
 import { renderReport, type SuiteReport } from "./lib/report.js";
 import type { SuiteContext } from "./lib/suite.js";
+import { choicesSuite } from "./suites/choices.js";
 import { engineSuite } from "./suites/engine.js";
 import { httpSuite } from "./suites/http.js";
 import { imagesSuite } from "./suites/images.js";
@@ -28,6 +29,7 @@ export const SUITES = {
   http: httpSuite,
   rpc: rpcSuite,
   images: imagesSuite,
+  choices: choicesSuite,
 } satisfies Record<string, (s: SuiteContext) => Promise<SuiteReport>>;
 
 export type SuiteName = keyof typeof SUITES;

@@ -11,6 +11,8 @@ export interface StreamTiming {
   ttftMs: number;
   /** Every parsed JSON chunk, in order. */
   chunks: unknown[];
+  /** When each chunk arrived, ms after the request was sent. */
+  arrivalsMs: number[];
 }
 
 /** POSTs `body`; each line of the response (SSE `data: ` prefix stripped) is one JSON chunk. */
@@ -18,6 +20,7 @@ export function postStreaming(url: string, body: unknown): Promise<StreamTiming>
   const started = performance.now();
   let ttftMs = NaN;
   const chunks: unknown[] = [];
+  const arrivalsMs: number[] = [];
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method: "POST", agent, headers: { "content-type": "application/json" } }, (res) => {
       if (res.statusCode !== 200) {
@@ -35,6 +38,7 @@ export function postStreaming(url: string, body: unknown): Promise<StreamTiming>
         if (data.trim() === "" || data.trim() === "[DONE]") return;
         if (Number.isNaN(ttftMs)) ttftMs = performance.now() - started;
         chunks.push(JSON.parse(data));
+        arrivalsMs.push(performance.now() - started);
       };
       res.setEncoding("utf8");
       // A line that is not JSON rejects the request; thrown from a stream handler it would end the
@@ -58,7 +62,7 @@ export function postStreaming(url: string, body: unknown): Promise<StreamTiming>
       res.on("end", () => {
         try {
           takeLine(pending);
-          resolve({ ttftMs, chunks });
+          resolve({ ttftMs, chunks, arrivalsMs });
         } catch (error) {
           failed(error);
         }

@@ -29,6 +29,11 @@ import type {
 export interface RequestInit {
   /** Aborted when the client goes away: the engine stops the work and frees its slot. */
   signal?: AbortSignal;
+  /**
+   * The choices of one request (OpenAI's `n`) pass the same object: their sequences share the
+   * prompt's computed cells even with the prefix cache off. Only its identity counts.
+   */
+  promptGroup?: object;
 }
 
 /**

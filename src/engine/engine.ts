@@ -350,7 +350,7 @@ export class Engine implements EngineService {
         vocabSize: lease.runner.model.info.vocabSize,
       });
       const vocab = withPreservedTokens(lease.runner.model, prompt.preservedTokens ?? []);
-      const seq = new Sequence(tokens, params, sequenceLimits({ ...options, stop: [...options.stop, ...(prompt.stop ?? [])] }), vocab, prompt.media);
+      const seq = new Sequence(tokens, params, sequenceLimits({ ...options, stop: [...options.stop, ...(prompt.stop ?? [])] }), vocab, prompt.media, init.promptGroup);
       lease.runner.submit(seq, init.signal);
       seq.events.onSettled(() => lease.release(keepAliveMs));
       return { generation: { events: seq.events, startedAt, loadNs: lease.loadNs, admittedAt: () => seq.admittedAt }, prompt };

@@ -10,6 +10,10 @@
 // prefixes slows all running work (measured on CPU, llama110m, 32 sequences: 8,192 idle cells
 // cost 20% of decode and 30% of prefill speed). `trimIdle` bounds that cost.
 //
+// With the prefix cache off, the choices of one request (OpenAI's `n`, RequestInit.promptGroup)
+// still share their prompt's blocks: in a tree of their own that no other request sees, whose
+// blocks go as soon as no choice uses them or will soon.
+//
 // With `events`, every block that enters or leaves the prefix cache is reported (vLLM's KV
 // events, for a prefix-cache-aware router), under the chained hash a router computes itself.
 import type { ModelKvEvents } from "../kv-events/publisher.js";
@@ -54,9 +58,15 @@ interface Block {
   hash?: bigint;
 }
 
+function newTree(): Block {
+  return { key: "", parent: undefined, children: new Map(), depth: -1, holder: -1, refs: 1, lastUsed: 0 };
+}
+
 /** What a running sequence holds in the cache. */
 export interface KvLease {
   seqId: number;
+  /** The root of the blocks it shares (treeOf), if it shares any. */
+  tree: Block | undefined;
   /** Blocks this sequence pins, root first. */
   blocks: Block[];
   /** Tokens whose cells are counted in blocks (shared); the rest up to `cells` are private. */
@@ -81,10 +91,16 @@ function blockKey(tokens: ArrayLike<number>, start: number): string {
   return key;
 }
 
+/** A waiting prompt whose cached blocks should stay. */
+export interface UpcomingPrompt {
+  tokens: ArrayLike<number>;
+  promptGroup?: object;
+}
+
 export class KvManager {
-  private readonly root: Block = {
-    key: "", parent: undefined, children: new Map(), depth: -1, holder: -1, refs: 1, lastUsed: 0,
-  };
+  private readonly root = newTree();
+  /** With the prefix cache off: each request's choices' own tree (RequestInit.promptGroup). */
+  private readonly groupTrees = new WeakMap<object, Block>();
   private readonly freeSeqIds: number[];
   /** Sequence ids that hold cached blocks but no running sequence: seqId -> blocks held. */
   private readonly holders = new Map<number, number>();
@@ -137,8 +153,13 @@ export class KvManager {
   }
 
   /** Cached tokens a prompt would reuse (whole blocks, at most prompt.length - 1). */
-  matchLength(prompt: ArrayLike<number>): number {
-    return this.matchBlocks(prompt).length * BLOCK_SIZE;
+  matchLength(prompt: ArrayLike<number>, group?: object): number {
+    return this.matchBlocks(prompt, group).length * BLOCK_SIZE;
+  }
+
+  /** Whether sequences of these prompt groups share cached blocks: all do with the prefix cache on. */
+  shareBlocks(group: object | undefined, other: object | undefined): boolean {
+    return this.prefixCaching || (group !== undefined && group === other);
   }
 
   /**
@@ -146,16 +167,16 @@ export class KvManager {
    * (cells shared, not recomputed). Returns undefined when no sequence id is free even after
    * evicting cached prefixes.
    */
-  open(prompt: ArrayLike<number>): KvLease | undefined {
+  open(prompt: ArrayLike<number>, group?: object): KvLease | undefined {
     const seqId = this.takeSeqId();
     if (seqId === undefined) return undefined;
-    const blocks = this.prefixCaching ? this.matchBlocks(prompt) : [];
+    const blocks = this.matchBlocks(prompt, group);
     const shared = blocks.length * BLOCK_SIZE;
     this.queries += prompt.length;
     this.hits += shared;
     for (const b of blocks) this.pin(b);
     if (shared > 0) this.recordCopy(blocks[blocks.length - 1].holder, seqId, 0, shared);
-    return { seqId, blocks, sharedTokens: shared, cells: shared };
+    return { seqId, tree: this.treeOf(group), blocks, sharedTokens: shared, cells: shared };
   }
 
   /** Counts `n` more private cells for the sequence (the scheduler checked freeCells). */
@@ -175,8 +196,8 @@ export class KvManager {
    * cache, so later requests (even while this one still runs) can share them.
    */
   commit(lease: KvLease, tokens: ArrayLike<number>): void {
-    if (!this.prefixCaching) return;
-    let parent = lease.blocks.length ? lease.blocks[lease.blocks.length - 1] : this.root;
+    if (!lease.tree) return;
+    let parent = lease.blocks.length ? lease.blocks[lease.blocks.length - 1] : lease.tree;
     for (let depth = lease.blocks.length; (depth + 1) * BLOCK_SIZE <= lease.cells; depth++) {
       const key = blockKey(tokens, depth * BLOCK_SIZE);
       const start = depth * BLOCK_SIZE;
@@ -189,7 +210,7 @@ export class KvManager {
         this.privateCells -= BLOCK_SIZE;
       } else {
         block = { key, parent, children: new Map(), depth, holder: lease.seqId, refs: 0, lastUsed: this.tokensComputed };
-        if (this.events) this.report(block, tokens, this.events);
+        if (this.events && lease.tree === this.root) this.report(block, tokens, this.events);
         parent.children.set(key, block);
         this.blocks.add(block);
         this.privateCells -= BLOCK_SIZE;
@@ -226,15 +247,16 @@ export class KvManager {
   }
 
   /**
-   * Drops idle blocks beyond `maxIdleCells`, and those idle for longer than `idleTokens`
-   * computed tokens, least recently used first. Blocks that one of the `upcoming` prompts
-   * would reuse are kept (and not counted as idle).
+   * Drops idle blocks beyond `maxIdleCells` (all of them with the prefix cache off), and those
+   * idle for longer than `idleTokens` computed tokens, least recently used first. Blocks that
+   * one of the `upcoming` prompts would reuse are kept (and not counted as idle).
    */
-  trimIdle(maxIdleCells: number, upcoming: ArrayLike<number>[] = []): void {
+  trimIdle(maxIdleCells: number, upcoming: UpcomingPrompt[] = []): void {
     // Runs every step: at full load nothing is idle, and matching the upcoming prompts is skipped.
     if (this.idleCells === 0) return;
+    if (!this.prefixCaching) maxIdleCells = 0;
     const oldest = this.tokensComputed - this.idleTokens;
-    const keep = new Set(upcoming.flatMap((prompt) => this.matchBlocks(prompt).filter((b) => b.refs === 0)));
+    const keep = new Set(upcoming.flatMap((p) => this.matchBlocks(p.tokens, p.promptGroup).filter((b) => b.refs === 0)));
     const idle = () => this.idleCells - keep.size * BLOCK_SIZE;
     if (idle() <= maxIdleCells && !this.hasIdleOlderThan(oldest, keep)) return;
     this.evictWhile((next) => idle() > maxIdleCells || next.lastUsed < oldest, keep);
@@ -315,9 +337,23 @@ export class KvManager {
     }
   }
 
-  private matchBlocks(prompt: ArrayLike<number>): Block[] {
+  /** The tree a prompt's blocks are shared in: the prefix cache, or its request's own; none without either. */
+  private treeOf(group: object | undefined): Block | undefined {
+    if (this.prefixCaching) return this.root;
+    if (group === undefined) return undefined;
+    let tree = this.groupTrees.get(group);
+    if (!tree) {
+      tree = newTree();
+      this.groupTrees.set(group, tree);
+    }
+    return tree;
+  }
+
+  private matchBlocks(prompt: ArrayLike<number>, group: object | undefined): Block[] {
     const blocks: Block[] = [];
-    let node = this.root;
+    const tree = this.treeOf(group);
+    if (!tree) return blocks;
+    let node = tree;
     // Leave at least one prompt token to evaluate: its logits give the first generated token.
     for (let start = 0; start + BLOCK_SIZE < prompt.length; start += BLOCK_SIZE) {
       const next = node.children.get(blockKey(prompt, start));

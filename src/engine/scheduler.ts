@@ -22,6 +22,8 @@ export interface ScheduledSequence {
   readonly finished: boolean;
   /** The prompt's images: their rows hold placeholder tokens (media.ts). */
   readonly media?: readonly MediaSpan[];
+  /** Shared with the other choices of its request: they share blocks even with the prefix cache off. */
+  readonly promptGroup?: object;
 }
 
 export interface PlanEntry<S extends ScheduledSequence> {
@@ -170,7 +172,7 @@ export class Scheduler<S extends ScheduledSequence> {
    */
   private trimIdleCache(): void {
     const freePlaces = Math.max(0, this.limits.parallel - this.running.length);
-    const upcoming = this.waiting.slice(0, freePlaces).map((s) => s.tokens);
+    const upcoming = this.waiting.slice(0, freePlaces);
     const idlePlaces = freePlaces - upcoming.length;
     this.kv.trimIdle(Math.floor((this.kv.kvCells * idlePlaces) / this.limits.parallel), upcoming);
   }
@@ -198,14 +200,14 @@ export class Scheduler<S extends ScheduledSequence> {
       const budget = this.promptTokensLeft(plan);
       if (budget <= 0) break;
       const seq = this.waiting[0];
-      const cached = this.kv.matchLength(seq.tokens);
+      const cached = this.kv.matchLength(seq.tokens, seq.promptGroup);
       if (this.sharesPrefillInFlight(seq, cached)) break;
       const count = fitToMedia(seq.media, cached, Math.min(seq.tokens.length - cached, budget));
       // An image's rows that do not fit this step's budget wait for a step with room for them.
       if (count === 0) break;
       // Admit only what fits next to the running sequences' next decode tokens.
       if (!this.kv.evict(count + this.running.length)) break;
-      const lease = this.kv.open(seq.tokens);
+      const lease = this.kv.open(seq.tokens, seq.promptGroup);
       if (!lease) break;
       this.waiting.shift();
       seq.lease = lease;
@@ -221,11 +223,12 @@ export class Scheduler<S extends ScheduledSequence> {
   /**
    * A waiting prompt that shares a not-yet-cached block with a prompt being prefilled right now
    * waits: once that prefill's blocks are cached it attaches to them instead of computing the
-   * same prefix again (a burst of requests with one system prompt computes it once).
+   * same prefix again (a burst of requests with one system prompt computes it once; the choices
+   * of one request compute their prompt once, with the prefix cache off too).
    */
   private sharesPrefillInFlight(seq: S, cached: number): boolean {
-    if (!this.kv.prefixCaching) return false;
     return this.running.some((r) => {
+      if (!this.kv.shareBlocks(r.promptGroup, seq.promptGroup)) return false;
       const shareable = Math.floor(commonPrefix(r.tokens, seq.tokens, seq.tokens.length - 1) / BLOCK_SIZE) * BLOCK_SIZE;
       return shareable > cached && r.numComputed < shareable;
     });

@@ -72,6 +72,8 @@ export class Sequence implements ScheduledSequence {
     private readonly vocab: Vocabulary,
     /** The prompt's images (their rows hold placeholders in `prompt`). */
     readonly media: readonly MediaSpan[] = [],
+    /** Shared with the other choices of its request (RequestInit.promptGroup). */
+    readonly promptGroup?: object,
   ) {
     this.tokens = [...prompt];
     this.promptLength = prompt.length;

@@ -1,22 +1,26 @@
 // Several choices from one OpenAI request (`n`, and a list of prompts on /v1/completions): each
 // choice is its own engine sequence, all submitted at once so the engine batches them. Choices
-// of one prompt share its computed cells: the scheduler holds back a sequence whose prompt
-// another sequence is prefilling and attaches it to that prefix once cached (a sequence copy in
-// the KV manager's cache operations), so the prompt is computed once, its last partial block
-// aside. Choice i of a prompt samples with seed + i, so each is reproducible and they differ.
+// of one prompt share its computed cells (one RequestInit.promptGroup, so with the prefix cache
+// off too): the scheduler holds back a sequence whose prompt another sequence is prefilling and
+// attaches it to that prefix once cached (a sequence copy in the KV manager's cache operations),
+// so the prompt is computed once, its last partial block aside. Choice i of a prompt samples
+// with seed + i, so each is reproducible and they differ.
 import type { Options } from "../api/ollama.js";
 
 /** Choice `index` of the request: prompt `Math.floor(index / n)`, sample `index % n`. */
 export interface Choice<R> {
   index: number;
   request: R;
+  /** The same object for every choice of one prompt. */
+  promptGroup: object;
 }
 
 /** `n` choices of each request, in OpenAI's order (all of the first prompt's, then the next's). */
 export function choicesOf<R extends { options?: Options }>(requests: readonly R[], n: number): Choice<R>[] {
-  return requests.flatMap((request, p) =>
-    Array.from({ length: n }, (_, i) => ({ index: p * n + i, request: withSeedOffset(request, i) })),
-  );
+  return requests.flatMap((request, p) => {
+    const promptGroup = {};
+    return Array.from({ length: n }, (_, i) => ({ index: p * n + i, request: withSeedOffset(request, i), promptGroup }));
+  });
 }
 
 function withSeedOffset<R extends { options?: Options }>(request: R, offset: number): R {
@@ -37,7 +41,7 @@ export interface Started<T> {
  */
 export async function startAll<R, T>(
   choices: readonly Choice<R>[],
-  start: (request: R, init: { signal: AbortSignal }) => Promise<T>,
+  start: (request: R, init: { signal: AbortSignal; promptGroup: object }) => Promise<T>,
   signal: AbortSignal,
 ): Promise<Started<T>> {
   const all = new AbortController();
@@ -46,7 +50,7 @@ export async function startAll<R, T>(
   signal.addEventListener("abort", cancel, { once: true });
   // The first failure cancels the rest at once (a full queue must not wait for their answers).
   let failure: { error: unknown } | undefined;
-  const settled = await Promise.allSettled(choices.map((c) => start(c.request, { signal: all.signal }).catch((error: unknown) => {
+  const settled = await Promise.allSettled(choices.map((c) => start(c.request, { signal: all.signal, promptGroup: c.promptGroup }).catch((error: unknown) => {
     failure ??= { error };
     cancel();
     throw error;

@@ -182,6 +182,30 @@ describe("scheduler", () => {
     assert.equal(manager.stats().prefixHits, 4 * BLOCK_SIZE);
   });
 
+  test("prefix cache off: the choices of one request share their prompt's blocks, no other request sees them, and they go with the choices", () => {
+    const { scheduler, manager, kv, step } = setup(4096, { batchSize: 256 }, false);
+    const prompt = range(4 * BLOCK_SIZE + 3, 1000);
+    const group = {};
+    const choices = [0, 1, 2].map(() => ({ ...seq(prompt), promptGroup: group }));
+    const other = seq(prompt);
+    for (const s of [...choices, other]) scheduler.add(s);
+    step();
+    assert.deepEqual(scheduler.running, [choices[0]], "the other choices wait while the first computes the prompt");
+    const plan = step();
+    for (const choice of choices.slice(1)) {
+      const entry = plan.entries.find((e) => e.seq === choice)!;
+      assert.equal(entry.start, 4 * BLOCK_SIZE, "a choice computes only the prompt's last partial block");
+      assert.ok(kv.ops.includes(`cp ${choices[0]!.lease!.seqId} ${choice.lease!.seqId} 0 ${4 * BLOCK_SIZE}`));
+    }
+    const otherEntry = plan.entries.find((e) => e.seq === other)!;
+    assert.equal(otherEntry.start, 0, "another request with the same prompt computes it all");
+    assert.equal(manager.stats().prefixHits, 2 * 4 * BLOCK_SIZE);
+    for (const s of [...choices, other]) scheduler.remove(s);
+    step();
+    assert.equal(manager.stats().cachedBlocks, 0, "idle blocks of a group are dropped at the next step");
+    assert.equal(manager.stats().usedCells, 0);
+  });
+
   test("cached blocks survive their sequence, are evicted least-recently-used, and never while in use", () => {
     const { scheduler, manager, kv, step } = setup(5 * BLOCK_SIZE, { batchSize: 256 });
     const a = seq(range(2 * BLOCK_SIZE + 1));

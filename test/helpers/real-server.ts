@@ -19,8 +19,8 @@ export interface RealServer {
   close(): Promise<void>;
 }
 
-export async function startRealServer(name: string): Promise<RealServer> {
-  const engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), `vllama-${name}-`)), parallel: 8 });
+export async function startRealServer(name: string, engineOptions: ConstructorParameters<typeof Engine>[0] = {}): Promise<RealServer> {
+  const engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), `vllama-${name}-`)), parallel: 8, ...engineOptions });
   const server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "10mb" }, logger: pino({ level: "silent" }) });
   const registry = await TestRegistry.start();
   registry.publish("library/stories", "latest", [{ mediaType: LAYER_MEDIA_TYPES.model, data: readFileSync(storiesPath) }]);

@@ -111,8 +111,68 @@ describe("several choices per request", () => {
   });
 
   function kvStats() {
-    const stats = server.engine.stats().find((s) => s.name === storiesPath || s.name.endsWith("stories260K.gguf"));
-    assert.ok(stats, JSON.stringify(server.engine.stats().map((s) => s.name)));
-    return stats.kv;
+    return storiesStats(server).kv;
   }
 });
+
+describe("n = 8 over HTTP computes the prompt once, with the prefix cache off", () => {
+  let server: RealServer;
+  let openai: OpenAI;
+  before(async () => {
+    server = await startRealServer("choices-shared", { prefixCache: false, contextLength: 512 });
+    openai = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused" });
+  });
+  after(() => server.close());
+
+  // About 200 tokens. A choice's cells are computed in other batch shapes than a request's alone,
+  // which moves its logits by rounding (the F16 KV cache): at temperature 1 over the whole
+  // vocabulary, 1 of 24 choices of 16 tokens sampled another token (2026-12-02); 8 tokens from
+  // the top 4 keep the comparison exact.
+  const prompt = `${LONG_PROMPT}. `.repeat(4);
+  const sampled = { model, max_tokens: 8, temperature: 1, top_k: 4 };
+  const N = 8;
+
+  /**
+   * Prompt tokens the native steps computed for the responses of `run` (N choices in all), at
+   * most: every token they decoded, less each choice's generated tokens but its last (never decoded).
+   */
+  async function promptTokensComputed(run: () => Promise<Array<{ usage?: OpenAI.CompletionUsage }>>): Promise<number> {
+    const before = storiesStats(server).steps.tokens;
+    const responses = await run();
+    const generated = responses.reduce((sum, r) => sum + r.usage!.completion_tokens, 0);
+    return storiesStats(server).steps.tokens - before - (generated - N);
+  }
+
+  test("/v1/completions: one prompt computation for 8 choices, each as a request with seed + i", async () => {
+    const single = (seed: number) => openai.completions.create({ ...sampled, prompt, seed });
+    const singles: OpenAI.Completions.Completion[] = [];
+    for (let i = 0; i < N; i++) singles.push(await single(3 + i));
+    const promptTokens = singles[0]!.usage!.prompt_tokens;
+    assert.ok(promptTokens > 128, `a prompt of ${promptTokens} tokens`);
+    let together: OpenAI.Completions.Completion | undefined;
+    const computed = await promptTokensComputed(async () => [together = await openai.completions.create({ ...sampled, prompt, seed: 3, n: N })]);
+    assert.deepEqual(together!.choices.map((c) => c.text), singles.map((s) => s.choices[0]!.text));
+    assert.ok(computed <= promptTokens + N * 16, `${computed} prompt tokens computed for ${N} choices of ${promptTokens}`);
+    // Without the sharing, each of 8 requests computes the whole prompt.
+    const separately = await promptTokensComputed(() => Promise.all(Array.from({ length: N }, (_, i) => single(3 + i))));
+    assert.ok(separately >= N * promptTokens, `${separately} prompt tokens computed for ${N} requests of ${promptTokens}`);
+  });
+
+  test("/v1/chat/completions: one prompt computation for 8 choices, each as a request with seed + i", async () => {
+    const messages = [{ role: "user" as const, content: prompt }];
+    const singles: OpenAI.Chat.ChatCompletion[] = [];
+    for (let i = 0; i < N; i++) singles.push(await openai.chat.completions.create({ ...sampled, messages, seed: 9 + i }));
+    const promptTokens = singles[0]!.usage!.prompt_tokens;
+    let together: OpenAI.Chat.ChatCompletion | undefined;
+    const computed = await promptTokensComputed(async () => [together = await openai.chat.completions.create({ ...sampled, messages, seed: 9, n: N })]);
+    assert.deepEqual(together!.choices.map((c) => c.message.content), singles.map((s) => s.choices[0]!.message.content));
+    assert.ok(computed <= promptTokens + N * 16, `${computed} prompt tokens computed for ${N} choices of ${promptTokens}`);
+  });
+});
+
+function storiesStats(server: RealServer) {
+  const stats = server.engine.stats().find((s) => s.name === storiesPath || s.name.endsWith("stories260K.gguf"));
+  assert.ok(stats, JSON.stringify(server.engine.stats().map((s) => s.name)));
+  return stats;
+}
+

@@ -1,0 +1,110 @@
+// Suite `choices`: OpenAI's `n`. One /v1/completions request with n = 8, the same request with
+// n = 1, and 8 separate requests of that prompt sent at once, to vllama's HTTP server with the
+// prefix cache off: the 8 choices compute their prompt once (src/server/choices.ts), so their
+// prompt time should stay near one request's, where the 8 requests compute it 8 times.
+import { postStreaming } from "../lib/http-stream.js";
+import { startVllamaServer } from "../lib/child.js";
+import { fixed, machineInfo, markdownTable, ratio } from "../lib/machine.js";
+import type { BenchPrompt } from "../lib/load.js";
+import { distinctPrompts, withTokenizer } from "../lib/prompts.js";
+import { startReport, type SuiteReport } from "../lib/report.js";
+import type { SuiteContext } from "../lib/suite.js";
+
+const N = 8;
+/** Prompt time of n = 8 at most this many times n = 1's ("well under 8x"). */
+const GOAL = 2;
+
+interface Case {
+  name: string;
+  /** Choices per request, and requests sent at once. */
+  n: number;
+  requests: number;
+}
+
+const CASES: Case[] = [
+  { name: "n = 1", n: 1, requests: 1 },
+  { name: `n = ${N}`, n: N, requests: 1 },
+  { name: `${N} requests, n = 1 each`, n: 1, requests: N },
+];
+
+/** One case's round: until every choice had its first token (the prompt time), and until all ended. */
+interface Timing {
+  promptMs: number;
+  totalMs: number;
+}
+
+interface CompletionChunk {
+  choices?: Array<{ index: number }>;
+  error?: { message: string };
+}
+
+export async function choicesSuite(s: SuiteContext): Promise<SuiteReport> {
+  const promptTokens = s.quick ? 256 : 1024;
+  const maxTokens = 16;
+  const report = startReport("choices", `choices: one request with n = ${N} vs n = 1 vs ${N} requests, prefix cache off`, s.command);
+  const contextLength = Math.ceil((promptTokens + maxTokens + 16) / 256) * 256;
+  const kvCells = N * contextLength;
+  // Every request of every round its own prompt: nothing is cached between them anyway (the
+  // prefix cache is off), and no request can find another's cells.
+  const prompts = await withTokenizer(s.modelPath, s.backend, (m) => ({
+    warmup: distinctPrompts(m, 1, 32, 90)[0]!,
+    rounds: Array.from({ length: s.rounds }, (_, r) => distinctPrompts(m, CASES.length, promptTokens, 91 + r)),
+  }));
+  const server = await startVllamaServer({ system: "serve", gpu: s.backend, parallel: N, contextLength, kvCells, prefixCache: false });
+  const timings: Timing[][] = CASES.map(() => []);
+  try {
+    const complete = (prompt: BenchPrompt, n: number) => postStreaming(`${server.url}/v1/completions`, {
+      // min_tokens holds off the end of sequence: every choice generates maxTokens.
+      model: s.modelPath, prompt: prompt.text, n, max_tokens: maxTokens, min_tokens: maxTokens, temperature: 1, seed: 1, stream: true,
+    });
+    await complete(prompts.warmup, N);
+    s.log(`  ${CASES.map((c) => c.name).join(", ")}, ${s.rounds} round(s) interleaved`);
+    for (const round of prompts.rounds) {
+      for (const [i, c] of CASES.entries()) {
+        const started = performance.now();
+        const answers = await Promise.all(Array.from({ length: c.requests }, () => complete(round[i]!, c.n)));
+        const totalMs = performance.now() - started;
+        timings[i]!.push({ promptMs: Math.max(...answers.map((a) => lastFirstChunkMs(a.chunks as CompletionChunk[], a.arrivalsMs, c.n))), totalMs });
+      }
+    }
+  } finally {
+    await server.stop();
+  }
+  const best = timings.map((rounds) => ({
+    promptMs: Math.min(...rounds.map((t) => t.promptMs)),
+    totalMs: Math.min(...rounds.map((t) => t.totalMs)),
+  }));
+  for (const [i, c] of CASES.entries()) s.log(`    ${c.name}: prompt ${fixed(best[i]!.promptMs, 0)} ms, total ${fixed(best[i]!.totalMs, 0)} ms`);
+  const [one, shared, separate] = best as [Timing, Timing, Timing];
+  report.peers.push(`vllama HTTP server (bench/workers/serve.ts: Engine({ parallel: ${N}, contextLength: ${contextLength}, kvCells: ${kvCells}, prefixCache: false }) + startServer), POST /v1/completions streaming`);
+  report.tables.push(markdownTable(
+    ["request", "choices", "prompt time (every choice's first token) ms", "total ms"],
+    CASES.map((c, i) => [c.name, c.n * c.requests, fixed(best[i]!.promptMs, 0), fixed(best[i]!.totalMs, 0)]),
+  ));
+  report.tables.push(markdownTable(
+    ["comparison", "prompt time", "total"],
+    [
+      [`n = ${N} / n = 1 (what the ${N - 1} more choices cost)`, ratio(shared.promptMs, one.promptMs), ratio(shared.totalMs, one.totalMs)],
+      [`${N} requests / n = ${N} (what sharing the prompt saves)`, ratio(separate.promptMs, shared.promptMs), ratio(separate.totalMs, shared.totalMs)],
+    ],
+  ));
+  report.goals.push({
+    name: `prompt time, n = ${N} vs n = 1`, target: `<= ${GOAL}x`, measured: ratio(shared.promptMs, one.promptMs), met: shared.promptMs / one.promptMs <= GOAL,
+  });
+  report.notes.push(
+    `${promptTokens}-token prompts (another per request and round), ${maxTokens} tokens generated by every choice (min_tokens = max_tokens), temperature 1; the prefix cache off, so only the choices of one request share cells; best of ${s.rounds} round(s), the three requests interleaved in each.`,
+  );
+  report.machineAfter = machineInfo();
+  return report;
+}
+
+/** When the last of a response's `n` choices got its first chunk, ms after the request was sent. */
+function lastFirstChunkMs(chunks: CompletionChunk[], arrivalsMs: number[], n: number): number {
+  const first = new Map<number, number>();
+  chunks.forEach((chunk, k) => {
+    if (chunk.error) throw new Error(`vllama: ${chunk.error.message}`);
+    for (const choice of chunk.choices ?? []) if (!first.has(choice.index)) first.set(choice.index, arrivalsMs[k]!);
+  });
+  if (first.size !== n) throw new Error(`${first.size} of ${n} choices answered`);
+  return Math.max(...first.values());
+}
