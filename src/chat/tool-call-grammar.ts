@@ -5,7 +5,8 @@
 // (after the assistant's turn header the prompt ended with), and the tokens the grammar writes as
 // themselves. llama.cpp's "required" lets text come before the call and, with Hermes-style
 // families, any number of calls; here it means what OpenAI's does: the answer is a call (at
-// least one; exactly one with parallel_tool_calls false), so the root rule is narrowed.
+// least one; exactly one with parallel_tool_calls false), so the root rule is narrowed. The
+// blanks between a call's parts are narrowed too (narrowedSpace).
 import type { SamplerParams } from "../native/index.js";
 import type { ChatLibraryParams } from "./chat-library.js";
 
@@ -31,7 +32,7 @@ export function toolCallGrammar(params: ChatLibraryParams, tokenizer: GrammarTok
   };
   const preservedTokens = params.preserved_tokens.map(single).filter((t) => t !== undefined);
   if (params.grammar === "") return { preservedTokens };
-  const grammar = narrowedRoot(params.grammar, { textFirst: params.grammar_lazy, manyCalls: parallel });
+  const grammar = narrowedSpace(narrowedRoot(params.grammar, { textFirst: params.grammar_lazy, manyCalls: parallel }));
   if (!params.grammar_lazy) return { grammar: { grammar, grammarPrefix: params.generation_prompt }, preservedTokens };
   const patterns: string[] = [];
   const tokens: number[] = [];
@@ -65,6 +66,17 @@ export function narrowedRoot(grammar: string, allow: { textFirst: boolean; manyC
     .map((item) => (!allow.manyCalls && item === "tool-calls" ? "tool-call" : item));
   lines[i] = `root ::= ${items.join(" ")}`;
   return lines.join("\n");
+}
+
+/**
+ * The library's `space` rule (json-schema-to-grammar's, in every family's grammar: between a
+ * call's parts and inside its JSON) allows up to 2 newlines and 20 blanks at each place; a model
+ * whose choices the grammar mostly refuses fills them (the random demo model's forced call took
+ * ~200 tokens, 2026-12-02). Here a place takes one blank or one newline: a call on one line, or
+ * a part a line.
+ */
+export function narrowedSpace(grammar: string): string {
+  return grammar.replace(/^space ::= .*$/m, 'space ::= | " " | "\\n"');
 }
 
 /** A rule body's items at depth 0: quoted strings, character classes and groups kept whole. */

@@ -53,6 +53,9 @@ test("forced: the library's required grammar after its generation prompt, withou
   assert.equal(many.grammar?.grammarTriggers, undefined);
   assert.match(many.grammar!.grammar, /^root ::= "<\|im_start\|>assistant\\n" space tool-calls$/m);
   assert.match((await forced(false)).grammar!.grammar, /^root ::= "<\|im_start\|>assistant\\n" space tool-call$/m);
+  // One blank or one newline between a call's parts, where the library allows 2 newlines and 20 blanks.
+  assert.match(many.grammar!.grammar, /^space ::= \| " " \| "\\n"$/m);
+  assert.doesNotMatch(many.grammar!.grammar, /\{0,20\}/);
   const lazy = (await qwen.apply({ messages, tools: [forecast], enableThinking: false, parallelToolCalls: false })).params;
   assert.match(toolCallGrammar(lazy, tokenizer, false).grammar!.grammar, /^root ::= tool-call \| tool-call$/m);
 });

@@ -449,7 +449,7 @@ describe("anthropic messages on the real engine", () => {
   test("forces a tool call with tool_choice, and takes its result back (demo model)", async () => {
     const tool = { name: "get_weather", input_schema: { type: "object" as const, properties: { city: { enum: ["Paris", "Rome"] } }, required: ["city"] } };
     const ask: Anthropic.MessageParam[] = [{ role: "user", content: "Weather in Paris?" }];
-    const first = await served.anthropic.messages.create({ model: BUILTIN_MODEL, max_tokens: 200, ...sampling({ temperature: 0 }), tools: [tool], tool_choice: { type: "tool", name: "get_weather" }, messages: ask });
+    const first = await served.anthropic.messages.create({ model: BUILTIN_MODEL, max_tokens: 64, ...sampling({ temperature: 0 }), tools: [tool], tool_choice: { type: "tool", name: "get_weather" }, messages: ask });
     assert.equal(first.stop_reason, "tool_use");
     const use = first.content.find((b) => b.type === "tool_use");
     assert.ok(use?.type === "tool_use", JSON.stringify(first.content));
