@@ -350,7 +350,7 @@ describe("responses on the real engine", () => {
   test("forces a function call with tool_choice, and takes its output back (demo model)", async () => {
     const tool = { type: "function" as const, name: "get_weather", strict: true, parameters: { type: "object", properties: { city: { enum: ["Paris", "Rome"] } }, required: ["city"] } };
     const input: OpenAI.Responses.ResponseInput = [{ role: "user", content: "Weather in Paris?" }];
-    const first = await served.openai.responses.create({ model: BUILTIN_MODEL, input, tools: [tool], tool_choice: { type: "function", name: "get_weather" }, max_output_tokens: 200, temperature: 0 });
+    const first = await served.openai.responses.create({ model: BUILTIN_MODEL, input, tools: [tool], tool_choice: { type: "function", name: "get_weather" }, max_output_tokens: 64, temperature: 0 });
     const call = first.output.find((item) => item.type === "function_call");
     assert.ok(call?.type === "function_call", JSON.stringify(first.output));
     assert.ok(["Paris", "Rome"].includes(JSON.parse(call.arguments).city));
@@ -360,6 +360,18 @@ describe("responses on the real engine", () => {
     });
     assert.equal(second.usage?.output_tokens, 4);
     assert.ok(second.usage!.input_tokens > first.usage!.input_tokens);
+  });
+
+  test("parallel_tool_calls false: a forced answer is exactly one function call (demo model)", async () => {
+    const tool = { type: "function" as const, name: "get_weather", strict: true, parameters: { type: "object", properties: { city: { enum: ["Paris", "Rome"] } }, required: ["city"] } };
+    const response = await served.openai.responses.create({
+      model: BUILTIN_MODEL, input: "Weather in Paris and Rome?", tools: [tool], tool_choice: "required", parallel_tool_calls: false, max_output_tokens: 64, temperature: 0,
+    });
+    assert.equal(response.parallel_tool_calls, false);
+    assert.equal(response.status, "completed", JSON.stringify(response));
+    const calls = response.output.filter((item) => item.type === "function_call");
+    assert.equal(calls.length, 1, JSON.stringify(response.output));
+    assert.ok(["Paris", "Rome"].includes(JSON.parse(calls[0]!.arguments).city));
   });
 
   test("refuses a JSON schema the grammar cannot take, with a 400", async () => {
