@@ -1,6 +1,7 @@
 // Liveness under abuse (issue 13, docs/RELIABILITY.md): while each attack of findings 1-3 and 7
 // is in flight, sent again as soon as it is answered (a 10,000-long $ref chain, a 100,000-value
-// enum and a served 256-value one, a 16,000-message chat, a 10 MB prompt, slowloris sockets), an
+// enum and a served 256-value one, a 16,000-message chat, a 10 MB prompt, slowloris sockets; the
+// $ref chain and the 10 MB prompt also as WebSocket messages), an
 // unrelated request to the same model is answered within 2x its normal time, measured first in
 // the same test (beside the served enum it is only reported: its grammar's cost is in the shared
 // step), /api/version within 100 ms, and each attack gets its status. Also: /ready fails while
@@ -9,6 +10,7 @@
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { once } from "node:events";
+import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -25,18 +27,20 @@ function refChain(n: number): object {
   return { $ref: "#/$defs/d0", $defs: defs };
 }
 
-/** One attack: a body sent to `path` again as soon as it is answered, or `slowloris`. */
+/** One attack: a body sent to `path` again as soon as it is answered, a message sent to `ws` so, or `slowloris`. */
 interface Attack {
   path: string;
   body: string;
 }
 
 /**
- * The attacker thread: posts each answer's status; "slowloris" keeps 50 sockets sending a header
- * byte every 100 ms and never finishing (the server's headers timeout is set past the test).
+ * The attacker thread: posts each answer's status; "ws" sends its message on one socket again as
+ * soon as the last one ended (an error's status, or 200 for a done chunk); "slowloris" keeps 50
+ * sockets sending a header byte every 100 ms and never finishing (the server's headers timeout is
+ * set past the test).
  */
 const ATTACKER = `
-const { parentPort, workerData: { url, attack } } = require("node:worker_threads");
+const { parentPort, workerData: { url, attack, wsModule } } = require("node:worker_threads");
 const net = require("node:net");
 let stopped = false;
 parentPort.on("message", () => (stopped = true));
@@ -46,6 +50,18 @@ async function repeat() {
     await res.text();
     parentPort.postMessage(res.status);
   }
+}
+async function overWebSocket() {
+  const WebSocket = require(wsModule);
+  const socket = new WebSocket(url.replace("http:", "ws:") + "/ws");
+  socket.on("message", (data) => {
+    const message = JSON.parse(data.toString());
+    if (message.type !== "error" && message.done !== true) return;
+    parentPort.postMessage(message.type === "error" ? message.status : 200);
+    if (stopped) socket.close(); else socket.send(attack.body);
+  });
+  socket.on("open", () => socket.send(attack.body));
+  await new Promise((resolve, reject) => { socket.on("close", resolve); socket.on("error", reject); });
 }
 function slowloris() {
   const { port } = new URL(url);
@@ -60,7 +76,8 @@ function slowloris() {
   setInterval(() => stopped && process.exit(0), 100);
 }
 // A failed send is posted as its message, which the test's check of the statuses then shows.
-if (attack.path === "slowloris") slowloris(); else repeat().catch((error) => parentPort.postMessage(String(error))).then(() => process.exit(0));
+if (attack.path === "slowloris") slowloris();
+else (attack.path === "ws" ? overWebSocket() : repeat()).catch((error) => parentPort.postMessage(String(error))).then(() => process.exit(0));
 `;
 
 /** The issue's bounds: the unrelated request within 2x its normal time, /api/version within 100 ms. */
@@ -128,7 +145,8 @@ describe("liveness under abuse (findings 1-3 and 7)", () => {
    * bodies does not load the server's event loop (in one thread it did: 11.7 s instead of 0.13 s).
    */
   async function whileAttacked<T>(attack: Attack, measure: () => Promise<T>): Promise<{ result: T; statuses: number[] }> {
-    const worker = new Worker(ATTACKER, { eval: true, workerData: { url, attack } });
+    const wsModule = createRequire(import.meta.url).resolve("ws");
+    const worker = new Worker(ATTACKER, { eval: true, workerData: { url, attack, wsModule } });
     const statuses: number[] = [];
     worker.on("message", (status: number) => statuses.push(status));
     worker.on("error", () => statuses.push(-1)); // shows in the check of the statuses, as a failed send does
@@ -173,6 +191,8 @@ describe("liveness under abuse (findings 1-3 and 7)", () => {
     { name: "16,000 messages", path: "/api/chat", body: JSON.stringify({ model: storiesPath, stream: false, messages: Array(16_000).fill(user) }), statuses: [400], neighbourBound: true },
     { name: "a 10 MB prompt", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "once upon a time ".repeat(600_000), options: { num_predict: 1 } }), statuses: [413], neighbourBound: true },
     { name: "slowloris", path: "slowloris", body: "", statuses: [], neighbourBound: true },
+    { name: "a 10,000-long $ref chain over the WebSocket", path: "ws", body: JSON.stringify({ id: 1, type: "generate", model: storiesPath, prompt: "hi", format: refChain(10_000) }), statuses: [400], neighbourBound: true },
+    { name: "a 10 MB prompt over the WebSocket", path: "ws", body: JSON.stringify({ id: 1, type: "generate", model: storiesPath, prompt: "once upon a time ".repeat(600_000), options: { num_predict: 1 } }), statuses: [413], neighbourBound: true },
   ];
 
   test("an unrelated request and /api/version are answered within their bounds while each attack is in flight, and each attack gets its status", { timeout: 600_000 }, async (t) => {

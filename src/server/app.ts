@@ -77,7 +77,7 @@ export function startServer(deps: ServerDeps): Promise<RunningServer> {
     },
     createApp(deps, lifecycle, jsonBody),
   );
-  const webSockets = attachWebSockets(server, deps);
+  const webSockets = attachWebSockets(server, deps, jsonBody);
   return new Promise((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {
       reject(err.code === "EADDRINUSE" ? new AddressInUseError(host, port) : err);

@@ -3,14 +3,15 @@
 // OFF_THREAD_BYTES or more is first decoded, parsed and given the checks that read only the body
 // (prompt limits, schema bounds: src/server/request-checks.ts) on a worker thread, and parsed on
 // the JS thread only once it passed: a refused one never costs the JS thread more than its bytes.
+// WebSocket messages of that size take the same path (src/server/ws.ts).
 // Measured 2026-12-02 on the shared 2-core machine, each held the JS thread before: a 358 KB
 // `$ref` chain ~30 ms, a 2 MB 100,000-value enum ~50 ms, 16,000 messages (480 KB) ~15 ms, a 10 MB
 // prompt ~100 ms with its garbage; sent back to back, they held every other request's tokens
 // behind them (an unrelated 16-token request 2-3.7x its time at load 2, up to 100x at load 10-13).
 import express, { type NextFunction, type Request, type RequestHandler } from "express";
-import { VllamaError } from "../api/errors.js";
-import { ThreadPool, workerScript } from "../util/thread-pool.js";
-import { parseJsonBody, type BodyReply } from "./json-parse.js";
+import { fromWorkerError, ThreadPool, workerScript } from "../util/thread-pool.js";
+import type { BodyJob, BodyReply } from "./json-body-worker.js";
+import { parseJsonBody } from "./json-parse.js";
 import type { ContentSettings } from "./request-checks.js";
 
 /** Below this a body is parsed on the JS thread (a worker's round trip costs more than parsing it). */
@@ -41,6 +42,11 @@ function parseInto(req: Request, bytes: Uint8Array, next: NextFunction): void {
 export interface JsonBodyParser {
   /** The middleware: the raw body within `limit` (inflated), then `req.body` parsed. */
   handlers: RequestHandler[];
+  /**
+   * A WebSocket message of OFF_THREAD_BYTES or more, read on a worker thread as a large body is
+   * (its envelope, prompt limits, schema bounds): the verdict, with the message's id for its error.
+   */
+  checkMessage(bytes: Buffer): Promise<BodyReply>;
   /** Stops the worker threads. */
   close(): Promise<void>;
 }
@@ -48,16 +54,20 @@ export interface JsonBodyParser {
 export function jsonBodyParser(limit: string, settings: ContentSettings): JsonBodyParser {
   const { maxMessages, promptLimit } = settings;
   const pool = new ThreadPool(workerScript(import.meta.url, "json-body-worker"), BODY_THREADS, { maxMessages, promptLimit });
+  const offThread = (kind: BodyJob["kind"], bytes: Buffer): Promise<BodyReply> => {
+    const [body, transfer] = movable(bytes);
+    const job: BodyJob = { kind, bytes: body };
+    return pool.run(job, transfer) as Promise<BodyReply>;
+  };
   const readRaw = express.raw({ limit, type: () => true });
   const parse: RequestHandler = (req, _res, next) => {
     const bytes: unknown = req.body;
     if (!Buffer.isBuffer(bytes)) return next(); // no body
     if (bytes.length < OFF_THREAD_BYTES) return parseInto(req, bytes, next);
-    pool.run(...movable(bytes)).then((reply) => {
-      const { verdict, bytes: returned } = reply as BodyReply;
-      if (verdict) return next(new VllamaError(verdict.message, verdict.status, verdict.code));
+    offThread("body", bytes).then(({ error, bytes: returned }) => {
+      if (error) return next(fromWorkerError(error));
       parseInto(req, returned, next);
     }, next);
   };
-  return { handlers: [readRaw, parse], close: () => pool.close() };
+  return { handlers: [readRaw, parse], checkMessage: (bytes) => offThread("message", bytes), close: () => pool.close() };
 }

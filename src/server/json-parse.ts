@@ -1,7 +1,7 @@
 // A request body's bytes as JSON, as Express's JSON parser read them (strict: an object or array;
 // an empty body is `{}`), with a 400 that says what is wrong; shared by the JS thread and the body
 // worker (src/server/json-body-worker.ts).
-import { BadRequestError, VllamaError } from "../api/errors.js";
+import { BadRequestError } from "../api/errors.js";
 
 /** UTF-8 (the only charset Ollama reads), with a leading BOM dropped as the parser's decoder did. */
 const utf8 = new TextDecoder("utf-8");
@@ -19,18 +19,4 @@ export function parseJsonBody(bytes: Uint8Array): unknown {
     throw new BadRequestError(`invalid JSON body: expected a JSON object, got ${value === null ? "null" : typeof value}`);
   }
   return value;
-}
-
-/** The body worker's verdict on a body: null when it passed, else the error to send. */
-export type BodyVerdict = null | { message: string; status: number; code: string };
-
-/** What the body worker answers: the verdict, and the body's bytes handed back. */
-export interface BodyReply {
-  verdict: BodyVerdict;
-  bytes: Uint8Array;
-}
-
-export function verdictOf(err: unknown): BodyVerdict {
-  if (err instanceof VllamaError) return { message: err.message, status: err.status, code: err.code };
-  return { message: `checking the request body failed: ${err instanceof Error ? err.message : String(err)}`, status: 500, code: "internal" };
 }

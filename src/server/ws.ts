@@ -6,25 +6,30 @@
 //           {"id": 1, "type": "error", "error": "...", "status": 400, "code": "bad_request"}
 // A request ends with its `done: true` chunk (embed: its one response) or an error. A bad message
 // gets an error with its id (null when it has none) and the socket stays open for the others; a
-// closed socket cancels its requests, which frees their KV cells.
+// closed socket cancels its requests, which frees their KV cells. A message of OFF_THREAD_BYTES or
+// more is read and checked on a body worker first, as a large HTTP body is (src/server/json-body.ts),
+// so a refused one costs the JS thread only its bytes; a socket's messages are handled in the order
+// they came (a cancel finds the request sent before it, however large).
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import type { RequestHandler } from "express";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
-import { z } from "zod";
 import {
   BadRequestError, CancelledError, ForbiddenError, InternalError, NotFoundError, TooManyRequestsError, UnauthorizedError, UpgradeRequiredError,
-  type VllamaError,
+  VllamaError,
 } from "../api/errors.js";
 import { ChatRequestSchema, EmbedRequestSchema, GenerateRequestSchema } from "../api/ollama.js";
 import { parseRequest } from "../api/validate.js";
+import type { WorkerError } from "../util/thread-pool.js";
 import { keyCheck } from "./auth.js";
 import { withDefaults, type ServerDeps } from "./context.js";
 import { toVllamaError } from "./errors.js";
+import { OFF_THREAD_BYTES, type JsonBodyParser } from "./json-body.js";
 import { requestCheck, type RequestCheck } from "./request-checks.js";
 import { hostGuardAllows, originCheck } from "./security.js";
 import { expectSingle, expectStream } from "./streams.js";
+import { envelopeOf, idOf, parseMessage, type RequestId } from "./ws-message.js";
 
 export const WS_PATH = "/ws";
 
@@ -33,14 +38,6 @@ export const WS_PATH = "/ws";
  * queues the rest, so more than this on one socket would only wait; other sockets are not limited.
  */
 export const MAX_REQUESTS_PER_SOCKET = 64;
-
-const RequestIdSchema = z.union([z.string().min(1).max(128), z.int()]);
-type RequestId = z.infer<typeof RequestIdSchema>;
-
-const MessageSchema = z.looseObject({
-  id: RequestIdSchema,
-  type: z.enum(["generate", "chat", "embed", "cancel"]),
-});
 
 /** Express's body-limit notation ("100mb", "512kb", "1048576"), which config.ts validated, in bytes. */
 function byteCount(limit: string): number {
@@ -67,42 +64,47 @@ function send(socket: WebSocket, message: object): Promise<void> {
   return new Promise((resolve, reject) => socket.send(JSON.stringify(message), (err) => (err ? reject(err) : resolve())));
 }
 
-/** The id of a message that failed validation, when it has a usable one. */
-function idOf(message: unknown): RequestId | null {
-  const id = RequestIdSchema.safeParse((message as { id?: unknown } | null)?.id);
-  return id.success ? id.data : null;
-}
-
-function parseMessage(data: RawData, isBinary: boolean): unknown {
-  if (isBinary) throw new BadRequestError("binary messages are not supported: send JSON text");
-  try {
-    return JSON.parse(data.toString());
-  } catch (err) {
-    throw new BadRequestError(`invalid JSON message: ${(err as Error).message}`);
+/** A large message the body worker refused: its error, with the id the worker read from it. */
+class RefusedMessage extends VllamaError {
+  constructor(
+    readonly id: RequestId | null,
+    error: WorkerError,
+  ) {
+    super(error.message, error.status, error.code);
   }
 }
+
+/** The part of the body parser that reads large messages. */
+type MessageChecker = Pick<JsonBodyParser, "checkMessage">;
 
 /** One socket: its requests in flight by id. */
 class Connection {
   private readonly inFlight = new Map<string, AbortController>();
+  /** The messages received and not yet handled, in order: each waits for the one before. */
+  private received: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly socket: WebSocket,
     private readonly deps: ServerDeps,
     private readonly connectionId: string,
     private readonly checkBody: RequestCheck,
+    private readonly bodies: MessageChecker,
   ) {
-    socket.on("message", (data, isBinary) => this.receive(data, isBinary));
+    socket.on("message", (data, isBinary) => {
+      this.received = this.received.then(() => this.receive(data, isBinary));
+    });
     socket.on("close", () => this.cancelAll());
     // Protocol errors (a frame over the size limit, invalid UTF-8) close this socket only.
     socket.on("error", (err) => deps.logger.warn({ connection: connectionId, err: err.message }, "websocket error"));
   }
 
-  private receive(data: RawData, isBinary: boolean): void {
+  /** Never throws: a bad message is answered with its error. */
+  private async receive(data: RawData, isBinary: boolean): Promise<void> {
     let message: unknown;
     try {
-      message = parseMessage(data, isBinary);
-      const { id, type, ...body } = parseRequest(MessageSchema, message);
+      if (isBinary) throw new BadRequestError("binary messages are not supported: send JSON text");
+      message = await this.read(data as Buffer); // ws delivers a text message as one Buffer
+      const { id, type, body } = envelopeOf(message);
       if (type === "cancel") return this.cancel(id);
       const key = JSON.stringify(id);
       if (this.inFlight.has(key)) throw new BadRequestError(`a request with id ${key} is already in flight`);
@@ -113,8 +115,16 @@ class Connection {
       this.inFlight.set(key, controller);
       void this.run(id, type, body, controller.signal).finally(() => this.inFlight.delete(key));
     } catch (err) {
-      void this.reply(errorMessage(idOf(message), toVllamaError(err)));
+      void this.reply(errorMessage(err instanceof RefusedMessage ? err.id : idOf(message), toVllamaError(err)));
     }
+  }
+
+  /** The message's JSON; a large one is parsed here only once the body worker passed it. */
+  private async read(bytes: Buffer): Promise<unknown> {
+    if (bytes.length < OFF_THREAD_BYTES) return parseMessage(bytes);
+    const { error, id, bytes: returned } = await this.bodies.checkMessage(bytes);
+    if (error) throw new RefusedMessage(id, error);
+    return parseMessage(returned);
   }
 
   private cancel(id: RequestId): void {
@@ -192,8 +202,11 @@ export interface WebSockets {
   close(): void;
 }
 
-/** Answers WebSocket upgrades of `server` at `/ws`, with the HTTP routes' host and origin checks. */
-export function attachWebSockets(server: Server, deps: ServerDeps): WebSockets {
+/**
+ * Answers WebSocket upgrades of `server` at `/ws`, with the HTTP routes' host and origin checks;
+ * `bodies` reads large messages off the JS thread.
+ */
+export function attachWebSockets(server: Server, deps: ServerDeps, bodies: MessageChecker): WebSockets {
   const wss = new WebSocketServer({ noServer: true, maxPayload: byteCount(deps.config.bodyLimit) });
   const allowedOrigin = originCheck(deps.config.origins);
   const guardsHost = hostGuardAllows(deps.config.host);
@@ -211,7 +224,7 @@ export function attachWebSockets(server: Server, deps: ServerDeps): WebSockets {
     // Upgrades bypass Express, so the API keys are checked here as apiKeyAuth checks routes.
     const key = keys.length === 0 ? undefined : checkKey(req.headers);
     if (key instanceof UnauthorizedError) return refuseUpgrade(socket, 401, key);
-    wss.handleUpgrade(req, socket, head, (ws) => new Connection(ws, deps, randomUUID(), checkBody));
+    wss.handleUpgrade(req, socket, head, (ws) => new Connection(ws, deps, randomUUID(), checkBody, bodies));
   });
   return {
     close: () => {

@@ -1,9 +1,29 @@
 // A few worker threads that answer one message at a time each, for CPU work that must not hold
-// the JS thread (src/server/json-body.ts: parsing and checking large request bodies). Workers
-// start on first use, do not keep the process alive, and one that dies fails only its jobs.
+// the JS thread (src/server/json-body.ts: parsing and checking large request bodies and WebSocket
+// messages; src/chat/render-off-thread.ts: rendering long conversations). Workers start on first
+// use, keep the process alive only while they have jobs, and one that dies fails only its jobs.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import { VllamaError } from "../api/errors.js";
+
+/** A typed error as data, as it crosses from a worker (a class does not survive postMessage). */
+export interface WorkerError {
+  message: string;
+  status: number;
+  code: string;
+}
+
+/** In a worker: what `task` threw, as data; anything but a VllamaError is a 500 naming the task. */
+export function toWorkerError(err: unknown, task: string): WorkerError {
+  if (err instanceof VllamaError) return { message: err.message, status: err.status, code: err.code };
+  return { message: `${task} failed: ${err instanceof Error ? err.message : String(err)}`, status: 500, code: "internal" };
+}
+
+/** On the JS thread: the typed error a worker sent. */
+export function fromWorkerError(error: WorkerError): VllamaError {
+  return new VllamaError(error.message, error.status, error.code);
+}
 
 interface Job {
   resolve(reply: unknown): void;
@@ -44,6 +64,7 @@ export class ThreadPool {
     const thread = this.pick();
     return new Promise((resolve, reject) => {
       thread.jobs.push({ resolve, reject });
+      thread.worker.ref();
       thread.worker.postMessage(message, transfer);
     });
   }
@@ -62,9 +83,12 @@ export class ThreadPool {
 
   private start(): Thread {
     const worker = new Worker(this.script, { workerData: this.workerData });
-    worker.unref();
     const thread: Thread = { worker, jobs: [] };
-    worker.on("message", (reply) => thread.jobs.shift()?.resolve(reply));
+    worker.on("message", (reply) => {
+      thread.jobs.shift()?.resolve(reply);
+      // Idle, it must not hold the process open (a 'message' listener refs the worker in Node 20).
+      if (thread.jobs.length === 0) worker.unref();
+    });
     const fail = (error: unknown) => {
       const index = this.threads.indexOf(thread);
       if (index >= 0) this.threads.splice(index, 1);

@@ -1,6 +1,6 @@
 // WebSocket streaming (`/ws`) against the real engine and the stories260K model: several requests
-// per socket, cancel, a socket closed mid-stream, malformed and oversized messages, and the
-// upgrade's checks, each with other requests still served.
+// per socket, cancel, a socket closed mid-stream, malformed, large (read on a body worker first) and
+// oversized messages, and the upgrade's checks, each with other requests still served.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
@@ -13,7 +13,9 @@ import { startServer, type RunningServer } from "../../src/server/index.js";
 import { MAX_REQUESTS_PER_SOCKET } from "../../src/server/ws.js";
 import { REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "../helpers/models.js";
 
-const BODY_LIMIT = "64kb";
+/** Past 64 KiB, where a message is read on a body worker first (src/server/json-body.ts). */
+const BODY_LIMIT = "1mb";
+const MAX_MESSAGES = 8;
 const GREEDY = { num_predict: 48, temperature: 0 };
 /** Long enough to be cancelled mid-way: stories260K's 512-token context at most. */
 const LONG = { num_predict: 400, temperature: 0, ignore_eos: true };
@@ -85,6 +87,13 @@ class Client {
   }
 }
 
+/** `{"$ref": "#/$defs/d0"}` with d0 -> d1 -> ... -> d(n-1) -> a string. */
+function refChain(n: number): object {
+  const defs: Record<string, object> = {};
+  for (let i = 0; i < n; i++) defs[`d${i}`] = i + 1 < n ? { $ref: `#/$defs/d${i + 1}` } : { type: "string" };
+  return { $ref: "#/$defs/d0", $defs: defs };
+}
+
 describe("WebSocket streaming", () => {
   let engine: Engine;
   let server: RunningServer;
@@ -92,7 +101,10 @@ describe("WebSocket streaming", () => {
 
   before(async () => {
     engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-ws-")), parallel: 8, maxQueue: 128, threads: 1 });
-    server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: BODY_LIMIT }, logger: pino({ level: "silent" }) });
+    server = await startServer({
+      engine, logger: pino({ level: "silent" }),
+      config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: BODY_LIMIT, maxMessages: MAX_MESSAGES, promptLimit: "96kb" },
+    });
     url = `ws://127.0.0.1:${server.port}/ws`;
   });
   after(async () => {
@@ -235,7 +247,7 @@ describe("WebSocket streaming", () => {
     const oversized = await Client.open(url);
     const other = await Client.open(url);
     other.send({ id: 1, type: "generate", model: storiesPath, prompt: REFERENCE_PROMPT, options: GREEDY });
-    oversized.send({ id: 1, type: "generate", model: storiesPath, prompt: "x".repeat(65 * 1024) });
+    oversized.send({ id: 1, type: "generate", model: storiesPath, prompt: "x".repeat(1025 * 1024) });
     assert.equal((await oversized.closed).code, 1009);
     assert.equal(await other.text(1), REFERENCE_TEXT);
     other.socket.close();
@@ -269,6 +281,55 @@ describe("WebSocket streaming", () => {
     assert.equal(((await http.json()) as { response: string }).response, REFERENCE_TEXT);
     assert.equal(await streaming.text(1), REFERENCE_TEXT);
     streaming.socket.close();
+  });
+
+  /** The message with a field no request reads, to 70,000 bytes of JSON: past the 64 KiB at which a message goes to a worker. */
+  const padded = (message: object) => ({ ...message, padding: "x".repeat(70_000 - JSON.stringify(message).length) });
+
+  test("messages of 64 KiB or more, read on a body worker first: a bad one gets the error a small one gets, with its id; a good one is served as a small one is", async () => {
+    const client = await Client.open(url);
+    const user = { role: "user", content: "hi" };
+    client.socket.send("{not json");
+    client.socket.send(`{not json${" ".repeat(70_000)}`);
+    client.send(padded({ type: "generate", model: storiesPath, prompt: "no id" }));
+    client.send(padded({ id: "t", type: "fly" }));
+    client.send(padded({ id: "many", type: "chat", model: storiesPath, messages: Array(MAX_MESSAGES + 1).fill(user) }));
+    client.send({ id: "big", type: "generate", model: storiesPath, prompt: "x".repeat(100 * 1024) });
+    client.send({ id: "ref", type: "generate", model: storiesPath, prompt: "hi", format: refChain(40) });
+    client.send(padded({ id: "ref-large", type: "generate", model: storiesPath, prompt: "hi", format: refChain(40) }));
+    client.send(padded({ id: "good", type: "generate", model: storiesPath, prompt: REFERENCE_PROMPT, options: GREEDY }));
+
+    const errors = () => client.messages.filter((m) => m.type === "error");
+    await client.waitFor(() => errors().length === 8);
+    const withoutId = errors().filter((m) => m.id === null);
+    assert.equal(withoutId.length, 3);
+    assert.match(withoutId[0]!.error!, /^invalid JSON message/);
+    assert.equal(withoutId[1]!.error, withoutId[0]!.error, "the large one's parse error is the small one's");
+    assert.equal(withoutId[2]!.error, "id is required");
+    const byId = (id: string) => errors().find((m) => m.id === id)!;
+    assert.match(byId("t").error!, /^invalid type: expected one of "generate", "chat", "embed", "cancel"/);
+    assert.deepEqual(byId("many"), {
+      id: "many", type: "error", error: `too many messages: ${MAX_MESSAGES + 1}, this server takes at most ${MAX_MESSAGES} in one request`, status: 400, code: "bad_request",
+    });
+    assert.deepEqual({ ...byId("big"), error: undefined }, { id: "big", type: "error", error: undefined, status: 413, code: "payload_too_large" });
+    assert.match(byId("big").error!, /^prompt too large: 102400 bytes of text, this server takes at most 98304$/);
+    assert.match(byId("ref").error!, /\$ref/);
+    assert.equal(byId("ref-large").error, byId("ref").error, "the large one's schema error is the small one's");
+    for (const e of errors()) assert.equal(e.status, e.id === "big" ? 413 : 400, JSON.stringify(e));
+
+    assert.equal(await client.text("good"), REFERENCE_TEXT);
+    assert.equal(client.socket.readyState, WebSocket.OPEN);
+    client.socket.close();
+  });
+
+  test("a socket's messages are handled in the order they came: a cancel finds the large request sent just before it", async () => {
+    const client = await Client.open(url);
+    client.send(padded({ id: "long", type: "generate", model: storiesPath, prompt: REFERENCE_PROMPT, options: LONG }));
+    client.send({ id: "long", type: "cancel" });
+    const long = await client.finished("long");
+    assert.deepEqual({ ...long.at(-1), id: "long" }, { id: "long", type: "error", error: "request cancelled", status: 499, code: "cancelled" });
+    assert.equal(long.filter((m) => m.type === "error").length, 1, JSON.stringify(long.filter((m) => m.type === "error")));
+    client.socket.close();
   });
 });
 
