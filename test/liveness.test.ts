@@ -1,7 +1,7 @@
 // Liveness under abuse (issue 13, docs/RELIABILITY.md): while each attack of findings 1-3 and 7
 // is in flight, sent again as soon as it is answered (a 10,000-long $ref chain, a 100,000-value
-// enum and a served 256-value one, a 16,000-message chat, a 10 MB prompt, slowloris sockets; the
-// $ref chain and the 10 MB prompt also as WebSocket messages), an
+// enum and a served 256-value one, a chat at the 4,096-message limit and a 16,000-message one, a
+// 10 MB prompt, slowloris sockets; the $ref chain and the 10 MB prompt also as WebSocket messages), an
 // unrelated request to the same model is answered within 2x its normal time, measured first in
 // the same test (beside the served enum it is only reported: its grammar's cost is in the shared
 // step), /api/version within 100 ms, and each attack gets its status. Also: /ready fails while
@@ -188,6 +188,7 @@ describe("liveness under abuse (findings 1-3 and 7)", () => {
     { name: "a 10,000-long $ref chain", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "hi", format: refChain(10_000) }), statuses: [400], neighbourBound: true },
     { name: "a 100,000-value enum", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "hi", format: enumOf(100_000) }), statuses: [400], neighbourBound: true },
     { name: "a 256-value enum", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "hi", stream: false, format: enumOf(256), options: { num_predict: 8 } }), statuses: [200], neighbourBound: false },
+    { name: "a 4,096-message chat (the --max-messages default)", path: "/api/chat", body: JSON.stringify({ model: storiesPath, stream: false, messages: Array(4096).fill(user), options: { num_predict: 1 } }), statuses: [200], neighbourBound: true },
     { name: "16,000 messages", path: "/api/chat", body: JSON.stringify({ model: storiesPath, stream: false, messages: Array(16_000).fill(user) }), statuses: [400], neighbourBound: true },
     { name: "a 10 MB prompt", path: "/api/generate", body: JSON.stringify({ model: storiesPath, prompt: "once upon a time ".repeat(600_000), options: { num_predict: 1 } }), statuses: [413], neighbourBound: true },
     { name: "slowloris", path: "slowloris", body: "", statuses: [], neighbourBound: true },

@@ -8,6 +8,7 @@ import { tokenizeText } from "../native/index.js";
 import { ChatLibrary, type ChatLibraryParams, type ChatLibraryPrompt } from "./chat-library.js";
 import { forcedToolCallFormat } from "./forced-tool-call.js";
 import type { ChatOutputOptions } from "./output.js";
+import { renderChat } from "./render-off-thread.js";
 import { ChatTemplate } from "./template.js";
 import { toolCallGrammar, type SamplerGrammar } from "./tool-call-grammar.js";
 import { detectToolCallFormat } from "./tool-calls.js";
@@ -90,19 +91,22 @@ export async function buildGeneratePrompt(
   return [...(req.context ?? []), ...(await tokenizePrompt(tokenizer, text, addSpecial))];
 }
 
-/** A chat prompt's text in the model's template (its Modelfile TEMPLATE, else the GGUF's own), and how to parse its answer. */
-export function renderChatPrompt(
+/**
+ * A chat prompt's text in the model's template (its Modelfile TEMPLATE, else the GGUF's own), and
+ * how to parse its answer; a long conversation renders off the JS thread (render-off-thread.ts).
+ */
+export async function renderChatPrompt(
   req: Pick<ChatRequest, "model" | "messages" | "tools" | "think" | "parallel_tool_calls">,
   defaults: PromptDefaults,
   tokenizer: Pick<PromptTokenizer, "info" | "tokenBytes">,
   imageMarker?: string,
-): RenderedPrompt & { output: ChatOutputOptions } {
+): Promise<RenderedPrompt & { output: ChatOutputOptions }> {
   const template = ChatTemplate.cached(defaults.template ?? tokenizer.info.chatTemplate);
   if (req.tools?.length && !template.supportsTools) throw new BadRequestError(`${req.model} does not support tools`);
   const messages = [...systemMessages(defaults.system, req.messages), ...defaults.messages, ...req.messages];
   const { bos, eos, addBos } = tokenizer.info;
   const piece = (id: number) => (id >= 0 ? Buffer.from(tokenizer.tokenBytes(id, true)).toString("utf8") : "");
-  const rendered = template.render({
+  const rendered = await renderChat(template, {
     messages, tools: req.tools, think: req.think, addGenerationPrompt: true, bosToken: piece(bos), eosToken: piece(eos), imageMarker,
   });
   return {
@@ -142,7 +146,7 @@ export async function buildChatPrompt(
       ...(library.params.additional_stops.length ? { stop: library.params.additional_stops } : {}),
     };
   }
-  const { text, addSpecial, output } = renderChatPrompt(req, defaults, tokenizer);
+  const { text, addSpecial, output } = await renderChatPrompt(req, defaults, tokenizer);
   const format = forcedCallFormat(req);
   return { tokens: await tokenizePrompt(tokenizer, text, addSpecial), output, ...(format ? { format } : {}) };
 }

@@ -140,7 +140,7 @@ export class Engine implements EngineService {
     const images = req.messages.flatMap((m) => m.images ?? []);
     const { generation, prompt } = await this.startGeneration(model, keepAliveMs, req, init, async (runner) => {
       if (images.length === 0) return await buildChatPrompt(req, model, runner.model);
-      const { text, addSpecial, output } = renderChatPrompt(req, model, runner.model, runner.projector?.marker);
+      const { text, addSpecial, output } = await renderChatPrompt(req, model, runner.model, runner.projector?.marker);
       const format = forcedCallFormat(req);
       return { ...(await runner.tokenizeWithMedia(req.model, text, images.map(decodeImage), addSpecial)), output, ...(format ? { format } : {}) };
     });

@@ -1,27 +1,12 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import path from "node:path";
 import { describe, test } from "node:test";
 import { BadRequestError } from "../../src/api/errors.js";
 import type { ChatMessage, ToolCall } from "../../src/api/ollama.js";
-import type { Tool } from "../../src/api/shared-fields.js";
 import { GoTemplate, isGoTemplate } from "../../src/chat/go-template.js";
 import { ChatTemplate, DEFAULT_CHAT_TEMPLATE, strftime } from "../../src/chat/template.js";
 import { splitThinking, ThinkingStreamParser, type ThinkingOptions } from "../../src/chat/thinking.js";
 import { detectToolCallFormat, parseToolCalls, ToolCallStreamParser, type ToolCallFormat } from "../../src/chat/tool-calls.js";
-import { repoRoot as ROOT } from "../helpers/models.js";
-
-const TEMPLATES = path.join(ROOT, "deps/llama.cpp-v0.5.0/models/templates");
-
-/** The real templates ship in the llama.cpp source bundled with node-llama-cpp; unpack it once if needed. */
-function realTemplate(name: string): string {
-  if (!existsSync(TEMPLATES)) {
-    const bundle = path.join(ROOT, "node_modules/node-llama-cpp/llama/gitRelease.bundle");
-    execFileSync("git", ["clone", "-q", bundle, path.join(ROOT, "deps/llama.cpp-v0.5.0")]);
-  }
-  return readFileSync(path.join(TEMPLATES, `${name}.jinja`), "utf8");
-}
+import { LLAMA3_LEGACY, LLAMA31, QWEN25, realTemplate, WEATHER_TOOL } from "../helpers/chat-templates.js";
 
 // A fixed local noon: the same calendar day in every time zone the tests may run in.
 const NOW = new Date(2025, 2, 14, 12, 0, 0);
@@ -32,19 +17,6 @@ const CONVERSATION: ChatMessage[] = [
   { role: "assistant", content: "Hello!" },
   { role: "user", content: "Weather in Paris?" },
 ];
-
-const WEATHER_TOOL: Tool = {
-  type: "function",
-  function: {
-    name: "get_weather",
-    description: "Get the current weather for a city",
-    parameters: {
-      type: "object",
-      properties: { city: { type: "string", description: "The city name" } },
-      required: ["city"],
-    },
-  },
-};
 
 const TOOL_ROUND: ChatMessage[] = [
   ...CONVERSATION,
@@ -305,110 +277,6 @@ describe("ChatTemplate basics", () => {
 });
 
 describe("Ollama Go templates", () => {
-  // Ollama's registry template for llama3 (the legacy System/Prompt/Response form).
-  const LLAMA3_LEGACY = `{{ if .System }}<|start_header_id|>system<|end_header_id|>
-
-{{ .System }}<|eot_id|>{{ end }}{{ if .Prompt }}<|start_header_id|>user<|end_header_id|>
-
-{{ .Prompt }}<|eot_id|>{{ end }}<|start_header_id|>assistant<|end_header_id|>
-
-{{ .Response }}<|eot_id|>`;
-
-  // Ollama's registry template for llama3.1 (messages + tools).
-  const LLAMA31 = `{{- if or .System .Tools }}<|start_header_id|>system<|end_header_id|>
-{{- if .System }}
-
-{{ .System }}
-{{- end }}
-{{- if .Tools }}
-
-Cutting Knowledge Date: December 2023
-
-When you receive a tool call response, use the output to format an answer to the orginal user question.
-
-You are a helpful assistant with tool calling capabilities.
-{{- end }}<|eot_id|>
-{{- end }}
-{{- range $i, $_ := .Messages }}
-{{- $last := eq (len (slice $.Messages $i)) 1 }}
-{{- if eq .Role "user" }}<|start_header_id|>user<|end_header_id|>
-{{- if and $.Tools $last }}
-
-Given the following functions, please respond with a JSON for a function call with its proper arguments that best answers the given prompt.
-
-Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}. Do not use variables.
-
-{{ range $.Tools }}
-{{- . }}
-{{ end }}
-Question: {{ .Content }}<|eot_id|>
-{{- else }}
-
-{{ .Content }}<|eot_id|>
-{{- end }}{{ if $last }}<|start_header_id|>assistant<|end_header_id|>
-
-{{ end }}
-{{- else if eq .Role "assistant" }}<|start_header_id|>assistant<|end_header_id|>
-{{- if .ToolCalls }}
-{{ range .ToolCalls }}
-{"name": "{{ .Function.Name }}", "parameters": {{ .Function.Arguments }}}{{ end }}
-{{- else }}
-
-{{ .Content }}
-{{- end }}{{ if not $last }}<|eot_id|>{{ end }}
-{{- else if eq .Role "tool" }}<|start_header_id|>ipython<|end_header_id|>
-
-{{ .Content }}<|eot_id|>{{ if $last }}<|start_header_id|>assistant<|end_header_id|>
-
-{{ end }}
-{{- end }}
-{{- end }}`;
-
-  // Ollama's registry template for qwen2.5: .Messages with a legacy fallback, tools in <tools>.
-  const QWEN25 = `{{- if .Messages }}
-{{- if or .System .Tools }}<|im_start|>system
-{{- if .System }}
-{{ .System }}
-{{- end }}
-{{- if .Tools }}
-
-# Tools
-
-You are provided with function signatures within <tools></tools> XML tags:
-<tools>
-{{- range .Tools }}
-{"type": "function", "function": {{ .Function }}}
-{{- end }}
-</tools>
-{{- end }}<|im_end|>
-{{ end }}
-{{- range $i, $_ := .Messages }}
-{{- $last := eq (len (slice $.Messages $i)) 1 -}}
-{{- if eq .Role "user" }}<|im_start|>user
-{{ .Content }}<|im_end|>
-{{ else if eq .Role "assistant" }}<|im_start|>assistant
-{{ if .Content }}{{ .Content }}
-{{- else if .ToolCalls }}<tool_call>
-{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}
-{{ end }}</tool_call>
-{{- end }}{{ if not $last }}<|im_end|>
-{{ end }}
-{{- else if eq .Role "tool" }}<|im_start|>user
-<tool_response>
-{{ .Content }}
-</tool_response><|im_end|>
-{{ end }}
-{{- if and (ne .Role "assistant") $last }}<|im_start|>assistant
-{{ end }}
-{{- end }}
-{{- else }}
-{{- if .System }}<|im_start|>system
-{{ .System }}<|im_end|>
-{{ end }}{{ if .Prompt }}<|im_start|>user
-{{ .Prompt }}<|im_end|>
-{{ end }}<|im_start|>assistant
-{{ end }}{{ .Response }}{{ if .Response }}<|im_end|>{{ end }}`;
-
   test("recognises Go templates and leaves Jinja ones alone", () => {
     assert.ok(isGoTemplate(LLAMA3_LEGACY) && isGoTemplate(LLAMA31) && isGoTemplate(QWEN25));
     assert.ok(isGoTemplate("{{ .Prompt }}"));
