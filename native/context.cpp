@@ -24,6 +24,8 @@ Napi::Function Context::Init(Napi::Env env) {
         InstanceMethod("clearSampler", &Context::ClearSampler),
         InstanceMethod("acceptTokens", &Context::AcceptTokens),
         InstanceMethod("step", &Context::Step),
+        InstanceMethod("pickDeferred", &Context::PickDeferred),
+        InstanceMethod("cancelPick", &Context::CancelPick),
         InstanceMethod("embed", &Context::Embed),
         InstanceMethod("decodeEmbeddings", &Context::DecodeEmbeddings),
         InstanceMethod("seqRemove", &Context::SeqRemove),
@@ -222,11 +224,64 @@ void Context::Free() {
     g_liveContexts--;
 }
 
-llama_context * Context::Idle(Napi::Env env) const {
+llama_context * Context::Live(Napi::Env env) const {
     if (ctx_ == nullptr) ThrowCoded(env, "context is disposed", "ERR_DISPOSED");
+    return ctx_;
+}
+
+llama_context * Context::Idle(Napi::Env env) const {
+    Live(env);
     if (busy_) ThrowCoded(env, "context is busy with a step", "ERR_BUSY");
     return ctx_;
 }
+
+std::shared_ptr<SequenceSampler> Context::Claim(Napi::Env env, int32_t seq) {
+    auto it = samplers_.find(seq);
+    if (it == samplers_.end()) ThrowCoded(env, "sequence " + std::to_string(seq) + " has no sampler", "ERR_INVALID_ARG");
+    if (!it->second->TryClaim()) ThrowCoded(env, "sequence " + std::to_string(seq) + "'s sampler is in use", "ERR_BUSY");
+    return it->second;
+}
+
+// Samplers claimed for one step or pick, released on the JS thread when it settles (or when the
+// call is refused before it starts).
+struct ClaimedSamplers {
+    std::vector<std::shared_ptr<SequenceSampler>> list;
+    ClaimedSamplers() = default;
+    ClaimedSamplers(const ClaimedSamplers &) = delete;
+    ClaimedSamplers & operator=(const ClaimedSamplers &) = delete;
+    ~ClaimedSamplers() { ReleaseAll(); }
+    void ReleaseAll() {
+        for (auto & s : list) s->Release();
+        list.clear();
+    }
+};
+
+// What sampling gives per row (a step's sampled rows, a call's deferred picks), as JS reads it.
+struct SampledRows {
+    std::vector<int32_t> token, top_ids;
+    std::vector<float> logprob, top_lps;
+    int32_t top_n = 0;
+
+    void Resize(size_t rows) {
+        token.resize(rows);
+        logprob.resize(rows);
+        top_ids.assign(rows * top_n, -1);
+        top_lps.assign(rows * top_n, std::numeric_limits<float>::quiet_NaN());
+    }
+    void Sample(size_t r, SampledToken s) {
+        token[r] = s.token;
+        logprob[r] = s.logprob;
+    }
+    int32_t * TopIds(size_t r) { return top_ids.data() + r * top_n; }
+    float * TopLogprobs(size_t r) { return top_lps.data() + r * top_n; }
+    void SetOn(Napi::Env env, Napi::Object r) const {
+        r.Set("sampledTokens", ToTypedArray(env, token));
+        r.Set("sampledLogprobs", ToTypedArray(env, logprob));
+        r.Set("topN", top_n);
+        r.Set("topIds", ToTypedArray(env, top_ids));
+        r.Set("topLogprobs", ToTypedArray(env, top_lps));
+    }
+};
 
 int32_t Context::SeqArg(const Napi::CallbackInfo & info, size_t i) const {
     double v = NumberArg(info, i, "seqId");
@@ -300,7 +355,10 @@ Napi::Value Context::SetSampler(const Napi::CallbackInfo & info) {
     p.min_tokens = std::max(0, OptionalNumber<int32_t>(o, "minTokens", 0));
     try {
         TakeLastLlamaError();
-        samplers_[seq] = std::make_unique<SequenceSampler>(model_->vocab(), p);
+        auto sampler = std::make_shared<SequenceSampler>(model_->vocab(), p);
+        auto & slot = samplers_[seq];
+        if (slot) slot->Cancel();  // its deferred pick, if one runs, is of no use now
+        slot = std::move(sampler);
     } catch (const std::invalid_argument & e) {
         std::string reason = TakeLastLlamaError();
         ThrowCoded(env, std::string(e.what()) + (reason.empty() ? "" : ": " + reason), "ERR_GRAMMAR");
@@ -310,8 +368,15 @@ Napi::Value Context::SetSampler(const Napi::CallbackInfo & info) {
 
 Napi::Value Context::ClearSampler(const Napi::CallbackInfo & info) {
     Idle(info.Env());
-    samplers_.erase(SeqArg(info, 0));
+    auto it = samplers_.find(SeqArg(info, 0));
+    if (it == samplers_.end()) return info.Env().Undefined();
+    it->second->Cancel();
+    samplers_.erase(it);
     return info.Env().Undefined();
+}
+
+static void RefuseAwaitingPick(Napi::Env env, const SequenceSampler & sampler, int32_t seq) {
+    if (sampler.awaiting_pick()) ThrowCoded(env, "sequence " + std::to_string(seq) + " awaits its grammar pick", "ERR_INVALID_ARG");
 }
 
 // acceptTokens(seqId, Int32Array, grammar): tokens enter the repeat-penalty window (and the
@@ -320,14 +385,15 @@ Napi::Value Context::AcceptTokens(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     Idle(env);
     int32_t seq = SeqArg(info, 0);
-    auto it = samplers_.find(seq);
-    if (it == samplers_.end()) ThrowCoded(env, "sequence " + std::to_string(seq) + " has no sampler", "ERR_INVALID_ARG");
     if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
         ThrowCoded(env, "tokens must be an Int32Array", "ERR_INVALID_ARG");
     }
     Napi::Int32Array tokens = info[1].As<Napi::Int32Array>();
     CheckTokens(env, model_->vocab(), tokens.Data(), tokens.ElementLength());
-    it->second->Accept(tokens.Data(), tokens.ElementLength(), info.Length() > 2 && info[2].ToBoolean());
+    ClaimedSamplers claimed;
+    claimed.list.push_back(Claim(env, seq));
+    RefuseAwaitingPick(env, *claimed.list[0], seq);
+    claimed.list[0]->Accept(tokens.Data(), tokens.ElementLength(), info.Length() > 2 && info[2].ToBoolean());
     return env.Undefined();
 }
 
@@ -337,11 +403,14 @@ struct Context::Batch {
     std::vector<uint8_t> sample;
     std::vector<int32_t> rows;  // batch index of each sampled entry
     bool distinct_rows = true;  // no sequence samples twice (so rows may sample in parallel)
+    std::vector<SequenceSampler *> row_samplers;  // of each sampled entry
+    ClaimedSamplers claimed;
     // results
     int32_t status = 0;
-    std::vector<int32_t> out_seq, out_token, top_ids;
-    std::vector<float> out_logprob, top_lps, embeddings;
-    int32_t top_n = 0, n_embd = 0;
+    std::vector<int32_t> out_seq;
+    SampledRows sampled;
+    std::vector<float> embeddings;
+    int32_t n_embd = 0;
     int64_t decode_ns = 0, sample_ns = 0;
 };
 
@@ -380,12 +449,17 @@ std::shared_ptr<Context::Batch> Context::ReadPlan(const Napi::CallbackInfo & inf
         if (seq_ids[i] < 0 || seq_ids[i] >= n_seq_max_) ThrowCoded(env, "plan.seqIds out of range", "ERR_INVALID_ARG");
         if (positions[i] < 0 || positions[i] >= n_ctx_) ThrowCoded(env, "plan.positions out of range", "ERR_INVALID_ARG");
         if (!sample[i]) continue;
-        b->distinct_rows = b->distinct_rows && !sampled[seq_ids[i]]++;
+        const bool first = !sampled[seq_ids[i]]++;
+        b->distinct_rows = b->distinct_rows && first;
         b->rows.push_back(static_cast<int32_t>(i));
-        if (need_samplers && samplers_.find(seq_ids[i]) == samplers_.end()) {
-            ThrowCoded(env, "sequence " + std::to_string(seq_ids[i]) + " has no sampler", "ERR_INVALID_ARG");
+        if (!need_samplers) continue;
+        if (first) {
+            b->claimed.list.push_back(Claim(env, seq_ids[i]));
+            RefuseAwaitingPick(env, *b->claimed.list.back(), seq_ids[i]);
         }
-        if (need_samplers) b->top_n = std::max(b->top_n, samplers_[seq_ids[i]]->wants_top());
+        SequenceSampler * sampler = samplers_[seq_ids[i]].get();
+        b->row_samplers.push_back(sampler);
+        b->sampled.top_n = std::max(b->sampled.top_n, sampler->wants_top());
     }
     return b;
 }
@@ -405,24 +479,20 @@ int32_t Context::Decode(const Batch & b) {
 void Context::SampleRows(Batch & b) {
     const size_t rows = b.rows.size();
     b.out_seq.resize(rows);
-    b.out_token.resize(rows);
-    b.out_logprob.resize(rows);
-    b.top_ids.assign(rows * b.top_n, -1);
-    b.top_lps.assign(rows * b.top_n, std::numeric_limits<float>::quiet_NaN());
+    b.sampled.Resize(rows);
     // Logits pointers are taken here, on one thread: the first call may reorder llama.cpp's outputs.
     std::vector<const float *> logits(rows);
-    std::vector<SequenceSampler *> samplers(rows);
     for (size_t r = 0; r < rows; r++) {
         const int32_t i = b.rows[r];
         logits[r] = llama_get_logits_ith(ctx_, i);
         if (logits[r] == nullptr) throw std::runtime_error("no logits: is this an embeddings context?");
-        samplers[r] = samplers_[b.seq_ids[i]].get();
         b.out_seq[r] = b.seq_ids[i];
     }
+    // A row whose grammar refuses its choice is deferred (pickDeferred), unless its sequence
+    // samples again later in this batch, from the state that pick would leave.
+    const bool defer = b.distinct_rows;
     auto sample = [&](size_t r) {
-        SampledToken s = samplers[r]->Sample(logits[r], b.top_ids.data() + r * b.top_n, b.top_lps.data() + r * b.top_n);
-        b.out_token[r] = s.token;
-        b.out_logprob[r] = s.logprob;
+        b.sampled.Sample(r, b.row_samplers[r]->Sample(logits[r], b.sampled.TopIds(r), b.sampled.TopLogprobs(r), defer));
     };
     if (rows < 2 || !b.distinct_rows) {
         for (size_t r = 0; r < rows; r++) sample(r);
@@ -487,16 +557,74 @@ Napi::Value Context::Step(const Napi::CallbackInfo & info) {
             Napi::Object r = Napi::Object::New(env);
             r.Set("status", b->status == 0 ? "ok" : "no_room");
             r.Set("sampledSeqIds", ToTypedArray(env, b->out_seq));
-            r.Set("sampledTokens", ToTypedArray(env, b->out_token));
-            r.Set("sampledLogprobs", ToTypedArray(env, b->out_logprob));
-            r.Set("topN", b->top_n);
-            r.Set("topIds", ToTypedArray(env, b->top_ids));
-            r.Set("topLogprobs", ToTypedArray(env, b->top_lps));
+            b->sampled.SetOn(env, r);
             r.Set("decodeNs", static_cast<double>(b->decode_ns));
             r.Set("sampleNs", static_cast<double>(b->sample_ns));
             return r;
         },
-        "ERR_DECODE", Settler(info));
+        "ERR_DECODE", [b, settle = Settler(info)]() {
+            b->claimed.ReleaseAll();
+            settle();
+        });
+}
+
+// pickDeferred(seqIds) -> Promise<PickResult>: the picks the last steps deferred, on a worker of
+// their own while further steps run (the sequences are in no step until their token is known).
+// One after another: a pick is the grammar-constrained sequence's own cost, and a thread per
+// pick would take more cores from the steps.
+Napi::Value Context::PickDeferred(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    Live(env);
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+        ThrowCoded(env, "seqIds must be an Int32Array", "ERR_INVALID_ARG");
+    }
+    Napi::Int32Array seq_ids = info[0].As<Napi::Int32Array>();
+    struct Job {
+        ClaimedSamplers claimed;
+        SampledRows picked;
+        int64_t sample_ns = 0;
+    };
+    auto job = std::make_shared<Job>();
+    for (size_t i = 0; i < seq_ids.ElementLength(); i++) {
+        const int32_t seq = seq_ids[i];
+        if (seq < 0 || seq >= n_seq_max_) ThrowCoded(env, "seqIds out of range", "ERR_INVALID_ARG");
+        job->claimed.list.push_back(Claim(env, seq));
+        if (!job->claimed.list.back()->awaiting_pick()) {
+            ThrowCoded(env, "sequence " + std::to_string(seq) + " has no deferred pick", "ERR_INVALID_ARG");
+        }
+        job->picked.top_n = std::max(job->picked.top_n, job->claimed.list.back()->wants_top());
+    }
+    job->picked.Resize(job->claimed.list.size());
+    picks_in_flight_++;
+    auto self = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info.This().As<Napi::Object>()));
+    return PromiseWorker::Run(env,
+        [job]() {
+            const int64_t t0 = NowNs();
+            for (size_t r = 0; r < job->claimed.list.size(); r++) {
+                job->picked.Sample(r, job->claimed.list[r]->PickDeferred(job->picked.TopIds(r), job->picked.TopLogprobs(r)));
+            }
+            job->sample_ns = NowNs() - t0;
+        },
+        [job](Napi::Env env) -> Napi::Value {
+            Napi::Object r = Napi::Object::New(env);
+            job->picked.SetOn(env, r);
+            r.Set("sampleNs", static_cast<double>(job->sample_ns));
+            return r;
+        },
+        "ERR_SAMPLE", [this, job, self]() {
+            job->claimed.ReleaseAll();
+            picks_in_flight_--;
+            self->Reset();
+        });
+}
+
+// cancelPick(seqId): the sequence's deferred pick, running or not yet asked for, ends at its next
+// block of candidates with no token. Allowed while a step runs.
+Napi::Value Context::CancelPick(const Napi::CallbackInfo & info) {
+    Live(info.Env());
+    auto it = samplers_.find(SeqArg(info, 0));
+    if (it != samplers_.end()) it->second->Cancel();
+    return info.Env().Undefined();
 }
 
 // embed(plan) -> Promise<EmbedResult>: pooled embeddings of the sequences marked in plan.sample.
@@ -645,6 +773,7 @@ Napi::Value Context::Clear(const Napi::CallbackInfo & info) {
 Napi::Value Context::Dispose(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     if (busy_) ThrowCoded(env, "context is busy with a step", "ERR_BUSY");
+    if (picks_in_flight_ > 0) ThrowCoded(env, "context is busy with a grammar pick", "ERR_BUSY");
     Free();
     auto deferred = Napi::Promise::Deferred::New(env);
     deferred.Resolve(env.Undefined());

@@ -31,6 +31,8 @@ class Context : public Napi::ObjectWrap<Context> {
     Napi::Value ClearSampler(const Napi::CallbackInfo & info);
     Napi::Value AcceptTokens(const Napi::CallbackInfo & info);
     Napi::Value Step(const Napi::CallbackInfo & info);
+    Napi::Value PickDeferred(const Napi::CallbackInfo & info);
+    Napi::Value CancelPick(const Napi::CallbackInfo & info);
     Napi::Value Embed(const Napi::CallbackInfo & info);
     Napi::Value DecodeEmbeddings(const Napi::CallbackInfo & info);
     Napi::Value SeqRemove(const Napi::CallbackInfo & info);
@@ -44,6 +46,10 @@ class Context : public Napi::ObjectWrap<Context> {
     // Guards every call: not disposed, and no step running on a worker thread (the JS side
     // serialises steps, but a second concurrent call must be refused, not race).
     llama_context * Idle(Napi::Env env) const;
+    llama_context * Live(Napi::Env env) const;
+    // The sampler of `seq` for one user (see SequenceSampler::TryClaim); throws when it has none
+    // or another user holds it.
+    std::shared_ptr<SequenceSampler> Claim(Napi::Env env, int32_t seq);
     int32_t SeqArg(const Napi::CallbackInfo & info, size_t i) const;
     std::shared_ptr<Batch> ReadPlan(const Napi::CallbackInfo & info, bool need_samplers);
     int32_t Decode(const Batch & batch);
@@ -62,7 +68,11 @@ class Context : public Napi::ObjectWrap<Context> {
     // Reported to V8 with AdjustExternalMemory while the context lives (ContextBytes).
     int64_t external_bytes_ = 0;
     std::atomic<bool> busy_{false};
-    std::map<int32_t, std::unique_ptr<SequenceSampler>> samplers_;
+    // Shared with the step or deferred pick using one: clearSampler and setSampler may drop a
+    // sampler whose pick is running (cancelled, it ends at its next block).
+    std::map<int32_t, std::shared_ptr<SequenceSampler>> samplers_;
+    // Deferred picks running on workers (dispose waits until none does); touched on the JS thread only.
+    int32_t picks_in_flight_ = 0;
     // Sequences sample side by side: with a large vocabulary, sampling 32 sequences one after
     // another costs as much as the GPU's whole decode step. Made on first use.
     std::unique_ptr<WorkerPool> sampling_pool_;

@@ -135,8 +135,10 @@ size_t SequenceSampler::AllowedNeeded() const {
 // grammar stacks): with Qwen2's 151,936 tokens and a 1,000-value enum (1,000 stacks) that was
 // 0.6 s a token, and the whole step, every sequence's, waited for it. Instead the candidates are
 // checked in blocks, highest adjusted logit first, until the block boundary proves the pick
-// chain has all it needs (AllowedNeeded); the chain then picks from that prefix, masked.
-llama_token SequenceSampler::PickAllowed(const float * logits) {
+// chain has all it needs (AllowedNeeded); the chain then picks from that prefix, masked. That
+// can still be the whole vocabulary (a sampled pick whose top_k exceeds what the grammar allows
+// here), so in a shared step the search is deferred (Sample's `defer`) and runs on its own worker.
+llama_token SequenceSampler::PickAllowed(const float * logits, bool cancellable) {
     static constexpr size_t kBlock = 512;
     FillCandidates(logits);
     llama_token_data_array cur{candidates_.data(), candidates_.size(), -1, false};
@@ -145,6 +147,7 @@ llama_token SequenceSampler::PickAllowed(const float * logits) {
     const size_t needed = AllowedNeeded();
     size_t scanned = 0, allowed = 0;
     while (scanned < cur.size && allowed < needed) {
+        if (cancellable && cancelled_) return LLAMA_TOKEN_NULL;
         const size_t end = std::min(cur.size, scanned + kBlock);
         if (end < cur.size) std::nth_element(cur.data + scanned, cur.data + end, cur.data + cur.size, by_logit);
         llama_token_data_array block{cur.data + scanned, end - scanned, -1, false};
@@ -157,7 +160,7 @@ llama_token SequenceSampler::PickAllowed(const float * logits) {
     return prefix.data[prefix.selected].id;
 }
 
-SampledToken SequenceSampler::Sample(const float * logits, int32_t * top_ids, float * top_lps) {
+SampledToken SequenceSampler::Sample(const float * logits, int32_t * top_ids, float * top_lps, bool defer) {
     llama_token token;
     if (greedy_only_ && grammar_ == nullptr && !SuppressingEog()) {
         token = Argmax(logits, n_vocab_);
@@ -171,13 +174,31 @@ SampledToken SequenceSampler::Sample(const float * logits, int32_t * top_ids, fl
             llama_token_data single{token, 1.0f, 0.0f};
             llama_token_data_array one{&single, 1, -1, false};
             llama_sampler_apply(grammar_, &one);
-            if (std::isinf(single.logit) && single.logit < 0) token = PickAllowed(logits);
-            AcceptGrammar(token);
+            if (std::isinf(single.logit) && single.logit < 0) {
+                if (defer) {
+                    deferred_logits_.assign(logits, logits + n_vocab_);
+                    cancelled_ = false;
+                    awaiting_pick_ = true;
+                    return {LLAMA_TOKEN_NULL, std::numeric_limits<float>::quiet_NaN()};
+                }
+                token = PickAllowed(logits, false);
+            }
         }
     }
+    return Finish(token, logits, top_ids, top_lps);
+}
+
+SampledToken SequenceSampler::PickDeferred(int32_t * top_ids, float * top_lps) {
+    const llama_token token = PickAllowed(deferred_logits_.data(), true);
+    awaiting_pick_ = false;
+    if (token == LLAMA_TOKEN_NULL) return {token, std::numeric_limits<float>::quiet_NaN()};
+    return Finish(token, deferred_logits_.data(), top_ids, top_lps);
+}
+
+SampledToken SequenceSampler::Finish(llama_token token, const float * logits, int32_t * top_ids, float * top_lps) {
+    if (grammar_ != nullptr) AcceptGrammar(token);
     if (!greedy_only_) AcceptChains(token);
     generated_++;
-
     SampledToken out{token, std::numeric_limits<float>::quiet_NaN()};
     if (params_.logprobs || params_.top_logprobs > 0) {
         ComputeLogprobs(logits, token, &out.logprob, top_ids, top_lps);

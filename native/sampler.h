@@ -5,6 +5,7 @@
 
 #include "llama.h"
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -53,7 +54,20 @@ class SequenceSampler {
 
     // Samples from one row of logits and accepts the result (penalty window, grammar state).
     // `top_ids`/`top_logprobs` receive `wants_top()` entries when logprobs are requested.
-    SampledToken Sample(const float * logits, int32_t * top_ids, float * top_logprobs);
+    // With `defer`, a choice the grammar refuses is not searched for here: the row is kept and
+    // the token is LLAMA_TOKEN_NULL until PickDeferred (the search may take a whole vocabulary's
+    // grammar checks, which a step shared with other sequences must not wait for).
+    SampledToken Sample(const float * logits, int32_t * top_ids, float * top_logprobs, bool defer);
+    // The search a deferred Sample left, over its kept row, then accepted as Sample does;
+    // LLAMA_TOKEN_NULL (nothing accepted) when Cancel() stopped it.
+    SampledToken PickDeferred(int32_t * top_ids, float * top_logprobs);
+    bool awaiting_pick() const { return awaiting_pick_; }
+    // Any thread: a running PickDeferred stops at its next block of candidates.
+    void Cancel() { cancelled_ = true; }
+    // One user at a time (a step, a deferred pick, acceptTokens): claimed on the JS thread
+    // before the work is handed to a worker, released on the JS thread after it.
+    bool TryClaim() { return !claimed_.exchange(true); }
+    void Release() { claimed_ = false; }
     // Feeds tokens already in the context to the penalty window (the prompt), and to the
     // grammar too when `grammar` (generated tokens replayed after a preemption).
     void Accept(const llama_token * tokens, size_t n, bool grammar);
@@ -65,8 +79,11 @@ class SequenceSampler {
     bool SuppressingEog() const { return generated_ < params_.min_tokens; }
     // Adjusts and picks from `cur`, unconstrained.
     llama_token Pick(llama_token_data_array * cur);
-    // Picks among the tokens the grammar allows (see sampler.cpp).
-    llama_token PickAllowed(const float * logits);
+    // Picks among the tokens the grammar allows (see sampler.cpp); LLAMA_TOKEN_NULL when
+    // `cancellable` and Cancel() was called.
+    llama_token PickAllowed(const float * logits, bool cancellable);
+    // Accepts the chosen token (grammar, penalty window) and computes its logprobs.
+    SampledToken Finish(llama_token token, const float * logits, int32_t * top_ids, float * top_logprobs);
     size_t AllowedNeeded() const;
     void AcceptChains(llama_token token);
     void InitGrammar(const llama_vocab * vocab);
@@ -85,4 +102,7 @@ class SequenceSampler {
     std::vector<llama_token> eog_tokens_;
     // Tokens generated so far (sampled, or replayed after a preemption).
     int32_t generated_ = 0;
+    // The row a deferred Sample kept (reused: a row of Qwen2's vocabulary is 600 KB).
+    std::vector<float> deferred_logits_;
+    std::atomic<bool> awaiting_pick_{false}, cancelled_{false}, claimed_{false};
 };

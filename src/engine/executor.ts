@@ -1,11 +1,12 @@
 // The executor runs a StepPlan: the only code that calls the native context. It applies the
 // plan's cache operations, drops and installs samplers, turns the plan into the typed arrays of
-// native batches, and hands back what was sampled, per sequence. It decides nothing about which
-// tokens run, only how the backend runs them best. An image's rows are their own batch: the
+// native batches, and hands back what was sampled, per sequence, and which sequences' picks the
+// grammar deferred (it refused the sampler's choice), which `pick` then makes off the step. It
+// decides nothing about which tokens run, only how the backend runs them best. An image's rows are their own batch: the
 // projector computes them (the encoder pass), then one llama_decode of embeddings puts them in
 // their sequence's cells, after the plan's tokens.
 import type { VllamaError } from "../api/errors.js";
-import { toTypedError, type NativeContext, type StepResult } from "../native/index.js";
+import { toTypedError, type NativeContext, type SampledArrays } from "../native/index.js";
 import type { MediaEncoder } from "./encoder-cache.js";
 import { mediaSpanAt, rowPositions } from "./media.js";
 import type { Batch, PlanEntry, ScheduledSequence, StepPlan } from "./scheduler.js";
@@ -22,7 +23,7 @@ const MIN_SEPARATE_DECODE_ROWS = 8;
 /** What the executor uses of the native context (tests pass a fake). */
 export type StepContext = Pick<
   NativeContext,
-  "batchCapacity" | "setSampler" | "clearSampler" | "acceptTokens" | "step" | "decodeEmbeddings" | "seqRemove" | "seqCopy" | "dispose"
+  "batchCapacity" | "setSampler" | "clearSampler" | "acceptTokens" | "step" | "pickDeferred" | "cancelPick" | "decodeEmbeddings" | "seqRemove" | "seqCopy" | "dispose"
 >;
 
 export interface SampledRow<S extends ScheduledSequence> {
@@ -32,10 +33,16 @@ export interface SampledRow<S extends ScheduledSequence> {
   top: Array<{ id: number; logprob: number }>;
 }
 
+/** `deferred`: sequences whose grammar refused the sampler's choice; their token comes from `pick`. */
 export type StepOutcome<S extends ScheduledSequence> =
-  | { status: "ok"; rows: SampledRow<S>[]; decodeNs: number; sampleNs: number }
+  | { status: "ok"; rows: SampledRow<S>[]; deferred: S[]; decodeNs: number; sampleNs: number }
   | { status: "no_room" }
   /** The native step failed: nothing of the batch is known to be in the cache. */
+  | { status: "failed"; error: VllamaError };
+
+/** `rows`: the picked tokens, without the sequences whose pick was cancelled. */
+export type PickOutcome<S extends ScheduledSequence> =
+  | { status: "ok"; rows: SampledRow<S>[] }
   | { status: "failed"; error: VllamaError };
 
 /** A sequence whose sampler the native context refused (a grammar it cannot parse, say). */
@@ -54,6 +61,10 @@ export interface StepExecutor<S extends ScheduledSequence> {
   /** The plan as batches to run one after another. */
   batches(plan: StepPlan<S>): Batch<S>[];
   run(batch: Batch<S>): Promise<StepOutcome<S>>;
+  /** The deferred picks of these sequences (one call at a time; steps may run meanwhile). */
+  pick(seqs: S[]): Promise<PickOutcome<S>>;
+  /** Ends the sequence's deferred pick at once (it gets no token); allowed while a step runs. */
+  cancelPick(seq: S): void;
   close(): Promise<void>;
 }
 
@@ -122,7 +133,7 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
       }
       if (e.sample) this.sample[n - 1] = 1;
     }
-    let result: StepResult;
+    let result;
     try {
       result = await this.ctx.step({
         tokens: this.tokens.subarray(0, n),
@@ -134,7 +145,22 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
       return { status: "failed", error: toTypedError(error) };
     }
     if (result.status === "no_room") return { status: "no_room" };
-    return { status: "ok", rows: sampledRows(batch, result), decodeNs: result.decodeNs, sampleNs: result.sampleNs };
+    const sampled = batch.entries.filter((e) => e.sample).map((e) => e.seq);
+    return { status: "ok", ...sampledRows(sampled, result), decodeNs: result.decodeNs, sampleNs: result.sampleNs };
+  }
+
+  async pick(seqs: S[]): Promise<PickOutcome<S>> {
+    try {
+      const result = await this.ctx.pickDeferred(Int32Array.from(seqs, (seq) => seq.lease!.seqId));
+      // A cancelled pick's -1 is no token: that sequence is gone.
+      return { status: "ok", rows: sampledRows(seqs, result).rows };
+    } catch (error) {
+      return { status: "failed", error: toTypedError(error) };
+    }
+  }
+
+  cancelPick(seq: S): void {
+    if (seq.lease) this.ctx.cancelPick(seq.lease.seqId);
   }
 
   private tokenBatches(batch: Batch<S>): Batch<S>[] {
@@ -164,7 +190,7 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
         nonCausal: span.chunk.nonCausal,
       });
       if (result.status === "no_room") return { status: "no_room" };
-      return { status: "ok", rows: [], decodeNs: result.decodeNs, sampleNs: 0 };
+      return { status: "ok", rows: [], deferred: [], decodeNs: result.decodeNs, sampleNs: 0 };
     } catch (error) {
       return { status: "failed", error: toTypedError(error) };
     }
@@ -183,19 +209,23 @@ function batchOf<S extends ScheduledSequence>(entries: Batch<S>["entries"]): Bat
   return { entries, numTokens: entries.reduce((sum, e) => sum + e.count, 0) };
 }
 
-// Sampled rows come back in batch order: one per entry that asked for a sample.
-function sampledRows<S extends ScheduledSequence>(batch: Batch<S>, result: StepResult): SampledRow<S>[] {
+// Sampled rows come back in the order asked (a batch's entries that sample, a pick's
+// sequences); token -1 is a pick the grammar deferred.
+function sampledRows<S extends ScheduledSequence>(seqs: S[], result: SampledArrays): { rows: SampledRow<S>[]; deferred: S[] } {
   const rows: SampledRow<S>[] = [];
-  let r = 0;
-  for (const e of batch.entries) {
-    if (!e.sample) continue;
+  const deferred: S[] = [];
+  seqs.forEach((seq, r) => {
+    const token = result.sampledTokens[r];
+    if (token < 0) {
+      deferred.push(seq);
+      return;
+    }
     const top: SampledRow<S>["top"] = [];
     for (let k = 0; k < result.topN; k++) {
       const id = result.topIds[r * result.topN + k];
       if (id >= 0) top.push({ id, logprob: result.topLogprobs[r * result.topN + k] });
     }
-    rows.push({ seq: e.seq, token: result.sampledTokens[r], logprob: result.sampledLogprobs[r], top });
-    r++;
-  }
-  return rows;
+    rows.push({ seq, token, logprob: result.sampledLogprobs[r], top });
+  });
+  return { rows, deferred };
 }

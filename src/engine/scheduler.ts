@@ -177,7 +177,9 @@ export class Scheduler<S extends ScheduledSequence> {
     this.kv.trimIdle(Math.floor((this.kv.kvCells * idlePlaces) / this.limits.parallel), upcoming);
   }
 
-  // Running sequences first, oldest first: each gets its pending tokens (1 when decoding).
+  // Running sequences first, oldest first: each gets its pending tokens (1 when decoding). One
+  // with none waits for its token from a deferred grammar pick (step-loop.ts): it holds its
+  // place and cells, and may be preempted (it then samples again when it runs again).
   private scheduleRunning(plan: StepPlan<S>): void {
     for (let i = 0; i < this.running.length; i++) {
       const seq = this.running[i];

@@ -3,13 +3,17 @@
 //   for each batch of executor.batches(plan): outcome = await executor.run(batch), then the
 //   scheduler takes the outcome (complete, or undo and preempt, or fail) and sampled tokens go
 //   to their sequences.
+// A sequence whose grammar refused the sampler's choice gets its token from a deferred pick
+// instead, off the step (the search may check a whole vocabulary against the grammar: with
+// Qwen2's 151,936 tokens and a 256-value enum about 120 ms, which every step of the model
+// waited for): it is not planned until the pick returns, and the others step meanwhile.
 // Nothing here calls the native context: what must change in it travels in the plan, and the
 // executor applies it.
 import { setImmediate as afterPendingCallbacks } from "node:timers/promises";
 import { BadRequestError, CancelledError, RpcWorkerError, type VllamaError } from "../api/errors.js";
 import { toTypedError } from "../native/index.js";
-import type { AdmissionFailure, SampledRow, StepExecutor, StepOutcome } from "./executor.js";
-import type { KvManager } from "./kv-manager.js";
+import type { AdmissionFailure, PickOutcome, SampledRow, StepExecutor, StepOutcome } from "./executor.js";
+import type { KvLease, KvManager } from "./kv-manager.js";
 import type { EngineMetrics } from "./metrics.js";
 import type { Batch, Scheduler, StepPlan } from "./scheduler.js";
 import type { Sequence, TokenLogprobs, Vocabulary } from "./sequence.js";
@@ -34,6 +38,15 @@ export interface StepLoopParts {
   onWorkerLost?: (error: RpcWorkerError) => void;
 }
 
+/**
+ * A sequence whose pick was deferred, with the lease it had then: a preemption (a new lease)
+ * makes that pick stale, and the sequence samples again when it runs again.
+ */
+interface Deferral {
+  seq: Sequence;
+  lease: KvLease;
+}
+
 export class StepLoop {
   private readonly scheduler: Scheduler<Sequence>;
   private readonly executor: StepExecutor<Sequence>;
@@ -48,6 +61,15 @@ export class StepLoop {
   private closed = false;
   /** Why the loop stopped taking work, when a worker was lost (else it was unloaded). */
   private lostWith?: RpcWorkerError;
+  /** Deferred picks not asked for yet: asked together once the pick in flight returns. */
+  private deferrals: Deferral[] = [];
+  /**
+   * The pick in flight. One at a time per model: it holds one libuv thread (the steps need
+   * another) and one core, however many grammar-constrained sequences wait.
+   */
+  private picking?: { deferrals: Deferral[]; returned: Promise<void> };
+  /** Ends the loop's wait for the pick in flight when nothing else could be planned. */
+  private resumeLoop?: () => void;
 
   constructor(parts: StepLoopParts) {
     this.scheduler = parts.scheduler;
@@ -87,24 +109,30 @@ export class StepLoop {
     this.wake();
   }
 
-  // Ends a sequence now; its cells and sampler are freed by the next plan.
+  // Ends a sequence now (its pick too, if one runs); its cells and sampler are freed by the next plan.
   private cancel(seq: Sequence): void {
     if (seq.finished) return;
     seq.fail(new CancelledError());
     this.metrics.requestFinished("abort");
+    this.stopPick(seq);
     this.wake();
   }
 
-  /** Fails every sequence and waits for the step in flight. */
+  /** Fails every sequence and waits for the step and the pick in flight. */
   async close(): Promise<void> {
     this.closed = true;
     this.failAll(new CancelledError("model was unloaded"));
+    this.resumeLoop?.();
     await this.stepping;
+    while (this.picking) await this.picking.returned;
   }
 
-  /** Starts the loop unless it runs already. */
+  /** Starts the loop unless it runs already (a loop waiting for a pick plans again). */
   private wake(): void {
-    if (this.looping) return;
+    if (this.looping) {
+      this.resumeLoop?.();
+      return;
+    }
     this.looping = true;
     this.stepping = this.runSteps();
   }
@@ -114,7 +142,7 @@ export class StepLoop {
       while (!this.closed) {
         this.dropFinished();
         if (!this.scheduler.hasWork) break;
-        await this.step();
+        if (!(await this.step())) await this.pickReturnedOrWoken();
         if (this.yieldBetweenSteps) await afterPendingCallbacks();
       }
     } catch (error) {
@@ -125,15 +153,17 @@ export class StepLoop {
     }
   }
 
-  private async step(): Promise<void> {
+  /** Runs one plan; false when nothing could be planned. */
+  private async step(): Promise<boolean> {
     const plan = this.scheduler.schedule();
     this.metrics.preempted(plan.preempted.length);
     const unschedulable = plan.entries.length === 0;
     // The plan's cache operations and releases apply even when nothing of it runs.
     for (const failure of this.executor.prepare(plan)) this.failAdmission(plan, failure);
     for (const a of plan.admissions) a.seq.noteAdmitted();
-    if (unschedulable) this.failUnschedulable();
-    if (plan.entries.length === 0) return;
+    // While a pick is in flight, its sequences hold places and cells that come free after it.
+    if (unschedulable && !this.picking) this.failUnschedulable();
+    if (plan.entries.length === 0) return false;
     const batches = this.executor.batches(plan);
     for (let i = 0; i < batches.length; i++) {
       const startMs = performance.now();
@@ -144,11 +174,51 @@ export class StepLoop {
         if (outcome.status === "no_room") this.preemptForNoRoom();
         else if (outcome.error instanceof RpcWorkerError) this.loseWorker(outcome.error);
         else this.failBatch(batches[i], outcome.error);
-        return;
+        return true;
       }
       this.scheduler.complete(batches[i]);
       for (const row of outcome.rows) this.deliver(row);
+      for (const seq of outcome.deferred) this.deferrals.push({ seq, lease: seq.lease! });
+      this.askPicks();
     }
+    return true;
+  }
+
+  /** Waits until the pick in flight returns or `wake` (new work, a cancel); at once if none is in flight. */
+  private async pickReturnedOrWoken(): Promise<void> {
+    if (!this.picking) return;
+    await new Promise<void>((resolve) => (this.resumeLoop = resolve));
+    this.resumeLoop = undefined;
+  }
+
+  /** Asks for the deferred picks still awaited, unless a pick is in flight (they go after it). */
+  private askPicks(): void {
+    if (this.picking) return;
+    const deferrals = this.deferrals.filter(awaitsPick);
+    this.deferrals = [];
+    if (deferrals.length === 0) return;
+    const returned = this.executor.pick(deferrals.map((d) => d.seq)).then((outcome) => this.picked(deferrals, outcome));
+    this.picking = { deferrals, returned };
+  }
+
+  /**
+   * Picked tokens go to their sequences as tokens of a step do. Between steps or during one:
+   * these sequences are in no batch, so removing a finished one cannot touch a step's cells.
+   */
+  private picked(deferrals: Deferral[], outcome: PickOutcome<Sequence>): void {
+    this.picking = undefined;
+    if (outcome.status === "failed") {
+      for (const d of deferrals) if (awaitsPick(d)) this.fail(d.seq, outcome.error);
+    } else {
+      for (const row of outcome.rows) if (deferrals.some((d) => d.seq === row.seq && awaitsPick(d))) this.deliver(row);
+    }
+    this.askPicks();
+    this.resumeLoop?.();
+  }
+
+  /** A failed sequence's pick in flight ends at its next block of candidates. */
+  private stopPick(seq: Sequence): void {
+    if (this.picking?.deferrals.some((d) => d.seq === seq && d.lease === seq.lease)) this.executor.cancelPick(seq);
   }
 
   private recordStep(startMs: number, batch: Batch<Sequence>, outcome: StepOutcome<Sequence>): void {
@@ -222,6 +292,14 @@ export class StepLoop {
   }
 
   private failAll(error: VllamaError): void {
-    for (const seq of [...this.scheduler.running, ...this.scheduler.waiting]) seq.fail(error);
+    for (const seq of [...this.scheduler.running, ...this.scheduler.waiting]) {
+      seq.fail(error);
+      this.stopPick(seq);
+    }
   }
+}
+
+/** Still waiting for its pick: not finished, and not preempted since it was deferred. */
+function awaitsPick(d: Deferral): boolean {
+  return !d.seq.finished && d.seq.lease === d.lease;
 }

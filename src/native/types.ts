@@ -118,11 +118,9 @@ export interface StepPlanArrays {
   sample: Uint8Array;
 }
 
-export interface StepResult {
-  /** "ok", or "no_room": the KV cache had no free cells for the batch; nothing was decoded. */
-  status: "ok" | "no_room";
-  /** One entry per sampled row, in the order of the plan's entries with sample = 1. */
-  sampledSeqIds: Int32Array;
+/** What sampling gave, one entry per row (a step's sampled rows, or a pickDeferred call's sequences). */
+export interface SampledArrays {
+  /** The token; -1 in a step: its grammar refused the sampler's choice and the pick is deferred (pickDeferred); -1 from pickDeferred: the pick was cancelled. */
   sampledTokens: Int32Array;
   /** logprob of each sampled token (NaN when not requested). */
   sampledLogprobs: Float32Array;
@@ -130,8 +128,20 @@ export interface StepResult {
   topN: number;
   topIds: Int32Array;
   topLogprobs: Float32Array;
+}
+
+export interface StepResult extends SampledArrays {
+  /** "ok", or "no_room": the KV cache had no free cells for the batch; nothing was decoded. */
+  status: "ok" | "no_room";
+  /** One entry per sampled row, in the order of the plan's entries with sample = 1. */
+  sampledSeqIds: Int32Array;
   /** Time spent in llama_decode and in sampling, in nanoseconds. */
   decodeNs: number;
+  sampleNs: number;
+}
+
+/** The deferred picks of a pickDeferred call, one row per sequence asked, in order. */
+export interface PickResult extends SampledArrays {
   sampleNs: number;
 }
 
@@ -243,6 +253,14 @@ export interface NativeContext {
   /** Feed tokens already in the KV cache to the repeat-penalty window (and the grammar). */
   acceptTokens(seqId: number, tokens: Int32Array, grammar: boolean): void;
   step(plan: StepPlanArrays): Promise<StepResult>;
+  /**
+   * The constrained picks steps deferred (sampledTokens -1), on a worker of their own, one call
+   * at a time: steps go on meanwhile (a sequence awaiting its pick may not be in them), and
+   * the context cannot be disposed until it settles.
+   */
+  pickDeferred(seqIds: Int32Array): Promise<PickResult>;
+  /** Ends the sequence's deferred pick (running or not yet asked for) with token -1; allowed while a step runs. */
+  cancelPick(seqId: number): void;
   embed(plan: StepPlanArrays): Promise<EmbedResult>;
   /** Decodes a media chunk's rows into a sequence (llama_decode takes tokens or embeddings per call). */
   decodeEmbeddings(rows: EmbeddingRows): Promise<{ status: "ok" | "no_room"; decodeNs: number }>;

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { copyFileSync, mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { after, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { BadRequestError, BusyError, CancelledError, NotFoundError } from "../../src/api/errors.js";
 import type { GenerateResponse } from "../../src/api/ollama.js";
 import { Engine } from "../../src/engine/engine.js";
@@ -354,6 +354,83 @@ describe("engine: chat with tools on the built-in demo model", () => {
     assert.equal(chunks.map((c) => c.message.content).join(""), "");
     // Each call is passed on in the chunk where it became complete, the final one or before.
     assert.deepEqual(chunks.flatMap((c) => c.message.tool_calls ?? []).map((c) => c.function.name), ["get_weather"]);
+  });
+});
+
+describe("engine: a grammar's pick off the shared step (demo model)", () => {
+  // The demo model's random weights almost never choose what a 256-value enum allows, so nearly
+  // every token of such a request is a pick over Qwen2's 151,936-token vocabulary (about 120 ms,
+  // 2026-12-02), which the model's shared step waited for (a neighbour 30-40x slower) until it
+  // was deferred to a worker of its own.
+  const enumFormat = { type: "string", enum: Array.from({ length: 256 }, (_, i) => `value number ${i}`) };
+  let e: Engine;
+  let demo: string;
+  const demoEngine = async (options: ConstructorParameters<typeof Engine>[0]) => {
+    const { ensureBuiltinModel } = await import("../../src/models/builtin.js");
+    const engine = newEngine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-demo-store-")), parallel: 4, threads: 1, ...options });
+    demo = (await ensureBuiltinModel(engine.store, mkdtempSync(path.join(os.tmpdir(), "vllama-builtin-"))))!;
+    return engine;
+  };
+  before(async () => {
+    e = await demoEngine({});
+  });
+  const choose = (prompt: string, options: Record<string, unknown> = {}, signal?: AbortSignal) =>
+    e.generate({ model: demo, prompt, format: enumFormat, stream: false, options: { num_predict: 16, temperature: 0, ...options } }, { signal });
+
+  test("a neighbour's request beside 256-value enum requests takes at most 2x its time alone (plus 200 ms); the enum requests answer as when picked in the step", { timeout: 600_000 }, async (t) => {
+    const neighbour = async () => {
+      const started = performance.now();
+      await e.generate({ model: demo, prompt: "Once upon a time", stream: false, options: { num_predict: 32, temperature: 0 } });
+      return performance.now() - started;
+    };
+    const median3 = async () => [await neighbour(), await neighbour(), await neighbour()].sort((a, b) => a - b)[1]!;
+    await neighbour(); // loads the model
+    const alone = await median3();
+    let constrained = true;
+    const answers: string[] = [];
+    const beside = Array.from({ length: 2 }, async () => {
+      while (constrained) answers.push((await choose("Pick one")).response);
+    });
+    const during = await median3();
+    constrained = false;
+    await Promise.all(beside);
+    t.diagnostic(JSON.stringify({ alone_ms: Math.round(alone), beside_256_enum_ms: Math.round(during), enum_answers: answers.length, load_average: os.loadavg()[0] }));
+    assert.ok(during <= 2 * alone + 200, `the neighbour took ${during.toFixed(0)} ms beside the enum requests, ${(during / alone).toFixed(1)}x its ${alone.toFixed(0)} ms alone`);
+    // What main answered before the pick left the step (2026-12-02, greedy and seed 3).
+    assert.deepEqual([...new Set(answers)], ['"value number 99"']);
+    assert.equal((await choose("Pick one", { temperature: 0.8, seed: 3 })).response, '"value number 12"');
+  });
+
+  test("cancelling an enum request while its pick runs frees its sequence: nothing running, its KV cells back", { timeout: 120_000 }, async () => {
+    const controller = new AbortController();
+    const stream = await e.generate({ model: demo, prompt: "Pick one", format: enumFormat, stream: true, options: { num_predict: 16, temperature: 0 } }, { signal: controller.signal });
+    const chunks = stream[Symbol.asyncIterator]();
+    await chunks.next(); // its first token is in: it is deferred for the next one
+    controller.abort();
+    await assert.rejects(async () => { while (!(await chunks.next()).done); }, CancelledError);
+    const stats = () => e.stats()[0]!;
+    for (let i = 0; i < 100 && stats().running > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(stats().running, 0);
+    assert.equal(stats().kv.usedCells, stats().kv.cachedBlocks * 16, "only cached prefix blocks hold cells");
+  });
+
+  test("enum requests beside sequences that outgrow the cache (preemptions) still answer as alone", { timeout: 600_000 }, async () => {
+    const prompts = ["Pick one", "Which value?", "Choose", "Any value"];
+    const plain = (engine: Engine, prompt: string) =>
+      engine.generate({ model: demo, prompt, stream: false, options: { num_predict: 120, temperature: 0, ignore_eos: true, num_ctx: 256 } }).then((r) => r.response);
+    const expected = { enum: [] as string[], plain: [] as string[] };
+    for (const p of prompts) expected.enum.push((await choose(p)).response);
+    for (const p of prompts.slice(0, 3)) expected.plain.push(await plain(e, p));
+    // Three unconstrained sequences of 120 tokens outgrow 256 cells (the least a cache is
+    // given) together: the newest running sequences are preempted, enum ones among them while
+    // they run (nearly all of their time is their picks; test/engine/step-loop.test.ts preempts
+    // one during its pick for certain).
+    const small = await demoEngine({ kvCells: 256, prefixCache: false });
+    const enums = Promise.all(prompts.map((p) => small.generate({ model: demo, prompt: p, format: enumFormat, stream: false, options: { num_predict: 16, temperature: 0 } })));
+    const plains = Promise.all(prompts.slice(0, 3).map((p) => plain(small, p)));
+    assert.deepEqual((await enums).map((r) => r.response), expected.enum);
+    assert.deepEqual(await plains, expected.plain);
+    assert.ok(small.stats()[0]!.preemptions > 0, "the cache was too small: some sequence was preempted");
   });
 });
 

@@ -1,6 +1,7 @@
 // The step loop with the real scheduler, KV manager and executor over a fake native context
 // (test/helpers/fake-context.ts): no room, preemption and replay, failed steps and admissions,
-// cancellation mid-step, in milliseconds and without the addon.
+// cancellation mid-step, grammar picks deferred off the step, in milliseconds and without the addon.
+import { setImmediate as afterPendingCallbacks } from "node:timers/promises";
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { BadRequestError, CancelledError, InternalError } from "../../src/api/errors.js";
@@ -24,7 +25,8 @@ function setup(cells = 1024, limits: Partial<{ parallel: number; batchSize: numb
   const kv = new KvManager(cells, 16, true);
   const scheduler = new Scheduler<Sequence>(kv, { parallel: 8, batchSize: 256, maxWaiting: 16, ...limits });
   const metrics = new EngineMetrics();
-  const loop = new StepLoop({ scheduler, executor: new Executor(ctx, false), kv, metrics, vocab, yieldBetweenSteps: false });
+  const executor = new Executor<Sequence>(ctx, false);
+  const loop = new StepLoop({ scheduler, executor, kv, metrics, vocab, yieldBetweenSteps: false });
   /** Submits a prompt; resolves to the generated tokens, or rejects with the sequence's error. */
   const generate = (prompt: number[], maxTokens: number, options: { signal?: AbortSignal; grammar?: string } = {}) => {
     const seq = new Sequence(prompt, { ...SAMPLER, grammar: options.grammar }, { maxTokens, maxContext: cells, stop: [], ignoreEos: false }, vocab);
@@ -40,7 +42,7 @@ function setup(cells = 1024, limits: Partial<{ parallel: number; batchSize: numb
     const s = kv.stats();
     assert.equal(s.usedCells, s.cachedBlocks * 16);
   };
-  return { ctx, kv, metrics, loop, generate, assertNoPrivateCells };
+  return { ctx, kv, metrics, loop, executor, generate, assertNoPrivateCells };
 }
 
 /** What a prompt generates with the loop to itself and nothing going wrong. */
@@ -144,5 +146,101 @@ describe("step loop", () => {
     assert.deepEqual(between, [`rm ${seqId} 16 -1`, `clear ${seqId}`]);
     assert.ok(!ctx.calls[steps[3]].split(" ").some((row) => row.startsWith(`${seqId}:`)), ctx.calls[steps[3]]);
     assert.equal(a.seq.tokens.length, 20 + 2, "the token a's cancelled step sampled was dropped");
+  });
+
+  describe("a grammar's deferred pick (the fake's grammar refuses every choice)", () => {
+    const grammar = 'root ::= "x"';
+    const stepsOf = (calls: string[]) => calls.filter((c) => c.startsWith("step "));
+
+    test("runs off the step: the other sequences step on while it is held, and each gets the tokens it would alone", async () => {
+      const { ctx, generate, assertNoPrivateCells } = setup();
+      const firstPick = ctx.pausePick(1);
+      const constrained = generate(range(20), 4, { grammar });
+      const neighbour = generate(range(20, 300), 6);
+      await firstPick.started;
+      // The neighbour runs to its end while the constrained sequence waits for its first token
+      // (the fake refuses a step that samples a sequence awaiting its pick).
+      assert.deepEqual(await neighbour.done, await alone(range(20, 300), 6));
+      assert.equal(constrained.seq.generatedCount, 0);
+      const seqId = constrained.seq.lease!.seqId;
+      assert.ok(!stepsOf(ctx.calls).slice(1).some((c) => c.includes(` ${seqId}:`)), "not planned while its pick was held");
+      firstPick.resume();
+      assert.deepEqual(await constrained.done, await alone(range(20), 4));
+      assert.equal(ctx.calls.filter((c) => c === `pick ${seqId}`).length, 4, "each token from a pick");
+      assertNoPrivateCells();
+    });
+
+    test("a cancelled sequence's pick is cancelled and the sequence leaves at once: its place and cells are free before the pick returns", async () => {
+      const { ctx, loop, generate, assertNoPrivateCells } = setup();
+      const firstPick = ctx.pausePick(1);
+      const controller = new AbortController();
+      const constrained = generate(range(20), 8, { grammar, signal: controller.signal });
+      await firstPick.started;
+      const seqId = constrained.seq.lease!.seqId;
+      controller.abort();
+      await assert.rejects(constrained.done, CancelledError);
+      assert.ok(ctx.calls.includes(`cancel-pick ${seqId}`));
+      await afterPendingCallbacks();
+      assert.equal(loop.numRunning, 0);
+      assertNoPrivateCells();
+      assert.equal(ctx.picksInFlight, 1, "the pick is still held");
+      // The next request is served meanwhile.
+      assert.deepEqual(await generate(range(20, 300), 3).done, await alone(range(20, 300), 3));
+      firstPick.resume();
+    });
+
+    test("a sequence preempted while its pick is in flight samples again when it runs again; the stale pick is dropped", async () => {
+      const { ctx, generate, metrics, assertNoPrivateCells } = setup();
+      const firstPick = ctx.pausePick(1);
+      // Step 1 prefills the plain one, step 2 the constrained one (the newest), whose pick is
+      // deferred; step 3 (the plain one's decode) finds no room, and the newest running
+      // sequence is preempted; step 4 runs it again.
+      ctx.faults.set(3, "no_room");
+      const rerun = ctx.pause(4);
+      const plain = generate(range(20), 6);
+      const constrained = generate(range(20, 300), 4, { grammar });
+      await firstPick.started;
+      const seqId = constrained.seq.lease!.seqId;
+      await rerun.started;
+      assert.equal(constrained.seq.numPreemptions, 1);
+      assert.equal(metrics.preemptions, 1);
+      // Its sampler went before it ran again (which ends the first pick); a new one came.
+      const pickAt = ctx.calls.indexOf(`pick ${seqId}`);
+      assert.ok(ctx.calls.indexOf(`clear ${seqId}`, pickAt) > pickAt);
+      assert.ok(ctx.calls.includes(`set ${constrained.seq.lease!.seqId}`, pickAt));
+      rerun.resume();
+      firstPick.resume();
+      assert.deepEqual(await plain.done, await alone(range(20), 6));
+      assert.deepEqual(await constrained.done, await alone(range(20, 300), 4));
+      assertNoPrivateCells();
+    });
+
+    test("closing the loop with a pick in flight cancels it and waits for it; the context is disposed after", async () => {
+      const { ctx, loop, executor, generate } = setup();
+      const firstPick = ctx.pausePick(1);
+      const constrained = generate(range(20), 8, { grammar });
+      await firstPick.started;
+      const seqId = constrained.seq.lease!.seqId;
+      let closed = false;
+      const closing = loop.close().then(() => (closed = true));
+      await assert.rejects(constrained.done, CancelledError);
+      assert.ok(ctx.calls.includes(`cancel-pick ${seqId}`));
+      await afterPendingCallbacks();
+      assert.equal(closed, false, "close waits for the pick");
+      firstPick.resume();
+      await closing;
+      await executor.close();
+      assert.equal(ctx.calls.at(-1), "dispose");
+    });
+
+    test("a failed pick fails only its sequence, with a typed error", async () => {
+      const { ctx, generate, assertNoPrivateCells } = setup();
+      const constrained = generate(range(20), 4, { grammar });
+      const neighbour = generate(range(20, 300), 4);
+      ctx.failPicks = nativeError("pick failed", "ERR_SAMPLE");
+      await assert.rejects(constrained.done, (e: Error) => e instanceof InternalError && /pick failed/.test(e.message));
+      assert.deepEqual(await neighbour.done, await alone(range(20, 300), 4));
+      assertNoPrivateCells();
+    });
   });
 });

@@ -1,9 +1,11 @@
 // A native context without the addon, for the executor and the step loop: it logs every call in
 // order, keeps each sequence id's sampler window and cache positions, and samples a token that
 // depends on the whole window (so a sampler that missed its prompt or its replayed tokens
-// samples differently). Tests script what the next steps do.
+// samples differently). A sampler with a grammar defers every pick, as the native one does when
+// the grammar refuses the sampler's choice: its step row is -1 and pickDeferred picks it. Tests
+// script what the next steps and picks do.
 import type { StepContext } from "../../src/engine/executor.js";
-import type { EmbeddingRows, SamplerParams, StepPlanArrays, StepResult } from "../../src/native/index.js";
+import type { EmbeddingRows, PickResult, SamplerParams, StepPlanArrays, StepResult } from "../../src/native/index.js";
 
 export const SAMPLER: SamplerParams = {
   temperature: 0, topK: 40, topP: 1, minP: 0, typicalP: 1, seed: 0,
@@ -18,8 +20,29 @@ export function nativeError(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
 }
 
+/** Calls held in flight until a test resumes them, by call number (from 1). */
+class Holds {
+  private readonly held = new Map<number, { started: () => void; gate: Promise<void> }>();
+
+  /** Holds call `n` until `resume()`; `started` resolves once it is in flight. */
+  hold(n: number): { started: Promise<void>; resume: () => void } {
+    let started!: () => void;
+    let resume!: () => void;
+    const startedPromise = new Promise<void>((resolve) => (started = resolve));
+    this.held.set(n, { started, gate: new Promise<void>((resolve) => (resume = resolve)) });
+    return { started: startedPromise, resume };
+  }
+
+  async pass(n: number): Promise<void> {
+    const held = this.held.get(n);
+    if (!held) return;
+    held.started();
+    await held.gate;
+  }
+}
+
 export class FakeContext implements StepContext {
-  /** Every call, in order: "rm seq p0 p1", "cp src dst p0 p1", "clear seq", "set seq", "accept seq prompt|replay tokens", "step seq:start+count ...", "embd seq:start rows". */
+  /** Every call, in order: "rm seq p0 p1", "cp src dst p0 p1", "clear seq", "set seq", "accept seq prompt|replay tokens", "step seq:start+count ...", "embd seq:start rows", "pick seq,...", "cancel-pick seq". */
   readonly calls: string[] = [];
   /** seqId -> tokens its sampler saw (prompt, replayed, sampled). */
   readonly samplers = new Map<number, number[]>();
@@ -29,24 +52,37 @@ export class FakeContext implements StepContext {
   readonly faults = new Map<number, StepFault>();
   /** setSampler throws for these grammars, as llama.cpp refuses a grammar it cannot parse. */
   readonly badGrammars = new Set<string>();
+  /** pickDeferred rejects with this (after any hold) when set. */
+  failPicks?: Error;
+  /** pickDeferred calls not yet settled (dispose is refused meanwhile, as natively). */
+  picksInFlight = 0;
   private steps = 0;
-  private readonly pauses = new Map<number, { started: () => void; gate: Promise<void> }>();
+  private picks = 0;
+  private readonly stepHolds = new Holds();
+  private readonly pickHolds = new Holds();
+  /** Windows of samplers with a grammar; of those awaiting their pick; of those whose pick was cancelled. */
+  private readonly grammars = new WeakSet<number[]>();
+  private readonly awaiting = new WeakSet<number[]>();
+  private readonly cancelled = new WeakSet<number[]>();
 
   constructor(readonly batchCapacity: number) {}
 
   /** Holds step `n` (from 1) in flight until `resume()`; `started` resolves once it is. */
   pause(n: number): { started: Promise<void>; resume: () => void } {
-    let started!: () => void;
-    let resume!: () => void;
-    const startedPromise = new Promise<void>((resolve) => (started = resolve));
-    this.pauses.set(n, { started, gate: new Promise<void>((resolve) => (resume = resolve)) });
-    return { started: startedPromise, resume };
+    return this.stepHolds.hold(n);
+  }
+
+  /** Holds pickDeferred call `n` (from 1) in flight until `resume()`. */
+  pausePick(n: number): { started: Promise<void>; resume: () => void } {
+    return this.pickHolds.hold(n);
   }
 
   setSampler(seqId: number, params: SamplerParams): void {
     this.calls.push(`set ${seqId}`);
     if (params.grammar !== undefined && this.badGrammars.has(params.grammar)) throw nativeError("failed to parse grammar", "ERR_GRAMMAR");
-    this.samplers.set(seqId, []);
+    const window: number[] = [];
+    if (params.grammar !== undefined) this.grammars.add(window);
+    this.samplers.set(seqId, window);
   }
 
   clearSampler(seqId: number): void {
@@ -57,6 +93,38 @@ export class FakeContext implements StepContext {
   acceptTokens(seqId: number, tokens: Int32Array, grammar: boolean): void {
     this.calls.push(`accept ${seqId} ${grammar ? "replay" : "prompt"} ${tokens.join(",")}`);
     this.samplerOf(seqId).push(...tokens);
+  }
+
+  async pickDeferred(seqIds: Int32Array): Promise<PickResult> {
+    this.calls.push(`pick ${seqIds.join(",")}`);
+    const windows = Array.from(seqIds, (seqId) => {
+      const window = this.samplerOf(seqId);
+      if (!this.awaiting.has(window)) throw nativeError(`sequence ${seqId} has no deferred pick`, "ERR_INVALID_ARG");
+      return window;
+    });
+    this.picksInFlight++;
+    try {
+      await this.pickHolds.pass(++this.picks);
+      if (this.failPicks) throw this.failPicks;
+      const tokens = windows.map((window) => {
+        this.awaiting.delete(window);
+        return this.cancelled.has(window) ? -1 : sampleFrom(window);
+      });
+      return { ...sampledArrays(tokens), sampleNs: 100 };
+    } finally {
+      this.picksInFlight--;
+    }
+  }
+
+  /**
+   * Natively, clearSampler and setSampler end the old sampler's pick too; here only cancelPick
+   * does: a held pick whose sampler went stands for one that finished just before, whose token
+   * comes back stale, which the loop must drop.
+   */
+  cancelPick(seqId: number): void {
+    this.calls.push(`cancel-pick ${seqId}`);
+    const window = this.samplers.get(seqId);
+    if (window) this.cancelled.add(window);
   }
 
   seqRemove(seqId: number, p0: number, p1: number): boolean {
@@ -79,12 +147,11 @@ export class FakeContext implements StepContext {
       if (i === 0 || plan.seqIds[i] !== plan.seqIds[i - 1]) rows.push(`${plan.seqIds[i]}:${plan.positions[i]}`);
     }
     this.calls.push(`step ${rows.join(" ")}`);
-    const n = ++this.steps;
-    const pause = this.pauses.get(n);
-    if (pause) {
-      pause.started();
-      await pause.gate;
+    for (let i = 0; i < plan.tokens.length; i++) {
+      if (plan.sample[i] && this.awaiting.has(this.samplerOf(plan.seqIds[i]))) throw nativeError(`sequence ${plan.seqIds[i]} awaits its grammar pick`, "ERR_INVALID_ARG");
     }
+    await this.stepHolds.pass(++this.steps);
+    const n = this.steps;
     const fault = this.faults.get(n);
     if (fault instanceof Error) throw fault;
     if (fault === "no_room") return result("no_room", []);
@@ -96,9 +163,11 @@ export class FakeContext implements StepContext {
       this.cells.set(seqId, cells);
       if (!plan.sample[i]) continue;
       const window = this.samplerOf(seqId);
-      const token = 100 + (window.reduce((a, t) => a + t, 0) % 97);
-      window.push(token);
-      sampled.push(seqId, token);
+      if (this.grammars.has(window)) {
+        this.awaiting.add(window);
+        this.cancelled.delete(window);
+        sampled.push(seqId, -1);
+      } else sampled.push(seqId, sampleFrom(window));
     }
     return result("ok", sampled);
   }
@@ -113,7 +182,10 @@ export class FakeContext implements StepContext {
 
   async dispose(): Promise<void> {
     this.calls.push("dispose");
+    if (this.picksInFlight > 0) throw nativeError("context is busy with a grammar pick", "ERR_BUSY");
   }
+
+
 
   private samplerOf(seqId: number): number[] {
     const window = this.samplers.get(seqId);
@@ -122,16 +194,29 @@ export class FakeContext implements StepContext {
   }
 }
 
+/** The token a sampler with this window samples (it depends on the whole window); it enters the window. */
+function sampleFrom(window: number[]): number {
+  const token = 100 + (window.reduce((a, t) => a + t, 0) % 97);
+  window.push(token);
+  return token;
+}
+
+function sampledArrays(tokens: number[]) {
+  return {
+    sampledTokens: Int32Array.from(tokens),
+    sampledLogprobs: new Float32Array(tokens.length).fill(NaN),
+    topN: 0,
+    topIds: new Int32Array(0),
+    topLogprobs: new Float32Array(0),
+  };
+}
+
 function result(status: StepResult["status"], sampled: number[]): StepResult {
   const n = sampled.length / 2;
   return {
     status,
     sampledSeqIds: Int32Array.from({ length: n }, (_, r) => sampled[2 * r]),
-    sampledTokens: Int32Array.from({ length: n }, (_, r) => sampled[2 * r + 1]),
-    sampledLogprobs: new Float32Array(n).fill(NaN),
-    topN: 0,
-    topIds: new Int32Array(0),
-    topLogprobs: new Float32Array(0),
+    ...sampledArrays(Array.from({ length: n }, (_, r) => sampled[2 * r + 1])),
     decodeNs: 1000,
     sampleNs: 100,
   };

@@ -55,7 +55,8 @@ async function decodeTogether(model: NativeModel, ctx: NativeContext, prompts: s
 
 const text = (s: Stream) => Buffer.from(s.bytes).toString("utf8");
 
-/** Sequence 0's text after the reference prompt with `params`, up to `steps` tokens or the end of generation. */
+/** Sequence 0's text after the reference prompt with `params`, up to `steps` tokens or the end of
+ * generation; a pick the step deferred (its grammar refused the sampler's choice) is made off the step. */
 async function sampleText(model: NativeModel, ctx: NativeContext, params: SamplerParams, steps: number): Promise<string> {
   ctx.seqRemove(0, -1, -1);
   ctx.setSampler(0, params);
@@ -65,7 +66,7 @@ async function sampleText(model: NativeModel, ctx: NativeContext, params: Sample
     const n = pending.length;
     const r = await ctx.step({ tokens: Int32Array.from(pending), positions: Int32Array.from({ length: n }, (_, k) => pos + k), seqIds: new Int32Array(n), sample: Uint8Array.from({ length: n }, (_, k) => +(k === n - 1)) });
     pos += n;
-    const t = r.sampledTokens[0];
+    const t = r.sampledTokens[0] >= 0 ? r.sampledTokens[0] : (await ctx.pickDeferred(Int32Array.of(0))).sampledTokens[0];
     if (model.isEog(t)) break;
     bytes.push(...model.tokenBytes(t, false));
     pending = [t];
@@ -252,6 +253,54 @@ describe("native core", () => {
     assert.throws(() => ctx.setSampler(0, lazy('root ::= "a"', ["("])), /invalid grammar trigger pattern/);
     assert.throws(() => ctx.setSampler(0, lazy('root ::= "a"', [])), /a lazy grammar needs a trigger/);
     assert.throws(() => ctx.setSampler(0, { ...greedy, grammar: 'root ::= "a"', grammarTriggers: { patterns: [], tokens: [100_000] } }), /out of range|invalid token/);
+    await ctx.dispose();
+  });
+
+  test("a token the grammar refuses is picked off the step: the step samples the other rows, pickDeferred the refused one, with the text a pick in the step gave", async () => {
+    const ctx = await createContext(model, { kvCells: 256, nSeqMax: 2, batchCapacity: 64, nUbatch: 64 });
+    const prompt = model.tokenize(REFERENCE_PROMPT, true, false);
+    const n = prompt.length;
+    // The greedy reference goes on ", there was": the grammar refuses that first choice.
+    ctx.setSampler(0, { ...greedy, grammar: 'root ::= " girl called Tom."' });
+    ctx.setSampler(1, greedy);
+    const rows = (seq: number, tokens: ArrayLike<number>, pos: number) => ({
+      tokens: Int32Array.from(tokens), positions: Int32Array.from(tokens, (_, k) => pos + k),
+      seqIds: new Int32Array(tokens.length).fill(seq), sample: Uint8Array.from(tokens, (_, k) => +(k === tokens.length - 1)),
+    });
+    const both = (a: ReturnType<typeof rows>, b: ReturnType<typeof rows>) => ({
+      tokens: Int32Array.from([...a.tokens, ...b.tokens]), positions: Int32Array.from([...a.positions, ...b.positions]),
+      seqIds: Int32Array.from([...a.seqIds, ...b.seqIds]), sample: Uint8Array.from([...a.sample, ...b.sample]),
+    });
+    const first = await ctx.step(both(rows(0, prompt, 0), rows(1, prompt, 0)));
+    assert.equal(first.sampledTokens[0], -1, "deferred");
+    const reference = first.sampledTokens[1];
+    assert.equal(Buffer.from(model.tokenBytes(reference, false)).toString(), ",");
+    // Until its pick, the sequence is refused in steps and its sampler takes no tokens.
+    await assert.rejects(async () => ctx.step(rows(0, [reference], n)), /awaits its grammar pick/);
+    assert.throws(() => ctx.acceptTokens(0, Int32Array.of(reference), false), /awaits its grammar pick/);
+    // The pick runs while steps of the other sequence go on; the context cannot be disposed meanwhile.
+    const picking = ctx.pickDeferred(Int32Array.of(0));
+    assert.throws(() => ctx.pickDeferred(Int32Array.of(0)), /in use/);
+    assert.throws(() => ctx.dispose(), /busy with a grammar pick/);
+    const beside = ctx.step(rows(1, [reference], n));
+    const picked = (await picking).sampledTokens[0];
+    assert.equal((await beside).status, "ok");
+    assert.throws(() => ctx.pickDeferred(Int32Array.of(1)), /has no deferred pick/);
+    let text = Buffer.from(model.tokenBytes(picked, false)).toString();
+    let [token, pos] = [picked, n];
+    for (let i = 0; i < 16; i++) {
+      const r = await ctx.step(rows(0, [token], pos++));
+      token = r.sampledTokens[0] >= 0 ? r.sampledTokens[0] : (await ctx.pickDeferred(Int32Array.of(0))).sampledTokens[0];
+      if (model.isEog(token)) break;
+      text += Buffer.from(model.tokenBytes(token, false)).toString();
+    }
+    assert.equal(text, " girl called Tom.");
+    // A cancelled pick gives no token, and its sampler took none.
+    ctx.seqRemove(0, -1, -1);
+    ctx.setSampler(0, { ...greedy, grammar: 'root ::= " girl called Tom."' });
+    assert.equal((await ctx.step(rows(0, prompt, 0))).sampledTokens[0], -1);
+    ctx.cancelPick(0);
+    assert.equal((await ctx.pickDeferred(Int32Array.of(0))).sampledTokens[0], -1);
     await ctx.dispose();
   });
 
