@@ -70,6 +70,8 @@ export class StepLoop {
   private picking?: { deferrals: Deferral[]; returned: Promise<void> };
   /** Ends the loop's wait for the pick in flight when nothing else could be planned. */
   private resumeLoop?: () => void;
+  /** Wake-ups (new work, a cancel, a returned pick): the loop waits only if none came since it planned. */
+  private wakeups = 0;
 
   constructor(parts: StepLoopParts) {
     this.scheduler = parts.scheduler;
@@ -122,7 +124,7 @@ export class StepLoop {
   async close(): Promise<void> {
     this.closed = true;
     this.failAll(new CancelledError("model was unloaded"));
-    this.resumeLoop?.();
+    this.wakeLoop();
     await this.stepping;
     while (this.picking) await this.picking.returned;
   }
@@ -130,7 +132,7 @@ export class StepLoop {
   /** Starts the loop unless it runs already (a loop waiting for a pick plans again). */
   private wake(): void {
     if (this.looping) {
-      this.resumeLoop?.();
+      this.wakeLoop();
       return;
     }
     this.looping = true;
@@ -142,7 +144,8 @@ export class StepLoop {
       while (!this.closed) {
         this.dropFinished();
         if (!this.scheduler.hasWork) break;
-        if (!(await this.step())) await this.pickReturnedOrWoken();
+        const wakeups = this.wakeups;
+        if (!(await this.step())) await this.pickReturnedOrWoken(wakeups);
         if (this.yieldBetweenSteps) await afterPendingCallbacks();
       }
     } catch (error) {
@@ -184,11 +187,19 @@ export class StepLoop {
     return true;
   }
 
-  /** Waits until the pick in flight returns or `wake` (new work, a cancel); at once if none is in flight. */
-  private async pickReturnedOrWoken(): Promise<void> {
-    if (!this.picking) return;
+  /**
+   * Waits until the pick in flight returns or `wake` (new work, a cancel); at once if none is in
+   * flight or one of those came since the loop planned (`wakeups` then).
+   */
+  private async pickReturnedOrWoken(wakeups: number): Promise<void> {
+    if (!this.picking || this.wakeups !== wakeups) return;
     await new Promise<void>((resolve) => (this.resumeLoop = resolve));
     this.resumeLoop = undefined;
+  }
+
+  private wakeLoop(): void {
+    this.wakeups++;
+    this.resumeLoop?.();
   }
 
   /** Asks for the deferred picks still awaited, unless a pick is in flight (they go after it). */
@@ -213,7 +224,7 @@ export class StepLoop {
       for (const row of outcome.rows) if (deferrals.some((d) => d.seq === row.seq && awaitsPick(d))) this.deliver(row);
     }
     this.askPicks();
-    this.resumeLoop?.();
+    this.wakeLoop();
   }
 
   /** A failed sequence's pick in flight ends at its next block of candidates. */
