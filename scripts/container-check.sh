@@ -49,8 +49,10 @@ build_base_standin() {
 }
 
 rootfs=""
+npmrc=""
 cleanup() {
   [ -z "$rootfs" ] || rm -rf "$rootfs"
+  [ -z "$npmrc" ] || rm -f "$npmrc"
   podman rm -f "$name" > /dev/null 2>&1 || true
   podman volume rm -f "$volume" > /dev/null 2>&1 || true
 }
@@ -61,10 +63,21 @@ if ! podman image exists "$base"; then
   build_base_standin
 fi
 
+# Behind a TLS-inspecting proxy (this machine's egress, 2026-12-02: npm install in the build failed
+# with SELF_SIGNED_CERT_IN_CHAIN) the build's npm must trust what this machine's Node trusts
+# (NODE_EXTRA_CA_CERTS): the certificates and an npm user config naming them are mounted into the
+# build's RUN steps, not copied into any layer.
+ca_mounts=()
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ]; then
+  npmrc=$(mktemp /tmp/container-check-npmrc.XXXXXX)
+  echo "cafile=/tmp/host-ca-certificates.crt" > "$npmrc"
+  ca_mounts=(--volume "$NODE_EXTRA_CA_CERTS:/tmp/host-ca-certificates.crt:ro" --volume "$npmrc:/root/.npmrc:ro")
+fi
+
 started=$(date +%s)
 # --format docker: the OCI image format has no HEALTHCHECK. --network host: the build's npm install
 # and apt-get reach their registries through this machine's network.
-podman build --pull=never --format docker --network host -f deploy/Dockerfile -t "$image" .
+podman build --pull=never --format docker --network host "${ca_mounts[@]}" -f deploy/Dockerfile -t "$image" .
 build_s=$(( $(date +%s) - started ))
 size=$(podman image inspect --format '{{.Size}}' "$image")
 
