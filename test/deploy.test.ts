@@ -1,13 +1,15 @@
 // deploy/: the Kubernetes manifests and the Dockerfiles agree with the server they run: ports,
 // probe paths (routes the server answers), labels and selectors, the drain time, the metric
-// names the endpoint picker and the autoscaler read, the model store volume, and the build
-// context (.dockerignore) holding what the Dockerfiles copy.
+// names the endpoint picker and the autoscaler read, the model store volume, the build
+// context (.dockerignore) holding what the Dockerfiles copy, and the container check
+// (scripts/container-check.sh, which needs root and podman) building and asking what the image serves.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
-import { DEFAULT_PORT } from "../src/config.js";
+import { DEFAULT_PORT, defaultSetting } from "../src/config.js";
 import { renderPrometheus } from "../src/engine/metrics.js";
+import { BUILTIN_MODEL } from "../src/models/builtin.js";
 import type { ServerDeps } from "../src/server/context.js";
 import { routeTable } from "../src/server/routes.js";
 import { repoRoot } from "./helpers/models.js";
@@ -133,6 +135,23 @@ describe("deploy/Dockerfile*", () => {
       for (const source of sources) assert.ok(dockerignoreKept.has(source), `${source} is not re-included (!${source}) in .dockerignore`);
     });
   }
+});
+
+describe("scripts/container-check.sh", () => {
+  const script = readFileSync(path.join(repoRoot, "scripts", "container-check.sh"), "utf8");
+
+  test("its stand-in base is the Dockerfile's base image", () => {
+    const base = /^base=(\S+)$/m.exec(script)?.[1];
+    const froms = [...readFileSync(path.join(deployDir, "Dockerfile"), "utf8").matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    assert.deepEqual(new Set(froms.map((f) => `docker.io/library/${f}`)), new Set([base]));
+  });
+
+  test("it publishes the server's port, asks the built-in model an empty store serves, and waits out the drain", () => {
+    assert.equal(Number(/ -p "127\.0\.0\.1:\$port:(\d+)"/.exec(script)?.[1]), DEFAULT_PORT);
+    assert.equal(`${/model: "([^"]+)"/.exec(script)?.[1]}:latest`, BUILTIN_MODEL);
+    const stopSeconds = Number(/podman stop -t (\d+)/.exec(script)?.[1]);
+    assert.ok(stopSeconds >= defaultSetting("shutdownTimeout") / 1000 + 5, `podman stop -t ${stopSeconds}`);
+  });
 });
 
 describe("the YAML subset reader", () => {
