@@ -128,6 +128,14 @@ describe("deploy/Dockerfile*", () => {
       assert.ok(getPaths.has(health![2]), health![2]);
     });
 
+    test(`${file}: npm prune drops dev packages and keeps .npmrc's omissions (its --omit replaces them)`, () => {
+      const text = readFileSync(path.join(deployDir, file), "utf8");
+      const npmrcOmits = [...readFileSync(path.join(repoRoot, ".npmrc"), "utf8").matchAll(/^omit=(\S+)$/gm)].map((m) => m[1]);
+      assert.ok(npmrcOmits.length > 0);
+      const prune = /npm prune ([^&\n]*)/.exec(text)?.[1] ?? "";
+      for (const omit of ["dev", ...npmrcOmits]) assert.match(prune, new RegExp(`--omit=${omit}\\b`), `npm prune ${prune}`);
+    });
+
     test(`${file}: every path it copies from the build context passes .dockerignore`, () => {
       const text = readFileSync(path.join(deployDir, file), "utf8");
       const sources = [...text.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1].split(" "));
