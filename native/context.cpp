@@ -9,10 +9,14 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <stdexcept>
 #include <string>
 #include <thread>
+
+#include <pthread.h>
+#include <sched.h>
 
 Napi::FunctionReference Context::constructor;
 
@@ -568,6 +572,30 @@ Napi::Value Context::Step(const Napi::CallbackInfo & info) {
         });
 }
 
+// Runs `work` on a thread of its own under SCHED_IDLE and waits for it. A deferred pick is the
+// constrained sequence's own cost, but at the libuv thread's priority it took a core from the
+// step's compute threads, whose spinning barriers then waited on it: on 2 cores with 2 compute
+// threads (2026-12-02, demo model, scripts/grammar-cost.ts) an unconstrained neighbour ran 2.1 ms a
+// token alone and 15.7-24.7 beside 256-value enum requests; at nice 19 still 12-31.9; under
+// SCHED_IDLE, which runs only when a core has nothing else to do, 4.6-16.1 (1 thread: 2.8-3.6
+// against 2.2-3.1 alone). Where every core computes steps the pick so waits for the gaps between
+// them: the constrained sequence pays for its grammar, not its neighbours. A thread of its own
+// because libuv's threads serve every other async call and a policy set on one would stay.
+static void RunAtIdlePriority(const std::function<void()> & work) {
+    std::exception_ptr error;
+    std::thread picker([&]() {
+        sched_param param{};
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
+        try {
+            work();
+        } catch (...) {
+            error = std::current_exception();
+        }
+    });
+    picker.join();
+    if (error) std::rethrow_exception(error);
+}
+
 // pickDeferred(seqIds) -> Promise<PickResult>: the picks the last steps deferred, on a worker of
 // their own while further steps run (the sequences are in no step until their token is known).
 // One after another: a pick is the grammar-constrained sequence's own cost, and a thread per
@@ -600,9 +628,11 @@ Napi::Value Context::PickDeferred(const Napi::CallbackInfo & info) {
     return PromiseWorker::Run(env,
         [job]() {
             const int64_t t0 = NowNs();
-            for (size_t r = 0; r < job->claimed.list.size(); r++) {
-                job->picked.Sample(r, job->claimed.list[r]->PickDeferred(job->picked.TopIds(r), job->picked.TopLogprobs(r)));
-            }
+            RunAtIdlePriority([&job]() {
+                for (size_t r = 0; r < job->claimed.list.size(); r++) {
+                    job->picked.Sample(r, job->claimed.list[r]->PickDeferred(job->picked.TopIds(r), job->picked.TopLogprobs(r)));
+                }
+            });
             job->sample_ns = NowNs() - t0;
         },
         [job](Napi::Env env) -> Napi::Value {
