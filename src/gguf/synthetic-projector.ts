@@ -156,6 +156,15 @@ export const SYNTHETIC_VISION_PRESETS = {
     projector: { type: "mlp", imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2 },
   },
   /**
+   * The images benchmark's pair: llama110m seeing 224 x 224 images in 14 x 14 patches, 256 rows per
+   * image (Gemma 3's count; LLaVA-1.5 has 576), so a request's image outweighs its question as in real
+   * use, which tiny-vision's 16 rows do not.
+   */
+  "llama110m-vision": {
+    model: "llama110m",
+    projector: { type: "mlp", imageSize: 224, patchSize: 14, nEmbd: 256, nHead: 4, nFf: 1024, nLayer: 4 },
+  },
+  /**
    * Qwen2-VL's shape over tiny-qwen2vl (M-RoPE): 8 x 8 patches merged 2 x 2, an image of w x h
    * pixels resized to multiples of 16 (at least 8 rows): a 48 x 48 image is 9 rows in a 3 x 3 grid.
    */
