@@ -9,6 +9,7 @@ import { BadRequestError, BusyError, CancelledError, NotFoundError } from "../..
 import type { GenerateResponse } from "../../src/api/ollama.js";
 import { Engine } from "../../src/engine/engine.js";
 import { initBackend, liveNativeObjects } from "../../src/native/index.js";
+import { assertSameGreedy } from "../helpers/greedy.js";
 import { OTHER_PROMPTS, REFERENCE_PROMPT, REFERENCE_TEXT, storiesPath } from "../helpers/models.js";
 
 const model = storiesPath;
@@ -296,15 +297,15 @@ describe("engine: prefix cache and preemption", () => {
     assert.equal(second.message.content, (await newEngine({ prefixCache: false, contextLength: 1024 }).chat({ model, messages: next, stream: false, options: greedy(8) })).message.content);
   });
 
-  test("long prompts arriving while many sequences decode: every result equals its result alone", async () => {
+  test("long prompts arriving while many sequences decode: every result equals its result alone (up to a near-tie)", async () => {
     // 16 sequences decode when 4 long prompts arrive: those steps mix 16 single-token rows with
-    // prompt chunks, which the CPU executor runs as two batches.
+    // prompt chunks, which the CPU executor runs as two batches. The long prompts' cells and
+    // chunks differ from alone, which may flip a near-tie (test/helpers/greedy.ts).
     const mixed = newEngine({ parallel: 32, prefixCache: false });
     const solo = newEngine({ parallel: 1, prefixCache: false });
     const longPrompts = questions.slice(0, 4).map((q, i) => story.repeat(2 + i) + q);
-    const alone = async (p: string, n: number) => (await text(solo, p, greedy(n))).response;
-    const expectedShort = await alone(REFERENCE_PROMPT, 48);
-    const expectedLong = await Promise.all(longPrompts.map((p) => alone(p, 16)));
+    const expectedShort = (await text(solo, REFERENCE_PROMPT, greedy(48))).response;
+    const expectedLong = await Promise.all(longPrompts.map((prompt) => solo.generate({ model, prompt, stream: false, options: greedy(16), logprobs: true, top_logprobs: 2 })));
     const started: Array<Promise<void>> = [];
     const shortRuns = Array.from({ length: 16 }, async () => {
       let out = "";
@@ -319,7 +320,7 @@ describe("engine: prefix cache and preemption", () => {
     await Promise.all(started);
     const longRuns = longPrompts.map((p) => text(mixed, p, greedy(16)));
     for (const r of await Promise.all(shortRuns)) assert.equal(r, expectedShort);
-    (await Promise.all(longRuns)).forEach((r, i) => assert.equal(r.response, expectedLong[i], `long prompt ${i}`));
+    (await Promise.all(longRuns)).forEach((r, i) => assertSameGreedy(r.response, expectedLong[i], `long prompt ${i}`));
   });
 
   test("a KV cache too small for all running sequences still completes every request correctly", async () => {
