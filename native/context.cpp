@@ -704,8 +704,8 @@ struct EmbeddingRows {
 // decodeEmbeddings({ seqId, embeddings: Float32Array, positions: Int32Array, nonCausal })
 //   -> Promise<{ status, decodeNs }>
 // One llama_decode of embedding rows (llama_batch takes tokens or embeddings, never both) into one
-// sequence: `embeddings` holds n rows of the model's input width, `positions` n entries (or 4 x n,
-// dimension-major, for M-RoPE models). Non-causal rows (an image a model attends to both ways, as
+// sequence: `embeddings` holds n rows of the model's input width, `positions` n entries (4 x n,
+// dimension-major, for M-RoPE models; any other length is refused). Non-causal rows (an image a model attends to both ways, as
 // mtmd_decode_use_non_causal says) must fit one micro-batch. No row is sampled.
 Napi::Value Context::DecodeEmbeddings(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
@@ -721,7 +721,14 @@ Napi::Value Context::DecodeEmbeddings(const Napi::CallbackInfo & info) {
     if (n == 0 || n * width != n_floats) {
         ThrowCoded(env, "rows.embeddings must hold whole rows of " + std::to_string(width) + " floats", "ERR_INVALID_ARG");
     }
-    if (n_pos != n && n_pos != 4 * n) ThrowCoded(env, "rows.positions must have one (or 4, M-RoPE) entry per row", "ERR_INVALID_ARG");
+    // llama_decode reads as many positions a row as the model's rope takes (llama_hparams::
+    // n_pos_per_embd): a shorter array would be read past its end, a longer one misread.
+    const llama_rope_type rope = llama_model_rope_type(llama_get_model(ctx_));
+    const size_t per_row = rope == LLAMA_ROPE_TYPE_MROPE || rope == LLAMA_ROPE_TYPE_IMROPE ? 4 : 1;
+    if (n_pos != per_row * n) {
+        ThrowCoded(env, "rows.positions must have " + std::to_string(per_row * n) + " entries (" + std::to_string(per_row) +
+                   (per_row == 1 ? " a row" : " a row, M-RoPE") + "), not " + std::to_string(n_pos), "ERR_INVALID_ARG");
+    }
     if (static_cast<int32_t>(n) > n_batch_) {
         ThrowCoded(env, std::to_string(n) + " rows are more than batchCapacity " + std::to_string(n_batch_), "ERR_INVALID_ARG");
     }

@@ -208,7 +208,7 @@ export interface EmbeddingRows {
   seqId: number;
   /** n rows of the model's input embedding width. */
   embeddings: Float32Array;
-  /** n positions, or 4 x n (dimension-major) for M-RoPE models. */
+  /** n positions, 4 x n (dimension-major) for M-RoPE models: another length is refused. */
   positions: Int32Array;
   nonCausal: boolean;
 }

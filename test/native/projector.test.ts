@@ -126,7 +126,8 @@ describe("native projector (tiny-vision)", () => {
     test("rows are checked: whole rows, one position each, within batchCapacity", async () => {
       const width = projector.embeddingLength;
       await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: new Float32Array(width + 1), positions: Int32Array.of(0), nonCausal: false }), /whole rows/);
-      await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: new Float32Array(width * 2), positions: Int32Array.of(0), nonCausal: false }), /one \(or 4/);
+      await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: new Float32Array(width * 2), positions: Int32Array.of(0), nonCausal: false }), /rows.positions must have 2 entries \(1 a row\), not 1/);
+      await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: new Float32Array(width * 2), positions: new Int32Array(8), nonCausal: false }), /must have 2 entries \(1 a row\), not 8/);
       await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: new Float32Array(width * 65), positions: new Int32Array(65), nonCausal: false }), /batchCapacity/);
       await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 9, embeddings: new Float32Array(width), positions: Int32Array.of(0), nonCausal: false }), /seqId/);
     });
@@ -289,5 +290,17 @@ describe("native projector, M-RoPE (tiny-vision-mrope)", () => {
     assert.equal(r.status, "ok");
     assert.equal(ctx.seqPosMax(0), 0, "every row at the image's start position");
     ctx.seqRemove(0, -1, -1);
+  });
+
+  test("rows with one position each (not 4) are refused, not read past their end", async () => {
+    const [image] = media(await projector.tokenize(projector.marker, [testImage(0)]));
+    const rows = await projector.encode(image!);
+    const n = image!.nTokens;
+    const positions = image!.positions(0);
+    for (const wrong of [positions.subarray(0, n), positions.subarray(0, 3 * n), Int32Array.from({ length: 4 * n + 1 })]) {
+      await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: rows, positions: wrong, nonCausal: false }),
+        new RegExp(`rows.positions must have ${4 * n} entries \\(4 a row, M-RoPE\\), not ${wrong.length}`));
+    }
+    assert.equal(ctx.seqPosMax(0), -1, "nothing was decoded");
   });
 });
