@@ -8,7 +8,7 @@
 import type { VllamaError } from "../api/errors.js";
 import { toTypedError, type NativeContext, type SampledArrays } from "../native/index.js";
 import type { MediaEncoder } from "./encoder-cache.js";
-import { mediaSpanAt, rowPositions } from "./media.js";
+import { mediaSpanAt, positionAt, rowPositions } from "./media.js";
 import type { Batch, PlanEntry, ScheduledSequence, StepPlan } from "./scheduler.js";
 
 // llama.cpp's CPU flash attention runs a batch of 64 rows or more in 64-row query tiles, and
@@ -125,9 +125,13 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
     let n = 0;
     for (const e of batch.entries) {
       const seqId = e.seq.lease!.seqId;
+      // A token entry holds no image rows (fitToMedia), so its positions run on from its first,
+      // which is its index only before an M-RoPE image. One position a token, M-RoPE too: llama.cpp
+      // gives a token all four (llama_batch_allocr::ubatch_add), as mtmd_helper_eval_chunks does.
+      const pos0 = positionAt(e.seq.media, e.start);
       for (let i = 0; i < e.count; i++, n++) {
         this.tokens[n] = e.seq.tokens[e.start + i];
-        this.positions[n] = e.start + i;
+        this.positions[n] = pos0 + i;
         this.seqIds[n] = seqId;
         this.sample[n] = 0;
       }

@@ -14,9 +14,19 @@
 // still share their prompt's blocks: in a tree of their own that no other request sees, whose
 // blocks go as soon as no choice uses them or will soon.
 //
+// Cache operations address cells by position, the manager counts them by token index: the two
+// differ after an M-RoPE image (Qwen2-VL and later), whose nx x ny rows all sit at the image's
+// start position and advance the positions after it by max(nx, ny) (media.ts positionAt). A
+// range can start or end only where the position rises, never between two rows of one image, so
+// a block that ends inside such an image is a path in the tree but no prefix ends with it (see
+// Block.endsInsideImage). Equal tokens give equal positions (an image's placeholders stand for
+// its content, hence its grid), so a shared block's cells sit where the sequence that attaches
+// would have put them.
+//
 // With `events`, every block that enters or leaves the prefix cache is reported (vLLM's KV
 // events, for a prefix-cache-aware router), under the chained hash a router computes itself.
 import type { ModelKvEvents } from "../kv-events/publisher.js";
+import { positionAt, type MediaSpan } from "./media.js";
 
 /**
  * A change to the native KV cache that the manager decided (positions [p0, p1), -1 = open end).
@@ -47,8 +57,17 @@ interface Block {
   key: string;
   parent: Block | undefined;
   children: Map<string, Block>;
-  depth: number; // block index: covers positions [depth * BLOCK_SIZE, (depth + 1) * BLOCK_SIZE)
-  /** A sequence id whose cells hold positions [0, end of this block): copy from it to share. */
+  depth: number; // block index: covers token indices [depth * BLOCK_SIZE, (depth + 1) * BLOCK_SIZE)
+  /** Positions of its cells: [p0, p1) (not its token indices after an M-RoPE image). */
+  p0: number;
+  p1: number;
+  /**
+   * Its end falls between two rows of an M-RoPE image (they share one position): no cache
+   * operation can end there, so no prefix ends with this block, and its holder's cells of that
+   * image may go when the holder's later blocks do (never copied from, they need not stay).
+   */
+  endsInsideImage: boolean;
+  /** A sequence id whose cells hold token indices [0, end of this block): copy from it to share. */
   holder: number;
   /** Running sequences that use this block (pinned while > 0). */
   refs: number;
@@ -59,7 +78,7 @@ interface Block {
 }
 
 function newTree(): Block {
-  return { key: "", parent: undefined, children: new Map(), depth: -1, holder: -1, refs: 1, lastUsed: 0 };
+  return { key: "", parent: undefined, children: new Map(), depth: -1, p0: 0, p1: 0, endsInsideImage: false, holder: -1, refs: 1, lastUsed: 0 };
 }
 
 /** What a running sequence holds in the cache. */
@@ -71,8 +90,10 @@ export interface KvLease {
   blocks: Block[];
   /** Tokens whose cells are counted in blocks (shared); the rest up to `cells` are private. */
   sharedTokens: number;
-  /** Positions [0, cells) of this sequence are in the cache. */
+  /** Token indices [0, cells) of this sequence are in the cache. */
   cells: number;
+  /** The sequence's images: where its positions part from its token indices. */
+  media: readonly MediaSpan[] | undefined;
 }
 
 export interface KvStats {
@@ -91,10 +112,17 @@ function blockKey(tokens: ArrayLike<number>, start: number): string {
   return key;
 }
 
-/** A waiting prompt whose cached blocks should stay. */
-export interface UpcomingPrompt {
+/** A prompt the prefix cache is asked about (a sequence is one). */
+export interface KvPrompt {
   tokens: ArrayLike<number>;
+  /** Its images (media.ts): their rows' placeholders key blocks by content, their grids set positions. */
+  media?: readonly MediaSpan[];
   promptGroup?: object;
+}
+
+/** Whether token index `index` falls between two cells at one position (rows of an M-RoPE image): no range can start or end there. */
+function splitsImage(media: readonly MediaSpan[] | undefined, index: number): boolean {
+  return index > 0 && media !== undefined && media.length > 0 && positionAt(media, index - 1) === positionAt(media, index);
 }
 
 export class KvManager {
@@ -153,8 +181,8 @@ export class KvManager {
   }
 
   /** Cached tokens a prompt would reuse (whole blocks, at most prompt.length - 1). */
-  matchLength(prompt: ArrayLike<number>, group?: object): number {
-    return this.matchBlocks(prompt, group).length * BLOCK_SIZE;
+  matchLength(prompt: KvPrompt): number {
+    return this.matchBlocks(prompt).length * BLOCK_SIZE;
   }
 
   /** Whether sequences of these prompt groups share cached blocks: all do with the prefix cache on. */
@@ -167,16 +195,17 @@ export class KvManager {
    * (cells shared, not recomputed). Returns undefined when no sequence id is free even after
    * evicting cached prefixes.
    */
-  open(prompt: ArrayLike<number>, group?: object): KvLease | undefined {
+  open(prompt: KvPrompt): KvLease | undefined {
     const seqId = this.takeSeqId();
     if (seqId === undefined) return undefined;
-    const blocks = this.matchBlocks(prompt, group);
+    const blocks = this.matchBlocks(prompt);
     const shared = blocks.length * BLOCK_SIZE;
-    this.queries += prompt.length;
+    this.queries += prompt.tokens.length;
     this.hits += shared;
     for (const b of blocks) this.pin(b);
-    if (shared > 0) this.recordCopy(blocks[blocks.length - 1].holder, seqId, 0, shared);
-    return { seqId, tree: this.treeOf(group), blocks, sharedTokens: shared, cells: shared };
+    const last = blocks.at(-1);
+    if (last) this.recordCopy(last.holder, seqId, 0, last.p1);
+    return { seqId, tree: this.treeOf(prompt.promptGroup), blocks, sharedTokens: shared, cells: shared, media: prompt.media };
   }
 
   /** Counts `n` more private cells for the sequence (the scheduler checked freeCells). */
@@ -205,11 +234,18 @@ export class KvManager {
       if (block) {
         // Computed twice (two requests prefilled the same prefix at once): keep the cached
         // cells, drop ours, and share theirs so this sequence's holder invariant still holds.
-        this.recordRemove(lease.seqId, start, start + BLOCK_SIZE);
-        this.recordCopy(block.holder, lease.seqId, start, start + BLOCK_SIZE);
+        // Where the block starts or ends inside an M-RoPE image its cells cannot be swapped
+        // alone: this sequence keeps its own cells, and shares no more blocks (a rare race).
+        if (parent.endsInsideImage || block.endsInsideImage) return;
+        this.recordRemove(lease.seqId, block.p0, block.p1);
+        this.recordCopy(block.holder, lease.seqId, block.p0, block.p1);
         this.privateCells -= BLOCK_SIZE;
       } else {
-        block = { key, parent, children: new Map(), depth, holder: lease.seqId, refs: 0, lastUsed: this.tokensComputed };
+        const end = start + BLOCK_SIZE;
+        block = {
+          key, parent, children: new Map(), depth, p0: parent.p1, p1: positionAt(lease.media, end),
+          endsInsideImage: splitsImage(lease.media, end), holder: lease.seqId, refs: 0, lastUsed: this.tokensComputed,
+        };
         if (this.events && lease.tree === this.root) this.report(block, tokens, this.events);
         parent.children.set(key, block);
         this.blocks.add(block);
@@ -231,7 +267,8 @@ export class KvManager {
     this.privateCells -= lease.cells - lease.sharedTokens;
     const held = lease.blocks.filter((b) => b.holder === lease.seqId).length;
     if (held > 0) {
-      this.recordRemove(lease.seqId, lease.sharedTokens, -1);
+      // From the end of its last block: inside an M-RoPE image, from the image's start (see Block.endsInsideImage).
+      this.recordRemove(lease.seqId, lease.blocks.at(-1)!.p1, -1);
       this.holders.set(lease.seqId, held);
     } else {
       this.recordRemove(lease.seqId, -1, -1);
@@ -251,12 +288,12 @@ export class KvManager {
    * idle for longer than `idleTokens` computed tokens, least recently used first. Blocks that
    * one of the `upcoming` prompts would reuse are kept (and not counted as idle).
    */
-  trimIdle(maxIdleCells: number, upcoming: UpcomingPrompt[] = []): void {
+  trimIdle(maxIdleCells: number, upcoming: readonly KvPrompt[] = []): void {
     // Runs every step: at full load nothing is idle, and matching the upcoming prompts is skipped.
     if (this.idleCells === 0) return;
     if (!this.prefixCaching) maxIdleCells = 0;
     const oldest = this.tokensComputed - this.idleTokens;
-    const keep = new Set(upcoming.flatMap((p) => this.matchBlocks(p.tokens, p.promptGroup).filter((b) => b.refs === 0)));
+    const keep = new Set(upcoming.flatMap((p) => this.matchBlocks(p).filter((b) => b.refs === 0)));
     const idle = () => this.idleCells - keep.size * BLOCK_SIZE;
     if (idle() <= maxIdleCells && !this.hasIdleOlderThan(oldest, keep)) return;
     this.evictWhile((next) => idle() > maxIdleCells || next.lastUsed < oldest, keep);
@@ -325,7 +362,7 @@ export class KvManager {
     block.parent!.children.delete(block.key);
     this.blocks.delete(block);
     if (block.hash !== undefined) this.events?.removed(block.hash);
-    this.recordRemove(block.holder, block.depth * BLOCK_SIZE, -1);
+    this.recordRemove(block.holder, block.p0, -1);
     const held = this.holders.get(block.holder);
     if (held === undefined) return;
     if (held > 1) {
@@ -349,18 +386,20 @@ export class KvManager {
     return tree;
   }
 
-  private matchBlocks(prompt: ArrayLike<number>, group: object | undefined): Block[] {
+  private matchBlocks(prompt: KvPrompt): Block[] {
     const blocks: Block[] = [];
-    const tree = this.treeOf(group);
+    const tree = this.treeOf(prompt.promptGroup);
     if (!tree) return blocks;
     let node = tree;
     // Leave at least one prompt token to evaluate: its logits give the first generated token.
-    for (let start = 0; start + BLOCK_SIZE < prompt.length; start += BLOCK_SIZE) {
-      const next = node.children.get(blockKey(prompt, start));
+    for (let start = 0; start + BLOCK_SIZE < prompt.tokens.length; start += BLOCK_SIZE) {
+      const next = node.children.get(blockKey(prompt.tokens, start));
       if (!next) break;
       blocks.push(next);
       node = next;
     }
+    // A prefix ends where a cache operation can: not inside an M-RoPE image.
+    while (blocks.at(-1)?.endsInsideImage) blocks.pop();
     return blocks;
   }
 }

@@ -166,8 +166,6 @@ export class ModelRunner {
       // does: a 16-row encode took 270-440 ms p50 on 2 threads, 0.4-0.7 ms on 1, on a 2-core
       // machine at load 11-13 (ggml's barriers spin), so num_thread must reach it too.
       projector = files.projector === undefined ? undefined : await loadProjector(model, files.projector, options.threads);
-      // Their rows advance positions unlike tokens (media.ts rowPositions): not served yet.
-      if (projector?.mrope) throw new BadRequestError(`${files.projector}: projectors with M-RoPE positions (Qwen2-VL and later) are not supported yet`);
       const sizing = sizeCache(model, device, options);
       const nUbatch = Math.min(device.batchSize, UBATCH_SIZE) + parallelOf(options);
       const ctx = await createContext(model, {

@@ -202,14 +202,14 @@ export class Scheduler<S extends ScheduledSequence> {
       const budget = this.promptTokensLeft(plan);
       if (budget <= 0) break;
       const seq = this.waiting[0];
-      const cached = this.kv.matchLength(seq.tokens, seq.promptGroup);
+      const cached = this.kv.matchLength(seq);
       if (this.sharesPrefillInFlight(seq, cached)) break;
       const count = fitToMedia(seq.media, cached, Math.min(seq.tokens.length - cached, budget));
       // An image's rows that do not fit this step's budget wait for a step with room for them.
       if (count === 0) break;
       // Admit only what fits next to the running sequences' next decode tokens.
       if (!this.kv.evict(count + this.running.length)) break;
-      const lease = this.kv.open(seq.tokens, seq.promptGroup);
+      const lease = this.kv.open(seq);
       if (!lease) break;
       this.waiting.shift();
       seq.lease = lease;

@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Executor } from "../../src/engine/executor.js";
 import { KvManager } from "../../src/engine/kv-manager.js";
-import { fitToMedia, MediaIds, positionAt, rowPositions, type MediaSpan } from "../../src/engine/media.js";
-import { Scheduler, type ScheduledSequence } from "../../src/engine/scheduler.js";
+import { fitToMedia, MediaIds, mediaSpanAt, positionAt, rowPositions, type MediaSpan } from "../../src/engine/media.js";
+import { Scheduler, type ScheduledSequence, type StepPlan } from "../../src/engine/scheduler.js";
 import type { NativeMediaChunk } from "../../src/native/index.js";
 import { FakeContext, SAMPLER } from "../helpers/fake-context.js";
 
@@ -147,8 +147,8 @@ describe("scheduling images", () => {
     scheduler.add(first);
     for (let i = 0; i < 3; i++) scheduler.complete(scheduler.schedule());
     const second = imageSeq(16, 32, 4);
-    assert.equal(kv.matchLength(second.tokens), 48, "its text and its image's rows are cached");
-    assert.equal(kv.matchLength(imageSeq(16, 32, 4, "another image").tokens), 16, "another image's are not");
+    assert.equal(kv.matchLength(second), 48, "its text and its image's rows are cached");
+    assert.equal(kv.matchLength(imageSeq(16, 32, 4, "another image")), 16, "another image's are not");
   });
 });
 
@@ -163,8 +163,8 @@ describe("executing image rows", () => {
     const kv = new KvManager(1024, 64, true);
     const s = imageSeq(0, 16, 2);
     const t = imageSeq(4, 0, 0);
-    s.lease = kv.open(s.tokens);
-    t.lease = kv.open(t.tokens);
+    s.lease = kv.open(s);
+    t.lease = kv.open(t);
     const plan = {
       entries: [{ seq: s, start: 0, count: 16, sample: false }, { seq: t, start: 0, count: 4, sample: true }],
       numTokens: 20, numSingleRows: 0, cacheOps: [], releasedSeqIds: [], admissions: [], preempted: [],
@@ -175,5 +175,153 @@ describe("executing image rows", () => {
     for (const b of batches) assert.equal((await executor.run(b)).status, "ok");
     assert.deepEqual(encoded, ["hash"]);
     assert.deepEqual(ctx.calls.filter((c) => c.startsWith("step") || c.startsWith("embd")), [`step ${t.lease!.seqId}:0`, `embd ${s.lease!.seqId}:0 16`]);
+  });
+});
+
+/**
+ * llama.cpp's cache as far as cache operations see it: cells with a position and the sequences
+ * that hold them (a copy adds a sequence to cells, it copies no data), several cells of one
+ * sequence at one position (an M-RoPE image's rows). A cell keeps the token index it was computed
+ * for, so a sequence's cells can be checked against what it should hold; M-RoPE's order rule
+ * (llama_batch_allocr::init: a token's position above the sequence's last, a row's not below it)
+ * is checked as llama.cpp does.
+ */
+class PositionedKv {
+  private cells: Array<{ index: number; pos: number; seqs: Set<number> }> = [];
+
+  apply(plan: StepPlan<ScheduledSequence>): void {
+    const inRange = (p: number, p0: number, p1: number) => (p0 < 0 || p >= p0) && (p1 < 0 || p < p1);
+    for (const op of plan.cacheOps) {
+      if (op.kind === "remove") {
+        for (const c of this.cells) if (inRange(c.pos, op.p0, op.p1)) c.seqs.delete(op.seqId);
+      } else {
+        for (const c of this.cells) if (c.seqs.has(op.src) && inRange(c.pos, op.p0, op.p1)) c.seqs.add(op.dst);
+      }
+    }
+    this.cells = this.cells.filter((c) => c.seqs.size > 0);
+    for (const e of plan.entries) {
+      const seqId = e.seq.lease!.seqId;
+      const last = Math.max(-1, ...this.of(seqId).map((c) => c.pos));
+      const added = Array.from({ length: e.count }, (_, i) => ({ index: e.start + i, pos: positionAt(e.seq.media, e.start + i), seqs: new Set([seqId]) }));
+      const rows = mediaSpanAt(e.seq.media, e.start) !== undefined;
+      assert.ok(rows ? added[0]!.pos >= last : added[0]!.pos > last, `seq ${e.seq.id}: position ${added[0]!.pos} after ${last}`);
+      this.cells.push(...added);
+    }
+  }
+
+  of(seqId: number): Array<{ index: number; pos: number }> {
+    return this.cells.filter((c) => c.seqs.has(seqId));
+  }
+
+  get total(): number {
+    return this.cells.length;
+  }
+}
+
+/** A prompt of text runs and M-RoPE images ([nx, ny, hash]), text tokens numbered from `from`. */
+function mropeSeq(parts: Array<number | [number, number, string]>, from = 1): ScheduledSequence & { media: MediaSpan[] } {
+  const tokens: number[] = [];
+  const media: MediaSpan[] = [];
+  for (const part of parts) {
+    if (typeof part === "number") {
+      tokens.push(...Array.from({ length: part }, (_, i) => from + tokens.length + i));
+      continue;
+    }
+    const [nx, ny, hash] = part;
+    media.push({ start: tokens.length, chunk: { ...mropeChunk(nx, ny), id: hash } });
+    tokens.push(...Array<number>(nx * ny).fill(ids.of(hash)));
+  }
+  return { id: ++nextId, tokens, promptLength: tokens.length, sampler: SAMPLER, numComputed: 0, lease: undefined, numPreemptions: 0, finished: false, media };
+}
+
+describe("executing after an M-RoPE image", () => {
+  test("text after the image runs at its positions (index minus the rows beyond max(nx, ny)), the rows at four each", async () => {
+    const ctx = new FakeContext(64);
+    const executor = new Executor<ScheduledSequence>(ctx, true, async (c) => new Float32Array(c.nTokens * 4));
+    const s = mropeSeq([4, [3, 2, "x"], 5]);
+    s.lease = new KvManager(1024, 64, true).open(s)!;
+    for (const [start, count] of [[0, 4], [4, 6], [10, 5]] as const) {
+      const plan = { entries: [{ seq: s, start, count, sample: false }], numTokens: count, numSingleRows: 0, cacheOps: [], releasedSeqIds: [], admissions: [], preempted: [] };
+      for (const b of executor.batches(plan)) assert.equal((await executor.run(b)).status, "ok");
+    }
+    const seqId = s.lease.seqId;
+    assert.deepEqual(ctx.calls.filter((c) => c.startsWith("step") || c.startsWith("embd")), [`step ${seqId}:0`, `embd ${seqId}:4 24`, `step ${seqId}:7`]);
+  });
+});
+
+describe("M-RoPE cells in the KV cache", () => {
+  const setup = (cells: number, parallel = 8, batchSize = 64) => {
+    const kv = new KvManager(cells, 64, true);
+    const scheduler = new Scheduler<ScheduledSequence>(kv, { parallel, batchSize, maxWaiting: 64 });
+    const cache = new PositionedKv();
+    /** A step: planned, its operations and rows applied, completed; sampled sequences get a token. */
+    const step = () => {
+      const plan = scheduler.schedule();
+      cache.apply(plan);
+      scheduler.complete(plan);
+      for (const e of plan.entries) if (e.sample) e.seq.tokens.push(7);
+      for (const s of scheduler.running) {
+        const held = cache.of(s.lease!.seqId).sort((a, b) => a.index - b.index);
+        assert.deepEqual(held.map((c) => c.index), Array.from({ length: s.numComputed }, (_, i) => i), `seq ${s.id} holds each of its computed cells once`);
+        for (const c of held) assert.equal(c.pos, positionAt(s.media, c.index), `seq ${s.id}: cell ${c.index}'s position`);
+      }
+      assert.ok(cache.total <= kv.stats().usedCells, `the cache holds ${cache.total} cells, the manager counts ${kv.stats().usedCells}`);
+      return plan;
+    };
+    return { kv, scheduler, cache, step };
+  };
+
+  test("a second identical prompt shares the blocks up to the first that ends after the image, whose cells sit at their positions", () => {
+    const { kv, scheduler, cache, step } = setup(1024);
+    // Text [0, 10), a 6 x 4 image's 24 rows [10, 34) at position 10, text from 34 at position 16.
+    const parts: Array<number | [number, number, string]> = [10, [6, 4, "cat"], 20];
+    const first = mropeSeq(parts);
+    scheduler.add(first);
+    while (first.tokens.length < first.promptLength + 3) step();
+    scheduler.remove(first);
+    const second = mropeSeq(parts);
+    assert.equal(kv.matchLength(second), 48, "three blocks: the two that end inside the image are reached through");
+    const hits = kv.stats().prefixHits;
+    scheduler.add(second);
+    const plan = step();
+    assert.equal(kv.stats().prefixHits - hits, 48);
+    assert.deepEqual(plan.entries.map((e) => [e.start, e.count]), [[48, 6]], "only the prompt's last 6 tokens are computed");
+    assert.deepEqual(cache.of(second.lease!.seqId).filter((c) => c.index === 47).map((c) => c.pos), [47 - 18]);
+    const followUp = mropeSeq([10, [6, 4, "cat"], 5]);
+    assert.equal(kv.matchLength(followUp), 0, "a prefix may not end inside the image (its rows share a position)");
+    assert.equal(kv.matchLength(mropeSeq([10, [6, 4, "dog"], 20])), 0);
+    scheduler.remove(second);
+    kv.evictAll();
+    step();
+    assert.equal(cache.total, 0, "evicted blocks leave no cell behind");
+  });
+
+  test("random prompts with shared images through preemptions and evictions: every sequence holds its cells at their positions", () => {
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const shapes: Array<[number, number, string]> = [[6, 4, "a"], [3, 3, "b"], [8, 2, "c"], [2, 7, "d"]];
+    // 320 cells for 6 places: sequences are preempted and cached blocks evicted as they grow.
+    const { kv, scheduler, cache, step } = setup(320, 6, 48);
+    const prompts = Array.from({ length: 30 }, () => {
+      const parts: Array<number | [number, number, string]> = [1 + random(20)];
+      for (let k = random(3); k >= 0; k--) parts.push(shapes[random(shapes.length)]!, 1 + random(12));
+      return mropeSeq(parts, random(2) * 1000);
+    });
+    let preemptions = 0;
+    for (const p of prompts) scheduler.add(p);
+    for (let n = 0; scheduler.hasWork && n < 2000; n++) {
+      preemptions += step().preempted.length;
+      for (const s of [...scheduler.running]) if (s.tokens.length >= s.promptLength + 4) scheduler.remove(s);
+    }
+    assert.equal(scheduler.hasWork, false);
+    assert.ok(preemptions > 0, "the cache was small enough to preempt");
+    assert.ok(kv.stats().prefixHits > 0, "prompts shared blocks");
+    kv.evictAll();
+    step();
+    assert.equal(cache.total, 0);
+    assert.equal(kv.stats().usedCells, 0);
   });
 });

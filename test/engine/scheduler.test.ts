@@ -238,8 +238,8 @@ describe("scheduler", () => {
     const manager = new KvManager(1024, 8);
     const prompt = range(2 * BLOCK_SIZE + 3, 300);
     // Both computed the whole prompt themselves (admitted in the same step).
-    const a = manager.open(prompt)!;
-    const b = manager.open(prompt)!;
+    const a = manager.open({ tokens: prompt })!;
+    const b = manager.open({ tokens: prompt })!;
     for (const lease of [a, b]) {
       manager.grow(lease, prompt.length);
       kv.cells.set(lease.seqId, new Set(range(prompt.length)));
@@ -284,7 +284,7 @@ describe("scheduler", () => {
     step();
     assert.equal(manager.stats().idleCells, 0, "at full load no idle block is kept");
     // A prompt that shares a running sequence's prefix still finds it: pinned blocks never go.
-    assert.equal(manager.matchLength([...a.tokens.slice(0, BLOCK_SIZE), 1]), BLOCK_SIZE);
+    assert.equal(manager.matchLength({ tokens: [...a.tokens.slice(0, BLOCK_SIZE), 1] }), BLOCK_SIZE);
   });
 
   test("an idle block is dropped once idleTokens tokens were computed without it", () => {
@@ -299,14 +299,14 @@ describe("scheduler", () => {
     scheduler.add(busy);
     step();
     step();
-    assert.equal(manager.matchLength(old.tokens), 2 * BLOCK_SIZE, "still cached just below the break-even");
+    assert.equal(manager.matchLength(old), 2 * BLOCK_SIZE, "still cached just below the break-even");
     const more = seq(range(200, 200_000));
     scheduler.add(more);
     step();
     step();
-    assert.equal(manager.matchLength(old.tokens), 0, "dropped after the break-even");
+    assert.equal(manager.matchLength(old), 0, "dropped after the break-even");
     // The running sequences' own blocks stay (pinned), however old.
-    assert.ok(manager.matchLength(busy.tokens) > 0);
+    assert.ok(manager.matchLength(busy) > 0);
   });
 
   test("idle blocks of bigger models may wait longer: their recompute costs more per visited cell", () => {

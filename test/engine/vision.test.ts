@@ -1,7 +1,7 @@
 // Images through the engine, on the tiny-vision pair (a LLaVA-1.5-shaped projector over a tiny
-// llama) created in a temporary store as a model layer plus a projector layer: image rows in the
-// shared steps beside other sequences, the prefix cache keyed by image content, refused inputs,
-// cancellation.
+// llama) and the tiny-vision-mrope pair (Qwen2-VL's shape: M-RoPE positions), each created in a
+// temporary store as a model layer plus a projector layer: image rows in the shared steps beside
+// other sequences, the prefix cache keyed by image content, refused inputs, cancellation.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream, mkdtempSync, readFileSync } from "node:fs";
@@ -19,7 +19,7 @@ import { startServer } from "../../src/server/index.js";
 import { initBackend, liveNativeObjects } from "../../src/native/index.js";
 import { ImageServer } from "../helpers/image-server.js";
 import { TestRegistry } from "../helpers/registry.js";
-import { imageFile, testImage, tinyVisionModel, VISION_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION } from "../helpers/images.js";
+import { imageFile, testImage, tinyVisionModel, VISION_MROPE_REFERENCE_ANSWER, VISION_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION } from "../helpers/images.js";
 import { storiesPath } from "../helpers/models.js";
 
 const MODEL = "tiny-vision";
@@ -141,14 +141,6 @@ describe("engine with images (tiny-vision)", () => {
     assert.equal(s!.kv.usedCells, s!.kv.cachedBlocks * 16, "no sequence holds private cells");
   });
 
-  test("a model whose projector takes M-RoPE positions (tiny-vision-mrope, Qwen2-VL's shape) is a 400 at load; another model is served", async () => {
-    await createVisionModel(engine, "tiny-vision-mrope", "tiny-vision-mrope");
-    const refused = engine.chat({ ...ask([image(0)]), model: "tiny-vision-mrope" });
-    const served = engine.chat(ask([image(0)]));
-    await assert.rejects(refused, (e: Error) => e instanceof BadRequestError && /projectors with M-RoPE positions \(Qwen2-VL and later\) are not supported yet/.test(e.message));
-    assert.equal((await served).done, true);
-  });
-
   test("a text-only model given an image gets Ollama's error", async () => {
     const r = engine.chat({ model: storiesPath, stream: false, messages: [{ role: "user", content: "hi", images: [image(0)] }] });
     await assert.rejects(r, (e: Error) => e instanceof BadRequestError && e.message === `${storiesPath} does not support images`);
@@ -245,5 +237,140 @@ describe("engine with images (tiny-vision)", () => {
     assert.equal(liveNativeObjects().projectors, before.projectors + 1);
     await e.close();
     assert.deepEqual(liveNativeObjects(), before);
+  });
+});
+
+// Qwen2-VL's shape: an image's rows share its start position and the text after it advances by
+// max(nx, ny), so cell positions part from token indices (kv-manager.ts, media.ts positionAt).
+describe("engine with images, M-RoPE (tiny-vision-mrope)", () => {
+  const MROPE = "tiny-vision-mrope";
+  let engine: Engine;
+  const askMrope = (images: string[], question = VISION_REFERENCE_QUESTION, options: Record<string, number> = greedy) =>
+    ({ ...ask(images, question), model: MROPE, options });
+  before(async () => {
+    initBackend("cpu");
+    engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-vision-mrope-store-")), gpu: "cpu" });
+    await createVisionModel(engine, MROPE, "tiny-vision-mrope");
+    await createVisionModel(engine);
+  });
+  after(async () => engine?.close());
+  const stats = () => engine.stats().find((s) => s.name.includes(MROPE))!;
+
+  test("show reports vision", async () => {
+    const shown = await engine.show({ model: MROPE });
+    assert.ok(shown.capabilities?.includes("vision"), String(shown.capabilities));
+  });
+
+  test("parity with llama.cpp's llama-mtmd-cli, alone and with 15 other sequences (text and images, on both pairs) in the same steps", async () => {
+    const reference = askMrope([image(0)]);
+    assert.equal((await engine.chat(reference)).message.content, VISION_MROPE_REFERENCE_ANSWER);
+    const others = Array.from({ length: 15 }, (_, i) =>
+      i % 3 === 0 ? askMrope([], `Tell me about the number ${i}.`)
+        : i % 5 === 0 ? ask([image(30 + i)], `Question ${i} about the picture?`)
+          : askMrope([image(10 + i)], `Question ${i} about the picture?`));
+    const together = await Promise.all([engine.chat(reference), ...others.map((r) => engine.chat(r))]);
+    assert.equal(together[0]!.message.content, VISION_MROPE_REFERENCE_ANSWER);
+    // Each kind alone again (a text, M-RoPE images, a tiny-vision image): a request of Qwen2's
+    // 151,936-token vocabulary takes seconds on 2 cores, all 15 would take a minute.
+    for (const i of [0, 1, 5, 14]) {
+      assert.equal(together[i + 1]!.message.content, (await engine.chat(others[i]!)).message.content, `sequence ${i + 1}`);
+    }
+  });
+
+  // The question after the image is longer than a block, so the prompt's last full block ends
+  // after the image: the second request attaches to every full block, the image's among them.
+  test("the same image twice: the second request's rows come from the prefix cache, the answer is identical", async () => {
+    const question = `Describe, in as many words as there are stars in the sky and then some more, what is in this picture ${"again ".repeat(12)}?`;
+    const first = await engine.chat(askMrope([image(7)], question));
+    const hitsBefore = stats().kv.prefixHits;
+    const encodedBefore = stats().imagesEncoded;
+    const second = await engine.chat(askMrope([image(7)], question));
+    const hits = stats().kv.prefixHits - hitsBefore;
+    assert.equal(second.message.content, first.message.content);
+    assert.equal(stats().imagesEncoded, encodedBefore, "not encoded again");
+    const prompt = first.prompt_eval_count!;
+    assert.equal(hits, Math.floor((prompt - 1) / 16) * 16, `${hits} of ${prompt} prompt tokens came from the cache`);
+    // Another image after the same text: only the text's blocks are shared, its answer is the same every time.
+    const other = await engine.chat(askMrope([image(8)], question));
+    assert.equal(other.message.content, (await engine.chat(askMrope([image(8)], question))).message.content);
+  });
+
+  test("one image in 8 requests at once with distinct questions, beside a text request: each answer as alone", async () => {
+    const [text, ...answers] = await Promise.all([
+      engine.chat(askMrope([], "Tell me a story.")),
+      ...Array.from({ length: 8 }, (_, i) => engine.chat(askMrope([image(60)], `Question ${i}: what is in this picture?`))),
+    ]);
+    assert.equal(text!.done, true);
+    for (const i of [0, 7]) {
+      assert.equal(answers[i]!.message.content, (await engine.chat(askMrope([image(60)], `Question ${i}: what is in this picture?`))).message.content);
+    }
+  });
+
+  test("two images and a follow-up turn: the answer does not change with what else runs", async () => {
+    const turn = {
+      ...askMrope([]),
+      messages: [
+        { role: "user" as const, content: "Here is one.", images: [image(20)] },
+        { role: "assistant" as const, content: "I see it." },
+        { role: "user" as const, content: "And this one?", images: [image(21)] },
+      ],
+    };
+    const alone = await engine.chat(turn);
+    const [busy] = await Promise.all([engine.chat(turn), ...[22, 23, 24].map((seed) => engine.chat(askMrope([image(seed)])))]);
+    assert.equal(busy!.message.content, alone.message.content);
+  });
+
+  test("cancelled as soon as it is sent (its image not yet or being computed): rejected, and its cells are freed", async () => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const controller = new AbortController();
+      const pending = engine.chat({ ...askMrope([image(40 + attempt)]), stream: true }, { signal: controller.signal });
+      setImmediate(() => controller.abort());
+      await assert.rejects(async () => { for await (const _ of await pending) { /* until cancelled */ } }, CancelledError);
+    }
+    const deadline = Date.now() + 5000;
+    while (stats().running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(stats().running, 0);
+    assert.equal(stats().kv.usedCells, stats().kv.cachedBlocks * 16, "no sequence holds private cells");
+    assert.equal((await engine.chat(askMrope([image(0)]))).message.content, VISION_MROPE_REFERENCE_ANSWER, "the freed cells leave nothing behind");
+  });
+
+  describe("over HTTP", () => {
+    let url: string;
+    let server: { close(): Promise<void>; port: number };
+    before(async () => {
+      server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "10mb" }, logger: pino({ level: "silent" }) });
+      url = `http://127.0.0.1:${server.port}`;
+    });
+    after(async () => server?.close());
+    const post = (route: string, body: unknown) =>
+      fetch(url + route, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+
+    test("/api/chat and /v1/chat/completions (n = 3): the reference answer", async () => {
+      const chat = await post("/api/chat", { ...askMrope([image(0)]), stream: false });
+      assert.equal(chat.status, 200);
+      assert.equal(((await chat.json()) as any).message.content, VISION_MROPE_REFERENCE_ANSWER);
+      // n = 3: the choices share the prompt's cells, the image's among them (one prompt group).
+      const openai = await post("/v1/chat/completions", {
+        model: MROPE, temperature: 0, max_tokens: 12, n: 3,
+        messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: `data:image/png;base64,${image(0)}` } }, { type: "text", text: VISION_REFERENCE_QUESTION }] }],
+      });
+      assert.equal(openai.status, 200);
+      const choices = ((await openai.json()) as any).choices.map((c: any) => c.message.content);
+      assert.deepEqual(choices, Array(3).fill(VISION_MROPE_REFERENCE_ANSWER));
+    });
+
+    test("an unrelated request is served while an M-RoPE image request streams", async () => {
+      const long = await post("/api/chat", { ...askMrope([image(50)], VISION_REFERENCE_QUESTION, { temperature: 0, num_predict: 60 }), stream: true });
+      assert.equal(long.status, 200);
+      const reader = long.body!.getReader();
+      await reader.read(); // its first piece: the image is in, it generates
+      const unrelated = await post("/api/chat", { ...askMrope([], "Hello?", { temperature: 0, num_predict: 2 }), stream: false });
+      assert.equal(unrelated.status, 200);
+      assert.equal(((await unrelated.json()) as any).done, true);
+      assert.equal(stats().running, 1, "the M-RoPE request still runs");
+      let rest = "";
+      for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
+      assert.match(rest, /"done":true/);
+    });
   });
 });
