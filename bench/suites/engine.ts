@@ -23,6 +23,8 @@ export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
     ...(withNodeLlamaCpp ? [{ name: "node-llama-cpp", open: openNodeLlamaCpp }] : []),
   ]);
   const names = ["vllama", BY_MEMORY, ...LLAMA_SERVER_NAMES, ...(withNodeLlamaCpp ? ["node-llama-cpp"] : [])].filter((name) => r.results[name]);
+  // The llama-server layouts that ran: `--skip "llama-server -kvu"` compares with per-slot alone.
+  const servers = LLAMA_SERVER_NAMES.filter((name) => r.results[name]);
   report.peers.push(...r.commands);
   report.tables.push(throughputTable(r, names));
   const best = (name: string, c: LoadCase) => r.results[name]?.[c.label]?.best.tokensPerSecond;
@@ -30,7 +32,7 @@ export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
   // "paired (best)": the median of same-round ratios, then the ratio of each system's best round.
   // Against llama-server, each round's faster layout: vllama must beat whichever layout suits the load.
   const tpsRatio = (system: string, peers: string[], c: LoadCase) => {
-    if (![system, ...peers].every((name) => r.results[name])) return "n/a";
+    if (peers.length === 0 || ![system, ...peers].every((name) => r.results[name])) return "n/a";
     const bestPeer = Math.max(...peers.map((p) => best(p, c) ?? NaN));
     return `${pairedRatio(r, system, peers, c).toFixed(2)}x (${ratio(best(system, c), bestPeer)})`;
   };
@@ -38,15 +40,15 @@ export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
     ["N x prompt tokens", "vllama / faster llama-server t/s, paired (best)", "faster layout (best round)", "vllama / node-llama-cpp t/s, paired (best)",
       "TTFT p50 vllama / faster llama-server", `${BY_MEMORY} / faster llama-server t/s, paired (best)`, `TTFT p50 ${BY_MEMORY} / faster llama-server`],
     r.cases.map((c) => {
-      const faster = fasterPeer(r, LLAMA_SERVER_NAMES, c);
-      return [c.label, tpsRatio("vllama", LLAMA_SERVER_NAMES, c), faster, tpsRatio("vllama", ["node-llama-cpp"], c), ratio(ttft("vllama", c), ttft(faster, c)),
-        tpsRatio(BY_MEMORY, LLAMA_SERVER_NAMES, c), ratio(ttft(BY_MEMORY, c), ttft(faster, c))];
+      const faster = servers.length ? fasterPeer(r, servers, c) : "n/a";
+      return [c.label, tpsRatio("vllama", servers, c), faster, tpsRatio("vllama", ["node-llama-cpp"], c), ratio(ttft("vllama", c), ttft(faster, c)),
+        tpsRatio(BY_MEMORY, servers, c), ratio(ttft(BY_MEMORY, c), ttft(faster, c))];
     }),
   ));
   report.tables.push(roundsTable(r, names));
   report.tables.push(profileTable(r));
-  report.goals.push(...throughputGoals(r, withNodeLlamaCpp && r.results["node-llama-cpp"] !== undefined), ...r.cases.map((c) => {
-    const faster = fasterPeer(r, LLAMA_SERVER_NAMES, c);
+  report.goals.push(...throughputGoals(r, servers, withNodeLlamaCpp && r.results["node-llama-cpp"] !== undefined), ...(servers.length ? r.cases : []).map((c) => {
+    const faster = fasterPeer(r, servers, c);
     const a = ttft("vllama", c)!;
     const b = ttft(faster, c)!;
     return { name: `${c.label} TTFT p50 vllama vs ${faster}`, target: "no worse (<= 1.0x)", measured: `${a.toFixed(0)} ms vs ${b.toFixed(0)} ms (${ratio(a, b)})`, met: a <= b };
@@ -67,16 +69,16 @@ export async function engineSuite(s: SuiteContext): Promise<SuiteReport> {
  * At the highest N of each prompt length: vllama >= 1.10x the faster llama-server layout with
  * 128-token prompts, >= 1.0x with long ones (issue 18's goals), and >= 1.25x node-llama-cpp.
  */
-function throughputGoals(r: ConcurrentResults, withNodeLlamaCpp: boolean) {
+function throughputGoals(r: ConcurrentResults, servers: string[], withNodeLlamaCpp: boolean) {
   const lengths = [...new Set(r.cases.map((c) => c.promptTokens))];
   const tops = lengths.map((w) => r.cases.filter((c) => c.promptTokens === w).reduce((a, b) => (b.parallel > a.parallel ? b : a)));
   const goal = (peers: string[], name: string, target: number, c: LoadCase) => {
-    const ran = peers.every((p) => r.results[p]);
+    const ran = peers.length > 0 && peers.every((p) => r.results[p]);
     const paired = ran ? pairedRatio(r, "vllama", peers, c) : NaN;
     return { name: `${c.label} vllama / ${name} tokens/s (median of same-round ratios)`, target: `>= ${target}x`, measured: ran ? `${paired.toFixed(2)}x` : "not run", met: ran && paired >= target };
   };
   return tops.flatMap((c) => [
-    goal(LLAMA_SERVER_NAMES, "faster llama-server", c.promptTokens <= 128 ? 1.1 : 1.0, c),
+    goal(servers, "faster llama-server", c.promptTokens <= 128 ? 1.1 : 1.0, c),
     ...(withNodeLlamaCpp ? [goal(["node-llama-cpp"], "node-llama-cpp", 1.25, c)] : []),
   ]);
 }
