@@ -208,6 +208,7 @@ Context::Context(const Napi::CallbackInfo & info) : Napi::ObjectWrap<Context>(in
     self.Set("kvCells", n_ctx_);
     self.Set("nSeqMax", n_seq_max_);
     self.Set("batchCapacity", n_batch_);
+    self.Set("nUbatch", static_cast<int32_t>(llama_n_ubatch(ctx_)));
 }
 
 Context::~Context() { Free(); }
@@ -688,7 +689,7 @@ Napi::Value Context::Embed(const Napi::CallbackInfo & info) {
         "ERR_DECODE", Settler(info));
 }
 
-// The rows of a media chunk (a projector's output), copied out of JS memory.
+// Media chunks' rows (a projector's output), copied out of JS memory.
 struct EmbeddingRows {
     std::vector<float> embd;
     std::vector<llama_pos> positions;
@@ -701,26 +702,28 @@ struct EmbeddingRows {
     int64_t decode_ns = 0;
 };
 
-// decodeEmbeddings({ seqId, embeddings: Float32Array, positions: Int32Array, nonCausal })
+// decodeEmbeddings({ seqIds: Int32Array, embeddings: Float32Array, positions: Int32Array, nonCausal })
 //   -> Promise<{ status, decodeNs }>
-// One llama_decode of embedding rows (llama_batch takes tokens or embeddings, never both) into one
-// sequence: `embeddings` holds n rows of the model's input width, `positions` n entries (4 x n,
-// dimension-major, for M-RoPE models; any other length is refused). Non-causal rows (an image a model attends to both ways, as
-// mtmd_decode_use_non_causal says) must fit one micro-batch. No row is sampled.
+// One llama_decode of embedding rows (llama_batch takes tokens or embeddings, never both), each
+// into its sequence (`seqIds`, one per row: the rows of several media chunks, of several
+// sequences, in one pass over the weights): `embeddings` holds n rows of the model's input width,
+// `positions` n entries (4 x n, dimension-major, for M-RoPE models; any other length is refused).
+// Non-causal rows (images a model attends to both ways, as mtmd_decode_use_non_causal says) must
+// fit one micro-batch; each still sees only its own sequence's cells. No row is sampled.
 Napi::Value Context::DecodeEmbeddings(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     Idle(env);
     Napi::Object o = ObjectArg(info, 0, "rows");
-    size_t n_floats = 0, n_pos = 0;
+    size_t n_floats = 0, n_pos = 0, n_seq = 0;
     const float * embd = TypedData<float>(env, o, "embeddings", napi_float32_array, n_floats);
     const int32_t * positions = TypedData<int32_t>(env, o, "positions", napi_int32_array, n_pos);
-    const int32_t seq = static_cast<int32_t>(OptionalNumber<double>(o, "seqId", -1));
-    if (seq < 0 || seq >= n_seq_max_) ThrowCoded(env, "rows.seqId out of range", "ERR_INVALID_ARG");
+    const int32_t * seqs = TypedData<int32_t>(env, o, "seqIds", napi_int32_array, n_seq);
     const size_t width = static_cast<size_t>(llama_model_n_embd_inp(llama_get_model(ctx_)));
     const size_t n = n_floats / width;
     if (n == 0 || n * width != n_floats) {
         ThrowCoded(env, "rows.embeddings must hold whole rows of " + std::to_string(width) + " floats", "ERR_INVALID_ARG");
     }
+    if (n_seq != n) ThrowCoded(env, "rows.seqIds must have one entry per row", "ERR_INVALID_ARG");
     // llama_decode reads as many positions a row as the model's rope takes (llama_hparams::
     // n_pos_per_embd): a shorter array would be read past its end, a longer one misread.
     const llama_rope_type rope = llama_model_rope_type(llama_get_model(ctx_));
@@ -731,6 +734,9 @@ Napi::Value Context::DecodeEmbeddings(const Napi::CallbackInfo & info) {
     }
     if (static_cast<int32_t>(n) > n_batch_) {
         ThrowCoded(env, std::to_string(n) + " rows are more than batchCapacity " + std::to_string(n_batch_), "ERR_INVALID_ARG");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (seqs[i] < 0 || seqs[i] >= n_seq_max_) ThrowCoded(env, "rows.seqIds out of range", "ERR_INVALID_ARG");
     }
     for (size_t i = 0; i < n_pos; i++) {
         if (positions[i] < 0 || positions[i] >= n_ctx_) ThrowCoded(env, "rows.positions out of range", "ERR_INVALID_ARG");
@@ -744,8 +750,9 @@ Napi::Value Context::DecodeEmbeddings(const Napi::CallbackInfo & info) {
     r->embd.assign(embd, embd + n_floats);
     r->positions.assign(positions, positions + n_pos);
     r->n_seq_id.assign(n, 1);
-    r->seq_id.assign(1, seq);
-    r->seq_ids.assign(n + 1, r->seq_id.data());
+    r->seq_id.assign(seqs, seqs + n);
+    r->seq_ids.resize(n + 1);
+    for (size_t i = 0; i < n; i++) r->seq_ids[i] = &r->seq_id[i];
     r->seq_ids[n] = nullptr;
     r->logits.assign(n, 0);
     busy_ = true;

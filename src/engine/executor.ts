@@ -2,12 +2,13 @@
 // plan's cache operations, drops and installs samplers, turns the plan into the typed arrays of
 // native batches, and hands back what was sampled, per sequence, and which sequences' picks the
 // grammar deferred (it refused the sampler's choice), which `pick` then makes off the step. It
-// decides nothing about which tokens run, only how the backend runs them best. An image's rows are their own batch: the
-// projector computes them (the encoder pass), then one llama_decode of embeddings puts them in
-// their sequence's cells, after the plan's tokens.
+// decides nothing about which tokens run, only how the backend runs them best. Images' rows are
+// their own batch, after the plan's tokens: the projector computes each image (the encoder pass,
+// one after another on the step's cores), then one llama_decode of embeddings puts every image's
+// rows of the step in their sequences' cells.
 import type { VllamaError } from "../api/errors.js";
 import { toTypedError, type NativeContext, type SampledArrays } from "../native/index.js";
-import type { MediaEncoder } from "./encoder-cache.js";
+import type { MediaRows } from "./encoder-cache.js";
 import { mediaSpanAt, positionAt, rowPositions } from "./media.js";
 import type { Batch, PlanEntry, ScheduledSequence, StepPlan } from "./scheduler.js";
 
@@ -23,7 +24,7 @@ const MIN_SEPARATE_DECODE_ROWS = 8;
 /** What the executor uses of the native context (tests pass a fake). */
 export type StepContext = Pick<
   NativeContext,
-  "batchCapacity" | "setSampler" | "clearSampler" | "acceptTokens" | "step" | "pickDeferred" | "cancelPick" | "decodeEmbeddings" | "seqRemove" | "seqCopy" | "dispose"
+  "batchCapacity" | "nUbatch" | "setSampler" | "clearSampler" | "acceptTokens" | "step" | "pickDeferred" | "cancelPick" | "decodeEmbeddings" | "seqRemove" | "seqCopy" | "dispose"
 >;
 
 export interface SampledRow<S extends ScheduledSequence> {
@@ -83,7 +84,7 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
     private readonly ctx: StepContext,
     private readonly cpuAttention: boolean,
     /** The model's projector (through its encoder cache), when it has one. */
-    private readonly encode?: MediaEncoder,
+    private readonly encode?: MediaRows,
   ) {
     this.tokens = new Int32Array(ctx.batchCapacity);
     this.positions = new Int32Array(ctx.batchCapacity);
@@ -112,16 +113,16 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
     return failures;
   }
 
-  /** The plan's tokens (on the CPU its decode rows first, see ATTENTION_TILE_ROWS), then each image's rows. */
+  /** The plan's tokens (on the CPU its decode rows first, see ATTENTION_TILE_ROWS), then its images' rows (mediaBatches). */
   batches(plan: StepPlan<S>): Batch<S>[] {
     const media = plan.entries.filter(isMediaEntry);
     if (media.length === 0) return this.tokenBatches(plan);
     const tokens = batchOf(plan.entries.filter((e) => !isMediaEntry(e)));
-    return [...(tokens.entries.length > 0 ? this.tokenBatches(tokens) : []), ...media.map((e) => batchOf([e]))];
+    return [...(tokens.entries.length > 0 ? this.tokenBatches(tokens) : []), ...this.mediaBatches(media)];
   }
 
   async run(batch: Batch<S>): Promise<StepOutcome<S>> {
-    if (isMediaEntry(batch.entries[0])) return this.runMedia(batch.entries[0]);
+    if (isMediaEntry(batch.entries[0])) return this.runMedia(batch);
     let n = 0;
     for (const e of batch.entries) {
       const seqId = e.seq.lease!.seqId;
@@ -177,27 +178,67 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
   }
 
   /**
-   * An image's rows (the rest of them, when the prefix cache held its first ones): encoded by the
-   * projector (or taken from its encoder cache, encoder-cache.ts), then decoded into the sequence.
+   * The plan's image rows in as few llama_decode calls as hold them: each call passes over the
+   * weights once, and a step may hold many images' rows (a burst sharing one image: 32
+   * sequences each computing the rows of its last, partial block, 7 rows each on llama110m-vision,
+   * were 31 calls of one step). Rows attended both ways go apart from the others (the attention
+   * mode is one per call) and fit one micro-batch.
    */
-  private async runMedia(e: PlanEntry<S>): Promise<StepOutcome<S>> {
-    const span = mediaSpanAt(e.seq.media, e.start)!;
-    const offset = e.start - span.start;
+  private mediaBatches(entries: PlanEntry<S>[]): Batch<S>[] {
+    const batches: Batch<S>[] = [];
+    for (const nonCausal of [false, true]) {
+      const limit = nonCausal ? this.ctx.nUbatch : this.ctx.batchCapacity;
+      let open: PlanEntry<S>[] = [];
+      let rows = 0;
+      for (const e of entries.filter((x) => mediaSpanAt(x.seq.media, x.start)!.chunk.nonCausal === nonCausal)) {
+        if (rows + e.count > limit) {
+          batches.push(batchOf(open));
+          open = [];
+          rows = 0;
+        }
+        open.push(e);
+        rows += e.count;
+      }
+      if (open.length > 0) batches.push(batchOf(open));
+    }
+    return batches;
+  }
+
+  /**
+   * Images' rows (the rest of them, when the prefix cache held their first ones): each encoded by
+   * the projector (or taken from its encoder cache, encoder-cache.ts), then all decoded into
+   * their sequences in one call. An encode that fails fails the batch's sequences, as a failed
+   * decode does.
+   */
+  private async runMedia(batch: Batch<S>): Promise<StepOutcome<S>> {
     try {
-      if (!this.encode) throw new Error("this model has no projector for its images");
-      const rows = await this.encode(span.chunk);
-      const width = rows.length / span.chunk.nTokens;
+      const rows: EntryRows[] = [];
+      // One encode at a time: the projector computes on the cores the steps use.
+      for (const e of batch.entries) rows.push(await this.entryRows(e));
       const result = await this.ctx.decodeEmbeddings({
-        seqId: e.seq.lease!.seqId,
-        embeddings: rows.subarray(offset * width, (offset + e.count) * width),
-        positions: rowPositions(e.seq.media!, span, offset, e.count),
-        nonCausal: span.chunk.nonCausal,
+        ...joinRows(rows),
+        nonCausal: mediaSpanAt(batch.entries[0].seq.media, batch.entries[0].start)!.chunk.nonCausal,
       });
       if (result.status === "no_room") return { status: "no_room" };
       return { status: "ok", rows: [], deferred: [], decodeNs: result.decodeNs, sampleNs: 0 };
     } catch (error) {
       return { status: "failed", error: toTypedError(error) };
     }
+  }
+
+  /** One entry's embedding rows and their positions. */
+  private async entryRows(e: PlanEntry<S>): Promise<EntryRows> {
+    if (!this.encode) throw new Error("this model has no projector for its images");
+    const span = mediaSpanAt(e.seq.media, e.start)!;
+    const offset = e.start - span.start;
+    const rows = await this.encode(span.chunk, e.seq.promptGroup ?? e.seq);
+    const width = rows.length / span.chunk.nTokens;
+    return {
+      seqId: e.seq.lease!.seqId,
+      count: e.count,
+      embeddings: rows.subarray(offset * width, (offset + e.count) * width),
+      positions: rowPositions(e.seq.media!, span, offset, e.count),
+    };
   }
 
   close(): Promise<void> {
@@ -207,6 +248,33 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
 
 function isMediaEntry<S extends ScheduledSequence>(e: PlanEntry<S>): boolean {
   return mediaSpanAt(e.seq.media, e.start) !== undefined;
+}
+
+interface EntryRows {
+  seqId: number;
+  count: number;
+  embeddings: Float32Array;
+  /** count positions, or with M-RoPE 4 x count, dimension-major. */
+  positions: Int32Array;
+}
+
+/** Entries' rows as one call's arrays: rows in entry order, positions dimension-major over all rows. */
+function joinRows(parts: EntryRows[]): { seqIds: Int32Array; embeddings: Float32Array; positions: Int32Array } {
+  const n = parts.reduce((sum, p) => sum + p.count, 0);
+  const dimensions = parts[0].positions.length / parts[0].count;
+  const seqIds = new Int32Array(n);
+  const embeddings = new Float32Array(parts.reduce((sum, p) => sum + p.embeddings.length, 0));
+  const positions = new Int32Array(dimensions * n);
+  let row = 0;
+  let float = 0;
+  for (const p of parts) {
+    seqIds.fill(p.seqId, row, row + p.count);
+    embeddings.set(p.embeddings, float);
+    for (let d = 0; d < dimensions; d++) positions.set(p.positions.subarray(d * p.count, (d + 1) * p.count), d * n + row);
+    row += p.count;
+    float += p.embeddings.length;
+  }
+  return { seqIds, embeddings, positions };
 }
 
 function batchOf<S extends ScheduledSequence>(entries: Batch<S>["entries"]): Batch<S> {

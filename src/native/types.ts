@@ -203,9 +203,10 @@ export interface NativeProjector {
   dispose(): Promise<void>;
 }
 
-/** Embedding rows of one sequence, decoded as one llama_decode (see NativeContext.decodeEmbeddings). */
+/** Embedding rows, each of its own sequence, decoded as one llama_decode (see NativeContext.decodeEmbeddings). */
 export interface EmbeddingRows {
-  seqId: number;
+  /** The sequence of each row. */
+  seqIds: Int32Array;
   /** n rows of the model's input embedding width. */
   embeddings: Float32Array;
   /** n positions, 4 x n (dimension-major) for M-RoPE models: another length is refused. */
@@ -247,6 +248,8 @@ export interface NativeContext {
   readonly kvCells: number;
   readonly nSeqMax: number;
   readonly batchCapacity: number;
+  /** Rows of one micro-batch (llama's n_ubatch): rows that attend both ways must fit one. */
+  readonly nUbatch: number;
   readonly memoryByDevice: DeviceMemory[];
   setSampler(seqId: number, params: SamplerParams): void;
   clearSampler(seqId: number): void;
@@ -262,7 +265,7 @@ export interface NativeContext {
   /** Ends the sequence's deferred pick (running or not yet asked for) with token -1; allowed while a step runs. */
   cancelPick(seqId: number): void;
   embed(plan: StepPlanArrays): Promise<EmbedResult>;
-  /** Decodes a media chunk's rows into a sequence (llama_decode takes tokens or embeddings per call). */
+  /** Decodes media chunks' rows into their sequences (llama_decode takes tokens or embeddings per call). */
   decodeEmbeddings(rows: EmbeddingRows): Promise<{ status: "ok" | "no_room"; decodeNs: number }>;
   seqRemove(seqId: number, p0: number, p1: number): boolean;
   seqCopy(src: number, dst: number, p0: number, p1: number): void;

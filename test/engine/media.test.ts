@@ -10,9 +10,9 @@ import { Scheduler, type ScheduledSequence, type StepPlan } from "../../src/engi
 import type { NativeMediaChunk } from "../../src/native/index.js";
 import { FakeContext, SAMPLER } from "../helpers/fake-context.js";
 
-function chunk(nTokens: number, id = "hash"): NativeMediaChunk {
+function chunk(nTokens: number, id = "hash", nonCausal = false): NativeMediaChunk {
   return {
-    type: "image", nTokens, nPos: nTokens, id, nonCausal: false,
+    type: "image", nTokens, nPos: nTokens, id, nonCausal,
     positions: (pos0: number) => Int32Array.from({ length: nTokens }, (_, i) => pos0 + i),
   };
 }
@@ -40,11 +40,11 @@ function mropeChunk(nx: number, ny: number): NativeMediaChunk {
 const ids = new MediaIds();
 let nextId = 0;
 /** A prompt of `before` text tokens, an image of `rows` rows, `after` text tokens. */
-function imageSeq(before: number, rows: number, after: number, hash = "hash"): ScheduledSequence & { media: MediaSpan[] } {
+function imageSeq(before: number, rows: number, after: number, hash = "hash", nonCausal = false): ScheduledSequence & { media: MediaSpan[] } {
   const tokens = [...Array.from({ length: before }, (_, i) => 1 + i), ...Array<number>(rows).fill(ids.of(hash)), ...Array.from({ length: after }, (_, i) => 500 + i)];
   return {
     id: ++nextId, tokens, promptLength: tokens.length, sampler: SAMPLER, numComputed: 0, lease: undefined, numPreemptions: 0, finished: false,
-    media: [{ start: before, chunk: chunk(rows, hash) }],
+    media: [{ start: before, chunk: chunk(rows, hash, nonCausal) }],
   };
 }
 
@@ -153,28 +153,89 @@ describe("scheduling images", () => {
 });
 
 describe("executing image rows", () => {
-  test("token entries run first, then each image's rows: encoded, then decoded as embeddings", async () => {
-    const ctx = new FakeContext(64);
+  /** An executor over a fake context whose encoder makes rows of 4 floats and notes the images it encodes. */
+  function mediaExecutor(batchCapacity = 64, nUbatch = batchCapacity) {
+    const ctx = new FakeContext(batchCapacity, nUbatch);
     const encoded: string[] = [];
     const executor = new Executor<ScheduledSequence>(ctx, true, async (c) => {
       encoded.push(c.id);
       return new Float32Array(c.nTokens * 4).fill(0.5);
     });
-    const kv = new KvManager(1024, 64, true);
+    return { ctx, encoded, executor, kv: new KvManager(1024, 64, true) };
+  }
+
+  function planOf(entries: Array<{ seq: ScheduledSequence; start: number; count: number; sample: boolean }>) {
+    return {
+      entries, numTokens: entries.reduce((n, e) => n + e.count, 0), numSingleRows: 0, cacheOps: [], releasedSeqIds: [], admissions: [], preempted: [],
+    };
+  }
+
+  test("token entries run first, then each image's rows: encoded, then decoded as embeddings", async () => {
+    const { ctx, encoded, executor, kv } = mediaExecutor();
     const s = imageSeq(0, 16, 2);
     const t = imageSeq(4, 0, 0);
     s.lease = kv.open(s);
     t.lease = kv.open(t);
-    const plan = {
-      entries: [{ seq: s, start: 0, count: 16, sample: false }, { seq: t, start: 0, count: 4, sample: true }],
-      numTokens: 20, numSingleRows: 0, cacheOps: [], releasedSeqIds: [], admissions: [], preempted: [],
-    };
+    const plan = planOf([{ seq: s, start: 0, count: 16, sample: false }, { seq: t, start: 0, count: 4, sample: true }]);
     executor.prepare({ ...plan, admissions: [{ seq: t, seqId: t.lease!.seqId, sampler: SAMPLER, promptTokens: Int32Array.of(1, 2, 3, 4), generatedTokens: new Int32Array(0) }] });
     const batches = executor.batches(plan);
     assert.deepEqual(batches.map((b) => b.entries.map((e) => e.seq.id)), [[t.id], [s.id]]);
     for (const b of batches) assert.equal((await executor.run(b)).status, "ok");
     assert.deepEqual(encoded, ["hash"]);
-    assert.deepEqual(ctx.calls.filter((c) => c.startsWith("step") || c.startsWith("embd")), [`step ${t.lease!.seqId}:0`, `embd ${s.lease!.seqId}:0 16`]);
+    assert.deepEqual(ctx.calls.filter((c) => c.startsWith("step") || c.startsWith("embd")), [`step ${t.lease!.seqId}:0`, `embd ${s.lease!.seqId}:0+16`]);
+  });
+
+  test("a step's images of several sequences are decoded in one call, each row into its own sequence at its own positions", async () => {
+    const { ctx, encoded, executor, kv } = mediaExecutor();
+    const a = imageSeq(2, 16, 2, "a");
+    const b = imageSeq(3, 8, 2, "b");
+    const c = imageSeq(2, 16, 2, "a");
+    for (const seq of [a, b, c]) seq.lease = kv.open(seq);
+    // c's first 12 rows came from the prefix cache: it computes the last 4.
+    const plan = planOf([{ seq: a, start: 2, count: 16, sample: false }, { seq: b, start: 3, count: 8, sample: false }, { seq: c, start: 14, count: 4, sample: false }]);
+    const batches = executor.batches(plan);
+    assert.deepEqual(batches.map((x) => x.entries.map((e) => e.seq.id)), [[a.id, b.id, c.id]]);
+    assert.equal((await executor.run(batches[0])).status, "ok");
+    assert.deepEqual(encoded, ["a", "b", "a"], "one encode per entry, in order (the encoder cache shares the same image)");
+    assert.deepEqual(ctx.calls.filter((x) => x.startsWith("embd")), [`embd ${a.lease!.seqId}:2+16 ${b.lease!.seqId}:3+8 ${c.lease!.seqId}:14+4`]);
+  });
+
+  test("images attended both ways go in calls of their own that fit one micro-batch; the others fill the batch", async () => {
+    const { ctx, executor, kv } = mediaExecutor(64, 20);
+    const causal = [imageSeq(0, 16, 1, "c1"), imageSeq(0, 16, 1, "c2")];
+    const both = [imageSeq(0, 12, 1, "n1", true), imageSeq(0, 12, 1, "n2", true)];
+    for (const seq of [...causal, ...both]) seq.lease = kv.open(seq);
+    const plan = planOf([...causal, ...both].map((seq) => ({ seq, start: 0, count: seq.media[0].chunk.nTokens, sample: false })));
+    const batches = executor.batches(plan);
+    assert.deepEqual(batches.map((x) => x.entries.map((e) => e.seq.id)), [causal.map((x) => x.id), [both[0].id], [both[1].id]]);
+    for (const x of batches) assert.equal((await executor.run(x)).status, "ok");
+    assert.equal(ctx.calls.filter((x) => x.startsWith("embd")).length, 3);
+  });
+
+  test("M-RoPE rows of several images: positions stay dimension-major over the whole call", async () => {
+    const ctx = new FakeContext(64);
+    const decoded: Int32Array[] = [];
+    ctx.decodeEmbeddings = async (rows) => {
+      decoded.push(rows.positions);
+      return { status: "ok", decodeNs: 1 };
+    };
+    const executor = new Executor<ScheduledSequence>(ctx, true, async (c) => new Float32Array(c.nTokens * 4));
+    const kv = new KvManager(1024, 64, true);
+    const seqs = [mropeChunk(2, 2), mropeChunk(3, 1)].map((image, k) => {
+      const tokens = [7, ...Array<number>(image.nTokens).fill(-1 - k), 8];
+      const media = [{ start: 1, chunk: image }];
+      const seq: ScheduledSequence = {
+        id: ++nextId, tokens, promptLength: tokens.length, sampler: SAMPLER, numComputed: 0, lease: kv.open({ tokens, media }), numPreemptions: 0, finished: false, media,
+      };
+      return seq;
+    });
+    const batches = executor.batches(planOf(seqs.map((seq) => ({ seq, start: 1, count: seq.media![0].chunk.nTokens, sample: false }))));
+    assert.equal(batches.length, 1);
+    assert.equal((await executor.run(batches[0])).status, "ok");
+    const first = rowPositions(seqs[0].media!, seqs[0].media![0], 0, 4);
+    const second = rowPositions(seqs[1].media!, seqs[1].media![0], 0, 3);
+    const expected = [0, 1, 2, 3].flatMap((d) => [...first.subarray(d * 4, d * 4 + 4), ...second.subarray(d * 3, d * 3 + 3)]);
+    assert.deepEqual([...decoded[0]], expected);
   });
 });
 
@@ -245,7 +306,7 @@ describe("executing after an M-RoPE image", () => {
       for (const b of executor.batches(plan)) assert.equal((await executor.run(b)).status, "ok");
     }
     const seqId = s.lease.seqId;
-    assert.deepEqual(ctx.calls.filter((c) => c.startsWith("step") || c.startsWith("embd")), [`step ${seqId}:0`, `embd ${seqId}:4 24`, `step ${seqId}:7`]);
+    assert.deepEqual(ctx.calls.filter((c) => c.startsWith("step") || c.startsWith("embd")), [`step ${seqId}:0`, `embd ${seqId}:4+6, 4 positions a row`, `step ${seqId}:7`]);
   });
 });
 

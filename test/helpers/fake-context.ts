@@ -42,7 +42,7 @@ class Holds {
 }
 
 export class FakeContext implements StepContext {
-  /** Every call, in order: "rm seq p0 p1", "cp src dst p0 p1", "clear seq", "set seq", "accept seq prompt|replay tokens", "step seq:start+count ...", "embd seq:start rows", "pick seq,...", "cancel-pick seq". */
+  /** Every call, in order: "rm seq p0 p1", "cp src dst p0 p1", "clear seq", "set seq", "accept seq prompt|replay tokens", "step seq:start+count ...", "embd seq:start+rows ..." (one entry per run of a sequence's rows; ", 4 positions a row" with M-RoPE), "pick seq,...", "cancel-pick seq". */
   readonly calls: string[] = [];
   /** seqId -> tokens its sampler saw (prompt, replayed, sampled). */
   readonly samplers = new Map<number, number[]>();
@@ -65,7 +65,10 @@ export class FakeContext implements StepContext {
   private readonly awaiting = new WeakSet<number[]>();
   private readonly cancelled = new WeakSet<number[]>();
 
-  constructor(readonly batchCapacity: number) {}
+  constructor(
+    readonly batchCapacity: number,
+    readonly nUbatch = batchCapacity,
+  ) {}
 
   /** Holds step `n` (from 1) in flight until `resume()`; `started` resolves once it is. */
   pause(n: number): { started: Promise<void>; resume: () => void } {
@@ -173,10 +176,19 @@ export class FakeContext implements StepContext {
   }
 
   async decodeEmbeddings(rows: EmbeddingRows): Promise<{ status: "ok"; decodeNs: number }> {
-    this.calls.push(`embd ${rows.seqId}:${rows.positions[0]} ${rows.positions.length}`);
-    const cells = this.cells.get(rows.seqId) ?? new Set<number>();
-    for (const p of rows.positions) cells.add(p);
-    this.cells.set(rows.seqId, cells);
+    const runs: string[] = [];
+    for (let i = 0; i < rows.seqIds.length; ) {
+      const seqId = rows.seqIds[i];
+      let n = 0;
+      while (i + n < rows.seqIds.length && rows.seqIds[i + n] === seqId) n++;
+      runs.push(`${seqId}:${rows.positions[i]}+${n}`);
+      const cells = this.cells.get(seqId) ?? new Set<number>();
+      for (const p of rows.positions.subarray(i, i + n)) cells.add(p);
+      this.cells.set(seqId, cells);
+      i += n;
+    }
+    const perRow = rows.positions.length / rows.seqIds.length;
+    this.calls.push(`embd ${runs.join(" ")}${perRow === 1 ? "" : `, ${perRow} positions a row`}`);
     return { status: "ok", decodeNs: 1000 };
   }
 

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { BadRequestError } from "../../src/api/errors.js";
 import { createContext, initBackend, liveNativeObjects, loadModel, loadProjector, toTypedError } from "../../src/native/index.js";
-import type { NativeContext, NativeMediaChunk, NativeModel, NativeProjector, PromptChunk, SamplerParams } from "../../src/native/index.js";
+import type { NativeContext, NativeMediaChunk, NativeModel, NativeProjector, PromptChunk, SamplerParams, TextChunk } from "../../src/native/index.js";
 import {
   encodePng, imageFile, testImage, tinyVisionModel, VISION_MROPE_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION, webpHeaderOnly,
 } from "../helpers/images.js";
@@ -101,7 +101,9 @@ describe("native projector (tiny-vision)", () => {
           }
           pos += chunk.tokens.length;
         } else {
-          const r = await ctx.decodeEmbeddings({ seqId, embeddings: await projector.encode(chunk), positions: chunk.positions(pos), nonCausal: chunk.nonCausal });
+          const r = await ctx.decodeEmbeddings({
+            seqIds: new Int32Array(chunk.nTokens).fill(seqId), embeddings: await projector.encode(chunk), positions: chunk.positions(pos), nonCausal: chunk.nonCausal,
+          });
           assert.equal(r.status, "ok");
           pos += chunk.nPos;
           assert.equal(ctx.seqPosMax(seqId), pos - 1, "the image's rows are in the sequence's cache");
@@ -123,13 +125,65 @@ describe("native projector (tiny-vision)", () => {
       assert.notDeepEqual((await describeImage(2, testImage(3), 8)).logprobs, a.logprobs);
     });
 
-    test("rows are checked: whole rows, one position each, within batchCapacity", async () => {
+    test("two sequences' images decoded in one call: each answers as it does alone", async () => {
+      const pngs = [testImage(0), testImage(3)];
+      const alone = [await describeImage(0, pngs[0]!, 8), await describeImage(1, pngs[1]!, 8)];
+      const prompts = await Promise.all(pngs.map((png) => projector.tokenize(`USER: ${projector.marker}\nWhat is this?\nASSISTANT:`, [png], { addSpecial: true })));
+      const parts = prompts.map((chunks) => {
+        assert.deepEqual(chunks.map((c) => c.type), ["text", "image", "text"]);
+        return { before: (chunks[0] as TextChunk).tokens, image: chunks[1] as NativeMediaChunk, after: (chunks[2] as TextChunk).tokens };
+      });
+      const seqIds = [0, 1];
+      for (const [k, p] of parts.entries()) {
+        ctx.setSampler(seqIds[k]!, { ...greedy, logprobs: true });
+        const r = await ctx.step({ tokens: p.before, positions: Int32Array.from(p.before, (_, i) => i), seqIds: new Int32Array(p.before.length).fill(seqIds[k]!), sample: new Uint8Array(p.before.length) });
+        assert.equal(r.status, "ok");
+      }
+      const rows: Array<{ seqIds: Int32Array; embeddings: Float32Array; positions: Int32Array }> = [];
+      // One encode at a time (the projector refuses a second).
+      for (const [k, p] of parts.entries()) {
+        rows.push({ seqIds: new Int32Array(p.image.nTokens).fill(seqIds[k]!), embeddings: await projector.encode(p.image), positions: p.image.positions(p.before.length) });
+      }
+      const joined = (key: "seqIds" | "positions") => Int32Array.from(rows.flatMap((r) => [...r[key]]));
+      const r = await ctx.decodeEmbeddings({ seqIds: joined("seqIds"), embeddings: Float32Array.from(rows.flatMap((x) => [...x.embeddings])), positions: joined("positions"), nonCausal: parts[0]!.image.nonCausal });
+      assert.equal(r.status, "ok");
+      const pos = parts.map((p) => p.before.length + p.image.nPos);
+      for (const k of [0, 1]) assert.equal(ctx.seqPosMax(seqIds[k]!), pos[k]! - 1, "each image's rows are in its own sequence");
+      const tokens: number[][] = [[], []];
+      const logprobs: number[][] = [[], []];
+      let input = parts.map((p) => p.after);
+      while (tokens[0]!.length < 8) {
+        const r = await ctx.step({
+          tokens: Int32Array.from(input.flatMap((t) => [...t])),
+          positions: Int32Array.from(input.flatMap((t, k) => [...t].map((_, i) => pos[k]! + i))),
+          seqIds: Int32Array.from(input.flatMap((t, k) => [...t].map(() => seqIds[k]!))),
+          sample: Uint8Array.from(input.flatMap((t) => [...t].map((_, i) => +(i === t.length - 1)))),
+        });
+        assert.equal(r.status, "ok");
+        input.forEach((t, k) => {
+          pos[k]! += t.length;
+          tokens[k]!.push(r.sampledTokens[k]!);
+          logprobs[k]!.push(r.sampledLogprobs[k]!);
+        });
+        input = tokens.map((t) => Int32Array.of(t.at(-1)!));
+      }
+      for (const k of [0, 1]) {
+        ctx.seqRemove(seqIds[k]!, -1, -1);
+        ctx.clearSampler(seqIds[k]!);
+        assert.deepEqual(tokens[k], alone[k]!.tokens);
+        for (const [i, lp] of logprobs[k]!.entries()) assert.ok(Math.abs(lp - alone[k]!.logprobs[i]!) < 1e-3, `token ${i}: ${lp} batched, ${alone[k]!.logprobs[i]} alone`);
+      }
+    });
+
+    test("rows are checked: whole rows, a sequence and one position each, within batchCapacity", async () => {
       const width = projector.embeddingLength;
-      await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: new Float32Array(width + 1), positions: Int32Array.of(0), nonCausal: false }), /whole rows/);
-      await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: new Float32Array(width * 2), positions: Int32Array.of(0), nonCausal: false }), /rows.positions must have 2 entries \(1 a row\), not 1/);
-      await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: new Float32Array(width * 2), positions: new Int32Array(8), nonCausal: false }), /must have 2 entries \(1 a row\), not 8/);
-      await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: new Float32Array(width * 65), positions: new Int32Array(65), nonCausal: false }), /batchCapacity/);
-      await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 9, embeddings: new Float32Array(width), positions: Int32Array.of(0), nonCausal: false }), /seqId/);
+      const one = Int32Array.of(0);
+      await assert.rejects(async () => ctx.decodeEmbeddings({ seqIds: one, embeddings: new Float32Array(width + 1), positions: one, nonCausal: false }), /whole rows/);
+      await assert.rejects(async () => ctx.decodeEmbeddings({ seqIds: Int32Array.of(0, 0), embeddings: new Float32Array(width * 2), positions: one, nonCausal: false }), /rows.positions must have 2 entries \(1 a row\), not 1/);
+      await assert.rejects(async () => ctx.decodeEmbeddings({ seqIds: Int32Array.of(0, 0), embeddings: new Float32Array(width * 2), positions: new Int32Array(8), nonCausal: false }), /must have 2 entries \(1 a row\), not 8/);
+      await assert.rejects(async () => ctx.decodeEmbeddings({ seqIds: one, embeddings: new Float32Array(width * 2), positions: Int32Array.of(0, 1), nonCausal: false }), /seqIds must have one entry per row/);
+      await assert.rejects(async () => ctx.decodeEmbeddings({ seqIds: new Int32Array(65), embeddings: new Float32Array(width * 65), positions: new Int32Array(65), nonCausal: false }), /batchCapacity/);
+      await assert.rejects(async () => ctx.decodeEmbeddings({ seqIds: Int32Array.of(9), embeddings: new Float32Array(width), positions: one, nonCausal: false }), /seqIds out of range/);
     });
   });
 
@@ -259,7 +313,9 @@ describe("native projector, M-RoPE (tiny-vision-mrope)", () => {
     const answer: number[] = [];
     for (const [i, chunk] of chunks.entries()) {
       if (chunk.type !== "text") {
-        const r = await ctx.decodeEmbeddings({ seqId: 1, embeddings: await projector.encode(chunk), positions: chunk.positions(pos), nonCausal: chunk.nonCausal });
+        const r = await ctx.decodeEmbeddings({
+          seqIds: new Int32Array(chunk.nTokens).fill(1), embeddings: await projector.encode(chunk), positions: chunk.positions(pos), nonCausal: chunk.nonCausal,
+        });
         assert.equal(r.status, "ok");
         pos += chunk.nPos;
         continue;
@@ -286,7 +342,7 @@ describe("native projector, M-RoPE (tiny-vision-mrope)", () => {
     const rows = await projector.encode(image!);
     assert.equal(rows.length, image!.nTokens * projector.embeddingLength);
     assert.ok(rows.every(Number.isFinite));
-    const r = await ctx.decodeEmbeddings({ seqId: 0, embeddings: rows, positions: image!.positions(0), nonCausal: image!.nonCausal });
+    const r = await ctx.decodeEmbeddings({ seqIds: new Int32Array(image!.nTokens), embeddings: rows, positions: image!.positions(0), nonCausal: image!.nonCausal });
     assert.equal(r.status, "ok");
     assert.equal(ctx.seqPosMax(0), 0, "every row at the image's start position");
     ctx.seqRemove(0, -1, -1);
@@ -298,7 +354,7 @@ describe("native projector, M-RoPE (tiny-vision-mrope)", () => {
     const n = image!.nTokens;
     const positions = image!.positions(0);
     for (const wrong of [positions.subarray(0, n), positions.subarray(0, 3 * n), Int32Array.from({ length: 4 * n + 1 })]) {
-      await assert.rejects(async () => ctx.decodeEmbeddings({ seqId: 0, embeddings: rows, positions: wrong, nonCausal: false }),
+      await assert.rejects(async () => ctx.decodeEmbeddings({ seqIds: new Int32Array(n), embeddings: rows, positions: wrong, nonCausal: false }),
         new RegExp(`rows.positions must have ${4 * n} entries \\(4 a row, M-RoPE\\), not ${wrong.length}`));
     }
     assert.equal(ctx.seqPosMax(0), -1, "nothing was decoded");
