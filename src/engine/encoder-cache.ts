@@ -4,10 +4,24 @@
 // the prefix cache on, those that wait for the first one's blocks still recompute the image rows
 // of its last, partial block), a preempted sequence recomputing its prompt, a follow-up turn.
 // Least recently used images go first; an encode in flight is shared, not started twice.
+//
+// Across requests only with the prefix cache on: the switch says whether one request may be
+// served what another computed (its TTFT then tells that another sent the same image, the
+// timing side channel vLLM salts both caches against), and the encoder's output is such work
+// as much as the KV cells are. With the switch off, a request's rows are shared by its own
+// sequences only (its choices, which share their prompt's cells then too, and a preempted
+// sequence recomputing), so 32 requests sharing one image encode it 32 times, as they compute
+// its rows 32 times.
 import type { NativeMediaChunk } from "../native/index.js";
 
 /** Computes a media chunk's embedding rows (the model's projector). */
 export type MediaEncoder = (chunk: NativeMediaChunk) => Promise<Float32Array>;
+
+/**
+ * A media chunk's embedding rows for a request: `request` stands for it (the prompt group of its
+ * choices, or its one sequence).
+ */
+export type MediaRows = (chunk: NativeMediaChunk, request: object) => Promise<Float32Array>;
 
 interface Entry {
   rows: Promise<Float32Array>;
@@ -16,8 +30,11 @@ interface Entry {
 }
 
 export class EncoderCache {
-  /** By chunk id (the image's content hash), least recently used first. */
+  /** By chunk id (the image's content hash), under its request's number unless shared; least recently used first. */
   private readonly entries = new Map<string, Entry>();
+  /** Requests' numbers, for keys of rows not shared across requests. */
+  private readonly requests = new WeakMap<object, number>();
+  private nextRequest = 0;
   private heldRows = 0;
   private encodes = 0;
 
@@ -25,6 +42,8 @@ export class EncoderCache {
     private readonly encode: MediaEncoder,
     /** Most rows kept; the newest image stays even when it alone is more. */
     private readonly maxRows: number,
+    /** Requests share rows (the prefix cache is on); else each request's own. */
+    private readonly acrossRequests: boolean,
   ) {}
 
   /** Encodes run (the other calls were served from the cache). */
@@ -32,12 +51,13 @@ export class EncoderCache {
     return this.encodes;
   }
 
-  /** The chunk's embedding rows, encoded unless the same content is cached or being encoded. */
-  rows(chunk: NativeMediaChunk): Promise<Float32Array> {
-    const cached = this.entries.get(chunk.id);
+  /** The chunk's embedding rows, encoded unless the same content is cached or being encoded (for this request, unless shared). */
+  rows(chunk: NativeMediaChunk, request: object): Promise<Float32Array> {
+    const key = this.keyOf(chunk, request);
+    const cached = this.entries.get(key);
     if (cached) {
-      this.entries.delete(chunk.id);
-      this.entries.set(chunk.id, cached);
+      this.entries.delete(key);
+      this.entries.set(key, cached);
       return cached.rows;
     }
     this.encodes++;
@@ -45,17 +65,27 @@ export class EncoderCache {
     // A chunk without an id (none is expected from mtmd's helpers) cannot be told apart: not kept.
     if (chunk.id === "") return rows;
     const entry: Entry = { rows, count: 0 };
-    this.entries.set(chunk.id, entry);
+    this.entries.set(key, entry);
     rows.then(
       () => {
-        if (this.entries.get(chunk.id) !== entry) return;
+        if (this.entries.get(key) !== entry) return;
         entry.count = chunk.nTokens;
         this.heldRows += entry.count;
-        this.evict(chunk.id);
+        this.evict(key);
       },
-      () => this.drop(chunk.id, entry),
+      () => this.drop(key, entry),
     );
     return rows;
+  }
+
+  private keyOf(chunk: NativeMediaChunk, request: object): string {
+    if (this.acrossRequests) return chunk.id;
+    let n = this.requests.get(request);
+    if (n === undefined) {
+      n = this.nextRequest++;
+      this.requests.set(request, n);
+    }
+    return `${n}/${chunk.id}`;
   }
 
   /** Drops the least recently used encoded images until the rows fit, but never `newest`. */

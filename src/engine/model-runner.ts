@@ -138,8 +138,8 @@ export class ModelRunner {
       batchSize: device.batchSize,
       maxWaiting: options.maxQueue,
     });
-    this.encoderCache = projector && new EncoderCache((chunk) => projector.encode(chunk), ENCODER_CACHE_STEPS * device.batchSize);
-    this.executor = new Executor(ctx, !device.onGpu, this.encoderCache && ((chunk) => this.encoderCache!.rows(chunk)));
+    this.encoderCache = projector && new EncoderCache((chunk) => projector.encode(chunk), ENCODER_CACHE_STEPS * device.batchSize, options.prefixCache);
+    this.executor = new Executor(ctx, !device.onGpu, this.encoderCache && ((chunk, request) => this.encoderCache!.rows(chunk, request)));
     this.mediaLimits = { maxRows: device.batchSize, maxNonCausalRows: Math.min(device.batchSize, nUbatch) };
     this.loop = new StepLoop({
       scheduler: this.scheduler,

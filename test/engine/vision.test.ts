@@ -44,9 +44,10 @@ async function createVisionModel(engine: Engine, name = MODEL, preset: Synthetic
 
 describe("engine with images (tiny-vision)", () => {
   let engine: Engine;
+  const modelsDir = mkdtempSync(path.join(os.tmpdir(), "vllama-vision-store-"));
   before(async () => {
     initBackend("cpu");
-    engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-vision-store-")), gpu: "cpu" });
+    engine = new Engine({ modelsDir, gpu: "cpu" });
     await createVisionModel(engine);
   });
   after(async () => engine?.close());
@@ -81,6 +82,19 @@ describe("engine with images (tiny-vision)", () => {
     }
     await Promise.all([61, 62].map((seed) => engine.chat(ask([image(seed)]))));
     assert.equal(engine.stats()[0]!.imagesEncoded - encodedBefore, 3, "other images are encoded");
+  });
+
+  test("with the prefix cache off, requests sharing one image each encode it, and answer as with the cache on", async () => {
+    const uncached = new Engine({ modelsDir, gpu: "cpu", prefixCache: false });
+    try {
+      const questions = Array.from({ length: 4 }, (_, i) => `Question ${i}: what is in this picture?`);
+      const answers = await Promise.all(questions.map((q) => uncached.chat(ask([image(70)], q))));
+      assert.equal(uncached.stats()[0]!.imagesEncoded, 4, "no request is served another's encode");
+      assert.equal(uncached.stats()[0]!.kv.prefixHits, 0);
+      for (const [i, q] of questions.entries()) assert.equal(answers[i]!.message.content, (await engine.chat(ask([image(70)], q))).message.content);
+    } finally {
+      await uncached.close();
+    }
   });
 
   test("parity with llama.cpp's llama-mtmd-cli, alone and with 15 other sequences (text and images) in the same steps", async () => {
