@@ -191,7 +191,7 @@ export class Executor<S extends ScheduledSequence> implements StepExecutor<S> {
       let open: PlanEntry<S>[] = [];
       let rows = 0;
       for (const e of entries.filter((x) => mediaSpanAt(x.seq.media, x.start)!.chunk.nonCausal === nonCausal)) {
-        if (rows + e.count > limit) {
+        if (open.length > 0 && rows + e.count > limit) {
           batches.push(batchOf(open));
           open = [];
           rows = 0;
