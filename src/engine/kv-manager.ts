@@ -299,9 +299,15 @@ export class KvManager {
     this.evictWhile((next) => idle() > maxIdleCells || next.lastUsed < oldest, keep);
   }
 
-  /** Evicts least-recently-used unpinned cached blocks until `cells` are free. */
-  evict(cells: number): boolean {
-    if (this.freeCells < cells) this.evictWhile(() => this.freeCells < cells);
+  /**
+   * Evicts least-recently-used unpinned cached blocks until `cells` are free; the blocks that
+   * `starting` (a prompt about to start) would reuse stay.
+   */
+  evict(cells: number, starting?: KvPrompt): boolean {
+    if (this.freeCells < cells) {
+      const keep = starting && new Set(this.matchBlocks(starting));
+      this.evictWhile(() => this.freeCells < cells, keep);
+    }
     return this.freeCells >= cells;
   }
 

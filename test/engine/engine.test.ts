@@ -333,6 +333,23 @@ describe("engine: prefix cache and preemption", () => {
     got.forEach((r, i) => assert.equal(r.response, expected[i], prompts[i]));
     assert.ok(small.stats()[0].preemptions > 0, "the cache was too small: some sequence was preempted");
   });
+
+  test("a burst that grows far past the cache does not thrash: few preemptions, and every answer as alone", async () => {
+    // 8 sequences each growing to the whole cache's 256 cells: they can only take turns. A
+    // preempted sequence waits until all it must recompute fits; admitted as soon as a chunk fit
+    // (before 2026-12-02) it was preempted again at once: 94 preemptions here, 19 since.
+    const small = newEngine({ parallel: 8, kvCells: 256, threads: 1 });
+    const solo = newEngine({ parallel: 1, kvCells: 256, threads: 1 });
+    const prompts = [REFERENCE_PROMPT, ...OTHER_PROMPTS.slice(0, 7)];
+    const untilFull = { temperature: 0, num_predict: -1, ignore_eos: true, num_ctx: 256 };
+    const expected: string[] = [];
+    for (const p of prompts) expected.push((await text(solo, p, untilFull)).response);
+    const got = await Promise.all(prompts.map((p) => text(small, p, untilFull)));
+    got.forEach((r, i) => assert.equal(r.response, expected[i], prompts[i]));
+    const { preemptions } = small.stats()[0];
+    // Bounded by one per pair of sequences (28), far under the 94 of before.
+    assert.ok(preemptions > 0 && preemptions <= (8 * 7) / 2, `${preemptions} preemptions`);
+  });
 });
 
 describe("engine: chat with tools on the built-in demo model", () => {

@@ -142,6 +142,28 @@ describe("scheduler", () => {
     assert.deepEqual(resumed.entries.map((e) => [e.seq.id, e.start, e.count, e.sample]), [[b.id, 0, 25, true]]);
   });
 
+  test("a preempted sequence waits until its whole recompute fits instead of being preempted again and again", () => {
+    // Chunks of 8: a chunk of the preempted sequence fits long before all of it does. Admitted on
+    // a chunk (as before 2026-12-02) it was preempted again every other step: 11 times here.
+    const { scheduler, step } = setup(48, { batchSize: 8 }, false);
+    const a = seq(range(20));
+    const b = seq(range(20, 100));
+    scheduler.add(a);
+    scheduler.add(b);
+    let preempted = 0;
+    while (preempted === 0) preempted = step().preempted.length;
+    assert.deepEqual(scheduler.waiting, [b]);
+    // a grows into the cells b left: b needs its 24 tokens and a's decode tokens meanwhile.
+    while (a.tokens.length < 40) {
+      const plan = step();
+      assert.deepEqual(plan.entries.map((e) => e.seq), [a]);
+      assert.deepEqual(plan.admissions, []);
+    }
+    scheduler.remove(a);
+    while (b.tokens.length < 40) assert.deepEqual(step().preempted, []);
+    assert.equal(b.numPreemptions, 1);
+  });
+
   test("prefix cache: a later prompt shares cached blocks instead of recomputing them", () => {
     const { scheduler, manager, kv, step } = setup(1024, { batchSize: 256 });
     const system = range(3 * BLOCK_SIZE + 5, 500);
