@@ -127,7 +127,7 @@ describe("end to end through HTTP", () => {
     const controller = new AbortController();
     const res = await fetch(`${url}/api/generate`, {
       method: "POST", signal: controller.signal,
-      body: JSON.stringify({ model: storiesPath, prompt: REFERENCE_PROMPT, options: { num_predict: -1, ignore_eos: true, num_ctx: 100000 } }),
+      body: JSON.stringify({ model: storiesPath, prompt: REFERENCE_PROMPT, options: { num_predict: -1, ignore_eos: true, num_ctx: 4096 } }),
     });
     const reader = res.body!.getReader();
     await reader.read();

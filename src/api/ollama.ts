@@ -64,8 +64,9 @@ export const RuntimeOptionsSchema = z.object({
 });
 
 /**
- * num_ctx limits one sequence; the others are load settings: a model loaded with other ones is
- * loaded again, as another entry (src/engine/options.ts, resolveLoadSettings).
+ * Load settings: a model loaded with other ones is loaded again, as another entry; num_ctx only
+ * when larger than the loaded model's context, and it also limits one sequence
+ * (src/engine/options.ts, resolveLoadSettings; src/engine/model-pool.ts).
  */
 export const LoadOptionsSchema = z.object({
   num_ctx: z.int().min(1).optional(),

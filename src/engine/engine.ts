@@ -335,8 +335,10 @@ export class Engine implements EngineService {
     const grammar = await formatGrammar(req.format);
     const lease = await this.acquire(model, req.options, keepAliveMs);
     try {
+      // Without num_ctx a request gets the loaded model's context; a larger num_ctx got a model
+      // loaded for it (model-pool.ts). A sequence never holds more tokens than the whole KV cache,
+      // whatever num_ctx says: the cache is smaller where memory or the operator's kvCells made it so.
       const resolved = resolveOptions(req.options, model.parameters, lease.runner.contextLength);
-      // A sequence never holds more tokens than the model's whole KV cache, whatever num_ctx says.
       const options = {
         ...resolved,
         num_ctx: Math.min(resolved.num_ctx, lease.runner.kvCells),
@@ -344,7 +346,7 @@ export class Engine implements EngineService {
       };
       const prompt = await buildPrompt(lease.runner, options);
       // A prompt with images is not truncated: a cut could fall inside an image.
-      const tokens = fitContext(prompt.tokens, options, req.truncate !== false && !prompt.media?.length);
+      const tokens = fitContext(prompt.tokens, options, req.truncate !== false && !prompt.media?.length, lease.runner.kvCells);
       const params = samplerParams({
         options, grammar: prompt.grammar ?? (await formatGrammar(prompt.format)) ?? grammar, logprobs: req.logprobs, topLogprobs: req.top_logprobs,
         vocabSize: lease.runner.model.info.vocabSize,
@@ -374,11 +376,14 @@ type ContextOptions = { num_ctx: number; num_keep: number; num_predict: number }
 /**
  * A prompt longer than the context keeps its first `num_keep` tokens and its most recent ones,
  * leaving a quarter of the context (or num_predict, if smaller) to generate, as Ollama truncates.
- * With `truncate: false` it is an error.
+ * With `truncate: false` it is an error, which says when the context is all the KV cache holds.
  */
-function fitContext(prompt: number[], options: ContextOptions, truncate: boolean): number[] {
+function fitContext(prompt: number[], options: ContextOptions, truncate: boolean, kvCells: number): number[] {
   if (prompt.length < options.num_ctx) return prompt;
-  if (!truncate) throw new BadRequestError(`input length (${prompt.length} tokens) exceeds the context length (num_ctx ${options.num_ctx})`);
+  if (!truncate) {
+    const wholeCache = options.num_ctx === kvCells ? ", all the KV cache holds" : "";
+    throw new BadRequestError(`input length (${prompt.length} tokens) exceeds the context length (num_ctx ${options.num_ctx}${wholeCache})`);
+  }
   const keep = Math.min(Math.max(options.num_keep, 0), Math.floor(options.num_ctx / 2));
   const tail = Math.max(1, truncatedRoom(options) - keep);
   return [...prompt.slice(0, keep), ...prompt.slice(prompt.length - tail)];

@@ -48,6 +48,8 @@ export interface KvSizingInput {
   contextTrained: number;
   /** Per-request context the operator set (OLLAMA_CONTEXT_LENGTH); default from memory. */
   contextLength?: number;
+  /** num_ctx of the request that loads the model: the per-request context where it is larger. */
+  contextRequested?: number;
   /** Cells the operator set (kvCells, VLLAMA_KV_CELLS): used as is. */
   kvCells?: number;
 }
@@ -62,14 +64,15 @@ export interface KvSizing {
 }
 
 /**
- * The cache holds `parallel` sequences of the default context where memory allows, else what the
- * memory share holds; the default context is the model's trained one, or less where one sequence
- * of it would not fit.
+ * The cache holds `parallel` sequences of the per-request context where memory allows, else what
+ * the memory share holds. The per-request context is the default one (the model's trained one, or
+ * less where one sequence of it would not fit), or the requested one where that is larger.
  */
 export function sizeKvCache(input: KvSizingInput): KvSizing {
   const byMemory = alignDown(Math.floor((input.memoryFree * input.memoryShare) / input.bytesPerCell));
   const trained = input.contextTrained > 0 ? input.contextTrained : FALLBACK_CONTEXT;
-  const wantedContext = input.contextLength ?? Math.min(trained, Math.max(byMemory, CELL_ALIGNMENT));
+  const defaultContext = input.contextLength ?? Math.min(trained, Math.max(byMemory, CELL_ALIGNMENT));
+  const wantedContext = Math.max(defaultContext, input.contextRequested ?? 0);
   let kvCells: number;
   let sizedBy: KvSizing["sizedBy"];
   if (input.kvCells !== undefined) {

@@ -1,7 +1,10 @@
 // Loaded models: reference-counted by the requests using them, unloaded after their keep-alive,
 // least recently used first when too many are loaded. An entry is a model file loaded with
 // given load settings; the same file with other settings is another entry. Loading the same
-// entry twice at once loads it once.
+// entry twice at once loads it once. num_ctx is a load setting only upwards, as Ollama reloads on
+// a changed num_ctx but without its flip-flop: an entry serves every request whose num_ctx its
+// context holds, a larger one loads the model again with a cache sized for it, and the entry it
+// supersedes goes as soon as its requests are done.
 import type { KvEventPublisher } from "../kv-events/publisher.js";
 import type { LoadSettings } from "./options.js";
 import { ModelRunner, type RunnerOptions } from "./model-runner.js";
@@ -21,6 +24,10 @@ export interface PoolModel {
 interface PoolEntry {
   /** The model's path and load settings. */
   key: string;
+  /** The model's path and load settings but the requested context: what entries that hold the same requests share. */
+  loadKey: string;
+  /** The num_ctx it was loaded for, if any (LoadSettings.contextRequested). */
+  contextRequested?: number;
   path: string;
   name: string;
   digest: string;
@@ -68,28 +75,7 @@ export class ModelPool {
     keepAliveMs: number,
   ): Promise<Lease> {
     const started = process.hrtime.bigint();
-    const key = `${model.path}\n${model.projectorPath ?? ""}\n${JSON.stringify(settings)}`;
-    let entry = this.entries.get(key);
-    if (!entry) {
-      // Registered before any await, so concurrent requests for the same entry share one load.
-      const loading: PoolEntry = {
-        key, path: model.path, name: model.name, digest: model.digest, size: model.size,
-        runner: this.makeRoom(key).then(() => this.load(model, settings)),
-        refs: 0, keepAliveMs, expiresAt: Infinity, lastUsed: Date.now(),
-      };
-      this.entries.set(key, loading);
-      loading.runner.then(
-        (runner) => {
-          loading.ready = runner;
-          // A lost RPC worker took the model's state with it: the next request loads it again.
-          runner.onWorkerLost(() => void this.drop(loading));
-          this.onLoaded(model.name, runner);
-        },
-        () => this.entries.get(key) === loading && this.entries.delete(key),
-      );
-      entry = loading;
-    }
-    entry.refs++;
+    const entry = await this.entryFor(model, settings, keepAliveMs);
     clearTimeout(entry.timer);
     let runner: ModelRunner;
     try {
@@ -98,7 +84,6 @@ export class ModelPool {
       entry.refs--;
       throw error;
     }
-    const held = entry;
     let released = false;
     return {
       runner,
@@ -106,9 +91,58 @@ export class ModelPool {
       release: (ms: number) => {
         if (released) return;
         released = true;
-        this.release(held, ms);
+        this.release(entry, ms);
       },
     };
+  }
+
+  /**
+   * The entry a request uses, counted as in use before any await: one with the same settings
+   * whose context holds the request's num_ctx (loaded ones first, then the largest context), else
+   * a new load sized for it. A load under way whose context is not known yet may hold it: the
+   * request waits for it and looks again.
+   */
+  private async entryFor(model: PoolModel, settings: LoadSettings, keepAliveMs: number): Promise<PoolEntry> {
+    const { contextRequested, ...others } = settings;
+    const loadKey = `${model.path}\n${model.projectorPath ?? ""}\n${JSON.stringify(others)}`;
+    for (;;) {
+      const same = [...this.entries.values()].filter((e) => e.loadKey === loadKey);
+      const serving = same.filter((e) => contextRequested === undefined || contextRequested <= contextHeld(e)).sort(byPreference)[0];
+      if (serving) {
+        serving.refs++;
+        return serving;
+      }
+      const loading = same.filter((e) => !e.ready);
+      if (loading.length === 0) return this.startLoad(model, settings, loadKey, keepAliveMs);
+      await Promise.allSettled(loading.map((e) => e.runner));
+    }
+  }
+
+  /** Registers a new entry, used by one request, whose load starts now (concurrent requests share it). */
+  private startLoad(model: PoolModel, settings: LoadSettings, loadKey: string, keepAliveMs: number): PoolEntry {
+    const key = `${loadKey}\n${settings.contextRequested ?? ""}`;
+    const loading: PoolEntry = {
+      key, loadKey, contextRequested: settings.contextRequested, path: model.path, name: model.name, digest: model.digest, size: model.size,
+      runner: this.makeRoom(key).then(() => this.load(model, settings)),
+      refs: 1, keepAliveMs, expiresAt: Infinity, lastUsed: Date.now(),
+    };
+    this.entries.set(key, loading);
+    loading.runner.then(
+      (runner) => {
+        loading.ready = runner;
+        // A lost RPC worker took the model's state with it: the next request loads it again.
+        runner.onWorkerLost(() => void this.drop(loading));
+        this.onLoaded(model.name, runner);
+        for (const e of this.entries.values()) if (e.refs === 0 && this.superseded(e)) void this.drop(e);
+      },
+      () => this.entries.get(key) === loading && this.entries.delete(key),
+    );
+    return loading;
+  }
+
+  /** Whether a loaded entry of the same settings holds a larger context: no request needs this one any more. */
+  private superseded(entry: PoolEntry): boolean {
+    return [...this.entries.values()].some((e) => e.ready && e.loadKey === entry.loadKey && contextHeld(e) > contextHeld(entry));
   }
 
   private async load(model: PoolModel, settings: LoadSettings): Promise<ModelRunner> {
@@ -138,6 +172,10 @@ export class ModelPool {
     entry.lastUsed = Date.now();
     entry.keepAliveMs = keepAliveMs;
     if (entry.refs > 0) return;
+    if (this.superseded(entry)) {
+      void this.drop(entry);
+      return;
+    }
     entry.expiresAt = keepAliveMs === Infinity ? Infinity : Date.now() + keepAliveMs;
     if (keepAliveMs === Infinity) return;
     // setTimeout holds at most ~24.8 days; longer keep-alives are as good as forever.
@@ -169,4 +207,14 @@ export class ModelPool {
       // a model that failed to load has nothing to close
     }
   }
+}
+
+/** The largest num_ctx an entry serves: its context once loaded, and the one it was loaded for (all memory allowed). */
+function contextHeld(entry: PoolEntry): number {
+  return Math.max(entry.ready?.contextLength ?? 0, entry.contextRequested ?? 0);
+}
+
+/** Loaded entries before loading ones (no wait), then the largest context (the newest load: older ones drain). */
+function byPreference(a: PoolEntry, b: PoolEntry): number {
+  return Number(b.ready !== undefined) - Number(a.ready !== undefined) || contextHeld(b) - contextHeld(a);
 }

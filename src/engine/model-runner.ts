@@ -95,6 +95,7 @@ function sizeCache(model: NativeModel, device: Device, options: RunnerOptions): 
     parallel: parallelOf(options),
     contextTrained: model.info.contextLengthTrained,
     contextLength: options.contextLength,
+    contextRequested: options.contextRequested,
     kvCells: options.kvCells,
   });
 }

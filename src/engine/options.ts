@@ -150,10 +150,16 @@ export function cappedNumPredict(numPredict: number, maxTokens: number | undefin
 
 /**
  * What a model is loaded with. A request whose settings differ from a loaded model's loads the
- * model again as another entry of the pool, as Ollama reloads it. (num_ctx is not one of them: it
- * limits a sequence, and the unified cache gives cells on demand.)
+ * model again as another entry of the pool, as Ollama reloads it; num_ctx does only where it is
+ * larger than the loaded model's per-request context (model-pool.ts).
  */
 export interface LoadSettings {
+  /**
+   * num_ctx the request asks (request over Modelfile): the cache holds `parallel` sequences of it
+   * where memory allows. Undefined without one, and where the operator fixed the cache's size
+   * (kvCells): num_ctx then only limits a sequence, to at most the whole cache.
+   */
+  contextRequested?: number;
   /** Prompt tokens per step (num_batch); undefined: by device (512 CPU, 2,048 GPU). */
   batchSize?: number;
   /** Compute threads (num_thread). */
@@ -174,7 +180,7 @@ export interface LoadSettings {
 export function resolveLoadSettings(
   requestOptions: Partial<Options> | undefined,
   modelParameters: Partial<Options> | undefined,
-  engine: Pick<EngineOptions, "batchSize" | "threads">,
+  engine: Pick<EngineOptions, "batchSize" | "threads" | "kvCells">,
   gpuCount: number,
 ): LoadSettings {
   const o: Partial<Options> = { ...definedEntries(modelParameters), ...definedEntries(requestOptions) };
@@ -186,6 +192,7 @@ export function resolveLoadSettings(
     throw new BadRequestError(`invalid option main_gpu: ${o.main_gpu} (${gpuCount} GPU${gpuCount === 1 ? "" : "s"} found)`);
   }
   return {
+    contextRequested: engine.kvCells === undefined ? o.num_ctx : undefined,
     batchSize: o.num_batch ?? engine.batchSize,
     threads: o.num_thread || engine.threads,
     gpuLayers: o.num_gpu === undefined || o.num_gpu < 0 ? undefined : o.num_gpu,

@@ -50,6 +50,17 @@ describe("KV cache sizing", () => {
     assert.deepEqual([s.kvCells, s.contextLength, s.sizedBy], [1000, 1000, "kvCells"]);
   });
 
+  test("a request's larger num_ctx sizes the cache for parallel x it where memory allows, else what memory holds; a smaller one changes nothing", () => {
+    const s = sizeKvCache({ ...base, contextRequested: 16384 });
+    assert.deepEqual([s.kvCells, s.contextLength, s.sizedBy], [8 * 16384, 16384, "parallel x context"]);
+    const short = sizeKvCache({ ...base, memoryFree: 40 * 1024 * 1024, contextRequested: 16384 }); // 20,480 cells
+    assert.deepEqual([short.kvCells, short.contextLength, short.sizedBy], [20480, 16384, "memory"]);
+    const tiny = sizeKvCache({ ...base, memoryFree: 6 * 1024 * 1024, contextRequested: 16384 }); // 3,072 cells
+    assert.deepEqual([tiny.kvCells, tiny.contextLength], [3072, 3072]);
+    assert.deepEqual(sizeKvCache({ ...base, contextRequested: 1024 }), sizeKvCache(base));
+    assert.equal(sizeKvCache({ ...base, contextLength: 2048, contextRequested: 4096 }).contextLength, 4096);
+  });
+
   test("an unknown trained context falls back to 4,096 and cells round to llama.cpp's 256", () => {
     const s = sizeKvCache({ ...base, contextTrained: 0, parallel: 3, contextLength: 1000 });
     assert.equal(s.kvCells, 3072);

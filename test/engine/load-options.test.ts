@@ -1,6 +1,6 @@
-// Load-time options (num_batch, num_thread, num_gpu, main_gpu, use_mmap) on the real stories260K:
-// a model loaded with other settings is another entry of the pool; bad values are a 400 naming
-// the option; and the KV cache sized from memory at default settings.
+// Load-time options (num_batch, num_thread, num_gpu, main_gpu, use_mmap, and num_ctx upwards) on
+// the real stories260K: a model loaded with other settings is another entry of the pool; bad
+// values are a 400 naming the option; and the KV cache sized from memory at default settings.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
@@ -66,6 +66,8 @@ describe("load-time options", () => {
       [{ num_thread: -1 }, /num_thread/],
       [{ num_gpu: -2 }, /num_gpu/],
       [{ use_mmap: "no" }, /use_mmap/],
+      [{ num_ctx: 0 }, /num_ctx/],
+      [{ num_ctx: "4096" }, /num_ctx/],
     ];
     for (const [options, message] of cases) {
       await assert.rejects(answer(engine, options), (e: unknown) => e instanceof BadRequestError && message.test(e.message), JSON.stringify(options));
@@ -119,5 +121,83 @@ describe("KV cache sized from memory", () => {
     assert.deepEqual([ps.context_length, ps.kv_cells], [2048, 16384]);
     const [stats] = engine.stats();
     assert.equal(stats.preemptions, 0);
+  });
+});
+
+// One compute thread: on a loaded 2-core machine two threads' spinning barriers made 200 tokens
+// take 23 s instead of 0.2 s (2026-12-02, load 8).
+describe("num_ctx larger than the loaded model's context", () => {
+  test("loads the model again with a cache sized for it; a smaller num_ctx and the default use it as loaded", async () => {
+    const lines: string[] = [];
+    const engine = newEngine({ parallel: 8, threads: 1 }, { log: (line) => lines.push(line) });
+    const reference = await answer(engine, {});
+    const psOf = async () => (await engine.ps()).models.map((m) => [m.context_length, m.kv_cells]);
+    assert.deepEqual(await psOf(), [[128, 1024]]);
+    assert.equal(await answer(engine, { num_ctx: 4096 }), reference);
+    // The first load was idle: it went as soon as the larger one was in.
+    assert.deepEqual(await psOf(), [[4096, 8 * 4096]]);
+    assert.match(lines[1], /KV cache 32768 cells .* = 8 sequences x 4096 tokens/);
+    for (const options of [{ num_ctx: 512 }, {}, { num_ctx: 4096 }]) assert.equal(await answer(engine, options), reference);
+    assert.deepEqual(await psOf(), [[4096, 8 * 4096]]);
+    assert.equal(lines.length, 2, "no reload for a num_ctx the loaded context holds");
+    // Without num_ctx a request gets the loaded model's context: a prompt of 3,000 tokens fits.
+    const r = await engine.generate({ model: storiesPath, context: Array(3000).fill(300), prompt: "Once", truncate: false, stream: false, options: { num_predict: 1 } });
+    assert.ok(r.prompt_eval_count! > 3000 && r.eval_count === 1);
+  });
+
+  test("a num_ctx below the trained context loads the default context, which a later default request uses", async () => {
+    const engine = newEngine({ parallel: 4, threads: 1 });
+    await answer(engine, { num_ctx: 64 });
+    await answer(engine, {});
+    assert.deepEqual((await engine.ps()).models.map((m) => [m.context_length, m.kv_cells]), [[128, 512]]);
+  });
+
+  test("a request in flight on the old load finishes there; the old load goes once it is done", async () => {
+    const engine = newEngine({ parallel: 8, threads: 1 });
+    const long = { temperature: 0, num_predict: -1, ignore_eos: true, num_ctx: 1024 };
+    const alone = (await engine.generate({ model: storiesPath, prompt: "Once upon a time", stream: false, options: long })).response;
+    const stream = await engine.generate({ model: storiesPath, prompt: "Once upon a time", stream: true, options: long });
+    const pieces = stream[Symbol.asyncIterator]();
+    let text = (await pieces.next()).value!.response;
+    // 1,019 tokens take seconds here; the larger load and its 16 tokens take a fraction of that.
+    assert.equal(await answer(engine, { num_ctx: 4096 }), await answer(newEngine({ threads: 1 }), {}));
+    assert.deepEqual((await engine.ps()).models.map((m) => m.context_length), [1024, 4096]);
+    assert.deepEqual(engine.stats().map((s) => s.running), [1, 0]);
+    for (let piece = await pieces.next(); !piece.done; piece = await pieces.next()) text += piece.value.response;
+    assert.equal(text, alone);
+    assert.deepEqual((await engine.ps()).models.map((m) => m.context_length), [4096]);
+  });
+
+  test("concurrent requests with a larger num_ctx load the model once", async () => {
+    const lines: string[] = [];
+    const engine = newEngine({ parallel: 8, threads: 1 }, { log: (line) => lines.push(line) });
+    await answer(engine, {});
+    await Promise.all(Array.from({ length: 6 }, () => answer(engine, { num_ctx: 1024 })));
+    assert.equal(lines.length, 2);
+    assert.deepEqual((await engine.ps()).models.map((m) => m.context_length), [1024]);
+  });
+
+  test("with kvCells set by the operator num_ctx never reloads: it is clamped to the whole cache", async () => {
+    const engine = newEngine({ parallel: 4, kvCells: 1024, threads: 1 });
+    await answer(engine, {});
+    await answer(engine, { num_ctx: 4096 });
+    assert.deepEqual((await engine.ps()).models.map((m) => [m.context_length, m.kv_cells]), [[128, 1024]]);
+    await assert.rejects(
+      engine.generate({ model: storiesPath, context: Array(2000).fill(300), prompt: "Once", truncate: false, stream: false, options: { num_ctx: 4096 } }),
+      (e: unknown) => e instanceof BadRequestError && /input length \(2\d\d\d tokens\) exceeds the context length \(num_ctx 1024, all the KV cache holds\)/.test(e.message),
+    );
+  });
+
+  test("a prompt larger than all the cache memory allows is refused at once; a request beside it is served", async () => {
+    // A share of memory too small for any context: the cache gets llama.cpp's smallest, 256 cells.
+    const engine = newEngine({ parallel: 2, memoryShare: 1e-9, threads: 1 });
+    const tooLong = engine.generate({ model: storiesPath, context: Array(1000).fill(300), prompt: "Once", truncate: false, stream: false, options: { num_ctx: 4096 } });
+    const beside = answer(engine, {});
+    await assert.rejects(tooLong, (e: unknown) => e instanceof BadRequestError && /exceeds the context length \(num_ctx 256, all the KV cache holds\)/.test(e.message));
+    assert.ok((await beside).length > 0);
+    assert.deepEqual(engine.stats().map((s) => [s.running, s.waiting]), [[0, 0]]);
+    // With truncation (the default) the same prompt is cut to fit, as Ollama cuts one longer than num_ctx.
+    const cut = await engine.generate({ model: storiesPath, context: Array(1000).fill(300), prompt: "Once", stream: false, options: { num_ctx: 4096, num_predict: 4 } });
+    assert.ok(cut.prompt_eval_count! < 256 && cut.eval_count === 4, `${cut.prompt_eval_count} prompt tokens`);
   });
 });

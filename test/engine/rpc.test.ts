@@ -77,8 +77,8 @@ describe("a model split over two RPC workers on loopback", () => {
 
   test("a worker killed mid-generation fails the running requests naming it; the server answers; the model reloads once it is back", async () => {
     const lost = workers[1];
-    // Long enough to be running when the worker dies (the cache's whole size, past any end token).
-    const endless = { temperature: 0, num_predict: 100_000, num_ctx: 100_000, ignore_eos: true };
+    // Long enough to be running when the worker dies (2,048 tokens, past any end token).
+    const endless = { temperature: 0, num_predict: -1, num_ctx: 2048, ignore_eos: true };
     const stream = await split.generate({ model, prompt: REFERENCE_PROMPT, stream: true, options: endless });
     const other = generate(split, OTHER_PROMPTS[0], endless);
     let pieces = 0;

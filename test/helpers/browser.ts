@@ -30,10 +30,7 @@ export interface ModelServer {
 /** A server whose store holds stories260K as "stories260k" (no chat template: the page continues its text). */
 export async function startModelServer(): Promise<ModelServer> {
   // One thread: the model is tiny, and on a shared machine a second compute thread only waits.
-  // Cells for 8 sequences of 4,096 (the dashboard's burst asks num_ctx 4096): sized by memory the
-  // cache holds 8 x stories260K's context, and the burst's sequences preempted each other within a
-  // second, so the page's 1 s poll saw 8 running only sometimes (2026-12-02).
-  const engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-browser-")), parallel: 8, threads: 1, kvCells: 8 * 4096 });
+  const engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-browser-")), parallel: 8, threads: 1 });
   await engine.store.create({ model: "stories260k", from: storiesPath });
   const server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "10mb" }, logger: pino({ level: "silent" }) });
   return {

@@ -15,10 +15,11 @@ describe("dashboard", () => {
     await page.locator(".no-models").waitFor();
     assert.match(await page.textContent("#process") ?? "", /Server memory: [\d.]+ MiB resident/);
 
-    // A finished request first, so the latency figures have something to show.
+    // A finished request first, so the latency figures have something to show; at the burst's
+    // num_ctx, which loads the model with room for 8 sequences of it (a larger one would reload it).
     const first = await fetch(`${env.model.url}/api/generate`, {
       method: "POST",
-      body: JSON.stringify({ model: STORIES_MODEL, prompt: REFERENCE_PROMPT, stream: false, options: { num_predict: 48, temperature: 0 } }),
+      body: JSON.stringify({ model: STORIES_MODEL, prompt: REFERENCE_PROMPT, stream: false, options: { num_predict: 48, temperature: 0, num_ctx: 4096 } }),
     });
     assert.equal(((await first.json()) as { response: string }).response, REFERENCE_TEXT);
 
