@@ -15,7 +15,7 @@ import { Engine } from "../../src/engine/engine.js";
 import type { SyntheticVisionPreset } from "../../src/gguf/synthetic-projector.js";
 import { pull } from "../../src/models/registry.js";
 import { LAYER_MEDIA_TYPES } from "../../src/models/types.js";
-import { startServer } from "../../src/server/index.js";
+import { startServer, type RunningServer } from "../../src/server/index.js";
 import { initBackend, liveNativeObjects } from "../../src/native/index.js";
 import { ImageServer } from "../helpers/image-server.js";
 import { TestRegistry } from "../helpers/registry.js";
@@ -40,6 +40,18 @@ async function createVisionModel(engine: Engine, name = MODEL, preset: Synthetic
     await engine.writeBlob(upload[name], createReadStream(file));
   }
   for await (const _ of engine.create({ model: name, files: upload })) { /* progress */ }
+}
+
+/** A server over the file's engine for one describe block; the engine outlives the server. */
+function serveDuring(engine: () => Engine): { readonly url: string } {
+  const served = { url: "" };
+  let server: RunningServer | undefined;
+  before(async () => {
+    server = await startServer({ engine: engine(), config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "10mb" }, logger: pino({ level: "silent" }) });
+    served.url = `http://127.0.0.1:${server.port}`;
+  });
+  after(async () => server?.close());
+  return served;
 }
 
 describe("engine with images (tiny-vision)", () => {
@@ -161,15 +173,9 @@ describe("engine with images (tiny-vision)", () => {
   });
 
   describe("over HTTP, each API's image shape", () => {
-    let url: string;
-    let server: { close(): Promise<void>; port: number };
-    before(async () => {
-      server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "10mb" }, logger: pino({ level: "silent" }) });
-      url = `http://127.0.0.1:${server.port}`;
-    });
-    after(async () => server?.close());
+    const served = serveDuring(() => engine);
     const post = async (route: string, body: unknown) => {
-      const r = await fetch(url + route, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      const r = await fetch(served.url + route, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
       return { status: r.status, body: (await r.json()) as Record<string, any> };
     };
     const png = image(0);
@@ -349,15 +355,9 @@ describe("engine with images, M-RoPE (tiny-vision-mrope)", () => {
   });
 
   describe("over HTTP", () => {
-    let url: string;
-    let server: { close(): Promise<void>; port: number };
-    before(async () => {
-      server = await startServer({ engine, config: { host: "127.0.0.1", port: 0, origins: [], bodyLimit: "10mb" }, logger: pino({ level: "silent" }) });
-      url = `http://127.0.0.1:${server.port}`;
-    });
-    after(async () => server?.close());
+    const served = serveDuring(() => engine);
     const post = (route: string, body: unknown) =>
-      fetch(url + route, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      fetch(served.url + route, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
     test("/api/chat and /v1/chat/completions (n = 3): the reference answer", async () => {
       const chat = await post("/api/chat", { ...askMrope([image(0)]), stream: false });
