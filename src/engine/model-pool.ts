@@ -209,8 +209,13 @@ export class ModelPool {
   }
 }
 
-/** The largest num_ctx an entry serves: its context once loaded, and the one it was loaded for (all memory allowed). */
+/**
+ * The largest num_ctx an entry serves: its context once loaded, and the one it was loaded for (all
+ * memory allowed). A cache that memory already cut serves any: loading again for a larger num_ctx
+ * would get no more cells (fewer, with this load still in memory), only a reload per request.
+ */
 function contextHeld(entry: PoolEntry): number {
+  if (entry.ready?.kvSizing.sizedBy === "memory") return Infinity;
   return Math.max(entry.ready?.contextLength ?? 0, entry.contextRequested ?? 0);
 }
 

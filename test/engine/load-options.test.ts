@@ -188,6 +188,16 @@ describe("num_ctx larger than the loaded model's context", () => {
     );
   });
 
+  test("where memory already cut the cache, a larger num_ctx does not load the model again", async () => {
+    const lines: string[] = [];
+    const engine = newEngine({ parallel: 2, memoryShare: 1e-9, threads: 1 }, { log: (line) => lines.push(line) });
+    await answer(engine, {});
+    await answer(engine, { num_ctx: 4096 });
+    await answer(engine, { num_ctx: 1_000_000 });
+    assert.equal(lines.length, 1, lines.join("\n"));
+    assert.deepEqual((await engine.ps()).models.map((m) => m.kv_cells), [256]);
+  });
+
   test("a prompt larger than all the cache memory allows is refused at once; a request beside it is served", async () => {
     // A share of memory too small for any context: the cache gets llama.cpp's smallest, 256 cells.
     const engine = newEngine({ parallel: 2, memoryShare: 1e-9, threads: 1 });
