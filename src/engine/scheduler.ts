@@ -4,7 +4,7 @@
 // not yet in the KV cache (a whole prompt, a chunk of it, or the one token just sampled).
 import { BusyError } from "../api/errors.js";
 import type { SamplerParams } from "../native/index.js";
-import { BLOCK_SIZE, type CacheOp, type KvLease, type KvManager } from "./kv-manager.js";
+import { wholeBlocksWithin, type CacheOp, type KvLease, type KvManager } from "./kv-manager.js";
 import { fitToMedia, isMediaPlaceholder, type MediaSpan } from "./media.js";
 
 export interface ScheduledSequence {
@@ -230,7 +230,7 @@ export class Scheduler<S extends ScheduledSequence> {
   private sharesPrefillInFlight(seq: S, cached: number): boolean {
     return this.running.some((r) => {
       if (!this.kv.shareBlocks(r.promptGroup, seq.promptGroup)) return false;
-      const shareable = Math.floor(commonPrefix(r.tokens, seq.tokens, seq.tokens.length - 1) / BLOCK_SIZE) * BLOCK_SIZE;
+      const shareable = wholeBlocksWithin(seq.media, commonPrefix(r.tokens, seq.tokens, seq.tokens.length - 1));
       return shareable > cached && r.numComputed < shareable;
     });
   }

@@ -150,6 +150,31 @@ describe("scheduling images", () => {
     assert.equal(kv.matchLength(second), 48, "its text and its image's rows are cached");
     assert.equal(kv.matchLength(imageSeq(16, 32, 4, "another image")), 16, "another image's are not");
   });
+
+  test("a burst on one image: the others wait for its rows, then compute only their own text, the image's last rows shared too", () => {
+    const { kv, scheduler } = setup(512);
+    // 7 tokens of text and 256 rows: the image ends 7 rows into a block.
+    const burst = [0, 1, 2, 3].map((i) => {
+      const s = imageSeq(7, 256, 20 + i);
+      s.tokens.splice(263 + i, 1, 900 + i); // each question its own from its (i + 1)-th token
+      return s;
+    });
+    for (const s of burst) scheduler.add(s);
+    const steps: number[][][] = [];
+    while (burst.some((s) => s.tokens.length === s.promptLength)) {
+      const plan = scheduler.schedule();
+      steps.push(entries(plan));
+      scheduler.complete(plan);
+      for (const e of plan.entries) if (e.sample) e.seq.tokens.push(7);
+    }
+    const [a, b, c, d] = burst.map((s) => s.id);
+    assert.deepEqual(steps.slice(0, 3), [
+      [[a, 0, 7]],
+      [[a, 7, 256]],
+      [[a, 263, 20], [b, 263, 21], [c, 263, 22], [d, 263, 23]],
+    ], "the first prompt's text, its image, then every question; no other request recomputes a row of the image");
+    assert.equal(kv.stats().prefixHits, 3 * 263);
+  });
 });
 
 describe("executing image rows", () => {
@@ -332,7 +357,7 @@ describe("M-RoPE cells in the KV cache", () => {
     return { kv, scheduler, cache, step };
   };
 
-  test("a second identical prompt shares the blocks up to the first that ends after the image, whose cells sit at their positions", () => {
+  test("a second identical prompt shares every block, the image's last rows a block of their own, whose cells sit at their positions", () => {
     const { kv, scheduler, cache, step } = setup(1024);
     // Text [0, 10), a 6 x 4 image's 24 rows [10, 34) at position 10, text from 34 at position 16.
     const parts: Array<number | [number, number, string]> = [10, [6, 4, "cat"], 20];
@@ -341,15 +366,14 @@ describe("M-RoPE cells in the KV cache", () => {
     while (first.tokens.length < first.promptLength + 3) step();
     scheduler.remove(first);
     const second = mropeSeq(parts);
-    assert.equal(kv.matchLength(second), 48, "three blocks: the two that end inside the image are reached through");
+    assert.equal(kv.matchLength(second), 50, "blocks [0, 16) and [16, 32) end inside the image and are reached through; [32, 34) ends with it; then [34, 50)");
     const hits = kv.stats().prefixHits;
     scheduler.add(second);
     const plan = step();
-    assert.equal(kv.stats().prefixHits - hits, 48);
-    assert.deepEqual(plan.entries.map((e) => [e.start, e.count]), [[48, 6]], "only the prompt's last 6 tokens are computed");
+    assert.equal(kv.stats().prefixHits - hits, 50);
+    assert.deepEqual(plan.entries.map((e) => [e.start, e.count]), [[50, 4]], "only the prompt's last 4 tokens are computed");
     assert.deepEqual(cache.of(second.lease!.seqId).filter((c) => c.index === 47).map((c) => c.pos), [47 - 18]);
-    const followUp = mropeSeq([10, [6, 4, "cat"], 5]);
-    assert.equal(kv.matchLength(followUp), 0, "a prefix may not end inside the image (its rows share a position)");
+    assert.equal(kv.matchLength(mropeSeq([10, [6, 4, "cat"], 5])), 34, "a follow-up with other text after the image shares up to the image's end");
     assert.equal(kv.matchLength(mropeSeq([10, [6, 4, "dog"], 20])), 0);
     scheduler.remove(second);
     kv.evictAll();

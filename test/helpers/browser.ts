@@ -49,7 +49,7 @@ export async function sequencesFreed(engine: Engine, timeoutMs = 10_000): Promis
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const [s] = engine.stats();
-    if (s && s.running === 0 && s.waiting === 0 && s.kv.usedCells === s.kv.cachedBlocks * 16) return true;
+    if (s && s.running === 0 && s.waiting === 0 && s.kv.usedCells === s.kv.idleCells) return true;
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 20));
   }
