@@ -432,11 +432,14 @@ describe("engine: a grammar's pick off the shared step (demo model)", () => {
     assert.equal(stats().kv.usedCells, stats().kv.cachedBlocks * 16, "only cached prefix blocks hold cells");
   });
 
-  test("enum requests beside sequences that outgrow the cache (preemptions) still answer as alone", { timeout: 600_000 }, async () => {
+  // The plain sequences' recompute after a preemption runs in other chunks and cells than alone,
+  // which may flip a near-tie of the random-weight model (test/helpers/greedy.ts): seen under
+  // load, 41 " one" then "BitConverter" against 40 alone.
+  test("enum requests beside sequences that outgrow the cache (preemptions) still answer as alone (plain ones up to a near-tie)", { timeout: 600_000 }, async () => {
     const prompts = ["Pick one", "Which value?", "Choose", "Any value"];
     const plain = (engine: Engine, prompt: string) =>
-      engine.generate({ model: demo, prompt, stream: false, options: { num_predict: 120, temperature: 0, ignore_eos: true, num_ctx: 256 } }).then((r) => r.response);
-    const expected = { enum: [] as string[], plain: [] as string[] };
+      engine.generate({ model: demo, prompt, stream: false, logprobs: true, top_logprobs: 2, options: { num_predict: 120, temperature: 0, ignore_eos: true, num_ctx: 256 } });
+    const expected = { enum: [] as string[], plain: [] as Array<Awaited<ReturnType<typeof plain>>> };
     for (const p of prompts) expected.enum.push((await choose(p)).response);
     for (const p of prompts.slice(0, 3)) expected.plain.push(await plain(e, p));
     // Three unconstrained sequences of 120 tokens outgrow 256 cells (the least a cache is
@@ -447,7 +450,7 @@ describe("engine: a grammar's pick off the shared step (demo model)", () => {
     const enums = Promise.all(prompts.map((p) => small.generate({ model: demo, prompt: p, format: enumFormat, stream: false, options: { num_predict: 16, temperature: 0 } })));
     const plains = Promise.all(prompts.slice(0, 3).map((p) => plain(small, p)));
     assert.deepEqual((await enums).map((r) => r.response), expected.enum);
-    assert.deepEqual(await plains, expected.plain);
+    (await plains).forEach((r, i) => assertSameGreedy(r.response, expected.plain[i]!, `plain sequence ${i}`));
     assert.ok(small.stats()[0]!.preemptions > 0, "the cache was too small: some sequence was preempted");
   });
 });

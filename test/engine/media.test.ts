@@ -114,15 +114,26 @@ describe("scheduling images", () => {
   };
   const entries = (plan: ReturnType<Scheduler<ScheduledSequence>["schedule"]>) => plan.entries.map((e) => [e.seq.id, e.start, e.count]);
 
-  test("text, then the image's rows, then the text after them, each in its own step", () => {
+  test("text and the image after it in one step, as two entries; the text after the image in the next", () => {
     const { scheduler } = setup(64);
     const s = imageSeq(10, 16, 6);
     scheduler.add(s);
-    for (const expected of [[s.id, 0, 10], [s.id, 10, 16], [s.id, 26, 6]]) {
+    for (const expected of [[[s.id, 0, 10], [s.id, 10, 16]], [[s.id, 26, 6]]]) {
       const plan = scheduler.schedule();
-      assert.deepEqual(entries(plan), [expected]);
+      assert.deepEqual(entries(plan), expected);
       scheduler.complete(plan);
     }
+  });
+
+  test("an image that does not fit the step's budget beside its text waits for the next step", () => {
+    const { scheduler } = setup(20);
+    const s = imageSeq(10, 16, 6);
+    scheduler.add(s);
+    let plan = scheduler.schedule();
+    assert.deepEqual(entries(plan), [[s.id, 0, 10]], "16 rows do not fit the 10 tokens left");
+    scheduler.complete(plan);
+    plan = scheduler.schedule();
+    assert.deepEqual(entries(plan), [[s.id, 10, 16]]);
   });
 
   test("rows that do not fit the step's budget wait for a step with room; a smaller prompt goes first", () => {
@@ -168,11 +179,10 @@ describe("scheduling images", () => {
       for (const e of plan.entries) if (e.sample) e.seq.tokens.push(7);
     }
     const [a, b, c, d] = burst.map((s) => s.id);
-    assert.deepEqual(steps.slice(0, 3), [
-      [[a, 0, 7]],
-      [[a, 7, 256]],
+    assert.deepEqual(steps.slice(0, 2), [
+      [[a, 0, 7], [a, 7, 256]],
       [[a, 263, 20], [b, 263, 21], [c, 263, 22], [d, 263, 23]],
-    ], "the first prompt's text, its image, then every question; no other request recomputes a row of the image");
+    ], "the first prompt's text and image, then every question; no other request recomputes a row of the image");
     assert.equal(kv.stats().prefixHits, 3 * 263);
   });
 });
