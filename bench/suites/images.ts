@@ -83,7 +83,7 @@ export async function imagesSuite(s: SuiteContext): Promise<SuiteReport> {
       const run = runs[sys.name]!;
       results[sys.name]![c.label] = run;
       if (run.command) report.peers.push(run.command);
-      s.log(`    ${sys.name}: ${fixed(requestsPerSecond(run, c))} requests/s, TTFT p50 ${fixed(run.ttftP50Ms, 0)} ms`);
+      s.log(`    ${sys.name}: ${fixed(requestsPerSecond(run, c))} requests/s, TTFT p50 ${fixed(run.ttftP50Ms, 0)} ms (rounds: ${run.rounds.map((r) => fixed(r.ttftP50Ms, 0)).join(", ")})`);
     }
   }
   const names = systems.map((sys) => sys.name);
