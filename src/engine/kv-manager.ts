@@ -29,8 +29,10 @@
 // its content, hence its grid), so a shared block's cells sit where the sequence that attaches
 // would have put them.
 //
-// With `events`, every block that enters or leaves the prefix cache is reported (vLLM's KV
-// events, for a prefix-cache-aware router), under the chained hash a router computes itself.
+// With `events`, the blocks that enter or leave the prefix cache are reported (vLLM's KV
+// events, for a prefix-cache-aware router), under the chained hash a router computes itself from
+// a prompt's tokens in blocks of BLOCK_SIZE: so only such blocks, from the first on. A block cut
+// short where an image ends, and every block after it, is a hash no router computes.
 import type { ModelKvEvents } from "../kv-events/publisher.js";
 import { positionAt, type MediaSpan } from "./media.js";
 
@@ -277,7 +279,9 @@ export class KvManager {
           key, parent, children: new Map(), start, end, p0: parent.p1, p1: positionAt(lease.media, end),
           endsInsideImage: splitsImage(lease.media, end), holder: lease.seqId, refs: 0, lastUsed: this.tokensComputed,
         };
-        if (this.events && lease.tree === this.root) this.report(block, tokens, this.events);
+        if (this.events && lease.tree === this.root && end - start === BLOCK_SIZE && (parent === this.root || parent.hash !== undefined)) {
+          this.report(block, tokens, this.events);
+        }
         parent.children.set(key, block);
         this.blocks.add(block);
         this.blockCells += end - start;

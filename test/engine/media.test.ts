@@ -185,6 +185,19 @@ describe("scheduling images", () => {
     ], "the first prompt's text and image, then every question; no other request recomputes a row of the image");
     assert.equal(kv.stats().prefixHits, 3 * 263);
   });
+
+  test("KV events report the 16-token blocks before the image's end; the block cut short there and those after it are no router's hashes", () => {
+    const stored: number[][] = [];
+    const events = { hash: (_: bigint | undefined, tokens: ArrayLike<number>) => BigInt(stored.length + tokens.length), stored: (_h: bigint, _p: bigint | undefined, tokens: ArrayLike<number>) => void stored.push(Array.from(tokens)), removed: () => {}, cleared: () => {} };
+    const kv = new KvManager(1024, 64, true, Infinity, events);
+    const scheduler = new Scheduler<ScheduledSequence>(kv, { parallel: 8, batchSize: 512, maxWaiting: 8 });
+    const s = imageSeq(7, 256, 40);
+    scheduler.add(s);
+    while (s.numComputed < s.promptLength) scheduler.complete(scheduler.schedule());
+    assert.equal(stored.length, 16, "blocks [0, 256): the text and the image's first 249 rows");
+    assert.ok(stored.every((tokens) => tokens.length === 16));
+    assert.equal(kv.stats().cachedBlocks, 16 + 1 + 2, "the cache still holds [256, 263) and [263, 295)");
+  });
 });
 
 describe("executing image rows", () => {

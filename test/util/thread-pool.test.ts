@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ThreadPool, workerScript } from "../../src/util/thread-pool.js";
 
-const script = workerScript(new URL("../helpers/pool.ts", import.meta.url).href, "thread-id-worker");
+const script = workerScript(new URL("../helpers/thread-id-worker.ts", import.meta.url).href, "thread-id-worker");
 
 test("a pool starts all its threads with its first job, so none starts in the middle of a burst", async () => {
   const pool = new ThreadPool(script, 2);
