@@ -19,7 +19,7 @@ import type { LoadSettings } from "./options.js";
 import type { Sequence } from "./sequence.js";
 import { StepLoop } from "./step-loop.js";
 import type { ModelKvEvents } from "../kv-events/publisher.js";
-import { OneAtATime } from "../util/one-at-a-time.js";
+import { ConcurrencyLimit } from "../util/concurrency-limit.js";
 
 export interface RunnerOptions extends LoadSettings {
   /** Total KV cells of the unified cache (shared by all sequences); default sized from memory. */
@@ -62,6 +62,8 @@ const ENCODER_CACHE_STEPS = 2;
 // Default prompt tokens per step: Ollama's num_batch on the CPU, llama-server's n_batch on a GPU.
 const CPU_BATCH_SIZE = 512;
 const GPU_BATCH_SIZE = 2048;
+/** Prompts preparing their images at once on the CPU (see mediaTokenizing). */
+const MEDIA_TOKENIZING_ON_CPU = 2;
 
 function parallelOf(options: RunnerOptions): number {
   return Math.min(options.parallel, MAX_SEQ_IDS);
@@ -121,14 +123,16 @@ export class ModelRunner {
   private readonly mediaIds = new MediaIds();
   private readonly mediaLimits: MediaLimits;
   /**
-   * On the CPU, prompts' images are decoded and resized one at a time: the steps' threads own
-   * the cores, and every job beside them slows each barrier of the step. 32 requests on one image,
-   * tokenized at once on libuv's 4 threads, started the first step 51-197 ms into the burst and
-   * slowed its 7-token call to 90-130 ms; one at a time, 18-33 ms and 13-66 ms, and the burst's
-   * TTFT p50 670-830 ms against 891-939 (2 cores, llama110m-vision, 2026-12-02). With the model on
-   * a GPU the cores are free while it computes, and images are prepared in parallel.
+   * On the CPU, at most two prompts' images are decoded and resized at once: the steps' threads
+   * own the cores, and every job beside them slows each barrier of the step. 32 requests on one
+   * image, tokenized at once on libuv's 4 threads, started the first step 51-197 ms into the
+   * burst and slowed its 7-token call to 90-130 ms; one at a time, 18-33 ms and 13-66 ms, and the
+   * burst's TTFT p50 670-830 ms against 891-939; two at a time, 623-755 ms (2 cores,
+   * llama110m-vision, 2026-12-02). Two, not one, so that a prompt of the largest images (an
+   * 8000 x 8000 PNG takes 0.8 s) does not hold every other image request behind it. With the
+   * model on a GPU the cores are free while it computes, and images are prepared in parallel.
    */
-  private readonly mediaTokenizing: OneAtATime | undefined;
+  private readonly mediaTokenizing: ConcurrencyLimit | undefined;
 
   private constructor(
     readonly path: string,
@@ -152,7 +156,7 @@ export class ModelRunner {
     this.encoderCache = projector && new EncoderCache((chunk) => projector.encode(chunk), ENCODER_CACHE_STEPS * device.batchSize, options.prefixCache);
     this.executor = new Executor(ctx, !device.onGpu, this.encoderCache && ((chunk, request) => this.encoderCache!.rows(chunk, request)));
     this.mediaLimits = { maxRows: device.batchSize, maxNonCausalRows: Math.min(device.batchSize, nUbatch) };
-    this.mediaTokenizing = device.onGpu ? undefined : new OneAtATime();
+    this.mediaTokenizing = device.onGpu ? undefined : new ConcurrencyLimit(MEDIA_TOKENIZING_ON_CPU);
     this.loop = new StepLoop({
       scheduler: this.scheduler,
       executor: this.executor,
