@@ -445,10 +445,12 @@ describe("engine: a grammar's pick off the shared step (demo model)", () => {
     // Three unconstrained sequences of 120 tokens outgrow 256 cells (the least a cache is
     // given) together: the newest running sequences are preempted, enum ones among them while
     // they run (nearly all of their time is their picks; test/engine/step-loop.test.ts preempts
-    // one during its pick for certain).
+    // one during its pick for certain). The plain ones go first, so that the three start together
+    // in the 4 places: sent after the enum ones, they started as those ended, each alone enough
+    // apart from the others that none was preempted (seen once in CI, 2026-12-02).
     const small = await demoEngine({ kvCells: 256, prefixCache: false });
-    const enums = Promise.all(prompts.map((p) => small.generate({ model: demo, prompt: p, format: enumFormat, stream: false, options: { num_predict: 16, temperature: 0 } })));
     const plains = Promise.all(prompts.slice(0, 3).map((p) => plain(small, p)));
+    const enums = Promise.all(prompts.map((p) => small.generate({ model: demo, prompt: p, format: enumFormat, stream: false, options: { num_predict: 16, temperature: 0 } })));
     assert.deepEqual((await enums).map((r) => r.response), expected.enum);
     (await plains).forEach((r, i) => assertSameGreedy(r.response, expected.plain[i]!, `plain sequence ${i}`));
     assert.ok(small.stats()[0]!.preemptions > 0, "the cache was too small: some sequence was preempted");
