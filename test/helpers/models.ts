@@ -5,6 +5,8 @@ import { fileURLToPath } from "node:url";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const storiesPath = path.resolve(repoRoot, "models/stories260K.gguf");
+/** The same model quantized to Q8_0 by llama.cpp's llama-quantize (models/README.md); same greedy reference text. */
+export const storiesQ8Path = path.resolve(repoRoot, "models/stories260K-q8_0.gguf");
 export const REFERENCE_PROMPT = "Once upon a time";
 export const REFERENCE_TEXT =
   ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it,";

@@ -1,20 +1,45 @@
 // The CPU backend that loads is the one the install patched (native/patches, scripts/patched-cpu.mjs):
 // a failed patch build only warns at install, so without this test CI could run unpatched unseen.
+// And the patched Q8_0 product (ggml-cpu-q8_0-avx512-vnni.patch) computes what llama.cpp's does.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
+import { Engine } from "../../src/engine/engine.js";
 import { addonDir } from "../../src/native/binding.js";
 import { initBackend } from "../../src/native/index.js";
+import { assertSameGreedy, NEAR_TIE_Q8_0 } from "../helpers/greedy.js";
+import { OTHER_PROMPTS, REFERENCE_PROMPT, REFERENCE_TEXT, storiesQ8Path } from "../helpers/models.js";
 
-// Compiled into ggml's CPU backend by native/patches/ggml-cpu-flash-attn-skip-masked.patch.
-const PATCH_ID = "vllama-patch:flash-attn-skip-masked";
 const patchedExpected = process.env.VLLAMA_PATCHED_CPU !== "0";
+const patchDir = path.join(import.meta.dirname, "..", "..", "native", "patches");
+/** Each patch compiles "vllama-patch:<its file name less ggml-cpu- and .patch>" into the backend. */
+const patchIds = readdirSync(patchDir).filter((f) => f.endsWith(".patch")).map((f) => `vllama-patch:${f.replace(/^ggml-cpu-/, "").replace(/\.patch$/, "")}`);
 
-test(`the loaded CPU backend ${patchedExpected ? "carries" : "lacks (VLLAMA_PATCHED_CPU=0)"} the masked-cell attention patch`, () => {
+test(`the loaded CPU backend ${patchedExpected ? "carries" : "lacks (VLLAMA_PATCHED_CPU=0)"} every patch of native/patches`, () => {
+  assert.deepEqual(patchIds.sort(), ["vllama-patch:flash-attn-skip-masked", "vllama-patch:q8_0-avx512-vnni"]);
   const { cpuBackendFile } = initBackend("cpu");
   // Prebuilt builds load a libggml-cpu-<variant>.so beside the addon; source builds link libggml-cpu.so from ../bin.
   const file = cpuBackendFile || path.join(addonDir, "..", "bin", "libggml-cpu.so");
   if (cpuBackendFile) assert.equal(path.dirname(cpuBackendFile), addonDir);
-  assert.equal(readFileSync(file).includes(PATCH_ID), patchedExpected, `${file}: patch id ${patchedExpected ? "missing: rebuild with `npm run build:native` (its warning says why the patched build failed)" : "present"}`);
+  const bytes = readFileSync(file);
+  for (const id of patchIds) {
+    assert.equal(bytes.includes(id), patchedExpected, `${file}: ${id} ${patchedExpected ? "missing: rebuild with `npm run build:native` (its warning says why the patched build failed)" : "present"}`);
+  }
+});
+
+const engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-patched-cpu-store-")), parallel: 16 });
+after(() => engine.close());
+const greedy = (prompt: string, top_logprobs?: number) =>
+  engine.generate({ model: storiesQ8Path, prompt, stream: false, logprobs: top_logprobs !== undefined, top_logprobs, options: { temperature: 0, num_predict: 48 } });
+
+// stories260K in Q8_0: its attention and output weights (64 or 32 rows of 16) take the patched
+// product where the CPU has AVX512-VNNI; its 172-row feed-forward weights take llama.cpp's.
+test("a Q8_0 model reproduces llama.cpp's greedy reference alone and beside 12 other sequences", async () => {
+  const alone = await greedy(REFERENCE_PROMPT, 5);
+  assert.equal(alone.response, REFERENCE_TEXT);
+  // Together the prompts share steps, so each product sees 13 rows (tiles of 8 and 5), then fewer as they end.
+  const together = await Promise.all([REFERENCE_PROMPT, ...OTHER_PROMPTS.slice(0, 12)].map((p) => greedy(p)));
+  assertSameGreedy(together[0]!.response, alone, "the reference prompt among 13", NEAR_TIE_Q8_0);
 });
