@@ -80,13 +80,15 @@ describe("a model split over two RPC workers on loopback", () => {
     // Long enough to be running when the worker dies (2,048 tokens, past any end token).
     const endless = { temperature: 0, num_predict: -1, num_ctx: 2048, ignore_eos: true };
     const stream = await split.generate({ model, prompt: REFERENCE_PROMPT, stream: true, options: endless });
-    const other = generate(split, OTHER_PROMPTS[0], endless);
+    // Its failure is awaited from the start: it may come before the stream's (an unawaited
+    // rejection fails the test run, as it did once in CI).
+    const otherFails = assert.rejects(generate(split, OTHER_PROMPTS[0], endless), (error: Error) => error instanceof RpcWorkerError && error.message.includes(lost.endpoint));
     let pieces = 0;
     await assert.rejects(async () => {
       for await (const _ of stream) if (++pieces === 1) void lost.kill();
     }, (error: Error) => error instanceof RpcWorkerError && error.message.includes(lost.endpoint));
     await lost.kill();
-    await assert.rejects(other, (error: Error) => error instanceof RpcWorkerError && error.message.includes(lost.endpoint));
+    await otherFails;
     assert.equal((await fetch(`${http.url}/health`)).status, 200);
     assert.equal((await split.ps()).models.length, 0, "the model that lost a worker is unloaded");
     // Still down: the next load fails naming the worker (503 over HTTP), and the server goes on answering.
