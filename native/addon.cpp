@@ -34,8 +34,24 @@ static bool g_log_to_stderr = std::getenv("VLLAMA_LLAMA_LOG") != nullptr;
 // the CPU backend is linked in (source builds). Lets callers check the patched backend loaded.
 static std::string g_cpu_backend_file;
 
+static thread_local std::vector<std::pair<std::string, double>> * t_weight_buffers = nullptr;
+
+void CaptureWeightBuffers(std::vector<std::pair<std::string, double>> * out) { t_weight_buffers = out; }
+
+// "load_tensors:   CPU_REPACK model buffer size =     0.10 MiB": the buffer type and its MiB.
+static void NoteWeightBuffer(std::string_view line) {
+    static constexpr std::string_view tag = " model buffer size = ";
+    const size_t at = line.find(tag);
+    const size_t colon = line.find(':');
+    if (at == std::string_view::npos || colon == std::string_view::npos || colon > at) return;
+    std::string_view name = line.substr(colon + 1, at - colon - 1);
+    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+    t_weight_buffers->emplace_back(std::string(name), std::strtod(std::string(line.substr(at + tag.size())).c_str(), nullptr));
+}
+
 static void OnLlamaLog(enum ggml_log_level level, const char * text, void *) {
     if (g_log_to_stderr) fputs(text, stderr);
+    if (t_weight_buffers != nullptr) NoteWeightBuffer(text);
     static const std::string loaded_cpu = "loaded CPU backend from ";
     std::string_view view = text;
     if (size_t at = view.find(loaded_cpu); at != std::string_view::npos) {

@@ -173,6 +173,12 @@ inline std::string OptionalString(const Napi::Object & o, const char * key, cons
 void InstallLogCapture();
 std::string TakeLastLlamaError();
 
+// The weights' buffers of the model this thread loads, MiB per buffer type, as llama.cpp logs
+// them ("CPU_REPACK model buffer size = 0.10 MiB"; no API tells): while `out` is set, the log
+// lines of this thread land in it. CPU_REPACK holds weights repacked for the CPU backend's own
+// products (native/patches: Q8_0 with AVX512-VNNI), the others mapped or copied as stored.
+void CaptureWeightBuffers(std::vector<std::pair<std::string, double>> * out);
+
 // Counts of live native objects, for leak tests.
 extern std::atomic<int> g_liveModels;
 extern std::atomic<int> g_liveContexts;

@@ -59,6 +59,7 @@ struct LoadJob {
     Napi::ThreadSafeFunction progress;
     bool has_progress = false;
     llama_model * model = nullptr;
+    std::vector<std::pair<std::string, double>> weight_buffers;
 };
 
 static bool ReportProgress(float progress, void * user_data) {
@@ -118,7 +119,9 @@ Napi::Value Model::Load(const Napi::CallbackInfo & info) {
             job->devices.push_back(nullptr);
             job->params.devices = job->devices.data();
             TakeLastLlamaError();
+            CaptureWeightBuffers(&job->weight_buffers);
             job->model = llama_model_load_from_file(job->path.c_str(), job->params);
+            CaptureWeightBuffers(nullptr);
             try {
                 // A worker lost during the load: its layers are missing, whatever the load says.
                 CheckRpcWorkers(job->rpc_workers);
@@ -135,7 +138,11 @@ Napi::Value Model::Load(const Napi::CallbackInfo & info) {
         [job](Napi::Env env) -> Napi::Value {
             Napi::Object model = constructor.New({Napi::External<llama_model>::New(env, job->model)});
             Unwrap(model)->rpc_workers_ = job->rpc_workers;
-            model.Set("info", Unwrap(model)->Info(env));
+            Napi::Object info = Unwrap(model)->Info(env);
+            Napi::Object buffers = Napi::Object::New(env);
+            for (const auto & [name, mib] : job->weight_buffers) buffers.Set(name, mib);
+            info.Set("weightBuffersMiB", buffers);
+            model.Set("info", info);
             return model;
         },
         "ERR_MODEL_LOAD");

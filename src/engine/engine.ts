@@ -81,7 +81,7 @@ export class Engine implements EngineService {
       gpu: o.gpu,
       rpc: o.rpc,
       rpcTimeoutMs: o.rpcTimeoutMs,
-    }, (name, runner) => hooks.log?.(describeKvCache(name, runner)), kvEvents);
+    }, (name, runner) => hooks.log?.(describeLoaded(name, runner)), kvEvents);
   }
 
   fullQueues(): string[] {
@@ -423,9 +423,12 @@ function decodeImage(base64: string): Uint8Array {
 }
 
 /** The line logged at each model load: its KV cache and what decided its size. */
-function describeKvCache(name: string, runner: ModelRunner): string {
+/** A loaded model's KV cache, and its weights repacked for the CPU backend's own products (native/patches). */
+function describeLoaded(name: string, runner: ModelRunner): string {
   const { kvCells, bytes, sizedBy, contextLength } = runner.kvSizing;
   const gib = (bytes / 1024 ** 3).toFixed(2);
   const sequences = Math.floor(kvCells / contextLength);
-  return `${name}: KV cache ${kvCells} cells (${gib} GiB, sized by ${sizedBy}) = ${sequences} sequences x ${contextLength} tokens`;
+  const repackedMiB = runner.model.info.weightBuffersMiB.CPU_REPACK;
+  const repacked = repackedMiB ? `; ${repackedMiB.toFixed(2)} MiB of weights repacked for the CPU` : "";
+  return `${name}: KV cache ${kvCells} cells (${gib} GiB, sized by ${sizedBy}) = ${sequences} sequences x ${contextLength} tokens${repacked}`;
 }

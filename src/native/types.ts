@@ -55,6 +55,11 @@ export interface ModelInfo {
   chatTemplate: string;
   /** Every GGUF key/value pair as llama.cpp renders it (arrays abbreviated by llama.cpp). */
   metadata: Record<string, string>;
+  /**
+   * MiB of the weights per buffer type, as llama.cpp's load logs them: "CPU_REPACK" holds weights
+   * repacked for the CPU backend's own products (Q8_0 with AVX512-VNNI: native/patches).
+   */
+  weightBuffersMiB: Record<string, number>;
 }
 
 export interface ContextOptions {

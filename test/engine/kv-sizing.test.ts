@@ -9,7 +9,7 @@ function info(metadata: Record<string, string>, shape: { layers: number; embd: n
     architecture: "llama", description: "", parameterCount: 0, sizeBytes: 0, contextLengthTrained: 0,
     embeddingLength: shape.embd, layerCount: shape.layers, vocabSize: 0, hasEncoder: false, hasDecoder: true,
     bos: 1, eos: 2, eot: -1, addBos: true, addEos: false, chatTemplate: "", metadata,
-    fim: { pre: -1, suf: -1, mid: -1, pad: -1, rep: -1, sep: -1 },
+    fim: { pre: -1, suf: -1, mid: -1, pad: -1, rep: -1, sep: -1 }, weightBuffersMiB: {},
   };
 }
 

@@ -2,13 +2,13 @@
 // a failed patch build only warns at install, so without this test CI could run unpatched unseen.
 // And the patched Q8_0 product (ggml-cpu-q8_0-avx512-vnni.patch) computes what llama.cpp's does.
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
 import { addonDir } from "../../src/native/binding.js";
-import { initBackend } from "../../src/native/index.js";
+import { initBackend, loadModel } from "../../src/native/index.js";
 import { assertSameGreedy, NEAR_TIE_Q8_0 } from "../helpers/greedy.js";
 import { OTHER_PROMPTS, REFERENCE_PROMPT, REFERENCE_TEXT, storiesQ8Path } from "../helpers/models.js";
 
@@ -26,6 +26,22 @@ test(`the loaded CPU backend ${patchedExpected ? "carries" : "lacks (VLLAMA_PATC
   const bytes = readFileSync(file);
   for (const id of patchIds) {
     assert.equal(bytes.includes(id), patchedExpected, `${file}: ${id} ${patchedExpected ? "missing: rebuild with `npm run build:native` (its warning says why the patched build failed)" : "present"}`);
+  }
+});
+
+// The Q8_0 product is compiled into the variants with AVX512-VNNI, which ggml loads where the CPU has it.
+const cpuHasVnni = existsSync("/proc/cpuinfo") && /\bavx512_vnni\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
+
+test(`a Q8_0 model's weights ${patchedExpected && cpuHasVnni ? "are" : "are not"} repacked for the patched product on this CPU`, async () => {
+  const model = await loadModel(storiesQ8Path);
+  try {
+    // stories260K Q8_0: attention (64 and 32 rows) and output (512 rows) weights, 0.10 MiB; the
+    // 172-row feed-forward ones are no multiple of 16 and stay as stored.
+    const repacked = model.info.weightBuffersMiB.CPU_REPACK ?? 0;
+    assert.equal(repacked > 0, patchedExpected && cpuHasVnni, JSON.stringify(model.info.weightBuffersMiB));
+    assert.ok(model.info.weightBuffersMiB.CPU! > 0, "the rest stays in the CPU buffer");
+  } finally {
+    await model.dispose();
   }
 });
 
