@@ -119,9 +119,14 @@ Napi::Value Model::Load(const Napi::CallbackInfo & info) {
             job->devices.push_back(nullptr);
             job->params.devices = job->devices.data();
             TakeLastLlamaError();
-            CaptureWeightBuffers(&job->weight_buffers);
-            job->model = llama_model_load_from_file(job->path.c_str(), job->params);
-            CaptureWeightBuffers(nullptr);
+            {
+                // Released however the load ends: a later log line on this pool thread must not reach a finished job.
+                struct Capture {
+                    explicit Capture(std::vector<std::pair<std::string, double>> * out) { CaptureWeightBuffers(out); }
+                    ~Capture() { CaptureWeightBuffers(nullptr); }
+                } capture{&job->weight_buffers};
+                job->model = llama_model_load_from_file(job->path.c_str(), job->params);
+            }
             try {
                 // A worker lost during the load: its layers are missing, whatever the load says.
                 CheckRpcWorkers(job->rpc_workers);
