@@ -1,6 +1,6 @@
 // The CPU backend that loads is the one the install patched (native/patches, scripts/patched-cpu.mjs):
 // a failed patch build only warns at install, so without this test CI could run unpatched unseen.
-// And the patched Q8_0 product (ggml-cpu-q8_0-avx512-vnni.patch) computes what llama.cpp's does.
+// And the patched Q8_0 product (ggml-cpu-q8_0-vnni.patch) computes what llama.cpp's does.
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
@@ -18,7 +18,7 @@ const patchDir = path.join(import.meta.dirname, "..", "..", "native", "patches")
 const patchIds = readdirSync(patchDir).filter((f) => f.endsWith(".patch")).map((f) => `vllama-patch:${f.replace(/^ggml-cpu-/, "").replace(/\.patch$/, "")}`);
 
 test(`the loaded CPU backend ${patchedExpected ? "carries" : "lacks (VLLAMA_PATCHED_CPU=0)"} every patch of native/patches`, () => {
-  assert.deepEqual(patchIds.sort(), ["vllama-patch:flash-attn-skip-masked", "vllama-patch:q8_0-avx512-vnni"]);
+  assert.deepEqual(patchIds.sort(), ["vllama-patch:flash-attn-skip-masked", "vllama-patch:q8_0-vnni"]);
   const { cpuBackendFile } = initBackend("cpu");
   // Prebuilt builds load a libggml-cpu-<variant>.so beside the addon; source builds link libggml-cpu.so from ../bin.
   const file = cpuBackendFile || path.join(addonDir, "..", "bin", "libggml-cpu.so");
@@ -29,8 +29,8 @@ test(`the loaded CPU backend ${patchedExpected ? "carries" : "lacks (VLLAMA_PATC
   }
 });
 
-// The Q8_0 product is compiled into the variants with AVX512-VNNI, which ggml loads where the CPU has it.
-const cpuHasVnni = existsSync("/proc/cpuinfo") && /\bavx512_vnni\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
+// The Q8_0 product is compiled into the variants with AVX512-VNNI or AVX-VNNI, which ggml loads where the CPU has them.
+const cpuHasVnni = existsSync("/proc/cpuinfo") && /\b(avx512_vnni|avx_vnni)\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
 
 test(`a Q8_0 model's weights ${patchedExpected && cpuHasVnni ? "are" : "are not"} repacked for the patched product on this CPU`, async () => {
   const model = await loadModel(storiesQ8Path);
