@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 
 export const patchedCpuEnabled = process.env.VLLAMA_PATCHED_CPU !== "0";
 export const patchDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "native", "patches");
-/** Written beside the addon when the patched backend is installed; test/native/patched-cpu.test.ts reads it. */
+/** Written beside the addon when the patched backend is installed: which variant, with which patches (the tests read the loaded file itself). */
 export const patchedCpuManifest = "patched-cpu.json";
 
 const patchFiles = (dir = patchDir) => readdirSync(dir).filter((f) => f.endsWith(".patch")).sort();
