@@ -34,9 +34,9 @@ static bool g_log_to_stderr = std::getenv("VLLAMA_LLAMA_LOG") != nullptr;
 // the CPU backend is linked in (source builds). Lets callers check the patched backend loaded.
 static std::string g_cpu_backend_file;
 
-static thread_local std::vector<std::pair<std::string, double>> * t_weight_buffers = nullptr;
+static thread_local std::map<std::string, double> * t_weight_buffers = nullptr;
 
-void CaptureWeightBuffers(std::vector<std::pair<std::string, double>> * out) { t_weight_buffers = out; }
+void CaptureWeightBuffers(std::map<std::string, double> * out) { t_weight_buffers = out; }
 
 // "load_tensors:   CPU_REPACK model buffer size =     0.10 MiB": the buffer type and its MiB.
 static void NoteWeightBuffer(std::string_view line) {
@@ -46,7 +46,7 @@ static void NoteWeightBuffer(std::string_view line) {
     if (at == std::string_view::npos || colon == std::string_view::npos || colon > at) return;
     std::string_view name = line.substr(colon + 1, at - colon - 1);
     while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
-    t_weight_buffers->emplace_back(std::string(name), std::strtod(std::string(line.substr(at + tag.size())).c_str(), nullptr));
+    (*t_weight_buffers)[std::string(name)] += std::strtod(std::string(line.substr(at + tag.size())).c_str(), nullptr);
 }
 
 static void OnLlamaLog(enum ggml_log_level level, const char * text, void *) {

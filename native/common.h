@@ -7,6 +7,7 @@
 #include <atomic>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -174,10 +175,11 @@ void InstallLogCapture();
 std::string TakeLastLlamaError();
 
 // The weights' buffers of the model this thread loads, MiB per buffer type, as llama.cpp logs
-// them ("CPU_REPACK model buffer size = 0.10 MiB"; no API tells): while `out` is set, the log
-// lines of this thread land in it. CPU_REPACK holds weights repacked for the CPU backend's own
-// products (native/patches: Q8_0 with AVX512-VNNI), the others mapped or copied as stored.
-void CaptureWeightBuffers(std::vector<std::pair<std::string, double>> * out);
+// them ("CPU_REPACK model buffer size = 0.10 MiB"; no API tells), summed per type (a split GGUF
+// maps one buffer per file): while `out` is set, the log lines of this thread land in it.
+// CPU_REPACK holds weights repacked for the CPU backend's own products (native/patches: Q8_0
+// with VNNI), the others mapped or copied as stored.
+void CaptureWeightBuffers(std::map<std::string, double> * out);
 
 // Counts of live native objects, for leak tests.
 extern std::atomic<int> g_liveModels;

@@ -59,7 +59,7 @@ struct LoadJob {
     Napi::ThreadSafeFunction progress;
     bool has_progress = false;
     llama_model * model = nullptr;
-    std::vector<std::pair<std::string, double>> weight_buffers;
+    std::map<std::string, double> weight_buffers;
 };
 
 static bool ReportProgress(float progress, void * user_data) {
@@ -122,7 +122,7 @@ Napi::Value Model::Load(const Napi::CallbackInfo & info) {
             {
                 // Released however the load ends: a later log line on this pool thread must not reach a finished job.
                 struct Capture {
-                    explicit Capture(std::vector<std::pair<std::string, double>> * out) { CaptureWeightBuffers(out); }
+                    explicit Capture(std::map<std::string, double> * out) { CaptureWeightBuffers(out); }
                     ~Capture() { CaptureWeightBuffers(nullptr); }
                 } capture{&job->weight_buffers};
                 job->model = llama_model_load_from_file(job->path.c_str(), job->params);

@@ -422,8 +422,7 @@ function decodeImage(base64: string): Uint8Array {
   return Buffer.from(base64, "base64");
 }
 
-/** The line logged at each model load: its KV cache and what decided its size. */
-/** A loaded model's KV cache, and its weights repacked for the CPU backend's own products (native/patches). */
+/** The line logged at each model load: its KV cache and what decided its size, and its weights repacked for the CPU backend's own products (native/patches). */
 function describeLoaded(name: string, runner: ModelRunner): string {
   const { kvCells, bytes, sizedBy, contextLength } = runner.kvSizing;
   const gib = (bytes / 1024 ** 3).toFixed(2);
