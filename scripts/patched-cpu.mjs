@@ -1,7 +1,8 @@
 // The project's patches to llama.cpp's CPU backend (native/patches/*.patch, issue 18): masked
 // cells of the unified KV cache skipped in ggml's CPU flash attention (docs/perf-log/
 // 2026-12-01-cpu-attention-patch.md), and Q8_0 weights repacked for a VNNI matrix product (AVX512-VNNI or AVX-VNNI)
-// (docs/perf-log/2026-12-02-cpu-q8_0-vnni-product.md). The prebuilt libraries stay for everything else.
+// (docs/perf-log/2026-12-02-cpu-q8_0-vnni-product.md), and AMX tiles configured as llama.cpp means them
+// when GCC 12 compiles its AMX kernels (a SIGILL on Sapphire Rapids before). The prebuilt libraries stay for everything else.
 //
 // Prebuilt builds: ggml loads its CPU backend at run time, the best-scoring libggml-cpu-<variant>.so
 // beside the addon. Only that variant is compiled from the patched release source (same release,

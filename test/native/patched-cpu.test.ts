@@ -18,7 +18,7 @@ const patchDir = path.join(import.meta.dirname, "..", "..", "native", "patches")
 const patchIds = readdirSync(patchDir).filter((f) => f.endsWith(".patch")).map((f) => `vllama-patch:${f.replace(/^ggml-cpu-/, "").replace(/\.patch$/, "")}`);
 
 test(`the loaded CPU backend ${patchedExpected ? "carries" : "lacks (VLLAMA_PATCHED_CPU=0)"} every patch of native/patches`, () => {
-  assert.deepEqual(patchIds.sort(), ["vllama-patch:flash-attn-skip-masked", "vllama-patch:q8_0-vnni"]);
+  assert.deepEqual(patchIds.sort(), ["vllama-patch:amx-tile-config", "vllama-patch:flash-attn-skip-masked", "vllama-patch:q8_0-vnni"]);
   const { cpuBackendFile } = initBackend("cpu");
   // Prebuilt builds load a libggml-cpu-<variant>.so beside the addon; source builds link libggml-cpu.so from ../bin.
   const file = cpuBackendFile || path.join(addonDir, "..", "bin", "libggml-cpu.so");
@@ -29,17 +29,23 @@ test(`the loaded CPU backend ${patchedExpected ? "carries" : "lacks (VLLAMA_PATC
   }
 });
 
-// The Q8_0 product is compiled into the variants with AVX512-VNNI or AVX-VNNI, which ggml loads where the CPU has them.
-const cpuHasVnni = existsSync("/proc/cpuinfo") && /\b(avx512_vnni|avx_vnni)\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
+// The Q8_0 product is compiled into the variants with AVX512-VNNI or AVX-VNNI, which ggml loads
+// where the CPU has them. Where the CPU has AMX-INT8, llama.cpp's AMX buffer comes first and takes
+// the same weights (its tile kernels; ggml-cpu-amx-tile-config.patch makes them run when GCC 12
+// builds them).
+const cpuFlags = existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8") : "";
+const cpuHasAmx = /\bamx_int8\b/.test(cpuFlags);
+const cpuHasVnni = /\b(avx512_vnni|avx_vnni)\b/.test(cpuFlags);
+const q8Buffer = cpuHasAmx ? "AMX" : patchedExpected && cpuHasVnni ? "CPU_REPACK" : undefined;
 
-test(`a Q8_0 model's weights ${patchedExpected && cpuHasVnni ? "are" : "are not"} repacked for the patched product on this CPU`, async () => {
+test(`a Q8_0 model's weights ${q8Buffer ? `go to the ${q8Buffer} buffer` : "stay as stored"} on this CPU`, async () => {
   const model = await loadModel(storiesQ8Path);
   try {
     // stories260K Q8_0: attention (64 and 32 rows) and output (512 rows) weights, 0.10 MiB; the
-    // 172-row feed-forward ones are no multiple of 16 and stay as stored.
-    const repacked = model.info.weightBuffersMiB.CPU_REPACK ?? 0;
-    assert.equal(repacked > 0, patchedExpected && cpuHasVnni, JSON.stringify(model.info.weightBuffersMiB));
-    assert.ok(model.info.weightBuffersMiB.CPU! > 0, "the rest stays in the CPU buffer");
+    // 172-row feed-forward ones are no multiple of 16 (nor of AMX's 32) and stay as stored.
+    const mib = model.info.weightBuffersMiB;
+    for (const buffer of ["AMX", "CPU_REPACK"]) assert.equal((mib[buffer] ?? 0) > 0, buffer === q8Buffer, JSON.stringify(mib));
+    assert.ok(mib.CPU! > 0, "the rest stays in the CPU buffer");
   } finally {
     await model.dispose();
   }
@@ -51,7 +57,8 @@ const greedy = (prompt: string, top_logprobs?: number) =>
   engine.generate({ model: storiesQ8Path, prompt, stream: false, logprobs: top_logprobs !== undefined, top_logprobs, options: { temperature: 0, num_predict: 48 } });
 
 // stories260K in Q8_0: its attention and output weights (64 or 32 rows of 16) take the patched
-// product where the CPU has AVX512-VNNI; its 172-row feed-forward weights take llama.cpp's.
+// product where the CPU has AVX512-VNNI (AMX's where it has AMX-INT8: a SIGILL before the tile
+// config patch); its 172-row feed-forward weights take llama.cpp's.
 test("a Q8_0 model reproduces llama.cpp's greedy reference alone and beside 12 other sequences", async () => {
   const alone = await greedy(REFERENCE_PROMPT, 5);
   assert.equal(alone.response, REFERENCE_TEXT);
