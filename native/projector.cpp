@@ -21,6 +21,7 @@ std::vector<ggml_backend_dev_t> & ModelDevices();
 Napi::Function Projector::Init(Napi::Env env) {
     Napi::Function fn = DefineClass(env, "Projector", {
         InstanceMethod("tokenize", &Projector::Tokenize),
+        InstanceMethod("prepare", &Projector::Prepare),
         InstanceMethod("encode", &Projector::Encode),
         InstanceMethod("dispose", &Projector::Dispose),
     });
@@ -108,13 +109,22 @@ std::function<void()> Projector::Hold(const Napi::CallbackInfo & info) {
     };
 }
 
-// The media a prompt carries, copied out of JS memory for the worker thread.
-struct TokenizeJob {
-    mtmd_context * ctx = nullptr;
-    std::string text;
-    std::vector<std::vector<unsigned char>> media;
-    bool add_special = false, parse_special = false;
-    double max_pixels = 0;
+// Media already prepared (projector.prepare()), given to tokenize in place of its file: its id
+// and size, no pixels. mtmd counts a placeholder's tokens as it counts the file's.
+struct Placeholder {
+    std::string id;
+    uint32_t nx = 0, ny = 0;
+    bool audio = false;
+};
+
+// One media item of a prompt, copied out of JS memory for the worker thread: a file, or a placeholder.
+struct MediaItem {
+    std::vector<unsigned char> file;
+    std::unique_ptr<Placeholder> placeholder;
+};
+
+// A prompt's chunks, made on the worker thread.
+struct ChunkList {
     std::unique_ptr<mtmd_input_chunks, mtmd::mtmd_input_chunks_deleter> chunks;
     std::vector<bool> non_causal;
     // Each media chunk's own copy (null for text), made on the worker thread: a copy holds the
@@ -123,13 +133,31 @@ struct TokenizeJob {
     std::vector<mtmd::input_chunk_ptr> media_copies;
 };
 
+struct TokenizeJob {
+    mtmd_context * ctx = nullptr;
+    std::string text;
+    std::vector<MediaItem> media;
+    bool add_special = false, parse_special = false;
+    double max_pixels = 0;
+    ChunkList out;
+};
+
+struct PrepareJob {
+    mtmd_context * ctx = nullptr;
+    std::vector<unsigned char> file;
+    // Who the errors name: "image 2".
+    std::string name;
+    double max_pixels = 0;
+    mtmd::bitmap bitmap;
+    ChunkList out;
+};
+
 // stb_image decodes into width x height x 3 bytes whatever the file's size: a small PNG can
 // claim 65,535 x 65,535 pixels (12 GiB). The header is read first and such an image refused.
-static void CheckPixels(const TokenizeJob & job, size_t i, int width, int height) {
-    if (static_cast<double>(width) * height <= job.max_pixels) return;
-    throw std::runtime_error("image " + std::to_string(i + 1) + " is " + std::to_string(width) + "x" +
-                             std::to_string(height) + " pixels, more than the limit of " +
-                             std::to_string(static_cast<int64_t>(job.max_pixels)));
+static void CheckPixels(const std::string & name, double max_pixels, int width, int height) {
+    if (static_cast<double>(width) * height <= max_pixels) return;
+    throw std::runtime_error(name + " is " + std::to_string(width) + "x" + std::to_string(height) +
+                             " pixels, more than the limit of " + std::to_string(static_cast<int64_t>(max_pixels)));
 }
 
 static bool IsWebp(const std::vector<unsigned char> & m) {
@@ -139,36 +167,53 @@ static bool IsWebp(const std::vector<unsigned char> & m) {
 // stb_image reads no WebP (llama.cpp decodes it only through ffmpeg): libwebp's decoder
 // (native/vendor/libwebp) writes its pixels as a binary PPM, which stb_image reads, so a WebP's
 // bitmap and id (the SHA-256 of the PPM) come from the same helper as every other format's.
-static std::vector<unsigned char> WebpAsPpm(const TokenizeJob & job, size_t i) {
-    const std::vector<unsigned char> & m = job.media[i];
-    const std::string image = "image " + std::to_string(i + 1);
+static std::vector<unsigned char> WebpAsPpm(const std::vector<unsigned char> & m, const std::string & name, double max_pixels) {
     WebPBitstreamFeatures features;
     if (WebPGetFeatures(m.data(), m.size(), &features) != VP8_STATUS_OK) {
-        throw std::runtime_error(image + " cannot be decoded (a damaged WebP file)");
+        throw std::runtime_error(name + " cannot be decoded (a damaged WebP file)");
     }
-    if (features.has_animation) throw std::runtime_error(image + " is an animated WebP, which is not supported");
-    CheckPixels(job, i, features.width, features.height);
+    if (features.has_animation) throw std::runtime_error(name + " is an animated WebP, which is not supported");
+    CheckPixels(name, max_pixels, features.width, features.height);
     const std::string header = "P6\n" + std::to_string(features.width) + " " + std::to_string(features.height) + "\n255\n";
     const size_t stride = static_cast<size_t>(features.width) * 3;
     std::vector<unsigned char> ppm(header.begin(), header.end());
     ppm.resize(header.size() + stride * features.height);
     if (WebPDecodeRGBInto(m.data(), m.size(), ppm.data() + header.size(), ppm.size() - header.size(), static_cast<int>(stride)) == nullptr) {
-        throw std::runtime_error(image + " cannot be decoded (a damaged WebP file)");
+        throw std::runtime_error(name + " cannot be decoded (a damaged WebP file)");
     }
     return ppm;
 }
 
-static mtmd_bitmap * DecodeMedia(const TokenizeJob & job, size_t i) {
+static mtmd_bitmap * DecodeFile(mtmd_context * ctx, const std::vector<unsigned char> & file, const std::string & name, double max_pixels) {
     std::vector<unsigned char> converted;
-    if (IsWebp(job.media[i])) converted = WebpAsPpm(job, i);
-    const std::vector<unsigned char> & m = converted.empty() ? job.media[i] : converted;
+    if (IsWebp(file)) converted = WebpAsPpm(file, name, max_pixels);
+    const std::vector<unsigned char> & m = converted.empty() ? file : converted;
     int width = 0, height = 0, channels = 0;
-    if (stbi_info_from_memory(m.data(), static_cast<int>(m.size()), &width, &height, &channels)) CheckPixels(job, i, width, height);
-    mtmd_bitmap * bitmap = mtmd_helper_bitmap_init_from_buf(job.ctx, m.data(), m.size(), false, mtmd_helper_init_opt_default()).bitmap;
-    if (bitmap == nullptr) {
-        throw std::runtime_error("image " + std::to_string(i + 1) + " cannot be decoded (" + TakeLastLlamaError() + ")");
-    }
+    if (stbi_info_from_memory(m.data(), static_cast<int>(m.size()), &width, &height, &channels)) CheckPixels(name, max_pixels, width, height);
+    mtmd_bitmap * bitmap = mtmd_helper_bitmap_init_from_buf(ctx, m.data(), m.size(), false, mtmd_helper_init_opt_default()).bitmap;
+    if (bitmap == nullptr) throw std::runtime_error(name + " cannot be decoded (" + TakeLastLlamaError() + ")");
     return bitmap;
+}
+
+static mtmd_bitmap * PlaceholderBitmap(const Placeholder & p) {
+    mtmd_bitmap * bitmap = p.audio ? mtmd_bitmap_init_from_audio(p.nx, nullptr) : mtmd_bitmap_init(p.nx, p.ny, nullptr);
+    mtmd_bitmap_set_id(bitmap, p.id.c_str());
+    return bitmap;
+}
+
+static void RunMtmdTokenize(mtmd_context * ctx, const std::string & text, bool add_special, bool parse_special,
+                            const std::vector<const mtmd_bitmap *> & bitmaps, ChunkList & out) {
+    out.chunks.reset(mtmd_input_chunks_init());
+    mtmd_input_text input{text.c_str(), text.size(), add_special, parse_special};
+    if (mtmd_tokenize(ctx, out.chunks.get(), &input, bitmaps.data(), bitmaps.size()) != 0) {
+        throw std::runtime_error("the prompt's media cannot be tokenized: " + TakeLastLlamaError());
+    }
+    for (size_t i = 0; i < mtmd_input_chunks_size(out.chunks.get()); i++) {
+        const mtmd_input_chunk * chunk = mtmd_input_chunks_get(out.chunks.get(), i);
+        out.non_causal.push_back(mtmd_decode_use_non_causal(ctx, chunk));
+        const bool is_text = mtmd_input_chunk_get_type(chunk) == MTMD_INPUT_CHUNK_TYPE_TEXT;
+        out.media_copies.emplace_back(is_text ? nullptr : mtmd_input_chunk_copy(chunk));
+    }
 }
 
 static void RunTokenize(TokenizeJob & job) {
@@ -176,20 +221,20 @@ static void RunTokenize(TokenizeJob & job) {
     std::vector<mtmd::bitmap> bitmaps;
     std::vector<const mtmd_bitmap *> pointers;
     for (size_t i = 0; i < job.media.size(); i++) {
-        bitmaps.emplace_back(DecodeMedia(job, i));
+        const MediaItem & item = job.media[i];
+        bitmaps.emplace_back(item.placeholder ? PlaceholderBitmap(*item.placeholder)
+                                              : DecodeFile(job.ctx, item.file, "image " + std::to_string(i + 1), job.max_pixels));
         pointers.push_back(bitmaps.back().ptr.get());
     }
-    job.chunks.reset(mtmd_input_chunks_init());
-    mtmd_input_text text{job.text.c_str(), job.text.size(), job.add_special, job.parse_special};
-    if (mtmd_tokenize(job.ctx, job.chunks.get(), &text, pointers.data(), pointers.size()) != 0) {
-        throw std::runtime_error("the prompt's media cannot be tokenized: " + TakeLastLlamaError());
-    }
-    for (size_t i = 0; i < mtmd_input_chunks_size(job.chunks.get()); i++) {
-        const mtmd_input_chunk * chunk = mtmd_input_chunks_get(job.chunks.get(), i);
-        job.non_causal.push_back(mtmd_decode_use_non_causal(job.ctx, chunk));
-        const bool text = mtmd_input_chunk_get_type(chunk) == MTMD_INPUT_CHUNK_TYPE_TEXT;
-        job.media_copies.emplace_back(text ? nullptr : mtmd_input_chunk_copy(chunk));
-    }
+    RunMtmdTokenize(job.ctx, job.text, job.add_special, job.parse_special, pointers, job.out);
+}
+
+// A file alone at a marker: the chunks it becomes wherever a prompt holds it (mtmd's text around
+// it, such as an image's begin and end tokens, is the prompt's).
+static void RunPrepare(PrepareJob & job) {
+    TakeLastLlamaError();
+    job.bitmap.ptr.reset(DecodeFile(job.ctx, job.file, job.name, job.max_pixels));
+    RunMtmdTokenize(job.ctx, mtmd_get_marker(job.ctx), false, true, {job.bitmap.ptr.get()}, job.out);
 }
 
 /** A chunk as JS sees it; a media chunk's object takes over `copy` (the chunk's own copy). */
@@ -216,22 +261,58 @@ static Napi::Object ChunkObject(Napi::Env env, const mtmd_input_chunk * chunk, m
     return o;
 }
 
-// tokenize(text, media: Uint8Array[], { addSpecial, parseSpecial, maxPixels }) -> Promise<chunks>:
-// each of `media` (an encoded image or audio file) replaces one marker of `text`, in order.
+/** Every chunk of `list`, or its media chunks only. */
+static Napi::Array ChunkArray(Napi::Env env, ChunkList & list, bool mrope, bool media_only) {
+    Napi::Array out = Napi::Array::New(env);
+    for (size_t i = 0; i < mtmd_input_chunks_size(list.chunks.get()); i++) {
+        const mtmd_input_chunk * chunk = mtmd_input_chunks_get(list.chunks.get(), i);
+        if (media_only && mtmd_input_chunk_get_type(chunk) == MTMD_INPUT_CHUNK_TYPE_TEXT) continue;
+        out.Set(out.Length(), ChunkObject(env, chunk, std::move(list.media_copies[i]), list.non_causal[i], mrope));
+    }
+    return out;
+}
+
+static Placeholder PlaceholderArg(Napi::Env env, Napi::Object o) {
+    Placeholder p;
+    Napi::Value id = o.Get("id"), width = o.Get("width"), height = o.Get("height");
+    const auto dimension = [](const Napi::Value & v) {
+        return v.IsNumber() && v.As<Napi::Number>().DoubleValue() >= 1 && v.As<Napi::Number>().DoubleValue() <= UINT32_MAX &&
+               v.As<Napi::Number>().DoubleValue() == static_cast<double>(v.As<Napi::Number>().Uint32Value());
+    };
+    if (!id.IsString() || id.As<Napi::String>().Utf8Value().empty() || !dimension(width) || !dimension(height)) {
+        ThrowCoded(env, "a media placeholder must be { id, width, height, audio } of projector.prepare()", "ERR_INVALID_ARG");
+    }
+    p.id = id.As<Napi::String>().Utf8Value();
+    p.nx = width.As<Napi::Number>().Uint32Value();
+    p.ny = height.As<Napi::Number>().Uint32Value();
+    p.audio = o.Get("audio").ToBoolean();
+    return p;
+}
+
+// tokenize(text, media: (Uint8Array | { id, width, height, audio })[], { addSpecial, parseSpecial, maxPixels })
+// -> Promise<chunks>: each of `media` (an encoded image or audio file, or a placeholder of one
+// that projector.prepare() read) replaces one marker of `text`, in order. A placeholder's chunks
+// have no pixels: they count and key like the file's, and cannot be encoded.
 Napi::Value Projector::Tokenize(const Napi::CallbackInfo & info) {
     Napi::Env env = info.Env();
     auto job = std::make_shared<TokenizeJob>();
     job->ctx = Live(env);
     job->text = StringArg(info, 0, "text");
-    if (info.Length() < 2 || !info[1].IsArray()) ThrowCoded(env, "media must be an array of Uint8Array", "ERR_INVALID_ARG");
+    const char * media_error = "media must be an array of Uint8Array or placeholders of projector.prepare()";
+    if (info.Length() < 2 || !info[1].IsArray()) ThrowCoded(env, media_error, "ERR_INVALID_ARG");
     Napi::Array media = info[1].As<Napi::Array>();
     for (uint32_t i = 0; i < media.Length(); i++) {
         Napi::Value v = media.Get(i);
-        if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-            ThrowCoded(env, "media must be an array of Uint8Array", "ERR_INVALID_ARG");
+        MediaItem item;
+        if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array) {
+            Napi::Uint8Array bytes = v.As<Napi::Uint8Array>();
+            item.file.assign(bytes.Data(), bytes.Data() + bytes.ElementLength());
+        } else if (v.IsObject() && !v.IsArray()) {
+            item.placeholder = std::make_unique<Placeholder>(PlaceholderArg(env, v.As<Napi::Object>()));
+        } else {
+            ThrowCoded(env, media_error, "ERR_INVALID_ARG");
         }
-        Napi::Uint8Array bytes = v.As<Napi::Uint8Array>();
-        job->media.emplace_back(bytes.Data(), bytes.Data() + bytes.ElementLength());
+        job->media.push_back(std::move(item));
     }
     Napi::Object o = info.Length() > 2 && info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
     job->add_special = OptionalBool(o, "addSpecial", false);
@@ -240,11 +321,37 @@ Napi::Value Projector::Tokenize(const Napi::CallbackInfo & info) {
     const bool mrope = mrope_;
     return PromiseWorker::Run(env,
         [job]() { RunTokenize(*job); },
+        [job, mrope](Napi::Env env) -> Napi::Value { return ChunkArray(env, job->out, mrope, false); },
+        "ERR_MEDIA", Hold(info));
+}
+
+// prepare(file: Uint8Array, { maxPixels, name }) -> Promise<{ id, width, height, audio, chunks }>:
+// the file decoded and preprocessed once, as the media chunks it becomes at a marker; tokenize()
+// then takes { id, width, height, audio } in its place, and its placeholder chunks stand for these.
+// Errors name the file `name` ("media" by default).
+Napi::Value Projector::Prepare(const Napi::CallbackInfo & info) {
+    Napi::Env env = info.Env();
+    auto job = std::make_shared<PrepareJob>();
+    job->ctx = Live(env);
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+        ThrowCoded(env, "file must be a Uint8Array", "ERR_INVALID_ARG");
+    }
+    Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+    job->file.assign(bytes.Data(), bytes.Data() + bytes.ElementLength());
+    Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+    job->name = OptionalString(o, "name", "media");
+    job->max_pixels = OptionalNumber<double>(o, "maxPixels", 1 << 26);
+    const bool mrope = mrope_;
+    return PromiseWorker::Run(env,
+        [job]() { RunPrepare(*job); },
         [job, mrope](Napi::Env env) -> Napi::Value {
-            Napi::Array out = Napi::Array::New(env);
-            for (size_t i = 0; i < mtmd_input_chunks_size(job->chunks.get()); i++) {
-                out.Set(static_cast<uint32_t>(i), ChunkObject(env, mtmd_input_chunks_get(job->chunks.get(), i), std::move(job->media_copies[i]), job->non_causal[i], mrope));
-            }
+            const mtmd_bitmap * bitmap = job->bitmap.ptr.get();
+            Napi::Object out = Napi::Object::New(env);
+            out.Set("id", std::string(mtmd_bitmap_get_id(bitmap)));
+            out.Set("width", mtmd_bitmap_get_nx(bitmap));
+            out.Set("height", mtmd_bitmap_get_ny(bitmap));
+            out.Set("audio", mtmd_bitmap_is_audio(bitmap));
+            out.Set("chunks", ChunkArray(env, job->out, mrope, true));
             return out;
         },
         "ERR_MEDIA", Hold(info));

@@ -21,6 +21,7 @@ class Projector : public Napi::ObjectWrap<Projector> {
 
   private:
     Napi::Value Tokenize(const Napi::CallbackInfo & info);
+    Napi::Value Prepare(const Napi::CallbackInfo & info);
     Napi::Value Encode(const Napi::CallbackInfo & info);
     Napi::Value Dispose(const Napi::CallbackInfo & info);
     mtmd_context * Live(Napi::Env env) const;
@@ -33,7 +34,7 @@ class Projector : public Napi::ObjectWrap<Projector> {
     Napi::ObjectReference model_ref_;
     int32_t n_embd_ = 0;
     bool mrope_ = false;
-    // Workers in flight (tokenize, encode): dispose waits for none. mtmd_encode_chunk writes the
+    // Workers in flight (tokenize, prepare, encode): dispose waits for none. mtmd_encode_chunk writes the
     // context's one output buffer, so encodes are also refused while one runs.
     int in_flight_ = 0;
     bool encoding_ = false;

@@ -13,6 +13,7 @@
 // sequence recomputing), so 32 requests sharing one image encode it 32 times, as they compute
 // its rows 32 times.
 import type { NativeMediaChunk } from "../native/index.js";
+import { PromiseLru } from "../util/promise-lru.js";
 
 /** Computes a media chunk's embedding rows (the model's projector). */
 export type MediaEncoder = (chunk: NativeMediaChunk) => Promise<Float32Array>;
@@ -23,28 +24,23 @@ export type MediaEncoder = (chunk: NativeMediaChunk) => Promise<Float32Array>;
  */
 export type MediaRows = (chunk: NativeMediaChunk, request: object) => Promise<Float32Array>;
 
-interface Entry {
-  rows: Promise<Float32Array>;
-  /** Embedding rows held (counted once the encode finished). */
-  count: number;
-}
-
 export class EncoderCache {
-  /** By chunk id (the image's content hash), under its request's number unless shared; least recently used first. */
-  private readonly entries = new Map<string, Entry>();
+  /** Rows by chunk id (the image's content hash), under its request's number unless shared; sized in rows. */
+  private readonly entries: PromiseLru<Float32Array>;
   /** Requests' numbers, for keys of rows not shared across requests. */
   private readonly requests = new WeakMap<object, number>();
   private nextRequest = 0;
-  private heldRows = 0;
   private encodes = 0;
 
   constructor(
     private readonly encode: MediaEncoder,
     /** Most rows kept; the newest image stays even when it alone is more. */
-    private readonly maxRows: number,
+    maxRows: number,
     /** Requests share rows (the prefix cache is on); else each request's own. */
     private readonly acrossRequests: boolean,
-  ) {}
+  ) {
+    this.entries = new PromiseLru(maxRows);
+  }
 
   /** Encodes run (the other calls were served from the cache). */
   get encodeCount(): number {
@@ -55,26 +51,11 @@ export class EncoderCache {
   rows(chunk: NativeMediaChunk, request: object): Promise<Float32Array> {
     const key = this.keyOf(chunk, request);
     const cached = this.entries.get(key);
-    if (cached) {
-      this.entries.delete(key);
-      this.entries.set(key, cached);
-      return cached.rows;
-    }
+    if (cached) return cached;
     this.encodes++;
     const rows = this.encode(chunk);
     // A chunk without an id (none is expected from mtmd's helpers) cannot be told apart: not kept.
-    if (chunk.id === "") return rows;
-    const entry: Entry = { rows, count: 0 };
-    this.entries.set(key, entry);
-    rows.then(
-      () => {
-        if (this.entries.get(key) !== entry) return;
-        entry.count = chunk.nTokens;
-        this.heldRows += entry.count;
-        this.evict(key);
-      },
-      () => this.drop(key, entry),
-    );
+    if (chunk.id !== "") this.entries.set(key, rows, () => chunk.nTokens);
     return rows;
   }
 
@@ -86,19 +67,5 @@ export class EncoderCache {
       this.requests.set(request, n);
     }
     return `${n}/${chunk.id}`;
-  }
-
-  /** Drops the least recently used encoded images until the rows fit, but never `newest`. */
-  private evict(newest: string): void {
-    for (const [id, entry] of this.entries) {
-      if (this.heldRows <= this.maxRows) return;
-      if (id !== newest && entry.count > 0) this.drop(id, entry);
-    }
-  }
-
-  private drop(id: string, entry: Entry): void {
-    if (this.entries.get(id) !== entry) return;
-    this.entries.delete(id);
-    this.heldRows -= entry.count;
   }
 }

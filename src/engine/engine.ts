@@ -261,7 +261,7 @@ export class Engine implements EngineService {
   stats() {
     return this.pool.loaded().map(({ name, runner }) => ({
       name, running: runner.numRunning, waiting: runner.numWaiting, kv: runner.kvStats(), preemptions: runner.metrics.preemptions, steps: { ...runner.metrics.steps },
-      batchSize: runner.batchSize, imagesEncoded: runner.encoderCache?.encodeCount ?? 0,
+      batchSize: runner.batchSize, imagesPrepared: runner.mediaPrepareCount, imagesEncoded: runner.encoderCache?.encodeCount ?? 0,
     }));
   }
 

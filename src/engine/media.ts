@@ -6,7 +6,8 @@
 // the span (executor.ts), and decoded as their own llama_decode (llama.cpp's batch takes tokens
 // or embeddings, never both).
 import { BadRequestError } from "../api/errors.js";
-import { toTypedError, type NativeMediaChunk, type NativeProjector, type PromptChunk } from "../native/index.js";
+import { toTypedError, type NativeMediaChunk, type NativeProjector, type PreparedMedia, type PromptChunk } from "../native/index.js";
+import type { PrepareFile } from "./prepared-media.js";
 
 /** One media chunk's rows in a sequence: positions [start, start + chunk.nTokens). */
 export interface MediaSpan {
@@ -121,12 +122,14 @@ export interface MediaLimits {
 
 /**
  * Tokenizes a prompt whose text holds the projector's marker once per image, in order; the
- * images are encoded files. Refuses a format that is not read, what cannot be decoded or is too
- * large for a step, and a prompt that ends with an image (its last token's logits give the first
- * answer token).
+ * images are encoded files, each prepared by `prepare` (decoded and preprocessed: once per
+ * content where it keeps them) and tokenized as its placeholder, whose chunks are then the
+ * prepared ones. Refuses a format that is not read, what cannot be decoded or is too large for a
+ * step, and a prompt that ends with an image (its last token's logits give the first answer token).
  */
 export async function tokenizeWithMedia(
   projector: NativeProjector,
+  prepare: PrepareFile,
   ids: MediaIds,
   text: string,
   images: Uint8Array[],
@@ -136,7 +139,8 @@ export async function tokenizeWithMedia(
   images.forEach(refuseUnreadFormat);
   let chunks: PromptChunk[];
   try {
-    chunks = await projector.tokenize(text, images, { addSpecial, parseSpecial: true });
+    const prepared = await Promise.all(images.map((file, i) => prepare(file, `image ${i + 1}`)));
+    chunks = withPreparedChunks(await projector.tokenize(text, prepared, { addSpecial, parseSpecial: true }), prepared);
   } catch (error) {
     throw toTypedError(error);
   }
@@ -157,4 +161,24 @@ export async function tokenizeWithMedia(
     throw new BadRequestError("the prompt must not end with an image");
   }
   return prompt;
+}
+
+/**
+ * A prompt tokenized with placeholders, each placeholder chunk replaced by the prepared chunk it
+ * stands for: `prepared` holds the prompt's files in order, each its chunks in order, as mtmd
+ * counts a placeholder's chunks as it counts its file's.
+ */
+function withPreparedChunks(chunks: PromptChunk[], prepared: PreparedMedia[]): PromptChunk[] {
+  const preparedChunks = prepared.flatMap((media) => media.chunks);
+  let next = 0;
+  const out = chunks.map((chunk) => {
+    if (chunk.type === "text") return chunk;
+    const real = preparedChunks[next++];
+    if (real?.id !== chunk.id || real.nTokens !== chunk.nTokens || real.nPos !== chunk.nPos) {
+      throw new Error(`media chunk ${next} of the prompt is not the one its file was prepared as`);
+    }
+    return real;
+  });
+  if (next !== preparedChunks.length) throw new Error(`the prompt took ${next} of its files' ${preparedChunks.length} media chunks`);
+  return out;
 }

@@ -13,6 +13,7 @@ import { Executor } from "./executor.js";
 import { DEFAULT_MEMORY_SHARE, kvBytesPerCell, sizeKvCache, type KvSizing } from "./kv-sizing.js";
 import { idleBlockTokens, KvManager } from "./kv-manager.js";
 import { MediaIds, tokenizeWithMedia, type MediaLimits, type MediaPrompt } from "./media.js";
+import { PreparedMediaCache, type PrepareFile } from "./prepared-media.js";
 import { Scheduler } from "./scheduler.js";
 import { EngineMetrics } from "./metrics.js";
 import type { LoadSettings } from "./options.js";
@@ -62,8 +63,13 @@ const ENCODER_CACHE_STEPS = 2;
 // Default prompt tokens per step: Ollama's num_batch on the CPU, llama-server's n_batch on a GPU.
 const CPU_BATCH_SIZE = 512;
 const GPU_BATCH_SIZE = 2048;
-/** Prompts preparing their images at once on the CPU (see mediaTokenizing). */
-const MEDIA_TOKENIZING_ON_CPU = 2;
+/** Media files prepared at once on the CPU (see mediaPreparing). */
+const MEDIA_PREPARING_ON_CPU = 2;
+// Rows of the media chunks kept prepared (their pixels, preprocessed as F32; the bytes of a row
+// follow the projector's input pixels per row): 4,096 rows hold 7 LLaVA-1.5 images (576 rows,
+// 1.4 MB each), 16 Gemma 3 images (256 rows, 9.6 MB each) or 16 Qwen2-VL images of 256 rows
+// (2.4 MB each).
+const PREPARED_MEDIA_ROWS = 4096;
 
 function parallelOf(options: RunnerOptions): number {
   return Math.min(options.parallel, MAX_SEQ_IDS);
@@ -123,7 +129,7 @@ export class ModelRunner {
   private readonly mediaIds = new MediaIds();
   private readonly mediaLimits: MediaLimits;
   /**
-   * On the CPU, at most two prompts' images are decoded and resized at once: the steps' threads
+   * On the CPU, at most two media files are prepared (decoded and resized) at once: the steps' threads
    * own the cores, and every job beside them slows each barrier of the step. 32 requests on one
    * image, tokenized at once on libuv's 4 threads, started the first step 51-197 ms into the
    * burst and slowed its 7-token call to 90-130 ms; one at a time, 18-33 ms and 13-66 ms, and the
@@ -132,7 +138,10 @@ export class ModelRunner {
    * 8000 x 8000 PNG takes 0.8 s) does not hold every other image request behind it. With the
    * model on a GPU the cores are free while it computes, and images are prepared in parallel.
    */
-  private readonly mediaTokenizing: ConcurrencyLimit | undefined;
+  private readonly mediaPreparing: ConcurrencyLimit | undefined;
+  /** Prepared media files by content, with the prefix cache on (prepared-media.ts). */
+  private readonly preparedMedia: PreparedMediaCache | undefined;
+  private mediaPrepares = 0;
 
   private constructor(
     readonly path: string,
@@ -156,7 +165,8 @@ export class ModelRunner {
     this.encoderCache = projector && new EncoderCache((chunk) => projector.encode(chunk), ENCODER_CACHE_STEPS * device.batchSize, options.prefixCache);
     this.executor = new Executor(ctx, !device.onGpu, this.encoderCache && ((chunk, request) => this.encoderCache!.rows(chunk, request)));
     this.mediaLimits = { maxRows: device.batchSize, maxNonCausalRows: Math.min(device.batchSize, nUbatch) };
-    this.mediaTokenizing = device.onGpu ? undefined : new ConcurrencyLimit(MEDIA_TOKENIZING_ON_CPU);
+    this.mediaPreparing = device.onGpu ? undefined : new ConcurrencyLimit(MEDIA_PREPARING_ON_CPU);
+    this.preparedMedia = projector && options.prefixCache ? new PreparedMediaCache(this.prepareFile, PREPARED_MEDIA_ROWS) : undefined;
     this.loop = new StepLoop({
       scheduler: this.scheduler,
       executor: this.executor,
@@ -208,8 +218,20 @@ export class ModelRunner {
   tokenizeWithMedia(name: string, text: string, images: Uint8Array[], addSpecial: boolean): Promise<MediaPrompt> {
     const projector = this.projector;
     if (!projector?.vision) throw new BadRequestError(`${name} does not support images`);
-    const tokenize = () => tokenizeWithMedia(projector, this.mediaIds, text, images, addSpecial, this.mediaLimits);
-    return this.mediaTokenizing ? this.mediaTokenizing.run(tokenize) : tokenize();
+    const prepare = this.preparedMedia ? this.preparedMedia.prepared.bind(this.preparedMedia) : this.prepareFile;
+    return tokenizeWithMedia(projector, prepare, this.mediaIds, text, images, addSpecial, this.mediaLimits);
+  }
+
+  /** Decodes and preprocesses one media file (on the CPU, at most MEDIA_PREPARING_ON_CPU at once). */
+  private readonly prepareFile: PrepareFile = (file, name) => {
+    this.mediaPrepares++;
+    const prepare = () => this.projector!.prepare(file, { name });
+    return this.mediaPreparing ? this.mediaPreparing.run(prepare) : prepare();
+  };
+
+  /** Media files decoded and preprocessed (the others were found prepared). */
+  get mediaPrepareCount(): number {
+    return this.mediaPrepares;
   }
 
   get kvCells(): number {

@@ -182,6 +182,32 @@ export interface NativeMediaChunk {
 
 export type PromptChunk = TextChunk | NativeMediaChunk;
 
+/**
+ * A media file already prepared (NativeProjector.prepare), given to tokenize() in its place: its
+ * id and size, no pixels. Its chunks come back as placeholders: they count and key like the
+ * file's chunks, and cannot be encoded.
+ */
+export interface MediaPlaceholder {
+  /** SHA-256 (hex) of the file (of its pixels as a PPM for a WebP). */
+  id: string;
+  /** Pixels (samples for audio). */
+  width: number;
+  height: number;
+  audio: boolean;
+}
+
+/** A media file decoded and preprocessed once: the media chunks it becomes at a marker, in order. */
+export interface PreparedMedia extends MediaPlaceholder {
+  chunks: NativeMediaChunk[];
+}
+
+export interface MediaPrepareOptions {
+  /** Files with more pixels than this are refused before decoding. Default 2^26. */
+  maxPixels?: number;
+  /** What errors call the file ("image 2"). Default "media". */
+  name?: string;
+}
+
 export interface MediaTokenizeOptions {
   /** Add the model's BOS (as the model's own tokenizer would). Default false. */
   addSpecial?: boolean;
@@ -201,8 +227,10 @@ export interface NativeProjector {
   readonly marker: string;
   /** Floats per embedding row (the model's input embedding width). */
   readonly embeddingLength: number;
-  /** Splits `text` at its markers, each replaced by the next of `media` (encoded PNG, JPEG, GIF, BMP... files); off the JS thread. */
-  tokenize(text: string, media: Uint8Array[], options?: MediaTokenizeOptions): Promise<PromptChunk[]>;
+  /** Splits `text` at its markers, each replaced by the next of `media` (encoded PNG, JPEG, GIF, BMP... files, or placeholders of prepared ones); off the JS thread. */
+  tokenize(text: string, media: Array<Uint8Array | MediaPlaceholder>, options?: MediaTokenizeOptions): Promise<PromptChunk[]>;
+  /** Decodes and preprocesses a media file once, off the JS thread; tokenize() then takes its placeholder. */
+  prepare(file: Uint8Array, options?: MediaPrepareOptions): Promise<PreparedMedia>;
   /** The chunk's nTokens embedding rows, computed off the JS thread (one encode at a time). */
   encode(chunk: NativeMediaChunk): Promise<Float32Array>;
   dispose(): Promise<void>;

@@ -81,19 +81,22 @@ describe("engine with images (tiny-vision)", () => {
 
   // Distinct questions, as the benchmark asks: the prompts part inside a block that holds the
   // image's last rows, which each request computes itself (the prefix cache shares full blocks).
-  test("one image in 8 requests at once with distinct questions, beside a text request: encoded once, each answer as alone", async () => {
+  test("one image in 8 requests at once with distinct questions, beside a text request: decoded and encoded once, each answer as alone", async () => {
     const encodedBefore = engine.stats()[0]?.imagesEncoded ?? 0;
+    const preparedBefore = engine.stats()[0]?.imagesPrepared ?? 0;
     const [text, ...answers] = await Promise.all([
       engine.chat(ask([], "Tell me a story.")),
       ...Array.from({ length: 8 }, (_, i) => engine.chat(ask([image(60)], `Question ${i}: what is in this picture?`))),
     ]);
     assert.equal(engine.stats()[0]!.imagesEncoded - encodedBefore, 1);
+    assert.equal(engine.stats()[0]!.imagesPrepared - preparedBefore, 1, "the other requests took the first one's decoded image");
     assert.equal(text!.done, true);
     for (const i of [0, 7]) {
       assert.equal(answers[i]!.message.content, (await engine.chat(ask([image(60)], `Question ${i}: what is in this picture?`))).message.content);
     }
     await Promise.all([61, 62].map((seed) => engine.chat(ask([image(seed)]))));
     assert.equal(engine.stats()[0]!.imagesEncoded - encodedBefore, 3, "other images are encoded");
+    assert.equal(engine.stats()[0]!.imagesPrepared - preparedBefore, 3, "and decoded");
   });
 
   test("with the prefix cache off, requests sharing one image each encode it, and answer as with the cache on", async () => {
@@ -102,6 +105,7 @@ describe("engine with images (tiny-vision)", () => {
       const questions = Array.from({ length: 4 }, (_, i) => `Question ${i}: what is in this picture?`);
       const answers = await Promise.all(questions.map((q) => uncached.chat(ask([image(70)], q))));
       assert.equal(uncached.stats()[0]!.imagesEncoded, 4, "no request is served another's encode");
+      assert.equal(uncached.stats()[0]!.imagesPrepared, 4, "nor another's decoded image");
       assert.equal(uncached.stats()[0]!.kv.prefixHits, 0);
       for (const [i, q] of questions.entries()) assert.equal(answers[i]!.message.content, (await engine.chat(ask([image(70)], q))).message.content);
     } finally {
@@ -134,6 +138,16 @@ describe("engine with images (tiny-vision)", () => {
     const good = engine.chat(ask([image(3)]));
     await assert.rejects(bad, (e: Error) => e instanceof BadRequestError && /image 1 cannot be decoded/.test(e.message));
     assert.equal((await good).done, true);
+  });
+
+  test("one undecodable file in two requests at once, as their first and their second image: each 400 names its own image", async () => {
+    const broken = Buffer.from("still not an image").toString("base64");
+    const [first, second] = await Promise.allSettled([engine.chat(ask([broken])), engine.chat(ask([image(4), broken]))]);
+    assert.match(String(first.status === "rejected" && first.reason), /image 1 cannot be decoded/);
+    assert.match(String(second.status === "rejected" && second.reason), /image 2 cannot be decoded/);
+    const preparedBefore = engine.stats()[0]!.imagesPrepared;
+    await assert.rejects(engine.chat(ask([broken])), /image 1 cannot be decoded/);
+    assert.equal(engine.stats()[0]!.imagesPrepared - preparedBefore, 1, "a file that failed is read again, not remembered");
   });
 
   test("each format read (PNG, JPEG, WebP, GIF, BMP) gets an answer; TIFF, AVIF and SVG are 400s naming the format", async () => {

@@ -65,6 +65,31 @@ describe("native projector (tiny-vision)", () => {
     assert.notDeepEqual(await projector.encode(b!), rowsA);
   });
 
+  test("prepare reads a file once: its id, size and media chunks; a prompt of its placeholder tokenizes as the file's", async () => {
+    const png = encodePng(40, 24, (x, y) => [x * 6, y * 10, 128]);
+    const prepared = await projector.prepare(png);
+    assert.deepEqual({ ...prepared, chunks: prepared.chunks.map((c) => c.type) },
+      { id: createHash("sha256").update(png).digest("hex"), width: 40, height: 24, audio: false, chunks: ["image"] });
+    const text = `USER: ${projector.marker}\nWhat is this?`;
+    const fromFile = await projector.tokenize(text, [png], { addSpecial: true });
+    const fromPlaceholder = await projector.tokenize(text, [prepared], { addSpecial: true });
+    const shape = (chunks: PromptChunk[]) => chunks.map((c) => (c.type === "text" ? [...c.tokens] : [c.type, c.id, c.nTokens, c.nPos, c.nonCausal]));
+    assert.deepEqual(shape(fromPlaceholder), shape(fromFile));
+    assert.deepEqual(shape(prepared.chunks), shape(media(fromFile)));
+    assert.deepEqual(await projector.encode(prepared.chunks[0]!), await projector.encode(media(fromFile)[0]!));
+    // A placeholder's chunk has no pixels: its encode fails, and the projector goes on.
+    await assert.rejects(async () => projector.encode(media(fromPlaceholder)[0]!), /media encode failed/);
+    assert.equal((await projector.encode(prepared.chunks[0]!)).length, prepared.chunks[0]!.nTokens * projector.embeddingLength);
+  });
+
+  test("prepare's errors name the file as told; tokenize refuses placeholders that prepare did not make", async () => {
+    await assert.rejects(async () => projector.prepare(Buffer.from("no image"), { name: "image 3" }), /^Error: image 3 cannot be decoded/);
+    await assert.rejects(async () => projector.prepare(encodePng(64, 64, () => [1, 2, 3]), { maxPixels: 1000 }), /media is 64x64 pixels, more than the limit of 1000/);
+    for (const bad of [{ id: "", width: 4, height: 4 }, { id: "x", width: 0, height: 4 }, { id: "x", width: 4.5, height: 4 }, { id: "x", width: 4 }, [1, 2]]) {
+      await assert.rejects(async () => projector.tokenize(projector.marker, [bad as never]), /media placeholder must be|media must be an array/, JSON.stringify(bad));
+    }
+  });
+
   test("one encode at a time; a second is refused, not raced", async () => {
     const [a] = media(await projector.tokenize(projector.marker, [testImage()]));
     const first = projector.encode(a!);
