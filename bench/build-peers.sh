@@ -14,7 +14,17 @@ if [[ ! -f "$src/CMakeLists.txt" ]]; then
   exit 1
 fi
 
-cmake -S "$src" -B "$build" \
+# GCC 12 compiles llama.cpp's AMX tile config away (native/patches/ggml-cpu-amx-tile-config.patch):
+# built with -march=native on a CPU with AMX, the peers died of SIGILL at their first Q8_0 product.
+# So they build from a copy of the source with that one patch, which changes no kernel.
+peer_src="$root/.bench/llama-src"
+if [[ ! -d "$peer_src/.git" ]]; then
+  git -c advice.detachedHead=false clone --quiet --shared "$src" "$peer_src"
+fi
+git -C "$peer_src" checkout --quiet -- .
+git -C "$peer_src" apply "$root/native/patches/ggml-cpu-amx-tile-config.patch"
+
+cmake -S "$peer_src" -B "$build" \
   -DCMAKE_BUILD_TYPE=Release \
   -DGGML_NATIVE=ON \
   -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF \

@@ -83,7 +83,8 @@ export class LlamaServer {
     server.child.stdout!.on("data", keep);
     server.child.stderr!.on("data", keep);
     try {
-      await waitHealthy(`${server.url}/health`, 120_000, () => server.child!.exitCode === null);
+      // A child killed by a signal (SIGILL, SIGSEGV) keeps exitCode null: its signalCode tells.
+      await waitHealthy(`${server.url}/health`, 120_000, () => server.child!.exitCode === null && server.child!.signalCode === null);
     } catch (error) {
       await server.stop();
       throw new Error(`${(error as Error).message}\n${server.log.slice(-2000)}`);
