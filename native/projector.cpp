@@ -286,6 +286,8 @@ static Placeholder PlaceholderArg(Napi::Env env, Napi::Object o) {
     p.nx = width.As<Napi::Number>().Uint32Value();
     p.ny = height.As<Napi::Number>().Uint32Value();
     p.audio = o.Get("audio").ToBoolean();
+    // mtmd asserts (aborts) on an audio placeholder of another height: a clip is one row of samples.
+    if (p.audio && p.ny != 1) ThrowCoded(env, "an audio placeholder's height must be 1", "ERR_INVALID_ARG");
     return p;
 }
 

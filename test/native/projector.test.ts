@@ -85,8 +85,8 @@ describe("native projector (tiny-vision)", () => {
   test("prepare's errors name the file as told; tokenize refuses placeholders that prepare did not make", async () => {
     await assert.rejects(async () => projector.prepare(Buffer.from("no image"), { name: "image 3" }), /^Error: image 3 cannot be decoded/);
     await assert.rejects(async () => projector.prepare(encodePng(64, 64, () => [1, 2, 3]), { maxPixels: 1000 }), /media is 64x64 pixels, more than the limit of 1000/);
-    for (const bad of [{ id: "", width: 4, height: 4 }, { id: "x", width: 0, height: 4 }, { id: "x", width: 4.5, height: 4 }, { id: "x", width: 4 }, [1, 2]]) {
-      await assert.rejects(async () => projector.tokenize(projector.marker, [bad as never]), /media placeholder must be|media must be an array/, JSON.stringify(bad));
+    for (const bad of [{ id: "", width: 4, height: 4 }, { id: "x", width: 0, height: 4 }, { id: "x", width: 4.5, height: 4 }, { id: "x", width: 4 }, [1, 2], { id: "x", width: 400, height: 2, audio: true }]) {
+      await assert.rejects(async () => projector.tokenize(projector.marker, [bad as never]), /media placeholder must be|media must be an array|audio placeholder's height must be 1/, JSON.stringify(bad));
     }
   });
 
