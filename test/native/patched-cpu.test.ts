@@ -1,7 +1,9 @@
 // The CPU backend that loads is the one the install patched (native/patches, scripts/patched-cpu.mjs):
 // a failed patch build only warns at install, so without this test CI could run unpatched unseen.
-// And the patched Q8_0 product (ggml-cpu-q8_0-vnni.patch) computes what llama.cpp's does.
+// And the patched Q8_0 product (ggml-cpu-q8_0-vnni.patch) and flash attention
+// (ggml-cpu-flash-attn-skip-masked.patch) compute what llama.cpp's do.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -27,6 +29,22 @@ test(`the loaded CPU backend ${patchedExpected ? "carries" : "lacks (VLLAMA_PATC
   for (const id of patchIds) {
     assert.equal(bytes.includes(id), patchedExpected, `${file}: ${id} ${patchedExpected ? "missing: rebuild with `npm run build:native` (its warning says why the patched build failed)" : "present"}`);
   }
+});
+
+// The patched attention's paths (a long cache's single row, small steps' rows by position with a
+// bitmap of live blocks, Q tiles computing live rows only) against ggml's reference path in the
+// same backend: test/native/flash-attn-check.cpp, built here against the release's headers and
+// libraries. The model tests above and below reach these paths with a few shapes; this one with
+// random caches shared by up to 32 sequences.
+test("the loaded backend's flash attention equals ggml's reference path on caches shared by many sequences", { timeout: 120_000 }, () => {
+  const { cpuBackendFile } = initBackend("cpu");
+  const libDir = cpuBackendFile ? addonDir : path.join(addonDir, "..", "bin");
+  const libs = readdirSync(libDir).filter((f) => /^libggml(-base)?(\.v[\d.]+)?\.so$/.test(f)).map((f) => path.join(libDir, f));
+  const include = path.join(import.meta.dirname, "..", "..", "deps", "llama.cpp-v0.5.0", "ggml", "include");
+  const exe = path.join(mkdtempSync(path.join(os.tmpdir(), "vllama-fa-check-")), "flash-attn-check");
+  execFileSync(process.env.CXX ?? "c++", ["-O2", "-std=c++17", "-I", include, path.join(import.meta.dirname, "flash-attn-check.cpp"), "-o", exe, ...libs, `-Wl,-rpath,${libDir}`]);
+  const out = execFileSync(exe, cpuBackendFile ? [cpuBackendFile] : [], { encoding: "utf8", env: { ...process.env, LD_LIBRARY_PATH: libDir } });
+  assert.match(out, /^336 cases, 0 failed$/m, out);
 });
 
 // The Q8_0 product is compiled into the variants with AVX512-VNNI or AVX-VNNI, which ggml loads
