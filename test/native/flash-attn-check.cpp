@@ -1,7 +1,7 @@
 // Compiled and run by patched-cpu.test.ts: the loaded CPU backend's flash attention against the
 // same backend's reference path (ggml_backend_cpu_set_use_ref: llama.cpp's cell-by-cell loop, no
 // tiles, no bitmaps), on masks of a KV cache shared by sequences: cells owned by random sequences
-// or in runs, empty cells, causal positions, with ALiBi, softcap, sinks and grouped KV heads, over
+// or in runs, empty cells, causal positions, with ALiBi, softcap, sinks, 12 heads and grouped KV heads, over
 // shapes that take each path (one row over a long cache, small steps by position, Q tiles).
 // Prints one line per failed case and exits 1 if any failed.
 #include "ggml.h"
@@ -18,7 +18,8 @@ static std::vector<float> attend(ggml_backend_t backend, bool use_ref, const Cas
     auto * reg = ggml_backend_dev_backend_reg(ggml_backend_get_device(backend));
     ((set_use_ref_t) ggml_backend_reg_get_proc_address(reg, "ggml_backend_cpu_set_use_ref"))(backend, use_ref);
 
-    const int DK = 64, heads = 4, kv_heads = 2;
+    // llama110m's 12 heads (in 8 groups of 2 for one row on 2 threads), or 4 query heads on 2 KV heads
+    const int DK = 64, heads = c.mode % 2 ? 12 : 4, kv_heads = c.mode % 2 ? 12 : 2;
     ggml_init_params params = { 64u*1024*1024, nullptr, false };
     ggml_context * ctx = ggml_init(params);
     ggml_tensor * q = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, DK, c.rows, heads);
