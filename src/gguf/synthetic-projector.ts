@@ -11,8 +11,12 @@
 // patch embedding as two convolutions (v.patch_embd.weight and .weight.1, for two video frames),
 // no class token, a final norm, and an MLP merging each 2 x 2 patches into one row; its images keep
 // their aspect (rows = a grid of nx x ny), and its language model (qwen2vl) takes M-RoPE positions.
+// Qwen3-VL's ("qwen3vl_merger"): Qwen2-VL's, plus a patch bias, learned positions resized to the
+// image's grid, one fused QKV matrix, GELU, and deepstack: some ViT layers' outputs go through their
+// own merger MLP and ride beside the main embedding in each row, which the language model (qwen3vl)
+// adds to its first layers' outputs.
 // Tensor names and hparam keys are clip.cpp's (tools/mtmd/clip-impl.h, load_hparams/load_tensors,
-// models/qwen2vl.cpp).
+// models/qwen2vl.cpp, models/qwen3vl.cpp).
 
 import { BadRequestError } from "../api/errors.js";
 import { elementCount, GgmlType } from "./ggml-types.js";
@@ -21,16 +25,19 @@ import path from "node:path";
 import { mkdir } from "node:fs/promises";
 import {
   SYNTHETIC_PRESETS, tensorSeed, tensorSource, writeSyntheticModel,
-  type SyntheticModelSummary, type SyntheticPreset, type SyntheticWeightType, type TensorPlan,
+  type SyntheticModelSummary, type SyntheticPreset, type SyntheticShape, type SyntheticWeightType, type TensorPlan,
 } from "./synthetic.js";
 import { gguf, type GgufValue } from "./values.js";
 import { writeGguf } from "./writer.js";
 
-export type SyntheticProjectorType = "mlp" | "qwen2vl_merger";
+export type SyntheticProjectorType = "mlp" | "qwen2vl_merger" | "qwen3vl_merger";
 
 export interface SyntheticProjectorShape {
   type: SyntheticProjectorType;
-  /** mlp: the square input side in pixels, images resized (padded) to it; qwen2vl_merger: the warm-up size only (images keep their own). */
+  /**
+   * mlp: the square input side in pixels, images resized (padded) to it; the mergers: images keep
+   * their own size (qwen3vl_merger: its learned positions are this side's grid, resized to the image's).
+   */
   imageSize: number;
   patchSize: number;
   nEmbd: number;
@@ -39,6 +46,8 @@ export interface SyntheticProjectorShape {
   nLayer: number;
   /** The language model's embedding width, which the projector's rows have. */
   projectionDim: number;
+  /** qwen3vl_merger: the ViT layers whose outputs also become a row's deepstack embeddings. */
+  deepstackLayers?: number[];
 }
 
 export interface SyntheticProjectorOptions {
@@ -50,15 +59,17 @@ export interface SyntheticProjectorOptions {
 
 export interface SyntheticProjectorSummary {
   path: string;
-  /** Embedding rows one image becomes (mlp: one per patch; qwen2vl_merger: per 2 x 2 patches of the resized image, this for an imageSize square). */
+  /** Embedding rows one image becomes (mlp: one per patch; the mergers: per 2 x 2 patches of the resized image, this for an imageSize square). */
   imageTokens: number;
   tensorCount: number;
   parameterCount: number;
 }
 
-// CLIP's (OpenAI) pixel normalization, as LLaVA-1.5's mmproj files carry it.
+// CLIP's (OpenAI) pixel normalization, as LLaVA-1.5's and Qwen2-VL's mmproj files carry it; Qwen3-VL's
+// maps [0, 1] to [-1, 1].
 const CLIP_IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_IMAGE_STD = [0.26862954, 0.26130258, 0.27577711];
+const HALF = [0.5, 0.5, 0.5];
 
 function projectorMetadata(s: SyntheticProjectorShape, name: string): Array<[string, GgufValue]> {
   return [
@@ -75,8 +86,10 @@ function projectorMetadata(s: SyntheticProjectorShape, name: string): Array<[str
     ["clip.vision.projection_dim", gguf.uint32(s.projectionDim)],
     ["clip.vision.attention.head_count", gguf.uint32(s.nHead)],
     ["clip.vision.attention.layer_norm_epsilon", gguf.float32(1e-5)],
-    ["clip.vision.image_mean", gguf.array("float32", CLIP_IMAGE_MEAN)],
-    ["clip.vision.image_std", gguf.array("float32", CLIP_IMAGE_STD)],
+    ["clip.vision.image_mean", gguf.array("float32", s.type === "qwen3vl_merger" ? HALF : CLIP_IMAGE_MEAN)],
+    ["clip.vision.image_std", gguf.array("float32", s.type === "qwen3vl_merger" ? HALF : CLIP_IMAGE_STD)],
+    // Qwen3-VL's ViT uses GELU (tanh); the others' default is quick-GELU.
+    ...(s.type === "qwen3vl_merger" ? [["clip.use_gelu", gguf.bool(true)] as [string, GgufValue]] : []),
   ];
 }
 
@@ -85,22 +98,27 @@ function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
   const nPatches = (s.imageSize / s.patchSize) ** 2;
   // Every tensor F32: a few thousand parameters, and clip.cpp reads some of them only as F32.
   const random = (name: string, ...dims: number[]): TensorPlan => ({ name, dims, type: GgmlType.F32, fill: "random" });
-  const norm = (prefix: string): TensorPlan[] => [
-    { name: `${prefix}.weight`, dims: [s.nEmbd], type: GgmlType.F32, fill: "ones" },
-    random(`${prefix}.bias`, s.nEmbd),
+  const norm = (prefix: string, n = s.nEmbd): TensorPlan[] => [
+    { name: `${prefix}.weight`, dims: [n], type: GgmlType.F32, fill: "ones" },
+    random(`${prefix}.bias`, n),
   ];
   const linear = (prefix: string, nIn: number, nOut: number) => [random(`${prefix}.weight`, nIn, nOut), random(`${prefix}.bias`, nOut)];
   const patches = random("v.patch_embd.weight", s.patchSize, s.patchSize, 3, s.nEmbd);
-  const tensors = s.type === "mlp"
-    ? [patches, random("v.class_embd", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches + 1), ...norm("v.pre_ln")]
-    : [patches, { ...patches, name: "v.patch_embd.weight.1" }];
+  // Two patch convolutions, one per video frame; a still image goes through both.
+  const framePatches = [patches, { ...patches, name: "v.patch_embd.weight.1" }];
+  const tensors = {
+    mlp: [patches, random("v.class_embd", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches + 1), ...norm("v.pre_ln")],
+    qwen2vl_merger: framePatches,
+    qwen3vl_merger: [...framePatches, random("v.patch_embd.bias", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches)],
+  }[s.type];
+  const attention = (blk: string) => s.type === "qwen3vl_merger"
+    ? linear(`${blk}.attn_qkv`, s.nEmbd, 3 * s.nEmbd)
+    : ["q", "k", "v"].flatMap((m) => linear(`${blk}.attn_${m}`, s.nEmbd, s.nEmbd));
   for (let i = 0; i < s.nLayer; i++) {
     const blk = `v.blk.${i}`;
     tensors.push(
       ...norm(`${blk}.ln1`),
-      ...linear(`${blk}.attn_q`, s.nEmbd, s.nEmbd),
-      ...linear(`${blk}.attn_k`, s.nEmbd, s.nEmbd),
-      ...linear(`${blk}.attn_v`, s.nEmbd, s.nEmbd),
+      ...attention(blk),
       ...linear(`${blk}.attn_out`, s.nEmbd, s.nEmbd),
       ...norm(`${blk}.ln2`),
       ...linear(`${blk}.ffn_up`, s.nEmbd, s.nFf),
@@ -111,7 +129,12 @@ function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
     tensors.push(...linear("mm.0", s.nEmbd, s.projectionDim), ...linear("mm.2", s.projectionDim, s.projectionDim));
   } else {
     // Each row merges 2 x 2 patches: the MLP reads their 4 embeddings side by side.
-    tensors.push(...norm("v.post_ln"), ...linear("mm.0", 4 * s.nEmbd, 4 * s.nEmbd), ...linear("mm.2", 4 * s.nEmbd, s.projectionDim));
+    const merged = 4 * s.nEmbd;
+    tensors.push(...norm("v.post_ln"), ...linear("mm.0", merged, merged), ...linear("mm.2", merged, s.projectionDim));
+    for (const il of s.deepstackLayers ?? []) {
+      const ds = `v.deepstack.${il}`;
+      tensors.push(...norm(`${ds}.norm`, merged), ...linear(`${ds}.fc1`, merged, merged), ...linear(`${ds}.fc2`, merged, s.projectionDim));
+    }
   }
   return tensors;
 }
@@ -124,13 +147,20 @@ function checkShape(s: SyntheticProjectorShape): void {
   if (s.imageSize % s.patchSize !== 0 || s.nEmbd % s.nHead !== 0) {
     throw new BadRequestError("synthetic projector shape: patches must tile the image and heads split the embedding");
   }
-  // Qwen2-VL's vision rotary splits each head in 4 sections; rows merge 2 x 2 patches.
-  if (s.type === "qwen2vl_merger" && ((s.nEmbd / s.nHead) % 4 !== 0 || s.imageSize % (2 * s.patchSize) !== 0)) {
-    throw new BadRequestError("synthetic projector shape: qwen2vl_merger needs a head width divisible by 4 and the image side by 2 patches");
+  // The mergers' vision rotary splits each head in 4 sections; rows merge 2 x 2 patches.
+  if (s.type !== "mlp" && ((s.nEmbd / s.nHead) % 4 !== 0 || s.imageSize % (2 * s.patchSize) !== 0)) {
+    throw new BadRequestError(`synthetic projector shape: ${s.type} needs a head width divisible by 4 and the image side by 2 patches`);
+  }
+  const deepstack = s.deepstackLayers ?? [];
+  if (deepstack.length > 0 && s.type !== "qwen3vl_merger") {
+    throw new BadRequestError("synthetic projector shape: only qwen3vl_merger has deepstack layers");
+  }
+  if (!deepstack.every((il, i) => Number.isSafeInteger(il) && il >= 0 && il < s.nLayer && deepstack.indexOf(il) === i)) {
+    throw new BadRequestError(`synthetic projector shape: deepstack layers must be distinct layers of the ${s.nLayer}`);
   }
 }
 
-/** Writes a random-weight projector GGUF (LLaVA-1.5's or Qwen2-VL's shape) that llama.cpp's mtmd loads and runs. */
+/** Writes a random-weight projector GGUF (LLaVA-1.5's, Qwen2-VL's or Qwen3-VL's shape) that llama.cpp's mtmd loads and runs. */
 export async function writeSyntheticProjector(options: SyntheticProjectorOptions): Promise<SyntheticProjectorSummary> {
   const { shape } = options;
   checkShape(shape);
@@ -172,6 +202,14 @@ export const SYNTHETIC_VISION_PRESETS = {
     model: "tiny-qwen2vl",
     projector: { type: "qwen2vl_merger", imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2 },
   },
+  /**
+   * Qwen3-VL's shape over tiny-qwen3vl: tiny-vision-mrope's grid, with the outputs of ViT layers 0
+   * and 1 as deepstack embeddings (Qwen3-VL-2B: layers 5, 11 and 17 of 24), so a row is 3 x 64 wide.
+   */
+  "tiny-vision-qwen3vl": {
+    model: "tiny-qwen3vl",
+    projector: { type: "qwen3vl_merger", imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 3, deepstackLayers: [0, 1] },
+  },
 } satisfies Record<string, { model: SyntheticPreset; projector: Omit<SyntheticProjectorShape, "projectionDim"> }>;
 
 export type SyntheticVisionPreset = keyof typeof SYNTHETIC_VISION_PRESETS;
@@ -192,15 +230,21 @@ export interface SyntheticVisionOptions {
 export async function writeSyntheticVisionModel(
   options: SyntheticVisionOptions,
 ): Promise<{ model: SyntheticModelSummary; projector: SyntheticProjectorSummary }> {
-  const preset = SYNTHETIC_VISION_PRESETS[options.preset];
+  const preset: { model: SyntheticPreset; projector: Omit<SyntheticProjectorShape, "projectionDim"> } | undefined =
+    SYNTHETIC_VISION_PRESETS[options.preset];
   if (!preset) throw new BadRequestError(`unknown vision preset ${JSON.stringify(options.preset)}`);
+  const lm: SyntheticShape = SYNTHETIC_PRESETS[preset.model];
+  // mtmd refuses a pair whose row width (the projection and its deepstack embeddings) is not the model's input width.
+  if ((preset.projector.deepstackLayers?.length ?? 0) !== (lm.deepstackLayers ?? 0)) {
+    throw new BadRequestError(`vision preset ${options.preset}: the projector's deepstack layers and the model's differ in number`);
+  }
   await mkdir(options.dir, { recursive: true });
   const seed = options.seed ?? 0;
   const model = await writeSyntheticModel({
     preset: preset.model, type: options.type, out: path.join(options.dir, "model.gguf"), chatTemplate: true, seed, name: options.preset,
   });
   const projector = await writeSyntheticProjector({
-    shape: { ...preset.projector, projectionDim: SYNTHETIC_PRESETS[preset.model].nEmbd },
+    shape: { ...preset.projector, projectionDim: lm.nEmbd },
     out: path.join(options.dir, "mmproj.gguf"),
     seed,
     name: `${options.preset}-mmproj`,

@@ -12,7 +12,7 @@ import { gguf, type GgufValue } from "./values.js";
 import { writeGguf, type GgufTensorSource } from "./writer.js";
 
 export type SyntheticVocab = "llama-spm" | "llama-bpe" | "qwen2";
-export type SyntheticArch = "llama" | "qwen2" | "qwen2vl";
+export type SyntheticArch = "llama" | "qwen2" | "qwen2vl" | "qwen3vl";
 export type SyntheticWeightType = "f32" | "f16" | "q8_0";
 
 export interface SyntheticShape {
@@ -29,8 +29,13 @@ export interface SyntheticShape {
   rmsNormEps: number;
   /** No output.weight: llama.cpp reuses token_embd for the output projection. */
   tiedOutput: boolean;
-  /** M-RoPE (qwen2vl): rotary pairs of a head per position dimension (t, y, x, unused), summing to head width / 2. */
+  /** M-RoPE (qwen2vl, qwen3vl): rotary pairs of a head per position dimension (t, y, x, unused), summing to head width / 2. */
   ropeSections?: [number, number, number, number];
+  /**
+   * Qwen3-VL's deepstack: an image row carries this many more embeddings beside the main one, each
+   * added to the output of one of the first layers, so rows are nEmbd x (1 + deepstackLayers) wide.
+   */
+  deepstackLayers?: number;
 }
 
 const LLAMA_SPM = { arch: "llama", vocab: "llama-spm", ropeFreqBase: 10000, rmsNormEps: 1e-5, tiedOutput: false } as const;
@@ -51,6 +56,15 @@ export const SYNTHETIC_PRESETS = {
    * 64). Its own output matrix: with tied random embeddings greedy decoding repeats the last token.
    */
   "tiny-qwen2vl": { ...QWEN2, arch: "qwen2vl", nEmbd: 64, nLayer: 2, nHead: 4, nHeadKv: 2, nFf: 128, contextLength: 2048, ropeSections: [2, 3, 3, 0], tiedOutput: false },
+  /**
+   * Qwen3-VL's language model, shrunk: Qwen3's per-head Q and K norms and no QKV biases, interleaved
+   * M-RoPE, and image rows 3 x 64 wide, whose two extra embeddings go into layers 0 and 1 of 3 (Qwen3-VL-2B:
+   * 3 of its 28 layers).
+   */
+  "tiny-qwen3vl": {
+    ...QWEN2, arch: "qwen3vl", nEmbd: 64, nLayer: 3, nHead: 4, nHeadKv: 2, nFf: 128, contextLength: 2048,
+    ropeFreqBase: 5000000, ropeSections: [2, 3, 3, 0], deepstackLayers: 2, tiedOutput: false,
+  },
 } satisfies Record<string, SyntheticShape>;
 
 export type SyntheticPreset = keyof typeof SYNTHETIC_PRESETS;
@@ -155,6 +169,7 @@ function architectureMetadata(shape: SyntheticShape, name: string, fileType: num
   ];
   if (a === "llama") metadata.push([`${a}.rope.dimension_count`, gguf.uint32(shape.nEmbd / shape.nHead)]);
   if (shape.ropeSections) metadata.push([`${a}.rope.dimension_sections`, gguf.array("int32", shape.ropeSections)]);
+  if (shape.deepstackLayers) metadata.push([`${a}.n_deepstack_layers`, gguf.uint32(shape.deepstackLayers)]);
   return metadata;
 }
 
@@ -170,7 +185,8 @@ export interface TensorPlan {
 /** Tensor names and ggml dims (ne0 first) as llama.cpp's src/models/<arch>.cpp creates them. */
 function tensorPlans(shape: SyntheticShape, nVocab: number, weightType: GgmlTypeId): TensorPlan[] {
   const { nEmbd, nFf } = shape;
-  const nEmbdKv = (nEmbd / shape.nHead) * shape.nHeadKv;
+  const headWidth = nEmbd / shape.nHead;
+  const nEmbdKv = headWidth * shape.nHeadKv;
   // Norms and biases stay F32, as llama.cpp's own quantizer leaves 1-d tensors.
   const norm = (name: string): TensorPlan => ({ name, dims: [nEmbd], type: GgmlType.F32, fill: "ones" });
   const bias = (name: string, n: number): TensorPlan => ({ name, dims: [n], type: GgmlType.F32, fill: "random" });
@@ -185,8 +201,12 @@ function tensorPlans(shape: SyntheticShape, nVocab: number, weightType: GgmlType
       weight(`${blk}.attn_k.weight`, nEmbd, nEmbdKv),
       weight(`${blk}.attn_v.weight`, nEmbd, nEmbdKv),
     );
-    if (shape.arch !== "llama") {
+    if (shape.arch === "qwen2" || shape.arch === "qwen2vl") {
       plans.push(bias(`${blk}.attn_q.bias`, nEmbd), bias(`${blk}.attn_k.bias`, nEmbdKv), bias(`${blk}.attn_v.bias`, nEmbdKv));
+    }
+    if (shape.arch === "qwen3vl") {
+      const headNorm = (name: string): TensorPlan => ({ name, dims: [headWidth], type: GgmlType.F32, fill: "ones" });
+      plans.push(headNorm(`${blk}.attn_q_norm.weight`), headNorm(`${blk}.attn_k_norm.weight`));
     }
     plans.push(
       weight(`${blk}.attn_output.weight`, nEmbd, nEmbd),
@@ -285,6 +305,11 @@ function checkShape(shape: SyntheticShape): void {
     throw new BadRequestError(
       `synthetic model shape: embedding ${shape.nEmbd} must split into ${shape.nHead} heads, and heads into ${shape.nHeadKv} KV heads`,
     );
+  }
+  const deepstack = shape.deepstackLayers ?? 0;
+  // llama.cpp adds a deepstack embedding to every token's row of its layer: the last layer has kept only the output rows.
+  if (!Number.isSafeInteger(deepstack) || deepstack < 0 || deepstack >= shape.nLayer) {
+    throw new BadRequestError(`synthetic model shape: deepstack layers ${deepstack} must be a whole number below the ${shape.nLayer} layers`);
   }
   const sections = shape.ropeSections;
   if (sections && (!sections.every((n) => Number.isSafeInteger(n) && n >= 0) || sections.reduce((a, b) => a + b, 0) !== shape.nEmbd / shape.nHead / 2)) {

@@ -1,7 +1,8 @@
 // Images through the engine, on the tiny-vision pair (a LLaVA-1.5-shaped projector over a tiny
-// llama) and the tiny-vision-mrope pair (Qwen2-VL's shape: M-RoPE positions), each created in a
-// temporary store as a model layer plus a projector layer: image rows in the shared steps beside
-// other sequences, the prefix cache keyed by image content, refused inputs, cancellation.
+// llama), the tiny-vision-mrope pair (Qwen2-VL's shape: M-RoPE positions) and the
+// tiny-vision-qwen3vl pair (Qwen3-VL's: M-RoPE and deepstack), each created in a temporary store
+// as a model layer plus a projector layer: image rows in the shared steps beside other sequences,
+// the prefix cache keyed by image content, refused inputs, cancellation.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createReadStream, mkdtempSync, readFileSync } from "node:fs";
@@ -19,7 +20,9 @@ import { startServer, type RunningServer } from "../../src/server/index.js";
 import { initBackend, liveNativeObjects } from "../../src/native/index.js";
 import { ImageServer } from "../helpers/image-server.js";
 import { TestRegistry } from "../helpers/registry.js";
-import { imageFile, testImage, tinyVisionModel, VISION_MROPE_REFERENCE_ANSWER, VISION_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION } from "../helpers/images.js";
+import {
+  imageFile, testImage, tinyVisionModel, VISION_MROPE_REFERENCE_ANSWER, VISION_QWEN3VL_REFERENCE_ANSWER, VISION_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION,
+} from "../helpers/images.js";
 import { storiesPath } from "../helpers/models.js";
 
 const MODEL = "tiny-vision";
@@ -274,17 +277,23 @@ describe("engine with images (tiny-vision)", () => {
   });
 });
 
-// Qwen2-VL's shape: an image's rows share its start position and the text after it advances by
-// max(nx, ny), so cell positions part from token indices (kv-manager.ts, media.ts positionAt).
-describe("engine with images, M-RoPE (tiny-vision-mrope)", () => {
-  const MROPE = "tiny-vision-mrope";
+// Qwen2-VL's and Qwen3-VL's shapes: an image's rows share its start position and the text after it
+// advances by max(nx, ny), so cell positions part from token indices (kv-manager.ts, media.ts
+// positionAt). Qwen3-VL's rows are also three embeddings wide (its deepstack), which the projector
+// and the decode of embedding rows take from the model's input width.
+const MROPE_PAIRS = [
+  { preset: "tiny-vision-mrope", reference: VISION_MROPE_REFERENCE_ANSWER },
+  { preset: "tiny-vision-qwen3vl", reference: VISION_QWEN3VL_REFERENCE_ANSWER },
+] as const;
+
+for (const { preset: MROPE, reference: MROPE_REFERENCE_ANSWER } of MROPE_PAIRS) describe(`engine with images, M-RoPE (${MROPE})`, () => {
   let engine: Engine;
   const askMrope = (images: string[], question = VISION_REFERENCE_QUESTION, options: Record<string, number> = greedy) =>
     ({ ...ask(images, question), model: MROPE, options });
   before(async () => {
     initBackend("cpu");
     engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-vision-mrope-store-")), gpu: "cpu" });
-    await createVisionModel(engine, MROPE, "tiny-vision-mrope");
+    await createVisionModel(engine, MROPE, MROPE);
     await createVisionModel(engine);
   });
   after(async () => engine?.close());
@@ -297,13 +306,13 @@ describe("engine with images, M-RoPE (tiny-vision-mrope)", () => {
 
   test("parity with llama.cpp's llama-mtmd-cli, alone and with 15 other sequences (text and images, on both pairs) in the same steps", async () => {
     const reference = askMrope([image(0)]);
-    assert.equal((await engine.chat(reference)).message.content, VISION_MROPE_REFERENCE_ANSWER);
+    assert.equal((await engine.chat(reference)).message.content, MROPE_REFERENCE_ANSWER);
     const others = Array.from({ length: 15 }, (_, i) =>
       i % 3 === 0 ? askMrope([], `Tell me about the number ${i}.`)
         : i % 5 === 0 ? ask([image(30 + i)], `Question ${i} about the picture?`)
           : askMrope([image(10 + i)], `Question ${i} about the picture?`));
     const together = await Promise.all([engine.chat(reference), ...others.map((r) => engine.chat(r))]);
-    assert.equal(together[0]!.message.content, VISION_MROPE_REFERENCE_ANSWER);
+    assert.equal(together[0]!.message.content, MROPE_REFERENCE_ANSWER);
     // Each kind alone again (a text, M-RoPE images, a tiny-vision image): a request of Qwen2's
     // 151,936-token vocabulary takes seconds on 2 cores, all 15 would take a minute.
     for (const i of [0, 1, 5, 14]) {
@@ -366,7 +375,7 @@ describe("engine with images, M-RoPE (tiny-vision-mrope)", () => {
     while (stats().running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.equal(stats().running, 0);
     assert.equal(stats().kv.usedCells, stats().kv.idleCells, "no sequence holds private cells: every used cell is an idle cached block's");
-    assert.equal((await engine.chat(askMrope([image(0)]))).message.content, VISION_MROPE_REFERENCE_ANSWER, "the freed cells leave nothing behind");
+    assert.equal((await engine.chat(askMrope([image(0)]))).message.content, MROPE_REFERENCE_ANSWER, "the freed cells leave nothing behind");
   });
 
   describe("over HTTP", () => {
@@ -377,7 +386,7 @@ describe("engine with images, M-RoPE (tiny-vision-mrope)", () => {
     test("/api/chat and /v1/chat/completions (n = 3): the reference answer", async () => {
       const chat = await post("/api/chat", { ...askMrope([image(0)]), stream: false });
       assert.equal(chat.status, 200);
-      assert.equal(((await chat.json()) as any).message.content, VISION_MROPE_REFERENCE_ANSWER);
+      assert.equal(((await chat.json()) as any).message.content, MROPE_REFERENCE_ANSWER);
       // n = 3: the choices share the prompt's cells, the image's among them (one prompt group).
       const openai = await post("/v1/chat/completions", {
         model: MROPE, temperature: 0, max_tokens: 12, n: 3,
@@ -385,7 +394,7 @@ describe("engine with images, M-RoPE (tiny-vision-mrope)", () => {
       });
       assert.equal(openai.status, 200);
       const choices = ((await openai.json()) as any).choices.map((c: any) => c.message.content);
-      assert.deepEqual(choices, Array(3).fill(VISION_MROPE_REFERENCE_ANSWER));
+      assert.deepEqual(choices, Array(3).fill(MROPE_REFERENCE_ANSWER));
     });
 
     test("an unrelated request is served while an M-RoPE image request streams", async () => {

@@ -1,5 +1,6 @@
 // The vision fixtures of the GGUF writer: Qwen2-VL's shape (M-RoPE sections in the language
-// model, the qwen2vl_merger projector's tensors), and shapes it refuses.
+// model, the qwen2vl_merger projector's tensors), Qwen3-VL's (deepstack layers on both sides), and
+// shapes it refuses.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
@@ -25,6 +26,38 @@ describe("synthetic vision models", () => {
     for (const name of ["v.patch_embd.weight", "v.patch_embd.weight.1", "v.post_ln.weight", "mm.0.weight", "mm.2.weight"]) assert.ok(names.includes(name), name);
     assert.ok(!names.includes("v.class_embd") && !names.includes("v.position_embd.weight"), "rotary positions, no class token");
     assert.equal(projector.imageTokens, 4, "a 32 x 32 square in 8 x 8 patches merged 2 x 2");
+  });
+
+  test("tiny-vision-qwen3vl: a qwen3vl model with per-head norms and 2 deepstack layers, a qwen3vl_merger with a deepstack merger per ViT layer named", async () => {
+    const { model, projector } = await writeSyntheticVisionModel({ preset: "tiny-vision-qwen3vl", dir: tmp(), type: "f32" });
+    const lm = await readGgufHeader(model.path);
+    assert.equal(lm.metadata.get("general.architecture")?.value, "qwen3vl");
+    assert.equal(lm.metadata.get("qwen3vl.n_deepstack_layers")?.value, 2);
+    const lmNames = lm.tensors.map((t) => t.name);
+    assert.ok(lmNames.includes("blk.0.attn_q_norm.weight") && lmNames.includes("blk.0.attn_k_norm.weight"));
+    assert.ok(!lmNames.includes("blk.0.attn_q.bias"), "Qwen3 has no QKV biases");
+    const mm = await readGgufHeader(projector.path);
+    assert.equal(mm.metadata.get("clip.projector_type")?.value, "qwen3vl_merger");
+    assert.equal(mm.metadata.get("clip.use_gelu")?.value, true);
+    const names = mm.tensors.map((t) => t.name);
+    for (const name of ["v.patch_embd.bias", "v.position_embd.weight", "v.blk.0.attn_qkv.weight", "v.deepstack.0.fc2.weight", "v.deepstack.1.norm.weight"]) {
+      assert.ok(names.includes(name), name);
+    }
+    assert.ok(!names.includes("v.deepstack.2.fc1.weight") && !names.includes("v.blk.0.attn_q.weight"));
+  });
+
+  test("deepstack layers a projector type lacks, repeats, or as many as the model's layers are refused", async () => {
+    const merger = { imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2, projectionDim: 64 };
+    await assert.rejects(writeSyntheticProjector({ shape: { ...merger, type: "qwen2vl_merger", deepstackLayers: [0] }, out: path.join(tmp(), "p.gguf") }),
+      (e: Error) => e instanceof BadRequestError && /only qwen3vl_merger has deepstack layers/.test(e.message));
+    for (const deepstackLayers of [[0, 0], [2]]) {
+      await assert.rejects(writeSyntheticProjector({ shape: { ...merger, type: "qwen3vl_merger", deepstackLayers }, out: path.join(tmp(), "p.gguf") }),
+        (e: Error) => e instanceof BadRequestError && /deepstack layers must be distinct layers of the 2/.test(e.message));
+    }
+    // llama.cpp adds a deepstack embedding to all of a layer's rows, which its last layer no longer has.
+    const shape = { ...SYNTHETIC_PRESETS["tiny-qwen3vl"], deepstackLayers: 3 };
+    await assert.rejects(writeSyntheticModel({ shape, type: "f32", out: path.join(tmp(), "m.gguf") }), (e: Error) =>
+      e instanceof BadRequestError && /deepstack layers 3 must be a whole number below the 3 layers/.test(e.message));
   });
 
   test("rope sections that do not sum to half the head width are refused", async () => {

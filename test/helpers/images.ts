@@ -98,3 +98,9 @@ export const VISION_REFERENCE_ANSWER = " restoconsulté Santo Justin wohltrackas
  */
 export const VISION_MROPE_REFERENCE_ANSWER = "他曾GET therapём Martin Paradisedebug Jah/source경 Repซ";
 
+/**
+ * llama.cpp's own answer on tiny-vision-qwen3vl (Qwen3-VL's shape with two deepstack embeddings per
+ * row, f32, seed 0) for testImage(0), by the same llama-mtmd-cli build and command (`-t 1`), on
+ * 2026-12-03: greedy, 12 tokens.
+ */
+export const VISION_QWEN3VL_REFERENCE_ANSWER = 'weather汇 AV doctr IEntity锊벳価暴风 màn disjoint "></';

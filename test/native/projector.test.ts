@@ -385,3 +385,41 @@ describe("native projector, M-RoPE (tiny-vision-mrope)", () => {
     assert.equal(ctx.seqPosMax(0), -1, "nothing was decoded");
   });
 });
+
+// Qwen3-VL's shape (tiny-vision-qwen3vl): a row is the model's input width, its embedding and one
+// deepstack embedding per early layer side by side (llama_model_n_embd_inp), not its embedding width.
+describe("native projector, deepstack (tiny-vision-qwen3vl)", () => {
+  let model: NativeModel;
+  let projector: NativeProjector;
+  let ctx: NativeContext;
+
+  before(async () => {
+    initBackend("cpu");
+    const files = await tinyVisionModel("tiny-vision-qwen3vl");
+    model = await loadModel(files.model);
+    projector = await loadProjector(model, files.projector, 1);
+    ctx = await createContext(model, { kvCells: 256, nSeqMax: 2, batchCapacity: 64, nUbatch: 64 });
+  });
+
+  after(async () => {
+    await ctx?.dispose();
+    await projector?.dispose();
+    await model?.dispose();
+  });
+
+  test("rows are 3 embeddings wide and decode; rows of the embedding width alone are refused", async () => {
+    assert.equal(projector.mrope, true);
+    assert.equal(projector.embeddingLength, 3 * model.info.embeddingLength);
+    // 64 x 32 pixels: 8 rows, whose 8 x 64 floats are no whole number of 192-float rows.
+    const [image] = media(await projector.tokenize(projector.marker, [encodePng(64, 32, (x, y) => [x * 4, y * 8, 64])]));
+    assert.equal(image!.nTokens, 8);
+    const rows = await projector.encode(image!);
+    assert.equal(rows.length, image!.nTokens * 3 * model.info.embeddingLength);
+    const narrow = rows.subarray(0, image!.nTokens * model.info.embeddingLength);
+    await assert.rejects(async () => ctx.decodeEmbeddings({ seqIds: new Int32Array(image!.nTokens), embeddings: narrow, positions: image!.positions(0), nonCausal: false }),
+      /rows.embeddings must hold whole rows of 192 floats/);
+    const r = await ctx.decodeEmbeddings({ seqIds: new Int32Array(image!.nTokens), embeddings: rows, positions: image!.positions(0), nonCausal: image!.nonCausal });
+    assert.equal(r.status, "ok");
+    ctx.seqRemove(0, -1, -1);
+  });
+});
