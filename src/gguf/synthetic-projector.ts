@@ -15,8 +15,11 @@
 // image's grid, one fused QKV matrix, GELU, and deepstack: some ViT layers' outputs go through their
 // own merger MLP and ride beside the main embedding in each row, which the language model (qwen3vl)
 // adds to its first layers' outputs.
+// Gemma 3's ("gemma3"): a SigLIP ViT (learned positions, no class token, a patch bias, GELU, a
+// final norm), its patches averaged 4 x 4, an RMS norm and one projection into the model; its
+// image rows attend to each other both ways (mtmd_decode_use_non_causal).
 // Tensor names and hparam keys are clip.cpp's (tools/mtmd/clip-impl.h, load_hparams/load_tensors,
-// models/qwen2vl.cpp, models/qwen3vl.cpp).
+// models/qwen2vl.cpp, models/qwen3vl.cpp, models/siglip.cpp).
 
 import { BadRequestError } from "../api/errors.js";
 import { elementCount, GgmlType } from "./ggml-types.js";
@@ -30,12 +33,12 @@ import {
 import { gguf, type GgufValue } from "./values.js";
 import { writeGguf } from "./writer.js";
 
-export type SyntheticProjectorType = "mlp" | "qwen2vl_merger" | "qwen3vl_merger";
+export type SyntheticProjectorType = "mlp" | "qwen2vl_merger" | "qwen3vl_merger" | "gemma3";
 
 export interface SyntheticProjectorShape {
   type: SyntheticProjectorType;
   /**
-   * mlp: the square input side in pixels, images resized (padded) to it; the mergers: images keep
+   * mlp, gemma3: the square input side in pixels, images resized to it; the mergers: images keep
    * their own size (qwen3vl_merger: its learned positions are this side's grid, resized to the image's).
    */
   imageSize: number;
@@ -59,7 +62,7 @@ export interface SyntheticProjectorOptions {
 
 export interface SyntheticProjectorSummary {
   path: string;
-  /** Embedding rows one image becomes (mlp: one per patch; the mergers: per 2 x 2 patches of the resized image, this for an imageSize square). */
+  /** Embedding rows one image becomes (mlp: one per patch; gemma3: per 4 x 4 patches; the mergers: per 2 x 2 patches of the resized image, this for an imageSize square). */
   imageTokens: number;
   tensorCount: number;
   parameterCount: number;
@@ -70,6 +73,10 @@ export interface SyntheticProjectorSummary {
 const CLIP_IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_IMAGE_STD = [0.26862954, 0.26130258, 0.27577711];
 const HALF = [0.5, 0.5, 0.5];
+/** Projector types whose ViT uses GELU (tanh) and maps pixels from [0, 1] to [-1, 1]; the others: quick-GELU and CLIP's normalization. */
+const GELU_HALF_NORMALIZED: ReadonlySet<SyntheticProjectorType> = new Set(["qwen3vl_merger", "gemma3"]);
+/** gemma3: patches averaged per side (clip.cpp's default for every Gemma 3). */
+const GEMMA3_POOL = 4;
 
 function projectorMetadata(s: SyntheticProjectorShape, name: string): Array<[string, GgufValue]> {
   return [
@@ -86,10 +93,9 @@ function projectorMetadata(s: SyntheticProjectorShape, name: string): Array<[str
     ["clip.vision.projection_dim", gguf.uint32(s.projectionDim)],
     ["clip.vision.attention.head_count", gguf.uint32(s.nHead)],
     ["clip.vision.attention.layer_norm_epsilon", gguf.float32(1e-5)],
-    ["clip.vision.image_mean", gguf.array("float32", s.type === "qwen3vl_merger" ? HALF : CLIP_IMAGE_MEAN)],
-    ["clip.vision.image_std", gguf.array("float32", s.type === "qwen3vl_merger" ? HALF : CLIP_IMAGE_STD)],
-    // Qwen3-VL's ViT uses GELU (tanh); the others' default is quick-GELU.
-    ...(s.type === "qwen3vl_merger" ? [["clip.use_gelu", gguf.bool(true)] as [string, GgufValue]] : []),
+    ["clip.vision.image_mean", gguf.array("float32", GELU_HALF_NORMALIZED.has(s.type) ? HALF : CLIP_IMAGE_MEAN)],
+    ["clip.vision.image_std", gguf.array("float32", GELU_HALF_NORMALIZED.has(s.type) ? HALF : CLIP_IMAGE_STD)],
+    ...(GELU_HALF_NORMALIZED.has(s.type) ? [["clip.use_gelu", gguf.bool(true)] as [string, GgufValue]] : []),
   ];
 }
 
@@ -110,6 +116,7 @@ function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
     mlp: [patches, random("v.class_embd", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches + 1), ...norm("v.pre_ln")],
     qwen2vl_merger: framePatches,
     qwen3vl_merger: [...framePatches, random("v.patch_embd.bias", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches)],
+    gemma3: [patches, random("v.patch_embd.bias", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches)],
   }[s.type];
   const attention = (blk: string) => s.type === "qwen3vl_merger"
     ? linear(`${blk}.attn_qkv`, s.nEmbd, 3 * s.nEmbd)
@@ -127,6 +134,13 @@ function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
   }
   if (s.type === "mlp") {
     tensors.push(...linear("mm.0", s.nEmbd, s.projectionDim), ...linear("mm.2", s.projectionDim, s.projectionDim));
+  } else if (s.type === "gemma3") {
+    tensors.push(
+      ...norm("v.post_ln"),
+      { name: "mm.soft_emb_norm.weight", dims: [s.nEmbd], type: GgmlType.F32, fill: "ones" },
+      // clip.cpp multiplies by its transpose: ne0 is the model's width.
+      random("mm.input_projection.weight", s.projectionDim, s.nEmbd),
+    );
   } else {
     // Each row merges 2 x 2 patches: the MLP reads their 4 embeddings side by side.
     const merged = 4 * s.nEmbd;
@@ -147,8 +161,11 @@ function checkShape(s: SyntheticProjectorShape): void {
   if (s.imageSize % s.patchSize !== 0 || s.nEmbd % s.nHead !== 0) {
     throw new BadRequestError("synthetic projector shape: patches must tile the image and heads split the embedding");
   }
+  if (s.type === "gemma3" && (s.imageSize / s.patchSize) % GEMMA3_POOL !== 0) {
+    throw new BadRequestError(`synthetic projector shape: gemma3 averages ${GEMMA3_POOL} x ${GEMMA3_POOL} patches, which must tile the image`);
+  }
   // The mergers' vision rotary splits each head in 4 sections; rows merge 2 x 2 patches.
-  if (s.type !== "mlp" && ((s.nEmbd / s.nHead) % 4 !== 0 || s.imageSize % (2 * s.patchSize) !== 0)) {
+  if ((s.type === "qwen2vl_merger" || s.type === "qwen3vl_merger") && ((s.nEmbd / s.nHead) % 4 !== 0 || s.imageSize % (2 * s.patchSize) !== 0)) {
     throw new BadRequestError(`synthetic projector shape: ${s.type} needs a head width divisible by 4 and the image side by 2 patches`);
   }
   const deepstack = s.deepstackLayers ?? [];
@@ -172,7 +189,7 @@ export async function writeSyntheticProjector(options: SyntheticProjectorOptions
   });
   return {
     path: options.out,
-    imageTokens: (shape.imageSize / shape.patchSize) ** 2 / (shape.type === "mlp" ? 1 : 4),
+    imageTokens: (shape.imageSize / shape.patchSize) ** 2 / { mlp: 1, gemma3: GEMMA3_POOL ** 2, qwen2vl_merger: 4, qwen3vl_merger: 4 }[shape.type],
     tensorCount: tensors.length,
     parameterCount: tensors.reduce((sum, t) => sum + elementCount(t.dims), 0),
   };
@@ -206,6 +223,14 @@ export const SYNTHETIC_VISION_PRESETS = {
    * Qwen3-VL's shape over tiny-qwen3vl: tiny-vision-mrope's grid, with the outputs of ViT layers 0
    * and 1 as deepstack embeddings (Qwen3-VL-2B: layers 5, 11 and 17 of 24), so a row is 3 x 64 wide.
    */
+  /**
+   * Gemma 3's shape over tiny-gemma3: 64 x 64 images in 4 x 4 patches averaged 4 x 4, 16 rows an
+   * image (Gemma 3: 896 pixels, 14-pixel patches, 256 rows), attending to each other both ways.
+   */
+  "tiny-vision-gemma3": {
+    model: "tiny-gemma3",
+    projector: { type: "gemma3", imageSize: 64, patchSize: 4, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2 },
+  },
   "tiny-vision-qwen3vl": {
     model: "tiny-qwen3vl",
     projector: { type: "qwen3vl_merger", imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 3, deepstackLayers: [0, 1] },

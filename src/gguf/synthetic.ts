@@ -12,7 +12,7 @@ import { gguf, type GgufValue } from "./values.js";
 import { writeGguf, type GgufTensorSource } from "./writer.js";
 
 export type SyntheticVocab = "llama-spm" | "llama-bpe" | "qwen2";
-export type SyntheticArch = "llama" | "qwen2" | "qwen2vl" | "qwen3vl";
+export type SyntheticArch = "llama" | "qwen2" | "qwen2vl" | "qwen3vl" | "gemma3";
 export type SyntheticWeightType = "f32" | "f16" | "q8_0";
 
 export interface SyntheticShape {
@@ -36,6 +36,12 @@ export interface SyntheticShape {
    * added to the output of one of the first layers, so rows are nEmbd x (1 + deepstackLayers) wide.
    */
   deepstackLayers?: number;
+  /**
+   * Gemma 3's local attention: a token sees only this many positions back in the layers that are
+   * not every swaPattern-th (Gemma 3: 1,024, and 5 local layers to 1 global).
+   */
+  slidingWindow?: number;
+  swaPattern?: number;
 }
 
 const LLAMA_SPM = { arch: "llama", vocab: "llama-spm", ropeFreqBase: 10000, rmsNormEps: 1e-5, tiedOutput: false } as const;
@@ -61,6 +67,15 @@ export const SYNTHETIC_PRESETS = {
    * M-RoPE, and image rows 3 x 64 wide, whose two extra embeddings go into layers 0 and 1 of 3 (Qwen3-VL-2B:
    * 3 of its 28 layers).
    */
+  /**
+   * Gemma 3's language model, shrunk: per-head Q and K norms, norms after attention and after the
+   * feed-forward too, and layer 0 of 2 local with a 16-position window, so a test prompt with an
+   * image reaches past it. The SentencePiece vocabulary of the llama presets stands in for Gemma's.
+   */
+  "tiny-gemma3": {
+    ...LLAMA_SPM, arch: "gemma3", nEmbd: 64, nLayer: 2, nHead: 4, nHeadKv: 2, nFf: 128, contextLength: 2048,
+    ropeFreqBase: 1000000, rmsNormEps: 1e-6, slidingWindow: 16, swaPattern: 2,
+  },
   "tiny-qwen3vl": {
     ...QWEN2, arch: "qwen3vl", nEmbd: 64, nLayer: 3, nHead: 4, nHeadKv: 2, nFf: 128, contextLength: 2048,
     ropeFreqBase: 5000000, ropeSections: [2, 3, 3, 0], deepstackLayers: 2, tiedOutput: false,
@@ -170,6 +185,8 @@ function architectureMetadata(shape: SyntheticShape, name: string, fileType: num
   if (a === "llama") metadata.push([`${a}.rope.dimension_count`, gguf.uint32(shape.nEmbd / shape.nHead)]);
   if (shape.ropeSections) metadata.push([`${a}.rope.dimension_sections`, gguf.array("int32", shape.ropeSections)]);
   if (shape.deepstackLayers) metadata.push([`${a}.n_deepstack_layers`, gguf.uint32(shape.deepstackLayers)]);
+  if (shape.slidingWindow) metadata.push([`${a}.attention.sliding_window`, gguf.uint32(shape.slidingWindow)]);
+  if (shape.swaPattern) metadata.push([`${a}.attention.sliding_window_pattern`, gguf.uint32(shape.swaPattern)]);
   return metadata;
 }
 
@@ -204,17 +221,19 @@ function tensorPlans(shape: SyntheticShape, nVocab: number, weightType: GgmlType
     if (shape.arch === "qwen2" || shape.arch === "qwen2vl") {
       plans.push(bias(`${blk}.attn_q.bias`, nEmbd), bias(`${blk}.attn_k.bias`, nEmbdKv), bias(`${blk}.attn_v.bias`, nEmbdKv));
     }
-    if (shape.arch === "qwen3vl") {
+    if (shape.arch === "qwen3vl" || shape.arch === "gemma3") {
       const headNorm = (name: string): TensorPlan => ({ name, dims: [headWidth], type: GgmlType.F32, fill: "ones" });
       plans.push(headNorm(`${blk}.attn_q_norm.weight`), headNorm(`${blk}.attn_k_norm.weight`));
     }
+    plans.push(weight(`${blk}.attn_output.weight`, nEmbd, nEmbd));
+    if (shape.arch === "gemma3") plans.push(norm(`${blk}.post_attention_norm.weight`));
     plans.push(
-      weight(`${blk}.attn_output.weight`, nEmbd, nEmbd),
       norm(`${blk}.ffn_norm.weight`),
       weight(`${blk}.ffn_gate.weight`, nEmbd, nFf),
       weight(`${blk}.ffn_up.weight`, nEmbd, nFf),
       weight(`${blk}.ffn_down.weight`, nFf, nEmbd),
     );
+    if (shape.arch === "gemma3") plans.push(norm(`${blk}.post_ffw_norm.weight`));
   }
   plans.push(norm("output_norm.weight"));
   if (!shape.tiedOutput) plans.push(weight("output.weight", nEmbd, nVocab));
@@ -305,6 +324,10 @@ function checkShape(shape: SyntheticShape): void {
     throw new BadRequestError(
       `synthetic model shape: embedding ${shape.nEmbd} must split into ${shape.nHead} heads, and heads into ${shape.nHeadKv} KV heads`,
     );
+  }
+  const local = [shape.slidingWindow, shape.swaPattern].filter((n) => n !== undefined);
+  if (!local.every((n) => Number.isSafeInteger(n) && n! > 0)) {
+    throw new BadRequestError("synthetic model shape: the sliding window and its layer pattern must be positive integers");
   }
   const deepstack = shape.deepstackLayers ?? 0;
   // llama.cpp adds a deepstack embedding to every token's row of its layer: the last layer has kept only the output rows.

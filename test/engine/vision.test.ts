@@ -1,6 +1,5 @@
 // Images through the engine, on the tiny-vision pair (a LLaVA-1.5-shaped projector over a tiny
-// llama), the tiny-vision-mrope pair (Qwen2-VL's shape: M-RoPE positions) and the
-// tiny-vision-qwen3vl pair (Qwen3-VL's: M-RoPE and deepstack), each created in a temporary store
+// llama) and pairs of Qwen2-VL's, Qwen3-VL's and Gemma 3's shapes, each created in a temporary store
 // as a model layer plus a projector layer: image rows in the shared steps beside other sequences,
 // the prefix cache keyed by image content, refused inputs, cancellation.
 import assert from "node:assert/strict";
@@ -21,7 +20,8 @@ import { initBackend, liveNativeObjects } from "../../src/native/index.js";
 import { ImageServer } from "../helpers/image-server.js";
 import { TestRegistry } from "../helpers/registry.js";
 import {
-  imageFile, testImage, tinyVisionModel, VISION_MROPE_REFERENCE_ANSWER, VISION_QWEN3VL_REFERENCE_ANSWER, VISION_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION,
+  imageFile, testImage, tinyVisionModel, VISION_GEMMA3_REFERENCE_ANSWER, VISION_MROPE_REFERENCE_ANSWER, VISION_QWEN3VL_REFERENCE_ANSWER, VISION_REFERENCE_ANSWER,
+  VISION_REFERENCE_QUESTION,
 } from "../helpers/images.js";
 import { storiesPath } from "../helpers/models.js";
 
@@ -277,43 +277,47 @@ describe("engine with images (tiny-vision)", () => {
   });
 });
 
-// Qwen2-VL's and Qwen3-VL's shapes: an image's rows share its start position and the text after it
-// advances by max(nx, ny), so cell positions part from token indices (kv-manager.ts, media.ts
-// positionAt). Qwen3-VL's rows are also three embeddings wide (its deepstack), which the projector
-// and the decode of embedding rows take from the model's input width.
-const MROPE_PAIRS = [
-  { preset: "tiny-vision-mrope", reference: VISION_MROPE_REFERENCE_ANSWER },
-  { preset: "tiny-vision-qwen3vl", reference: VISION_QWEN3VL_REFERENCE_ANSWER },
+// The same tests on the pairs whose images take another path than tiny-vision's:
+// - Qwen2-VL's and Qwen3-VL's shapes (M-RoPE): an image's rows share its start position and the
+//   text after it advances by max(nx, ny), so cell positions part from token indices (kv-manager.ts,
+//   media.ts positionAt). Qwen3-VL's rows are also three embeddings wide (its deepstack), which the
+//   projector and the decode of embedding rows take from the model's input width.
+// - Gemma 3's: an image's rows attend to each other both ways (decoded in calls of their own), and
+//   the model's local layers see 16 positions back, which its prompts here reach past.
+const MORE_PAIRS = [
+  { preset: "tiny-vision-mrope", shape: "M-RoPE", reference: VISION_MROPE_REFERENCE_ANSWER },
+  { preset: "tiny-vision-qwen3vl", shape: "M-RoPE, deepstack", reference: VISION_QWEN3VL_REFERENCE_ANSWER },
+  { preset: "tiny-vision-gemma3", shape: "non-causal image rows, sliding window", reference: VISION_GEMMA3_REFERENCE_ANSWER },
 ] as const;
 
-for (const { preset: MROPE, reference: MROPE_REFERENCE_ANSWER } of MROPE_PAIRS) describe(`engine with images, M-RoPE (${MROPE})`, () => {
+for (const { preset: PAIR, shape, reference: PAIR_REFERENCE_ANSWER } of MORE_PAIRS) describe(`engine with images, ${shape} (${PAIR})`, () => {
   let engine: Engine;
-  const askMrope = (images: string[], question = VISION_REFERENCE_QUESTION, options: Record<string, number> = greedy) =>
-    ({ ...ask(images, question), model: MROPE, options });
+  const askPair = (images: string[], question = VISION_REFERENCE_QUESTION, options: Record<string, number> = greedy) =>
+    ({ ...ask(images, question), model: PAIR, options });
   before(async () => {
     initBackend("cpu");
-    engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), "vllama-vision-mrope-store-")), gpu: "cpu" });
-    await createVisionModel(engine, MROPE, MROPE);
+    engine = new Engine({ modelsDir: mkdtempSync(path.join(os.tmpdir(), `vllama-${PAIR}-store-`)), gpu: "cpu" });
+    await createVisionModel(engine, PAIR, PAIR);
     await createVisionModel(engine);
   });
   after(async () => engine?.close());
-  const stats = () => engine.stats().find((s) => s.name.includes(MROPE))!;
+  const stats = () => engine.stats().find((s) => s.name.includes(PAIR))!;
 
   test("show reports vision", async () => {
-    const shown = await engine.show({ model: MROPE });
+    const shown = await engine.show({ model: PAIR });
     assert.ok(shown.capabilities?.includes("vision"), String(shown.capabilities));
   });
 
   test("parity with llama.cpp's llama-mtmd-cli, alone and with 15 other sequences (text and images, on both pairs) in the same steps", async () => {
-    const reference = askMrope([image(0)]);
-    assert.equal((await engine.chat(reference)).message.content, MROPE_REFERENCE_ANSWER);
+    const reference = askPair([image(0)]);
+    assert.equal((await engine.chat(reference)).message.content, PAIR_REFERENCE_ANSWER);
     const others = Array.from({ length: 15 }, (_, i) =>
-      i % 3 === 0 ? askMrope([], `Tell me about the number ${i}.`)
+      i % 3 === 0 ? askPair([], `Tell me about the number ${i}.`)
         : i % 5 === 0 ? ask([image(30 + i)], `Question ${i} about the picture?`)
-          : askMrope([image(10 + i)], `Question ${i} about the picture?`));
+          : askPair([image(10 + i)], `Question ${i} about the picture?`));
     const together = await Promise.all([engine.chat(reference), ...others.map((r) => engine.chat(r))]);
-    assert.equal(together[0]!.message.content, MROPE_REFERENCE_ANSWER);
-    // Each kind alone again (a text, M-RoPE images, a tiny-vision image): a request of Qwen2's
+    assert.equal(together[0]!.message.content, PAIR_REFERENCE_ANSWER);
+    // Each kind alone again (a text, this pair's images, a tiny-vision image): a request of Qwen2's
     // 151,936-token vocabulary takes seconds on 2 cores, all 15 would take a minute.
     for (const i of [0, 1, 5, 14]) {
       assert.equal(together[i + 1]!.message.content, (await engine.chat(others[i]!)).message.content, `sequence ${i + 1}`);
@@ -324,10 +328,10 @@ for (const { preset: MROPE, reference: MROPE_REFERENCE_ANSWER } of MROPE_PAIRS) 
   // after the image: the second request attaches to every whole block, the image's among them.
   test("the same image twice: the second request's rows come from the prefix cache, the answer is identical", async () => {
     const question = `Describe, in as many words as there are stars in the sky and then some more, what is in this picture ${"again ".repeat(12)}?`;
-    const first = await engine.chat(askMrope([image(7)], question));
+    const first = await engine.chat(askPair([image(7)], question));
     const hitsBefore = stats().kv.prefixHits;
     const encodedBefore = stats().imagesEncoded;
-    const second = await engine.chat(askMrope([image(7)], question));
+    const second = await engine.chat(askPair([image(7)], question));
     const hits = stats().kv.prefixHits - hitsBefore;
     assert.equal(second.message.content, first.message.content);
     assert.equal(stats().imagesEncoded, encodedBefore, "not encoded again");
@@ -335,24 +339,24 @@ for (const { preset: MROPE, reference: MROPE_REFERENCE_ANSWER } of MROPE_PAIRS) 
     // Every whole block: blocks are 16 tokens, or fewer where the image ends.
     assert.ok(hits >= prompt - 16 && hits < prompt, `${hits} of ${prompt} prompt tokens came from the cache`);
     // Another image after the same text: only the text's blocks are shared, its answer is the same every time.
-    const other = await engine.chat(askMrope([image(8)], question));
-    assert.equal(other.message.content, (await engine.chat(askMrope([image(8)], question))).message.content);
+    const other = await engine.chat(askPair([image(8)], question));
+    assert.equal(other.message.content, (await engine.chat(askPair([image(8)], question))).message.content);
   });
 
   test("one image in 8 requests at once with distinct questions, beside a text request: each answer as alone", async () => {
     const [text, ...answers] = await Promise.all([
-      engine.chat(askMrope([], "Tell me a story.")),
-      ...Array.from({ length: 8 }, (_, i) => engine.chat(askMrope([image(60)], `Question ${i}: what is in this picture?`))),
+      engine.chat(askPair([], "Tell me a story.")),
+      ...Array.from({ length: 8 }, (_, i) => engine.chat(askPair([image(60)], `Question ${i}: what is in this picture?`))),
     ]);
     assert.equal(text!.done, true);
     for (const i of [0, 7]) {
-      assert.equal(answers[i]!.message.content, (await engine.chat(askMrope([image(60)], `Question ${i}: what is in this picture?`))).message.content);
+      assert.equal(answers[i]!.message.content, (await engine.chat(askPair([image(60)], `Question ${i}: what is in this picture?`))).message.content);
     }
   });
 
   test("two images and a follow-up turn: the answer does not change with what else runs", async () => {
     const turn = {
-      ...askMrope([]),
+      ...askPair([]),
       messages: [
         { role: "user" as const, content: "Here is one.", images: [image(20)] },
         { role: "assistant" as const, content: "I see it." },
@@ -360,14 +364,14 @@ for (const { preset: MROPE, reference: MROPE_REFERENCE_ANSWER } of MROPE_PAIRS) 
       ],
     };
     const alone = await engine.chat(turn);
-    const [busy] = await Promise.all([engine.chat(turn), ...[22, 23, 24].map((seed) => engine.chat(askMrope([image(seed)])))]);
+    const [busy] = await Promise.all([engine.chat(turn), ...[22, 23, 24].map((seed) => engine.chat(askPair([image(seed)])))]);
     assert.equal(busy!.message.content, alone.message.content);
   });
 
   test("cancelled as soon as it is sent (its image not yet or being computed): rejected, and its cells are freed", async () => {
     for (let attempt = 0; attempt < 3; attempt++) {
       const controller = new AbortController();
-      const pending = engine.chat({ ...askMrope([image(40 + attempt)]), stream: true }, { signal: controller.signal });
+      const pending = engine.chat({ ...askPair([image(40 + attempt)]), stream: true }, { signal: controller.signal });
       setImmediate(() => controller.abort());
       await assert.rejects(async () => { for await (const _ of await pending) { /* until cancelled */ } }, CancelledError);
     }
@@ -375,7 +379,7 @@ for (const { preset: MROPE, reference: MROPE_REFERENCE_ANSWER } of MROPE_PAIRS) 
     while (stats().running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.equal(stats().running, 0);
     assert.equal(stats().kv.usedCells, stats().kv.idleCells, "no sequence holds private cells: every used cell is an idle cached block's");
-    assert.equal((await engine.chat(askMrope([image(0)]))).message.content, MROPE_REFERENCE_ANSWER, "the freed cells leave nothing behind");
+    assert.equal((await engine.chat(askPair([image(0)]))).message.content, PAIR_REFERENCE_ANSWER, "the freed cells leave nothing behind");
   });
 
   describe("over HTTP", () => {
@@ -384,28 +388,28 @@ for (const { preset: MROPE, reference: MROPE_REFERENCE_ANSWER } of MROPE_PAIRS) 
       fetch(served.url + route, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
 
     test("/api/chat and /v1/chat/completions (n = 3): the reference answer", async () => {
-      const chat = await post("/api/chat", { ...askMrope([image(0)]), stream: false });
+      const chat = await post("/api/chat", { ...askPair([image(0)]), stream: false });
       assert.equal(chat.status, 200);
-      assert.equal(((await chat.json()) as any).message.content, MROPE_REFERENCE_ANSWER);
+      assert.equal(((await chat.json()) as any).message.content, PAIR_REFERENCE_ANSWER);
       // n = 3: the choices share the prompt's cells, the image's among them (one prompt group).
       const openai = await post("/v1/chat/completions", {
-        model: MROPE, temperature: 0, max_tokens: 12, n: 3,
+        model: PAIR, temperature: 0, max_tokens: 12, n: 3,
         messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: `data:image/png;base64,${image(0)}` } }, { type: "text", text: VISION_REFERENCE_QUESTION }] }],
       });
       assert.equal(openai.status, 200);
       const choices = ((await openai.json()) as any).choices.map((c: any) => c.message.content);
-      assert.deepEqual(choices, Array(3).fill(MROPE_REFERENCE_ANSWER));
+      assert.deepEqual(choices, Array(3).fill(PAIR_REFERENCE_ANSWER));
     });
 
-    test("an unrelated request is served while an M-RoPE image request streams", async () => {
-      const long = await post("/api/chat", { ...askMrope([image(50)], VISION_REFERENCE_QUESTION, { temperature: 0, num_predict: 60 }), stream: true });
+    test("an unrelated request is served while an image request streams", async () => {
+      const long = await post("/api/chat", { ...askPair([image(50)], VISION_REFERENCE_QUESTION, { temperature: 0, num_predict: 60 }), stream: true });
       assert.equal(long.status, 200);
       const reader = long.body!.getReader();
       await reader.read(); // its first piece: the image is in, it generates
-      const unrelated = await post("/api/chat", { ...askMrope([], "Hello?", { temperature: 0, num_predict: 2 }), stream: false });
+      const unrelated = await post("/api/chat", { ...askPair([], "Hello?", { temperature: 0, num_predict: 2 }), stream: false });
       assert.equal(unrelated.status, 200);
       assert.equal(((await unrelated.json()) as any).done, true);
-      assert.equal(stats().running, 1, "the M-RoPE request still runs");
+      assert.equal(stats().running, 1, "the image request still runs");
       let rest = "";
       for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
       assert.match(rest, /"done":true/);

@@ -1,6 +1,6 @@
 // The vision fixtures of the GGUF writer: Qwen2-VL's shape (M-RoPE sections in the language
-// model, the qwen2vl_merger projector's tensors), Qwen3-VL's (deepstack layers on both sides), and
-// shapes it refuses.
+// model, the qwen2vl_merger projector's tensors), Qwen3-VL's (deepstack layers on both sides),
+// Gemma 3's (a sliding window, a pooled SigLIP projector), and shapes it refuses.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
@@ -44,6 +44,24 @@ describe("synthetic vision models", () => {
       assert.ok(names.includes(name), name);
     }
     assert.ok(!names.includes("v.deepstack.2.fc1.weight") && !names.includes("v.blk.0.attn_q.weight"));
+  });
+
+  test("tiny-vision-gemma3: a gemma3 model with a sliding window on every other layer and post-norms, a gemma3 projector into its width", async () => {
+    const { model, projector } = await writeSyntheticVisionModel({ preset: "tiny-vision-gemma3", dir: tmp(), type: "f32" });
+    const lm = await readGgufHeader(model.path);
+    assert.equal(lm.metadata.get("general.architecture")?.value, "gemma3");
+    assert.equal(lm.metadata.get("gemma3.attention.sliding_window")?.value, 16);
+    assert.equal(lm.metadata.get("gemma3.attention.sliding_window_pattern")?.value, 2);
+    const lmNames = lm.tensors.map((t) => t.name);
+    for (const name of ["blk.1.post_attention_norm.weight", "blk.1.post_ffw_norm.weight", "blk.1.attn_q_norm.weight"]) assert.ok(lmNames.includes(name), name);
+    const mm = await readGgufHeader(projector.path);
+    assert.equal(mm.metadata.get("clip.projector_type")?.value, "gemma3");
+    const proj = mm.tensors.find((t) => t.name === "mm.input_projection.weight");
+    assert.deepEqual(proj?.dims, [64, 32], "from the ViT's 32 to the model's 64");
+    assert.equal(projector.imageTokens, 16, "a 64 x 64 square in 4 x 4 patches, averaged 4 x 4");
+    await assert.rejects(writeSyntheticProjector({
+      shape: { type: "gemma3", imageSize: 24, patchSize: 4, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 1, projectionDim: 64 }, out: path.join(tmp(), "p.gguf"),
+    }), (e: Error) => e instanceof BadRequestError && /gemma3 averages 4 x 4 patches, which must tile the image/.test(e.message));
   });
 
   test("deepstack layers a projector type lacks, repeats, or as many as the model's layers are refused", async () => {

@@ -104,3 +104,10 @@ export const VISION_MROPE_REFERENCE_ANSWER = "他曾GET therapём Martin Paradi
  * 2026-12-03: greedy, 12 tokens.
  */
 export const VISION_QWEN3VL_REFERENCE_ANSWER = 'weather汇 AV doctr IEntity锊벳価暴风 màn disjoint "></';
+
+/**
+ * llama.cpp's own answer on tiny-vision-gemma3 (Gemma 3's shape: non-causal image rows, a
+ * 16-position sliding window; f32, seed 0) for testImage(0), by the same llama-mtmd-cli build and
+ * command (`-t 1`), on 2026-12-03: greedy, 12 tokens.
+ */
+export const VISION_GEMMA3_REFERENCE_ANSWER = "گ International Dresнием Internationalagi septiembre conservation Internationalngotoclean";

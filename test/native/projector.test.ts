@@ -423,3 +423,31 @@ describe("native projector, deepstack (tiny-vision-qwen3vl)", () => {
     ctx.seqRemove(0, -1, -1);
   });
 });
+
+// Gemma 3's shape (tiny-vision-gemma3): every image is resized to the projector's square and its
+// patches averaged 4 x 4, and its rows attend to each other both ways, as mtmd_decode_use_non_causal says.
+describe("native projector, non-causal rows (tiny-vision-gemma3)", () => {
+  test("any image is 16 rows, marked non-causal, and they decode", async () => {
+    initBackend("cpu");
+    const files = await tinyVisionModel("tiny-vision-gemma3");
+    const model = await loadModel(files.model);
+    const projector = await loadProjector(model, files.projector, 1);
+    const ctx = await createContext(model, { kvCells: 256, nSeqMax: 2, batchCapacity: 64, nUbatch: 64 });
+    try {
+      assert.equal(projector.mrope, false);
+      for (const png of [testImage(0), encodePng(64, 32, (x, y) => [x * 4, y * 8, 64])]) {
+        const [image] = media(await projector.tokenize(projector.marker, [png]));
+        assert.equal(image!.nTokens, 16);
+        assert.equal(image!.nonCausal, true);
+      }
+      const [image] = media(await projector.tokenize(projector.marker, [testImage(0)]));
+      const r = await ctx.decodeEmbeddings({ seqIds: new Int32Array(16), embeddings: await projector.encode(image!), positions: image!.positions(0), nonCausal: true });
+      assert.equal(r.status, "ok");
+      assert.equal(ctx.seqPosMax(0), 15);
+    } finally {
+      await ctx.dispose();
+      await projector.dispose();
+      await model.dispose();
+    }
+  });
+});
