@@ -169,16 +169,28 @@ export async function tokenizeWithMedia(
  * counts a placeholder's chunks as it counts its file's.
  */
 function withPreparedChunks(chunks: PromptChunk[], prepared: PreparedMedia[]): PromptChunk[] {
-  const preparedChunks = prepared.flatMap((media) => media.chunks);
+  const preparedChunks = prepared.flatMap((media) => media.chunks.map((chunk) => ({ fileId: media.id, chunk })));
   let next = 0;
   const out = chunks.map((chunk) => {
     if (chunk.type === "text") return chunk;
-    const real = preparedChunks[next++];
-    if (real?.id !== chunk.id || real.nTokens !== chunk.nTokens || real.nPos !== chunk.nPos) {
+    const { fileId, chunk: real } = preparedChunks[next++] ?? {};
+    if (!real || fileId !== chunk.id || real.nTokens !== chunk.nTokens || real.nPos !== chunk.nPos) {
       throw new Error(`media chunk ${next} of the prompt is not the one its file was prepared as`);
     }
     return real;
   });
   if (next !== preparedChunks.length) throw new Error(`the prompt took ${next} of its files' ${preparedChunks.length} media chunks`);
   return out;
+}
+
+/**
+ * A prepared file whose chunks each have an id of their own. mtmd gives every chunk of a file the
+ * file's id, and a file that is several chunks is several pictures: LLaVA-1.6, MiniCPM-V and
+ * Idefics3 (SmolVLM) cut an image into an overview and tiles. Keyed by the file alone, the encoder
+ * cache served the overview's rows for every tile (a tiled tiny-vision image answered otherwise
+ * than llama-mtmd-cli, 2026-12-03).
+ */
+export function withChunkIds(media: PreparedMedia): PreparedMedia {
+  if (media.chunks.length > 1) media.chunks.forEach((chunk, k) => (chunk.id = `${media.id}#${k}`));
+  return media;
 }

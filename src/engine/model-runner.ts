@@ -12,7 +12,7 @@ import { EncoderCache } from "./encoder-cache.js";
 import { Executor } from "./executor.js";
 import { DEFAULT_MEMORY_SHARE, kvBytesPerCell, sizeKvCache, type KvSizing } from "./kv-sizing.js";
 import { idleBlockTokens, KvManager } from "./kv-manager.js";
-import { MediaIds, tokenizeWithMedia, type MediaLimits, type MediaPrompt } from "./media.js";
+import { MediaIds, tokenizeWithMedia, withChunkIds, type MediaLimits, type MediaPrompt } from "./media.js";
 import { PreparedMediaCache, type PrepareFile } from "./prepared-media.js";
 import { Scheduler } from "./scheduler.js";
 import { EngineMetrics } from "./metrics.js";
@@ -225,7 +225,7 @@ export class ModelRunner {
   /** Decodes and preprocesses one media file (on the CPU, at most MEDIA_PREPARING_ON_CPU at once). */
   private readonly prepareFile: PrepareFile = (file, name) => {
     this.mediaPrepares++;
-    const prepare = () => this.projector!.prepare(file, { name });
+    const prepare = () => this.projector!.prepare(file, { name }).then(withChunkIds);
     return this.mediaPreparing ? this.mediaPreparing.run(prepare) : prepare();
   };
 

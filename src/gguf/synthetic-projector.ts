@@ -51,6 +51,11 @@ export interface SyntheticProjectorShape {
   projectionDim: number;
   /** qwen3vl_merger: the ViT layers whose outputs also become a row's deepstack embeddings. */
   deepstackLayers?: number[];
+  /**
+   * mlp: LLaVA-1.6's tiling, as width, height pairs of the resolutions an image may be resized to:
+   * an image becomes an overview and a grid of imageSize tiles, each its own chunk of rows.
+   */
+  pinpoints?: number[];
 }
 
 export interface SyntheticProjectorOptions {
@@ -96,6 +101,7 @@ function projectorMetadata(s: SyntheticProjectorShape, name: string): Array<[str
     ["clip.vision.image_mean", gguf.array("float32", GELU_HALF_NORMALIZED.has(s.type) ? HALF : CLIP_IMAGE_MEAN)],
     ["clip.vision.image_std", gguf.array("float32", GELU_HALF_NORMALIZED.has(s.type) ? HALF : CLIP_IMAGE_STD)],
     ...(GELU_HALF_NORMALIZED.has(s.type) ? [["clip.use_gelu", gguf.bool(true)] as [string, GgufValue]] : []),
+    ...(s.pinpoints ? [["clip.vision.image_grid_pinpoints", gguf.array("int32", s.pinpoints)] as [string, GgufValue]] : []),
   ];
 }
 
@@ -168,6 +174,10 @@ function checkShape(s: SyntheticProjectorShape): void {
   if ((s.type === "qwen2vl_merger" || s.type === "qwen3vl_merger") && ((s.nEmbd / s.nHead) % 4 !== 0 || s.imageSize % (2 * s.patchSize) !== 0)) {
     throw new BadRequestError(`synthetic projector shape: ${s.type} needs a head width divisible by 4 and the image side by 2 patches`);
   }
+  const pinpoints = s.pinpoints ?? [];
+  if (pinpoints.length > 0 && (s.type !== "mlp" || pinpoints.length % 2 !== 0 || !pinpoints.every((n) => Number.isSafeInteger(n) && n > 0 && n % s.imageSize === 0))) {
+    throw new BadRequestError("synthetic projector shape: pinpoints are mlp's, width and height pairs of whole tiles");
+  }
   const deepstack = s.deepstackLayers ?? [];
   if (deepstack.length > 0 && s.type !== "qwen3vl_merger") {
     throw new BadRequestError("synthetic projector shape: only qwen3vl_merger has deepstack layers");
@@ -201,6 +211,15 @@ export const SYNTHETIC_VISION_PRESETS = {
   "tiny-vision": {
     model: "tiny-llama",
     projector: { type: "mlp", imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2 },
+  },
+  /**
+   * LLaVA-1.6's tiling over tiny-vision: an image is resized to 32 x 32, 64 x 32, 32 x 64 or 64 x 64
+   * pixels and cut into 32 x 32 tiles, each 16 rows after a 16-row overview: a 48 x 40 image is 5
+   * chunks of one image, 80 rows (LLaVA-1.6: 576 rows an overview or tile, up to 4 tiles).
+   */
+  "tiny-vision-tiles": {
+    model: "tiny-llama",
+    projector: { type: "mlp", imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2, pinpoints: [32, 32, 64, 32, 32, 64, 64, 64] },
   },
   /**
    * The images benchmark's pair: llama110m seeing 224 x 224 images in 14 x 14 patches, 256 rows per

@@ -172,7 +172,10 @@ export interface NativeMediaChunk {
   nTokens: number;
   /** Positions it advances the sequence by (fewer than nTokens with M-RoPE). */
   nPos: number;
-  /** SHA-256 (hex) of the encoded file: the same image has the same id. */
+  /**
+   * SHA-256 (hex) of the encoded file: the same image has the same id. mtmd gives it to each of a
+   * file's chunks, tiles included (the engine keys them apart: media.ts withChunkIds).
+   */
   id: string;
   /** Its rows attend to each other both ways (Gemma 3): they must be decoded in one micro-batch. */
   nonCausal: boolean;

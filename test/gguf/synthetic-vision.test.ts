@@ -64,6 +64,18 @@ describe("synthetic vision models", () => {
     }), (e: Error) => e instanceof BadRequestError && /gemma3 averages 4 x 4 patches, which must tile the image/.test(e.message));
   });
 
+  test("tiny-vision-tiles: an mlp projector with LLaVA-1.6's resolutions to tile to; pinpoints that are not whole tiles are refused", async () => {
+    const { projector } = await writeSyntheticVisionModel({ preset: "tiny-vision-tiles", dir: tmp(), type: "f32" });
+    const mm = await readGgufHeader(projector.path);
+    assert.equal(mm.metadata.get("clip.projector_type")?.value, "mlp");
+    assert.deepEqual(mm.metadata.get("clip.vision.image_grid_pinpoints")?.value, [32, 32, 64, 32, 32, 64, 64, 64]);
+    const mlp = { type: "mlp" as const, imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 1, projectionDim: 64 };
+    for (const shape of [{ ...mlp, pinpoints: [48, 32] }, { ...mlp, pinpoints: [64] }, { ...mlp, type: "gemma3" as const, imageSize: 64, patchSize: 4, pinpoints: [64, 64] }]) {
+      await assert.rejects(writeSyntheticProjector({ shape, out: path.join(tmp(), "p.gguf") }), (e: Error) =>
+        e instanceof BadRequestError && /pinpoints are mlp's, width and height pairs of whole tiles/.test(e.message));
+    }
+  });
+
   test("deepstack layers a projector type lacks, repeats, or as many as the model's layers are refused", async () => {
     const merger = { imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2, projectionDim: 64 };
     await assert.rejects(writeSyntheticProjector({ shape: { ...merger, type: "qwen2vl_merger", deepstackLayers: [0] }, out: path.join(tmp(), "p.gguf") }),

@@ -111,3 +111,10 @@ export const VISION_QWEN3VL_REFERENCE_ANSWER = 'weather汇 AV doctr IEntity锊�
  * command (`-t 1`), on 2026-12-03: greedy, 12 tokens.
  */
 export const VISION_GEMMA3_REFERENCE_ANSWER = "گ International Dresнием Internationalagi septiembre conservation Internationalngotoclean";
+
+/**
+ * llama.cpp's own answer on tiny-vision-tiles (LLaVA-1.6's tiling: testImage(0) is an overview and
+ * 2 x 2 tiles, 5 chunks of 16 rows; f32, seed 0), by the same llama-mtmd-cli build and command
+ * (`-t 1`), on 2026-12-03: greedy, 12 tokens.
+ */
+export const VISION_TILES_REFERENCE_ANSWER = "citep metropolupt Jersey Джон röm Species firm roboterno passage between";
