@@ -6,7 +6,8 @@
 //   node --import tsx scripts/make-model.ts --preset tiny-vision --out DIR   (DIR/model.gguf, DIR/mmproj.gguf)
 // (tiny-vision: LLaVA-1.5's shape; tiny-vision-mrope: Qwen2-VL's, M-RoPE positions; tiny-vision-qwen3vl:
 // Qwen3-VL's, M-RoPE and deepstack; tiny-vision-gemma3: Gemma 3's, non-causal image rows, a sliding window;
-// tiny-vision-tiles: LLaVA-1.6's tiling, an image as an overview and tiles)
+// tiny-vision-tiles: LLaVA-1.6's tiling, an image as an overview and tiles; tiny-vision-idefics3: SmolVLM's,
+// its tiles with marker text between)
 import yargs from "yargs";
 import { hideBin } from "yargs/helpers";
 import { formatParameterSize } from "../src/gguf/reader.js";

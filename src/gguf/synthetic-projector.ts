@@ -18,6 +18,9 @@
 // Gemma 3's ("gemma3"): a SigLIP ViT (learned positions, no class token, a patch bias, GELU, a
 // final norm), its patches averaged 4 x 4, an RMS norm and one projection into the model; its
 // image rows attend to each other both ways (mtmd_decode_use_non_causal).
+// Idefics3's (SmolVLM's, "idefics3"): a SigLIP ViT whose patches are shuffled 2 x 2 into one
+// row and projected, and an image cut into imageSize tiles after an overview, each tile's chunk
+// after marker text (its row and column) that mtmd reads from the vocabulary.
 // Tensor names and hparam keys are clip.cpp's (tools/mtmd/clip-impl.h, load_hparams/load_tensors,
 // models/qwen2vl.cpp, models/qwen3vl.cpp, models/siglip.cpp).
 
@@ -33,12 +36,12 @@ import {
 import { gguf, type GgufValue } from "./values.js";
 import { writeGguf } from "./writer.js";
 
-export type SyntheticProjectorType = "mlp" | "qwen2vl_merger" | "qwen3vl_merger" | "gemma3";
+export type SyntheticProjectorType = "mlp" | "qwen2vl_merger" | "qwen3vl_merger" | "gemma3" | "idefics3";
 
 export interface SyntheticProjectorShape {
   type: SyntheticProjectorType;
   /**
-   * mlp, gemma3: the square input side in pixels, images resized to it; the mergers: images keep
+   * mlp, gemma3: the square input side in pixels, images resized to it; idefics3: a tile's side; the mergers: images keep
    * their own size (qwen3vl_merger: its learned positions are this side's grid, resized to the image's).
    */
   imageSize: number;
@@ -56,6 +59,8 @@ export interface SyntheticProjectorShape {
    * an image becomes an overview and a grid of imageSize tiles, each its own chunk of rows.
    */
   pinpoints?: number[];
+  /** idefics3: the side an image's longer side is resized to before it is cut into tiles. */
+  longestEdge?: number;
 }
 
 export interface SyntheticProjectorOptions {
@@ -79,9 +84,11 @@ const CLIP_IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_IMAGE_STD = [0.26862954, 0.26130258, 0.27577711];
 const HALF = [0.5, 0.5, 0.5];
 /** Projector types whose ViT uses GELU (tanh) and maps pixels from [0, 1] to [-1, 1]; the others: quick-GELU and CLIP's normalization. */
-const GELU_HALF_NORMALIZED: ReadonlySet<SyntheticProjectorType> = new Set(["qwen3vl_merger", "gemma3"]);
+const GELU_HALF_NORMALIZED: ReadonlySet<SyntheticProjectorType> = new Set(["qwen3vl_merger", "gemma3", "idefics3"]);
 /** gemma3: patches averaged per side (clip.cpp's default for every Gemma 3). */
 const GEMMA3_POOL = 4;
+/** idefics3: patches shuffled into one row per side (SmolVLM-256M: 4). */
+const IDEFICS3_SHUFFLE = 2;
 
 function projectorMetadata(s: SyntheticProjectorShape, name: string): Array<[string, GgufValue]> {
   return [
@@ -102,6 +109,9 @@ function projectorMetadata(s: SyntheticProjectorShape, name: string): Array<[str
     ["clip.vision.image_std", gguf.array("float32", GELU_HALF_NORMALIZED.has(s.type) ? HALF : CLIP_IMAGE_STD)],
     ...(GELU_HALF_NORMALIZED.has(s.type) ? [["clip.use_gelu", gguf.bool(true)] as [string, GgufValue]] : []),
     ...(s.pinpoints ? [["clip.vision.image_grid_pinpoints", gguf.array("int32", s.pinpoints)] as [string, GgufValue]] : []),
+    ...(s.type === "idefics3"
+      ? [["clip.vision.projector.scale_factor", gguf.uint32(IDEFICS3_SHUFFLE)], ["clip.vision.preproc_image_size", gguf.uint32(s.longestEdge ?? s.imageSize)]] as Array<[string, GgufValue]>
+      : []),
   ];
 }
 
@@ -123,6 +133,7 @@ function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
     qwen2vl_merger: framePatches,
     qwen3vl_merger: [...framePatches, random("v.patch_embd.bias", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches)],
     gemma3: [patches, random("v.patch_embd.bias", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches)],
+    idefics3: [patches, random("v.patch_embd.bias", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches)],
   }[s.type];
   const attention = (blk: string) => s.type === "qwen3vl_merger"
     ? linear(`${blk}.attn_qkv`, s.nEmbd, 3 * s.nEmbd)
@@ -140,6 +151,8 @@ function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
   }
   if (s.type === "mlp") {
     tensors.push(...linear("mm.0", s.nEmbd, s.projectionDim), ...linear("mm.2", s.projectionDim, s.projectionDim));
+  } else if (s.type === "idefics3") {
+    tensors.push(...norm("v.post_ln"), random("mm.model.fc.weight", IDEFICS3_SHUFFLE ** 2 * s.nEmbd, s.projectionDim));
   } else if (s.type === "gemma3") {
     tensors.push(
       ...norm("v.post_ln"),
@@ -166,6 +179,9 @@ function checkShape(s: SyntheticProjectorShape): void {
   }
   if (s.imageSize % s.patchSize !== 0 || s.nEmbd % s.nHead !== 0) {
     throw new BadRequestError("synthetic projector shape: patches must tile the image and heads split the embedding");
+  }
+  if (s.type === "idefics3" && ((s.imageSize / s.patchSize) % IDEFICS3_SHUFFLE !== 0 || (s.longestEdge ?? s.imageSize) < s.imageSize)) {
+    throw new BadRequestError("synthetic projector shape: idefics3 shuffles 2 x 2 patches, which must tile a tile, and its longest edge is at least a tile");
   }
   if (s.type === "gemma3" && (s.imageSize / s.patchSize) % GEMMA3_POOL !== 0) {
     throw new BadRequestError(`synthetic projector shape: gemma3 averages ${GEMMA3_POOL} x ${GEMMA3_POOL} patches, which must tile the image`);
@@ -199,10 +215,17 @@ export async function writeSyntheticProjector(options: SyntheticProjectorOptions
   });
   return {
     path: options.out,
-    imageTokens: (shape.imageSize / shape.patchSize) ** 2 / { mlp: 1, gemma3: GEMMA3_POOL ** 2, qwen2vl_merger: 4, qwen3vl_merger: 4 }[shape.type],
+    imageTokens: (shape.imageSize / shape.patchSize) ** 2 / { mlp: 1, gemma3: GEMMA3_POOL ** 2, idefics3: IDEFICS3_SHUFFLE ** 2, qwen2vl_merger: 4, qwen3vl_merger: 4 }[shape.type],
     tensorCount: tensors.length,
     parameterCount: tensors.reduce((sum, t) => sum + elementCount(t.dims), 0),
   };
+}
+
+interface VisionPresetShape {
+  model: SyntheticPreset;
+  /** Control tokens written over the model's vocabulary (SyntheticModelOptions.controlTokens). */
+  modelControlTokens?: Record<number, string>;
+  projector: Omit<SyntheticProjectorShape, "projectionDim">;
 }
 
 /** Vision models: a synthetic language model and a projector into its embedding width. */
@@ -250,11 +273,23 @@ export const SYNTHETIC_VISION_PRESETS = {
     model: "tiny-gemma3",
     projector: { type: "gemma3", imageSize: 64, patchSize: 4, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2 },
   },
+  /**
+   * Idefics3's (SmolVLM's) tiling over tiny-llama: an image's longer side resized to 64 pixels, cut
+   * into 32 x 32 tiles of 16 rows after a 32 x 32 overview, each tile's chunk after its marker text
+   * (`<fake_token_around_image><row_1_col_2>`): a 48 x 40 image is 5 chunks with text between.
+   * mtmd looks `<fake_token_around_image>`, `<global-img>` and "\n\n" up in the vocabulary: they
+   * take the last three of its tokens' places as control tokens (SmolVLM's vocabulary has them).
+   */
+  "tiny-vision-idefics3": {
+    model: "tiny-llama",
+    modelControlTokens: { 31997: "<fake_token_around_image>", 31998: "<global-img>", 31999: "\n\n" },
+    projector: { type: "idefics3", imageSize: 32, patchSize: 4, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2, longestEdge: 64 },
+  },
   "tiny-vision-qwen3vl": {
     model: "tiny-qwen3vl",
     projector: { type: "qwen3vl_merger", imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 3, deepstackLayers: [0, 1] },
   },
-} satisfies Record<string, { model: SyntheticPreset; projector: Omit<SyntheticProjectorShape, "projectionDim"> }>;
+} satisfies Record<string, VisionPresetShape>;
 
 export type SyntheticVisionPreset = keyof typeof SYNTHETIC_VISION_PRESETS;
 
@@ -274,8 +309,7 @@ export interface SyntheticVisionOptions {
 export async function writeSyntheticVisionModel(
   options: SyntheticVisionOptions,
 ): Promise<{ model: SyntheticModelSummary; projector: SyntheticProjectorSummary }> {
-  const preset: { model: SyntheticPreset; projector: Omit<SyntheticProjectorShape, "projectionDim"> } | undefined =
-    SYNTHETIC_VISION_PRESETS[options.preset];
+  const preset: VisionPresetShape | undefined = SYNTHETIC_VISION_PRESETS[options.preset];
   if (!preset) throw new BadRequestError(`unknown vision preset ${JSON.stringify(options.preset)}`);
   const lm: SyntheticShape = SYNTHETIC_PRESETS[preset.model];
   // mtmd refuses a pair whose row width (the projection and its deepstack embeddings) is not the model's input width.
@@ -286,6 +320,7 @@ export async function writeSyntheticVisionModel(
   const seed = options.seed ?? 0;
   const model = await writeSyntheticModel({
     preset: preset.model, type: options.type, out: path.join(options.dir, "model.gguf"), chatTemplate: true, seed, name: options.preset,
+    controlTokens: preset.modelControlTokens,
   });
   const projector = await writeSyntheticProjector({
     shape: { ...preset.projector, projectionDim: lm.nEmbd },

@@ -1,6 +1,6 @@
 // Images through the engine, on the tiny-vision pair (a LLaVA-1.5-shaped projector over a tiny
-// llama) and pairs of LLaVA-1.6's, Qwen2-VL's, Qwen3-VL's and Gemma 3's shapes, each created in a
-// temporary store as a model layer plus a projector layer: image rows in the shared steps beside
+// llama) and pairs of LLaVA-1.6's, Idefics3's, Qwen2-VL's, Qwen3-VL's and Gemma 3's shapes, each
+// created in a temporary store as a model layer plus a projector layer: image rows in the shared steps beside
 // other sequences, the prefix cache keyed by image content, refused inputs, cancellation.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -20,7 +20,7 @@ import { initBackend, liveNativeObjects } from "../../src/native/index.js";
 import { ImageServer } from "../helpers/image-server.js";
 import { TestRegistry } from "../helpers/registry.js";
 import {
-  imageFile, testImage, tinyVisionModel, VISION_GEMMA3_REFERENCE_ANSWER, VISION_MROPE_REFERENCE_ANSWER, VISION_QWEN3VL_REFERENCE_ANSWER, VISION_REFERENCE_ANSWER,
+  imageFile, testImage, tinyVisionModel, VISION_GEMMA3_REFERENCE_ANSWER, VISION_IDEFICS3_REFERENCE_ANSWER, VISION_MROPE_REFERENCE_ANSWER, VISION_QWEN3VL_REFERENCE_ANSWER, VISION_REFERENCE_ANSWER,
   VISION_REFERENCE_QUESTION, VISION_TILES_REFERENCE_ANSWER,
 } from "../helpers/images.js";
 import { storiesPath } from "../helpers/models.js";
@@ -282,11 +282,13 @@ describe("engine with images (tiny-vision)", () => {
 //   text after it advances by max(nx, ny), so cell positions part from token indices (kv-manager.ts,
 //   media.ts positionAt). Qwen3-VL's rows are also three embeddings wide (its deepstack), which the
 //   projector and the decode of embedding rows take from the model's input width.
-// - LLaVA-1.6's tiling: an image is 5 chunks (an overview, 2 x 2 tiles) that mtmd gives one id.
+// - LLaVA-1.6's and Idefics3's tiling: an image is 5 chunks (an overview, 2 x 2 tiles) that mtmd
+//   gives one id; Idefics3's with marker text between them, each a step after the tile before.
 // - Gemma 3's: an image's rows attend to each other both ways (decoded in calls of their own), and
 //   the model's local layers see 16 positions back, which its prompts here reach past.
 const MORE_PAIRS = [
   { preset: "tiny-vision-tiles", shape: "tiles", reference: VISION_TILES_REFERENCE_ANSWER },
+  { preset: "tiny-vision-idefics3", shape: "tiles with text between", reference: VISION_IDEFICS3_REFERENCE_ANSWER },
   { preset: "tiny-vision-mrope", shape: "M-RoPE", reference: VISION_MROPE_REFERENCE_ANSWER },
   { preset: "tiny-vision-qwen3vl", shape: "M-RoPE, deepstack", reference: VISION_QWEN3VL_REFERENCE_ANSWER },
   { preset: "tiny-vision-gemma3", shape: "non-causal image rows, sliding window", reference: VISION_GEMMA3_REFERENCE_ANSWER },

@@ -76,6 +76,20 @@ describe("synthetic vision models", () => {
     }
   });
 
+  test("tiny-vision-idefics3: an idefics3 projector that tiles at its longest edge, its marker tokens written into the model's vocabulary as control tokens", async () => {
+    const { model, projector } = await writeSyntheticVisionModel({ preset: "tiny-vision-idefics3", dir: tmp(), type: "f32" });
+    const mm = await readGgufHeader(projector.path);
+    assert.equal(mm.metadata.get("clip.projector_type")?.value, "idefics3");
+    assert.equal(mm.metadata.get("clip.vision.preproc_image_size")?.value, 64);
+    assert.equal(mm.metadata.get("clip.vision.projector.scale_factor")?.value, 2);
+    assert.deepEqual(mm.tensors.find((t) => t.name === "mm.model.fc.weight")?.dims, [128, 64], "4 patches of 32 side by side, into the model's 64");
+    const lm = await readGgufHeader(model.path);
+    const tokens = lm.metadata.get("tokenizer.ggml.tokens")?.value as string[];
+    const types = lm.metadata.get("tokenizer.ggml.token_type")?.value as number[];
+    assert.deepEqual(tokens.slice(31997), ["<fake_token_around_image>", "<global-img>", "\n\n"]);
+    assert.deepEqual(types.slice(31997), [3, 3, 3]);
+  });
+
   test("deepstack layers a projector type lacks, repeats, or as many as the model's layers are refused", async () => {
     const merger = { imageSize: 32, patchSize: 8, nEmbd: 32, nHead: 4, nFf: 64, nLayer: 2, projectionDim: 64 };
     await assert.rejects(writeSyntheticProjector({ shape: { ...merger, type: "qwen2vl_merger", deepstackLayers: [0] }, out: path.join(tmp(), "p.gguf") }),

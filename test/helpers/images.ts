@@ -118,3 +118,10 @@ export const VISION_GEMMA3_REFERENCE_ANSWER = "گ International Dresнием Int
  * (`-t 1`), on 2026-12-03: greedy, 12 tokens.
  */
 export const VISION_TILES_REFERENCE_ANSWER = "citep metropolupt Jersey Джон röm Species firm roboterno passage between";
+
+/**
+ * llama.cpp's own answer on tiny-vision-idefics3 (Idefics3's tiling: testImage(0) is an overview
+ * and 2 x 2 tiles, 5 chunks of 16 rows with marker text between; f32, seed 0), by the same
+ * llama-mtmd-cli build and command (`-t 1`), on 2026-12-03: greedy, 12 tokens.
+ */
+export const VISION_IDEFICS3_REFERENCE_ANSWER = " Санкт Java万 Esteicz Franc eigen distingu Ass висиниgin términ";
