@@ -10,6 +10,7 @@ import type { NativeContext, NativeMediaChunk, NativeModel, NativeProjector, Pro
 import {
   encodePng, imageFile, testImage, tinyVisionModel, VISION_MROPE_REFERENCE_ANSWER, VISION_REFERENCE_QUESTION, webpHeaderOnly,
 } from "../helpers/images.js";
+import type { SyntheticVisionPreset } from "../../src/gguf/synthetic-projector.js";
 
 const greedy: SamplerParams = {
   temperature: 0, topK: 40, topP: 1, minP: 0, typicalP: 1, seed: 1, repeatLastN: 64, repeatPenalty: 1, presencePenalty: 0, frequencyPenalty: 0,
@@ -289,33 +290,35 @@ describe("native projector (tiny-vision)", () => {
   });
 });
 
+
+/** A pair's model, projector and a context, opened before a describe block's tests and closed after them. */
+function pairDuring(preset: SyntheticVisionPreset, kvCells = 256): { model: NativeModel; projector: NativeProjector; ctx: NativeContext } {
+  const pair = {} as { model: NativeModel; projector: NativeProjector; ctx: NativeContext };
+  before(async () => {
+    initBackend("cpu");
+    const files = await tinyVisionModel(preset);
+    pair.model = await loadModel(files.model);
+    pair.projector = await loadProjector(pair.model, files.projector, 1);
+    pair.ctx = await createContext(pair.model, { kvCells, nSeqMax: 4, batchCapacity: 64, nUbatch: 64 });
+  });
+  after(async () => {
+    await pair.ctx?.dispose();
+    await pair.projector?.dispose();
+    await pair.model?.dispose();
+  });
+  return pair;
+}
 // Qwen2-VL's shape (tiny-vision-mrope): an image keeps its aspect, its rows a grid at the image's
 // start position with their place in the other M-RoPE dimensions.
 describe("native projector, M-RoPE (tiny-vision-mrope)", () => {
-  let model: NativeModel;
-  let projector: NativeProjector;
-  let ctx: NativeContext;
-
-  before(async () => {
-    initBackend("cpu");
-    const files = await tinyVisionModel("tiny-vision-mrope");
-    model = await loadModel(files.model);
-    projector = await loadProjector(model, files.projector, 1);
-    ctx = await createContext(model, { kvCells: 512, nSeqMax: 4, batchCapacity: 64, nUbatch: 64 });
-  });
-
-  after(async () => {
-    await ctx?.dispose();
-    await projector?.dispose();
-    await model?.dispose();
-  });
+  const pair = pairDuring("tiny-vision-mrope", 512);
 
   test("a 64 x 32 image is a 4 x 2 grid of rows: all at the start position in t, their row and column in y and x", async () => {
-    assert.equal(projector.mrope, true);
-    assert.equal(projector.vision, true);
-    assert.equal(projector.embeddingLength, model.info.embeddingLength);
+    assert.equal(pair.projector.mrope, true);
+    assert.equal(pair.projector.vision, true);
+    assert.equal(pair.projector.embeddingLength, pair.model.info.embeddingLength);
     const png = encodePng(64, 32, (x, y) => [x * 4, y * 8, 128]);
-    const [image] = media(await projector.tokenize(`${projector.marker} What is this?`, [png], { addSpecial: true }));
+    const [image] = media(await pair.projector.tokenize(`${pair.projector.marker} What is this?`, [png], { addSpecial: true }));
     assert.equal(image!.nTokens, 8);
     assert.equal(image!.nPos, 4, "positions advance by the grid's longer side");
     const grid = [0, 1, 2, 3, 4, 5, 6, 7];
@@ -331,22 +334,22 @@ describe("native projector, M-RoPE (tiny-vision-mrope)", () => {
   // image's rows 4 each (positions(pos)), the text after it nPos later. The same prompt text as
   // llama-mtmd-cli's (the model's ChatML template, the marker before the question).
   test("greedy output for an image prompt equals llama-mtmd-cli's on the same files (test/helpers/images.ts)", async () => {
-    const text = `<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n${projector.marker}${VISION_REFERENCE_QUESTION}<|im_end|>\n<|im_start|>assistant\n`;
-    const chunks = await projector.tokenize(text, [testImage(0)], { addSpecial: true });
-    ctx.setSampler(1, greedy);
+    const text = `<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n${pair.projector.marker}${VISION_REFERENCE_QUESTION}<|im_end|>\n<|im_start|>assistant\n`;
+    const chunks = await pair.projector.tokenize(text, [testImage(0)], { addSpecial: true });
+    pair.ctx.setSampler(1, greedy);
     let pos = 0;
     const answer: number[] = [];
     for (const [i, chunk] of chunks.entries()) {
       if (chunk.type !== "text") {
-        const r = await ctx.decodeEmbeddings({
-          seqIds: new Int32Array(chunk.nTokens).fill(1), embeddings: await projector.encode(chunk), positions: chunk.positions(pos), nonCausal: chunk.nonCausal,
+        const r = await pair.ctx.decodeEmbeddings({
+          seqIds: new Int32Array(chunk.nTokens).fill(1), embeddings: await pair.projector.encode(chunk), positions: chunk.positions(pos), nonCausal: chunk.nonCausal,
         });
         assert.equal(r.status, "ok");
         pos += chunk.nPos;
         continue;
       }
       const last = i === chunks.length - 1;
-      const r = await ctx.step({
+      const r = await pair.ctx.step({
         tokens: chunk.tokens, positions: Int32Array.from(chunk.tokens, (_, k) => pos + k),
         seqIds: new Int32Array(chunk.tokens.length).fill(1), sample: Uint8Array.from(chunk.tokens, (_, k) => +(last && k === chunk.tokens.length - 1)),
       });
@@ -354,100 +357,77 @@ describe("native projector, M-RoPE (tiny-vision-mrope)", () => {
       if (last) answer.push(r.sampledTokens[0]!);
     }
     while (answer.length < 12) {
-      const r = await ctx.step({ tokens: Int32Array.of(answer.at(-1)!), positions: Int32Array.of(pos++), seqIds: Int32Array.of(1), sample: Uint8Array.of(1) });
+      const r = await pair.ctx.step({ tokens: Int32Array.of(answer.at(-1)!), positions: Int32Array.of(pos++), seqIds: Int32Array.of(1), sample: Uint8Array.of(1) });
       answer.push(r.sampledTokens[0]!);
     }
-    ctx.seqRemove(1, -1, -1);
-    ctx.clearSampler(1);
-    assert.equal(model.detokenize(Int32Array.from(answer), false, false), VISION_MROPE_REFERENCE_ANSWER);
+    pair.ctx.seqRemove(1, -1, -1);
+    pair.ctx.clearSampler(1);
+    assert.equal(pair.model.detokenize(Int32Array.from(answer), false, false), VISION_MROPE_REFERENCE_ANSWER);
   });
 
   test("the rows decode into a sequence with 4 positions a row", async () => {
-    const [image] = media(await projector.tokenize(projector.marker, [testImage(0)]));
-    const rows = await projector.encode(image!);
-    assert.equal(rows.length, image!.nTokens * projector.embeddingLength);
+    const [image] = media(await pair.projector.tokenize(pair.projector.marker, [testImage(0)]));
+    const rows = await pair.projector.encode(image!);
+    assert.equal(rows.length, image!.nTokens * pair.projector.embeddingLength);
     assert.ok(rows.every(Number.isFinite));
-    const r = await ctx.decodeEmbeddings({ seqIds: new Int32Array(image!.nTokens), embeddings: rows, positions: image!.positions(0), nonCausal: image!.nonCausal });
+    const r = await pair.ctx.decodeEmbeddings({ seqIds: new Int32Array(image!.nTokens), embeddings: rows, positions: image!.positions(0), nonCausal: image!.nonCausal });
     assert.equal(r.status, "ok");
-    assert.equal(ctx.seqPosMax(0), 0, "every row at the image's start position");
-    ctx.seqRemove(0, -1, -1);
+    assert.equal(pair.ctx.seqPosMax(0), 0, "every row at the image's start position");
+    pair.ctx.seqRemove(0, -1, -1);
   });
 
   test("rows with one position each (not 4) are refused, not read past their end", async () => {
-    const [image] = media(await projector.tokenize(projector.marker, [testImage(0)]));
-    const rows = await projector.encode(image!);
+    const [image] = media(await pair.projector.tokenize(pair.projector.marker, [testImage(0)]));
+    const rows = await pair.projector.encode(image!);
     const n = image!.nTokens;
     const positions = image!.positions(0);
     for (const wrong of [positions.subarray(0, n), positions.subarray(0, 3 * n), Int32Array.from({ length: 4 * n + 1 })]) {
-      await assert.rejects(async () => ctx.decodeEmbeddings({ seqIds: new Int32Array(n), embeddings: rows, positions: wrong, nonCausal: false }),
+      await assert.rejects(async () => pair.ctx.decodeEmbeddings({ seqIds: new Int32Array(n), embeddings: rows, positions: wrong, nonCausal: false }),
         new RegExp(`rows.positions must have ${4 * n} entries \\(4 a row, M-RoPE\\), not ${wrong.length}`));
     }
-    assert.equal(ctx.seqPosMax(0), -1, "nothing was decoded");
+    assert.equal(pair.ctx.seqPosMax(0), -1, "nothing was decoded");
   });
 });
 
 // Qwen3-VL's shape (tiny-vision-qwen3vl): a row is the model's input width, its embedding and one
 // deepstack embedding per early layer side by side (llama_model_n_embd_inp), not its embedding width.
 describe("native projector, deepstack (tiny-vision-qwen3vl)", () => {
-  let model: NativeModel;
-  let projector: NativeProjector;
-  let ctx: NativeContext;
-
-  before(async () => {
-    initBackend("cpu");
-    const files = await tinyVisionModel("tiny-vision-qwen3vl");
-    model = await loadModel(files.model);
-    projector = await loadProjector(model, files.projector, 1);
-    ctx = await createContext(model, { kvCells: 256, nSeqMax: 2, batchCapacity: 64, nUbatch: 64 });
-  });
-
-  after(async () => {
-    await ctx?.dispose();
-    await projector?.dispose();
-    await model?.dispose();
-  });
+  const pair = pairDuring("tiny-vision-qwen3vl");
 
   test("rows are 3 embeddings wide and decode; rows of the embedding width alone are refused", async () => {
-    assert.equal(projector.mrope, true);
-    assert.equal(projector.embeddingLength, 3 * model.info.embeddingLength);
+    assert.equal(pair.projector.mrope, true);
+    assert.equal(pair.projector.embeddingLength, 3 * pair.model.info.embeddingLength);
     // 64 x 32 pixels: 8 rows, whose 8 x 64 floats are no whole number of 192-float rows.
-    const [image] = media(await projector.tokenize(projector.marker, [encodePng(64, 32, (x, y) => [x * 4, y * 8, 64])]));
+    const [image] = media(await pair.projector.tokenize(pair.projector.marker, [encodePng(64, 32, (x, y) => [x * 4, y * 8, 64])]));
     assert.equal(image!.nTokens, 8);
-    const rows = await projector.encode(image!);
-    assert.equal(rows.length, image!.nTokens * 3 * model.info.embeddingLength);
-    const narrow = rows.subarray(0, image!.nTokens * model.info.embeddingLength);
-    await assert.rejects(async () => ctx.decodeEmbeddings({ seqIds: new Int32Array(image!.nTokens), embeddings: narrow, positions: image!.positions(0), nonCausal: false }),
+    const rows = await pair.projector.encode(image!);
+    assert.equal(rows.length, image!.nTokens * 3 * pair.model.info.embeddingLength);
+    const narrow = rows.subarray(0, image!.nTokens * pair.model.info.embeddingLength);
+    await assert.rejects(async () => pair.ctx.decodeEmbeddings({ seqIds: new Int32Array(image!.nTokens), embeddings: narrow, positions: image!.positions(0), nonCausal: false }),
       /rows.embeddings must hold whole rows of 192 floats/);
-    const r = await ctx.decodeEmbeddings({ seqIds: new Int32Array(image!.nTokens), embeddings: rows, positions: image!.positions(0), nonCausal: image!.nonCausal });
+    const r = await pair.ctx.decodeEmbeddings({ seqIds: new Int32Array(image!.nTokens), embeddings: rows, positions: image!.positions(0), nonCausal: image!.nonCausal });
     assert.equal(r.status, "ok");
-    ctx.seqRemove(0, -1, -1);
+    pair.ctx.seqRemove(0, -1, -1);
   });
 });
 
 // Gemma 3's shape (tiny-vision-gemma3): every image is resized to the projector's square and its
 // patches averaged 4 x 4, and its rows attend to each other both ways, as mtmd_decode_use_non_causal says.
 describe("native projector, non-causal rows (tiny-vision-gemma3)", () => {
+  const pair = pairDuring("tiny-vision-gemma3");
+
   test("any image is 16 rows, marked non-causal, and they decode", async () => {
-    initBackend("cpu");
-    const files = await tinyVisionModel("tiny-vision-gemma3");
-    const model = await loadModel(files.model);
-    const projector = await loadProjector(model, files.projector, 1);
-    const ctx = await createContext(model, { kvCells: 256, nSeqMax: 2, batchCapacity: 64, nUbatch: 64 });
-    try {
-      assert.equal(projector.mrope, false);
-      for (const png of [testImage(0), encodePng(64, 32, (x, y) => [x * 4, y * 8, 64])]) {
-        const [image] = media(await projector.tokenize(projector.marker, [png]));
-        assert.equal(image!.nTokens, 16);
-        assert.equal(image!.nonCausal, true);
-      }
-      const [image] = media(await projector.tokenize(projector.marker, [testImage(0)]));
-      const r = await ctx.decodeEmbeddings({ seqIds: new Int32Array(16), embeddings: await projector.encode(image!), positions: image!.positions(0), nonCausal: true });
-      assert.equal(r.status, "ok");
-      assert.equal(ctx.seqPosMax(0), 15);
-    } finally {
-      await ctx.dispose();
-      await projector.dispose();
-      await model.dispose();
+    const { projector, ctx } = pair;
+    assert.equal(projector.mrope, false);
+    for (const png of [testImage(0), encodePng(64, 32, (x, y) => [x * 4, y * 8, 64])]) {
+      const [image] = media(await projector.tokenize(projector.marker, [png]));
+      assert.equal(image!.nTokens, 16);
+      assert.equal(image!.nonCausal, true);
     }
+    const [image] = media(await projector.tokenize(projector.marker, [testImage(0)]));
+    const r = await ctx.decodeEmbeddings({ seqIds: new Int32Array(16), embeddings: await projector.encode(image!), positions: image!.positions(0), nonCausal: true });
+    assert.equal(r.status, "ok");
+    assert.equal(ctx.seqPosMax(0), 15);
+    ctx.seqRemove(0, -1, -1);
   });
 });
