@@ -41,8 +41,9 @@ export type SyntheticProjectorType = "mlp" | "qwen2vl_merger" | "qwen3vl_merger"
 export interface SyntheticProjectorShape {
   type: SyntheticProjectorType;
   /**
-   * mlp, gemma3: the square input side in pixels, images resized to it; idefics3: a tile's side; the mergers: images keep
-   * their own size (qwen3vl_merger: its learned positions are this side's grid, resized to the image's).
+   * mlp, gemma3: the square input side in pixels, images resized to it; idefics3: a tile's side;
+   * the mergers: images keep their own size (qwen3vl_merger: its learned positions are this side's
+   * grid, resized to the image's).
    */
   imageSize: number;
   patchSize: number;
@@ -72,14 +73,14 @@ export interface SyntheticProjectorOptions {
 
 export interface SyntheticProjectorSummary {
   path: string;
-  /** Embedding rows one image becomes (mlp: one per patch; gemma3: per 4 x 4 patches; the mergers: per 2 x 2 patches of the resized image, this for an imageSize square). */
+  /** Embedding rows an imageSize square becomes (one per PATCHES_PER_ROW patches); images of another size, or tiled, become others. */
   imageTokens: number;
   tensorCount: number;
   parameterCount: number;
 }
 
-// CLIP's (OpenAI) pixel normalization, as LLaVA-1.5's and Qwen2-VL's mmproj files carry it; Qwen3-VL's
-// maps [0, 1] to [-1, 1].
+// CLIP's (OpenAI) pixel normalization, as LLaVA-1.5's and Qwen2-VL's mmproj files carry it; SigLIP's
+// and Qwen3-VL's map [0, 1] to [-1, 1].
 const CLIP_IMAGE_MEAN = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_IMAGE_STD = [0.26862954, 0.26130258, 0.27577711];
 const HALF = [0.5, 0.5, 0.5];
@@ -89,6 +90,10 @@ const GELU_HALF_NORMALIZED: ReadonlySet<SyntheticProjectorType> = new Set(["qwen
 const GEMMA3_POOL = 4;
 /** idefics3: patches shuffled into one row per side (SmolVLM-256M: 4). */
 const IDEFICS3_SHUFFLE = 2;
+/** Patches that make one embedding row. */
+const PATCHES_PER_ROW: Record<SyntheticProjectorType, number> = {
+  mlp: 1, gemma3: GEMMA3_POOL ** 2, idefics3: IDEFICS3_SHUFFLE ** 2, qwen2vl_merger: 4, qwen3vl_merger: 4,
+};
 
 function projectorMetadata(s: SyntheticProjectorShape, name: string): Array<[string, GgufValue]> {
   return [
@@ -128,12 +133,14 @@ function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
   const patches = random("v.patch_embd.weight", s.patchSize, s.patchSize, 3, s.nEmbd);
   // Two patch convolutions, one per video frame; a still image goes through both.
   const framePatches = [patches, { ...patches, name: "v.patch_embd.weight.1" }];
+  // SigLIP's (and Qwen3-VL's): a bias on the patches, a learned position each, no class token.
+  const biasAndPositions = [random("v.patch_embd.bias", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches)];
   const tensors = {
     mlp: [patches, random("v.class_embd", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches + 1), ...norm("v.pre_ln")],
     qwen2vl_merger: framePatches,
-    qwen3vl_merger: [...framePatches, random("v.patch_embd.bias", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches)],
-    gemma3: [patches, random("v.patch_embd.bias", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches)],
-    idefics3: [patches, random("v.patch_embd.bias", s.nEmbd), random("v.position_embd.weight", s.nEmbd, nPatches)],
+    qwen3vl_merger: [...framePatches, ...biasAndPositions],
+    gemma3: [patches, ...biasAndPositions],
+    idefics3: [patches, ...biasAndPositions],
   }[s.type];
   const attention = (blk: string) => s.type === "qwen3vl_merger"
     ? linear(`${blk}.attn_qkv`, s.nEmbd, 3 * s.nEmbd)
@@ -152,7 +159,7 @@ function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
   if (s.type === "mlp") {
     tensors.push(...linear("mm.0", s.nEmbd, s.projectionDim), ...linear("mm.2", s.projectionDim, s.projectionDim));
   } else if (s.type === "idefics3") {
-    tensors.push(...norm("v.post_ln"), random("mm.model.fc.weight", IDEFICS3_SHUFFLE ** 2 * s.nEmbd, s.projectionDim));
+    tensors.push(...norm("v.post_ln"), random("mm.model.fc.weight", PATCHES_PER_ROW.idefics3 * s.nEmbd, s.projectionDim));
   } else if (s.type === "gemma3") {
     tensors.push(
       ...norm("v.post_ln"),
@@ -162,7 +169,7 @@ function projectorTensors(s: SyntheticProjectorShape): TensorPlan[] {
     );
   } else {
     // Each row merges 2 x 2 patches: the MLP reads their 4 embeddings side by side.
-    const merged = 4 * s.nEmbd;
+    const merged = PATCHES_PER_ROW[s.type] * s.nEmbd;
     tensors.push(...norm("v.post_ln"), ...linear("mm.0", merged, merged), ...linear("mm.2", merged, s.projectionDim));
     for (const il of s.deepstackLayers ?? []) {
       const ds = `v.deepstack.${il}`;
@@ -203,7 +210,7 @@ function checkShape(s: SyntheticProjectorShape): void {
   }
 }
 
-/** Writes a random-weight projector GGUF (LLaVA-1.5's, Qwen2-VL's or Qwen3-VL's shape) that llama.cpp's mtmd loads and runs. */
+/** Writes a random-weight projector GGUF of one of the shapes above that llama.cpp's mtmd loads and runs. */
 export async function writeSyntheticProjector(options: SyntheticProjectorOptions): Promise<SyntheticProjectorSummary> {
   const { shape } = options;
   checkShape(shape);
@@ -215,7 +222,7 @@ export async function writeSyntheticProjector(options: SyntheticProjectorOptions
   });
   return {
     path: options.out,
-    imageTokens: (shape.imageSize / shape.patchSize) ** 2 / { mlp: 1, gemma3: GEMMA3_POOL ** 2, idefics3: IDEFICS3_SHUFFLE ** 2, qwen2vl_merger: 4, qwen3vl_merger: 4 }[shape.type],
+    imageTokens: (shape.imageSize / shape.patchSize) ** 2 / PATCHES_PER_ROW[shape.type],
     tensorCount: tensors.length,
     parameterCount: tensors.reduce((sum, t) => sum + elementCount(t.dims), 0),
   };

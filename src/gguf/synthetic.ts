@@ -36,11 +36,9 @@ export interface SyntheticShape {
    * added to the output of one of the first layers, so rows are nEmbd x (1 + deepstackLayers) wide.
    */
   deepstackLayers?: number;
-  /**
-   * Gemma 3's local attention: a token sees only this many positions back in the layers that are
-   * not every swaPattern-th (Gemma 3: 1,024, and 5 local layers to 1 global).
-   */
+  /** Gemma 3's local attention: a token sees only this many positions back in a local layer (Gemma 3: 1,024). */
   slidingWindow?: number;
+  /** Every swaPattern-th layer is global, the others local (Gemma 3: 6, 5 local layers to 1 global). */
   swaPattern?: number;
 }
 
@@ -63,11 +61,6 @@ export const SYNTHETIC_PRESETS = {
    */
   "tiny-qwen2vl": { ...QWEN2, arch: "qwen2vl", nEmbd: 64, nLayer: 2, nHead: 4, nHeadKv: 2, nFf: 128, contextLength: 2048, ropeSections: [2, 3, 3, 0], tiedOutput: false },
   /**
-   * Qwen3-VL's language model, shrunk: Qwen3's per-head Q and K norms and no QKV biases, interleaved
-   * M-RoPE, and image rows 3 x 64 wide, whose two extra embeddings go into layers 0 and 1 of 3 (Qwen3-VL-2B:
-   * 3 of its 28 layers).
-   */
-  /**
    * Gemma 3's language model, shrunk: per-head Q and K norms, norms after attention and after the
    * feed-forward too, and layer 0 of 2 local with a 16-position window, so a test prompt with an
    * image reaches past it. The SentencePiece vocabulary of the llama presets stands in for Gemma's.
@@ -76,6 +69,11 @@ export const SYNTHETIC_PRESETS = {
     ...LLAMA_SPM, arch: "gemma3", nEmbd: 64, nLayer: 2, nHead: 4, nHeadKv: 2, nFf: 128, contextLength: 2048,
     ropeFreqBase: 1000000, rmsNormEps: 1e-6, slidingWindow: 16, swaPattern: 2,
   },
+  /**
+   * Qwen3-VL's language model, shrunk: Qwen3's per-head Q and K norms and no QKV biases, interleaved
+   * M-RoPE, and image rows 3 x 64 wide, whose two extra embeddings go into layers 0 and 1 of 3
+   * (Qwen3-VL-2B: 3 of its 28 layers).
+   */
   "tiny-qwen3vl": {
     ...QWEN2, arch: "qwen3vl", nEmbd: 64, nLayer: 3, nHead: 4, nHeadKv: 2, nFf: 128, contextLength: 2048,
     ropeFreqBase: 5000000, ropeSections: [2, 3, 3, 0], deepstackLayers: 2, tiedOutput: false,
