@@ -25,7 +25,7 @@ export type MediaEncoder = (chunk: NativeMediaChunk) => Promise<Float32Array>;
 export type MediaRows = (chunk: NativeMediaChunk, request: object) => Promise<Float32Array>;
 
 export class EncoderCache {
-  /** Rows by chunk id (the image's content hash), under its request's number unless shared; sized in rows. */
+  /** Rows by chunk id (the image's content hash, and a tile's place in it: media.ts withChunkIds), under its request's number unless shared; sized in rows. */
   private readonly entries: PromiseLru<Float32Array>;
   /** Requests' numbers, for keys of rows not shared across requests. */
   private readonly requests = new WeakMap<object, number>();
