@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Executor } from "../../src/engine/executor.js";
 import { KvManager } from "../../src/engine/kv-manager.js";
-import { fitToMedia, MediaIds, mediaSpanAt, positionAt, rowPositions, type MediaSpan } from "../../src/engine/media.js";
+import { fitToMedia, MediaIds, mediaSpanAt, positionAt, rowPositions, withChunkIds, type MediaSpan } from "../../src/engine/media.js";
 import { Scheduler, type ScheduledSequence, type StepPlan } from "../../src/engine/scheduler.js";
 import type { NativeMediaChunk } from "../../src/native/index.js";
 import { FakeContext, SAMPLER } from "../helpers/fake-context.js";
@@ -65,6 +65,16 @@ describe("media spans", () => {
     assert.equal(local.of("a"), local.of("a"));
     assert.notEqual(local.of("a"), local.of("b"));
     assert.ok(local.of("c") < 0);
+  });
+});
+
+describe("a file's chunks", () => {
+  // mtmd gives each chunk of a file the file's id; a tiled image (LLaVA-1.6, MiniCPM-V, SmolVLM) is an overview and tiles.
+  test("a tiled file's chunks each get its id and their place in it; a file of one chunk keeps its id", () => {
+    const tiled = withChunkIds({ id: "file", width: 48, height: 40, audio: false, chunks: [chunk(16, "file"), chunk(16, "file"), chunk(16, "file")] });
+    assert.deepEqual(tiled.chunks.map((c) => c.id), ["file#0", "file#1", "file#2"]);
+    assert.equal(new Set(tiled.chunks.map((c) => ids.of(c.id))).size, 3, "a placeholder token each");
+    assert.equal(withChunkIds({ id: "one", width: 32, height: 32, audio: false, chunks: [chunk(16, "one")] }).chunks[0]!.id, "one");
   });
 });
 
